@@ -1,0 +1,48 @@
+"""archlab: take the lecture's Fashion-MNIST DNN and CNN apart.
+
+The public API lives here; every name is imported lazily so that ``archlab --help``
+answers without importing torch.
+
+Example::
+
+    >>> import archlab
+    >>> print(archlab.trace_shapes("cnn"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (the single place the public surface is listed)
+_EXPORTS: dict[str, str] = {
+    "ArchlabError": "archlab.errors",
+    "ParamReport": "archlab.params",
+    "ShapeReport": "archlab.shapes",
+    "compare_params": "archlab.params",
+    "count_params": "archlab.params",
+    "create_model": "archlab.models",
+    "list_models": "archlab.models",
+    "load_model": "archlab.loading",
+    "model_description": "archlab.models",
+    "register_model": "archlab.models",
+    "set_hyperparameter": "archlab.whatif",
+    "trace_shapes": "archlab.shapes",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

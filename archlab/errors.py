@@ -1,0 +1,16 @@
+"""The one exception type a user mistake turns into."""
+
+from __future__ import annotations
+
+
+class ArchlabError(Exception):
+    """A problem the user can fix; the CLI prints it as one line and exits non-zero.
+
+    Args:
+        message: one line saying what is wrong and what to do.
+        exit_code: the CLI's exit status. Default: 2 (bad input).
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,330 @@
+"""Analytic output shapes of single layers, with the formula written out.
+
+Each rule takes a module and its full input shape (batch first) and returns a
+:class:`Step`, or raises :class:`ShapeError` when the layer cannot take that input,
+exactly where torch's forward pass would fail. Formulas follow the PyTorch docs::
+
+    Conv, MaxPool:  ⌊(H + 2·p − d·(k−1) − 1)/s⌋ + 1
+    AvgPool:        ⌊(H + 2·p − k)/s⌋ + 1
+    ConvTranspose:  (H − 1)·s − 2·p + d·(k−1) + output_padding + 1
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+Shape = tuple[int, ...]
+
+_DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one layer does to a shape: the output and, if it changes size, why."""
+
+    output: Shape
+    formula: str | None = None
+
+
+class ShapeError(Exception):
+    """The layer cannot take this input; ``fix`` says what would make it fit."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    """``(32, 28, 28)`` → ``"32×28×28"``."""
+    return "×".join(str(d) for d in shape)
+
+
+def _tuple(value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(value)
+    return value * n if len(value) == 1 else value
+
+
+def _floor_div(a: int, b: int) -> int:
+    return a // b  # Python rounds toward −∞, as ATen's div_rtn does for negative sizes
+
+
+def _join(names: Sequence[str], parts: Sequence[str]) -> str:
+    """One formula for all spatial dims when they are the same, else one per dim."""
+    if len(set(parts)) == 1:
+        return f"{','.join(names)}: {parts[0]}"
+    return "; ".join(f"{n}: {p}" for n, p in zip(names, parts, strict=True))
+
+
+def _spatial(module_nd: int, in_shape: Shape, what: str) -> Shape:
+    if len(in_shape) not in (module_nd + 1, module_nd + 2):
+        want = f"(N, C, {', '.join(_DIM_NAMES[module_nd])})"
+        raise ShapeError(
+            f"{what} expects a {module_nd + 2}-d input {want} but receives {len(in_shape)}-d "
+            f"{fmt_shape(in_shape)}",
+            fix="reshape the input to (N, C, ...) before this layer",
+        )
+    return tuple(in_shape[-module_nd:])
+
+
+def _check_channels(expected: int, in_shape: Shape, nd: int, what: str) -> None:
+    got = in_shape[-nd - 1]
+    if got != expected:
+        raise ShapeError(
+            f"{what} expects {expected} input channels but receives {got}",
+            fix=f"set in_channels={got}, or change the layer before it to output {expected}",
+        )
+
+
+def _conv(m: nn.modules.conv._ConvNd, in_shape: Shape) -> Step:
+    nd = len(m.kernel_size)
+    spatial = _spatial(nd, in_shape, type(m).__name__)
+    _check_channels(m.in_channels, in_shape, nd, type(m).__name__)
+    names = _DIM_NAMES[nd]
+    if isinstance(m.padding, str):  # 'same' keeps the size; 'valid' is padding 0
+        if m.padding == "same":
+            return Step((*in_shape[: -nd - 1], m.out_channels, *spatial), "padding='same'")
+        pads = (0,) * nd
+    else:
+        pads = _tuple(m.padding, nd)
+    out, parts = [], []
+    for h, k, s, p, d in zip(spatial, m.kernel_size, m.stride, pads, m.dilation, strict=True):
+        if s < 1 or k < 1:
+            raise ShapeError(
+                f"has kernel {k} and stride {s}; a convolution needs both ≥ 1", fix="use sizes ≥ 1"
+            )
+        reach = d * (k - 1) + 1
+        if h + 2 * p < reach:
+            raise ShapeError(
+                f"the map shrinks to nothing: {fmt_shape(spatial)} input"
+                f"{f' (+{p} padding per side)' if p else ''} is smaller than the "
+                f"{fmt_shape(m.kernel_size)} kernel's reach of {reach}",
+                fix="feed a larger input, add padding here, or pool less before this layer",
+            )
+        o = _floor_div(h + 2 * p - d * (k - 1) - 1, s) + 1
+        out.append(o)
+        parts.append(f"⌊({h} + 2·{p} − {d}·({k}−1) − 1)/{s}⌋ + 1 = {o}")
+    return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(names, parts))
+
+
+def _conv_transpose(m: nn.modules.conv._ConvTransposeNd, in_shape: Shape) -> Step:
+    nd = len(m.kernel_size)
+    spatial = _spatial(nd, in_shape, type(m).__name__)
+    _check_channels(m.in_channels, in_shape, nd, type(m).__name__)
+    out, parts = [], []
+    for h, k, s, p, d, op in zip(
+        spatial, m.kernel_size, m.stride, m.padding, m.dilation, m.output_padding, strict=True
+    ):
+        if op >= max(s, d):
+            raise ShapeError(
+                f"output_padding {op} must be smaller than the stride {s} or the dilation {d}",
+                fix=f"use output_padding < {max(s, d)}",
+            )
+        o = (h - 1) * s - 2 * p + d * (k - 1) + op + 1
+        if o < 1:
+            raise ShapeError(
+                f"the output shrinks to nothing: (H − 1)·s − 2·p + d·(k−1) + output_padding + 1"
+                f" = {o} for H = {h}",
+                fix="use less padding or a larger input",
+            )
+        out.append(o)
+        parts.append(f"({h} − 1)·{s} − 2·{p} + {d}·({k}−1) + {op} + 1 = {o}")
+    return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(_DIM_NAMES[nd], parts))
+
+
+_POOL_ND = {
+    nn.MaxPool1d: 1,
+    nn.MaxPool2d: 2,
+    nn.MaxPool3d: 3,
+    nn.AvgPool1d: 1,
+    nn.AvgPool2d: 2,
+    nn.AvgPool3d: 3,
+}
+
+
+def _pool(m: nn.Module, in_shape: Shape) -> Step:
+    nd = _POOL_ND[type(m)]
+    is_max = isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d))
+    spatial = _spatial(nd, in_shape, type(m).__name__)
+    ks = _tuple(m.kernel_size, nd)
+    strides = _tuple(m.stride if m.stride is not None else m.kernel_size, nd)
+    pads = _tuple(m.padding, nd)
+    dils = _tuple(m.dilation, nd) if is_max else (1,) * nd
+    out, parts = [], []
+    for h, k, s, p, d in zip(spatial, ks, strides, pads, dils, strict=True):
+        if s == 0:
+            raise ShapeError("stride must not be zero", fix="use stride ≥ 1")
+        if p > k // 2:
+            raise ShapeError(
+                f"padding {p} is more than half the kernel size {k}: "
+                "a window would see only padding",
+                fix=f"use padding ≤ {k // 2}",
+            )
+        span = f"{d}·({k}−1) − 1" if is_max else f"{k}"
+        numerator = h + 2 * p - (d * (k - 1) + 1 if is_max else k)
+        if m.ceil_mode:
+            o = -((-numerator) // s) + 1  # ceiling division
+            formula = f"⌈({h} + 2·{p} − {span})/{s}⌉ + 1"
+            if (o - 1) * s >= h + p:  # the last window would start in the right padding
+                o -= 1
+                formula += " − 1 (the last window would start in the padding)"
+        else:
+            o = _floor_div(numerator, s) + 1
+            formula = f"⌊({h} + 2·{p} − {span})/{s}⌋ + 1"
+        if o < 1:
+            raise ShapeError(
+                f"the map shrinks to nothing: a {fmt_shape(spatial)} input is smaller than the "
+                f"{fmt_shape(ks)} pooling window",
+                fix="feed a larger input or pool less before this layer",
+            )
+        out.append(o)
+        parts.append(f"{formula} = {o}")
+    return Step((*in_shape[:-nd], *out), _join(_DIM_NAMES[nd], parts))
+
+
+_ADAPTIVE_ND = {
+    nn.AdaptiveAvgPool1d: 1,
+    nn.AdaptiveAvgPool2d: 2,
+    nn.AdaptiveAvgPool3d: 3,
+    nn.AdaptiveMaxPool1d: 1,
+    nn.AdaptiveMaxPool2d: 2,
+    nn.AdaptiveMaxPool3d: 3,
+}
+
+
+def _adaptive(m: nn.Module, in_shape: Shape) -> Step:
+    nd = _ADAPTIVE_ND[type(m)]
+    spatial = _spatial(nd, in_shape, type(m).__name__)
+    if min(spatial) < 1:
+        raise ShapeError(f"receives an empty {fmt_shape(spatial)} map", fix="feed a larger input")
+    size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,) * nd
+    out = tuple(h if o is None else o for h, o in zip(spatial, size, strict=True))
+    return Step((*in_shape[:-nd], *out), f"output_size = {fmt_shape(out)}, whatever the input")
+
+
+def _norm(m: nn.Module, in_shape: Shape) -> Step:
+    if isinstance(m, nn.LayerNorm):
+        want = tuple(m.normalized_shape)
+        if tuple(in_shape[-len(want) :]) != want:
+            raise ShapeError(
+                f"LayerNorm normalises the last dims {fmt_shape(want)} but receives "
+                f"{fmt_shape(in_shape[1:])}",
+                fix=f"set normalized_shape={tuple(in_shape[-len(want) :])}",
+            )
+        return Step(tuple(in_shape))
+    expected = m.num_channels if isinstance(m, nn.GroupNorm) else m.num_features
+    if len(in_shape) < 2 or in_shape[1] != expected:
+        got = in_shape[1] if len(in_shape) > 1 else "no"
+        raise ShapeError(
+            f"{type(m).__name__} expects {expected} channels but receives {got}",
+            fix=f"set num_features={got}" if got != "no" else None,
+        )
+    return Step(tuple(in_shape))
+
+
+def _linear(m: nn.Linear, in_shape: Shape) -> Step:
+    got = in_shape[-1] if in_shape else 0
+    if got != m.in_features:
+        raise ShapeError(
+            f"expects {m.in_features} input features but receives {got}",
+            fix=f"build it as nn.Linear({got}, {m.out_features})",
+        )
+    return Step((*in_shape[:-1], m.out_features), f"in_features {m.in_features} ✓")
+
+
+def flatten_shape(in_shape: Shape, start_dim: int = 0, end_dim: int = -1) -> Step:
+    """Shape after ``torch.flatten(x, start_dim, end_dim)``, with the product written out."""
+    n = len(in_shape)
+    if n == 0:
+        return Step((1,), None)
+    start, end = start_dim % n, end_dim % n
+    if start > end:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    merged = in_shape[start : end + 1]
+    size = math.prod(merged)
+    formula = f"{'·'.join(map(str, merged))} = {size}" if len(merged) > 1 else None
+    return Step((*in_shape[:start], size, *in_shape[end + 1 :]), formula)
+
+
+def reshape_shape(in_shape: Shape, target: Sequence[int], op: str = "view") -> Step:
+    """Shape after ``x.view(*target)`` / ``x.reshape(*target)``, resolving one ``-1``."""
+    total = math.prod(in_shape)
+    target = tuple(int(t) for t in target)
+    if target.count(-1) > 1:
+        raise ShapeError(f"{op}: only one dimension can be -1, got {target}")
+    known = math.prod(t for t in target if t != -1)
+    per_sample = math.prod(in_shape[1:]) if len(in_shape) > 1 else total
+    if -1 in target:
+        if known == 0 or total % known:
+            raise ShapeError(
+                f"{op}{target} cannot cut {fmt_shape(in_shape[1:])} = {per_sample} values per "
+                f"image into rows of {known}",
+                fix=f"the layer before delivers {per_sample} values per image; "
+                f"use {op}(x.size(0), -1) and size the next layer to match",
+            )
+        target = tuple(total // known if t == -1 else t for t in target)
+    elif known != total:
+        raise ShapeError(f"{op}{target} needs {known} values but receives {total}")
+    formula = None
+    if len(in_shape) > 1 and len(target) < len(in_shape):
+        formula = f"{'·'.join(map(str, in_shape[1:]))} = {per_sample}"
+    return Step(target, formula)
+
+
+_UNCHANGED = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+)
+
+
+def infer_step(module: nn.Module, in_shape: Shape) -> Step | None:
+    """The analytic output of ``module`` for an input of ``in_shape`` (batch first).
+
+    Returns ``None`` for a layer type without a rule (its shape then comes only from
+    the forward pass). Raises :class:`ShapeError` where torch would fail.
+    """
+    in_shape = tuple(in_shape)
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return _conv_transpose(module, in_shape)
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return _conv(module, in_shape)
+    if type(module) in _POOL_ND:
+        return _pool(module, in_shape)
+    if type(module) in _ADAPTIVE_ND:
+        return _adaptive(module, in_shape)
+    if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+        return _norm(module, in_shape)
+    if isinstance(module, nn.Linear):
+        return _linear(module, in_shape)
+    if isinstance(module, nn.Flatten):
+        return flatten_shape(in_shape, module.start_dim, module.end_dim)
+    if isinstance(module, _UNCHANGED):
+        return Step(in_shape)
+    return None

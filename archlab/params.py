@@ -1,0 +1,209 @@
+"""Parameter and multiply-accumulate counts, layer by layer.
+
+torchinfo already counts multiply-accumulates (MACs) per layer, so archlab takes them
+from ``torchinfo.summary`` rather than re-deriving them; its convention counts one MAC
+per weight per output position plus one per bias per output element (conv1: 32·9·28·28
++ 32·28·28 = 250,880). Parameter counts come from the modules themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from torch import nn
+
+from archlab import _table
+from archlab.formulas import Shape, fmt_shape
+from archlab.loading import load_model, model_name
+
+
+@dataclass
+class LayerParams:
+    """One layer's parameters (its own, not its children's) and MACs per image."""
+
+    name: str
+    type: str
+    weight: Shape | None
+    bias: Shape | None
+    params: int
+    trainable: int
+    macs: int
+
+
+@dataclass
+class ParamReport:
+    """The result of :func:`count_params`; prints as a table, renders as HTML in Jupyter."""
+
+    model: str
+    input_shape: Shape
+    layers: list[LayerParams] = field(default_factory=list)
+    total_params: int = 0
+    trainable_params: int = 0
+    total_macs: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    _HEADERS = (
+        "layer",
+        "type",
+        "weight",
+        "bias",
+        "params",
+        "% params",
+        "trainable",
+        "MACs",
+        "% MACs",
+    )
+
+    def _rows(self) -> list[list[object]]:
+        def share(part: int, whole: int) -> str:
+            return f"{100 * part / whole:.1f}%" if whole else "-"
+
+        rows = []
+        for layer in self.layers:
+            trainable = (
+                "-"
+                if layer.params == 0
+                else "yes"
+                if layer.trainable == layer.params
+                else "no"
+                if layer.trainable == 0
+                else "partly"
+            )
+            rows.append(
+                [
+                    layer.name,
+                    layer.type,
+                    fmt_shape(layer.weight) if layer.weight else "",
+                    fmt_shape(layer.bias) if layer.bias else "",
+                    f"{layer.params:,}",
+                    share(layer.params, self.total_params),
+                    trainable,
+                    f"{layer.macs:,}",
+                    share(layer.macs, self.total_macs),
+                ]
+            )
+        rows.append(
+            [
+                "total",
+                "",
+                "",
+                "",
+                f"{self.total_params:,}",
+                "100.0%",
+                f"{self.trainable_params:,}",
+                f"{self.total_macs:,}",
+                "100.0%",
+            ]
+        )
+        return rows
+
+    def _title(self) -> str:
+        shape = fmt_shape(self.input_shape)
+        return f"{self.model}: parameters and multiply-accumulates per {shape} image"
+
+    def __str__(self) -> str:
+        return f"{self._title()}\n\n{_table.text_table(self._HEADERS, self._rows())}"
+
+    def _repr_html_(self) -> str:
+        return _table.html_table(self._HEADERS, self._rows(), caption=self._title())
+
+
+def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = None) -> ParamReport:
+    """Count parameters and multiply-accumulates per layer, for one input image.
+
+    The totals equal ``torchinfo.summary(model, input_size=(1, *input_shape))``'s.
+
+    Args:
+        model: a registered name, ``"file.py:Class"`` or an ``nn.Module``.
+        input_shape: per-sample ``(C, H, W)``. Default: the model's, else (1, 28, 28).
+
+    Returns:
+        A :class:`ParamReport`.
+
+    Example::
+
+        >>> archlab.count_params("cnn").total_params  # doctest: +SKIP
+        1475338
+    """
+    from torchinfo import summary
+
+    built = load_model(model)
+    shape = tuple(input_shape) if input_shape is not None else tuple(built.input_shape)
+    was_training = built.training
+    stats = summary(built, input_size=(1, *shape), verbose=0, device="cpu", mode="eval")
+    built.train(was_training)
+    names = {id(m): n for n, m in built.named_modules()}
+    layers, seen = [], set()
+    for info in stats.summary_list:
+        module = info.module
+        own = list(module.named_parameters(recurse=False))
+        if id(module) in seen or (not info.is_leaf_layer and not own):
+            continue
+        seen.add(id(module))
+        weight = dict(own).get("weight")
+        bias = dict(own).get("bias")
+        layers.append(
+            LayerParams(
+                name=names.get(id(module), info.var_name),
+                type=type(module).__name__,
+                weight=tuple(weight.shape) if weight is not None else None,
+                bias=tuple(bias.shape) if bias is not None else None,
+                params=sum(p.numel() for _, p in own),
+                trainable=sum(p.numel() for _, p in own if p.requires_grad),
+                macs=int(info.macs),
+            )
+        )
+    return ParamReport(
+        model_name(model),
+        shape,
+        layers,
+        total_params=int(stats.total_params),
+        trainable_params=int(stats.trainable_params),
+        total_macs=int(stats.total_mult_adds),
+    )
+
+
+@dataclass
+class ParamComparison:
+    """Totals of several models side by side (what ``archlab params dnn cnn`` ends with)."""
+
+    reports: list[ParamReport]
+
+    _HEADERS = ("model", "parameters", "trainable", "MACs per image", "MACs per parameter")
+
+    def _rows(self) -> list[list[object]]:
+        return [
+            [
+                r.model,
+                f"{r.total_params:,}",
+                f"{r.trainable_params:,}",
+                f"{r.total_macs:,}",
+                f"{r.total_macs / r.total_params:.2f}" if r.total_params else "-",
+            ]
+            for r in self.reports
+        ]
+
+    def __str__(self) -> str:
+        text = _table.text_table(self._HEADERS, self._rows())
+        if len(self.reports) == 2:
+            a, b = self.reports
+            text += (
+                f"\n\n{b.model} has {b.total_params / a.total_params:.2f}× the parameters of "
+                f"{a.model} and does {b.total_macs / a.total_macs:.2f}× the multiply-accumulates"
+            )
+        return f"comparison\n\n{text}"
+
+    def _repr_html_(self) -> str:
+        return _table.html_table(self._HEADERS, self._rows(), caption="comparison")
+
+
+def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:
+    """Put several :class:`ParamReport` totals side by side."""
+    return ParamComparison(list(reports))
