@@ -23,7 +23,7 @@ def _time(cmd: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="alternating runs of each (default: 7)")
+    parser.add_argument("--rounds", type=int, default=7, help="runs of each (default: 7)")
     args = parser.parse_args()
     floor_cmd = [sys.executable, "-c", "import torch"]
     shapes_cmd = [sys.executable, "-m", "archlab", "shapes", "cnn"]
