@@ -21,15 +21,23 @@ _EXPORTS: dict[str, str] = {
     "ArchlabError": "archlab.errors",
     "ParamReport": "archlab.params",
     "ShapeReport": "archlab.shapes",
+    "FashionMNIST": "archlab.data",
+    "TrainResult": "archlab.train",
     "compare_params": "archlab.params",
     "count_params": "archlab.params",
     "create_model": "archlab.models",
+    "evaluate": "archlab.train",
     "list_models": "archlab.models",
+    "load_fashion_mnist": "archlab.data",
     "load_model": "archlab.loading",
+    "load_trained_model": "archlab.checkpoint",
     "model_description": "archlab.models",
+    "pick_device": "archlab.device",
+    "plot_curves": "archlab.viz",
     "register_model": "archlab.models",
     "set_hyperparameter": "archlab.whatif",
     "trace_shapes": "archlab.shapes",
+    "train_model": "archlab.train",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

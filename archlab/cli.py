@@ -70,6 +70,55 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from archlab.data import data_report, load_fashion_mnist
+
+    report = data_report(load_fashion_mnist(args.data_dir))
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from archlab.models import list_models
+    from archlab.train import TrainSummary, train_model
+
+    names = list_models() if args.model == "all" else [args.model]
+    names = sorted(names, key=lambda n: (n != "dnn", n))  # the quick one first
+    data = None
+    results = []
+    for name in names:
+        if data is None and not args.resume:
+            from archlab.data import load_fashion_mnist
+
+            data = load_fashion_mnist(args.data_dir)
+        result = train_model(
+            name,
+            data,
+            recipe=args.recipe,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            log_every=args.log_every,
+            device=args.device,
+            data_dir=args.data_dir,
+            out=args.out,
+            resume=args.resume,
+        )
+        results.append(result)
+        if result.interrupted:
+            print(
+                f"interrupted at iteration {result.iterations:,}; saved {result.checkpoint}; "
+                f"continue with `archlab train {name} --resume`",
+                file=sys.stderr,
+            )
+            return 130
+        print("wrote " + ", ".join(str(p) for p in result.files))
+        print()
+    print(TrainSummary(results))
+    return 0
+
+
 # -- the parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -126,7 +175,97 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-sample input shape for the MAC count (default: the model's)",
     )
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+    p = command(
+        "data",
+        "find, verify and describe Fashion-MNIST (checksums, class counts)",
+        _cmd_data,
+        description="Find Fashion-MNIST (the data folder, then Debian's dataset-fashion-mnist "
+        "package, then torchvision's download), verify the MD5 of the four uncompressed IDX "
+        "files, and print where they are and how many images each class has.",
+    )
+    _data_dir_option(p)
+
+    p = command(
+        "train",
+        "train the DNN and/or the CNN on Fashion-MNIST, with checkpoints and curves",
+        _cmd_train,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=TRAIN_DESCRIPTION,
+    )
+    p.add_argument(
+        "model", nargs="?", default="all", metavar="MODEL", help="dnn, cnn or all (default: all)"
+    )
+    p.add_argument(
+        "--recipe",
+        choices=["careful", "lecture"],
+        default=None,
+        help="careful (default) or lecture; see above",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 5)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per step (default: 100)")
+    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: 0.001)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seeds initialisation, shuffling and dropout (default: 0)",
+    )
+    p.add_argument(
+        "--log-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate on the test set and print a line every N iterations (default: 500)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cpu, cuda or mps (default: auto)",
+    )
+    _data_dir_option(p)
+    p.add_argument(
+        "--out",
+        default="runs",
+        help="write <out>/<model>/checkpoint.pt, history.json, curves.png (default: runs)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <out>/<model>/checkpoint.pt, with its settings",
+    )
     return parser
+
+
+TRAIN_DESCRIPTION = """\
+Train the lecture's models on the real Fashion-MNIST held in memory: Adam, batch 100,
+cross-entropy, 5 epochs = 3,000 iterations. Every 500 iterations it prints the
+lecture's line, Iteration: 500, Loss: 0.5452, Accuracy: 83.27%, where Loss is the mean
+training loss since the last line and Accuracy is measured on all 10,000 test images
+in eval mode (the lecture measured with dropout still on).
+
+recipes:
+  lecture   the lecture exactly: pixels scaled to [0, 1], the data in file order every
+            epoch, constant learning rate. Measured here: DNN about 86-87 %, CNN about
+            88.5-90.5 % (single runs vary by about a point).
+  careful   (default) three changes, each measured to pay on these models:
+            shuffling every epoch (the lecture's file order gives the same batches
+            each epoch: +0.2-1.5 points), inputs normalised by the training set's mean
+            and std (0.2860, 0.3530), and the learning rate decaying to 0 along a cosine
+            over the run (+0.8-1.5 points). Measured: DNN 88.2-88.5 %, CNN 91.7 %.
+
+Ctrl-C saves a checkpoint first; --resume continues it to the same result as an
+uninterrupted run. A fresh run keeps the previous checkpoint as checkpoint.prev.pt.
+"""
+
+
+def _data_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="the data folder (default: $ARCHLAB_DATA, else ~/.cache/archlab)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

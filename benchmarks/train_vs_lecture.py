@@ -1,0 +1,123 @@
+"""Training speed, measured side by side in one process, in images per second:
+
+(a) the lecture's pipeline: torchvision's FashionMNIST with a per-sample ``ToTensor``,
+    ``DataLoader(batch_size=100)``, the same model, plain ``Adam(lr=1e-3)``;
+(b) archlab's training loop (``archlab.train_model``, everything it does per iteration);
+(c) the bare compute: forward, backward and step on batches already in memory, with the
+    same layout and optimiser as (b) (so b/c is the loop's own overhead), and once more
+    in the lecture's layout (NCHW, unfused Adam).
+
+Each runs the same number of iterations after a short warm-up. Targets on a 2-core CPU:
+archlab/lecture ≥ 4 for the DNN and ≥ 1.2 for the CNN; archlab/bare ≥ 0.9 for both.
+
+    python benchmarks/train_vs_lecture.py [--models dnn cnn] [--iterations N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+import archlab
+from archlab.data import raw_dir
+from archlab.train import to_input
+
+WARMUP = 10
+
+
+def _loop(model, optimizer, batches, n: int) -> float:
+    """Seconds for ``n`` forward/backward/step iterations over ``batches`` (an iterator)."""
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    start = None
+    for i, (x, y) in enumerate(batches):
+        if i == WARMUP:
+            start = time.perf_counter()
+        if i == WARMUP + n:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def lecture(name: str, root, n: int) -> float:
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    torch.manual_seed(0)
+    dataset = datasets.FashionMNIST(root, train=True, transform=transforms.ToTensor())
+    loader = DataLoader(dataset, batch_size=100)
+    model = archlab.create_model(name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return _loop(model, optimizer, iter(loader), n)
+
+
+def ours(name: str, data, n: int) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        # a short run first, so that both measure warm code
+        archlab.train_model(
+            name, data, out=out, max_iterations=WARMUP, log=lambda s: None, progress=False
+        )
+        result = archlab.train_model(
+            name,
+            data,
+            out=out,
+            max_iterations=n,
+            log_every=10**9,
+            log=lambda s: None,
+            progress=False,
+        )
+    return result.seconds
+
+
+def bare(name: str, data, n: int, fast: bool) -> float:
+    torch.manual_seed(0)
+    model = archlab.create_model(name)
+    conv = name == "cnn" and fast
+    if conv:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fast)
+    stats = data.pixel_stats()
+    count = n + WARMUP
+    x = to_input(data.train_images[: count * 100], stats, conv)
+    y = data.train_labels[: count * 100]
+    batches = ((x[i * 100 : (i + 1) * 100], y[i * 100 : (i + 1) * 100]) for i in range(count))
+    return _loop(model, optimizer, batches, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["dnn", "cnn"], help="default: dnn cnn")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="iterations per measurement (default: 600 for dnn, 150 for cnn)",
+    )
+    args = parser.parse_args()
+    data = archlab.load_fashion_mnist()
+    root = str(raw_dir(data.source.root).parent.parent)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 100")
+    for name in args.models:
+        n = args.iterations or (600 if name == "dnn" else 150)
+        times = {
+            "lecture": lecture(name, root, n),
+            "archlab": ours(name, data, n),
+            "bare (same layout)": bare(name, data, n, fast=True),
+            "bare (lecture layout)": bare(name, data, n, fast=False),
+        }
+        print(f"\n{name}: {n} iterations each")
+        for label, seconds in times.items():
+            print(f"  {label:<24} {seconds:7.2f} s  {100 * n / seconds:8.0f} images/s")
+        print(f"  archlab / lecture       {times['lecture'] / times['archlab']:.2f}×")
+        ratio = times["bare (same layout)"] / times["archlab"]
+        print(f"  archlab / bare          {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+import os
+import signal
+
+import pytest
+import torch
+
+import archlab
+from archlab import checkpoint as C
+from archlab.errors import ArchlabError
+from archlab.train import cosine_lr, to_input, train_model
+
+from .synthetic import learnable_dataset
+
+QUIET = {"log": lambda line: None, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return learnable_dataset()
+
+
+def _run(tiny, out, **kw):
+    settings = {"epochs": 2, "batch_size": 50, "log_every": 10, **QUIET, **kw}
+    return train_model("dnn", tiny, out=out, **settings)
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loss_falls_and_files_are_written(tiny, tmp_path):
+    result = _run(tiny, tmp_path, epochs=3)
+    evals = result.history["eval"]
+    assert evals[-1]["train_loss"] < 0.5 * evals[0]["train_loss"]
+    assert evals[-1]["test_loss"] < evals[0]["test_loss"]
+    assert result.test_accuracy > 0.5 and result.iterations == 36
+    for name in ("checkpoint.pt", "history.json", "curves.png"):
+        assert (tmp_path / "dnn" / name).stat().st_size > 0
+
+
+def test_log_lines_are_the_lectures(tiny, tmp_path):
+    lines = []
+    _run(tiny, tmp_path, log=lines.append)
+    logged = [line for line in lines if line.startswith("Iteration")]
+    assert logged[0].startswith("Iteration: 10, Loss: ") and logged[0].endswith("%")
+    assert logged[-1].startswith("Iteration: 24, ")  # the last iteration is always logged
+
+
+def test_checkpoint_round_trips(tiny, tmp_path):
+    result = _run(tiny, tmp_path)
+    model, payload = archlab.load_trained_model("dnn", tmp_path)
+    assert payload["finished"] and payload["iteration"] == 24
+    assert payload["config"]["batch_size"] == 50 and payload["versions"]["torch"]
+    accuracy, _ = archlab.evaluate(
+        model, tiny.test_images, tiny.test_labels, tuple(payload["normalize"])
+    )
+    assert accuracy == pytest.approx(result.test_accuracy)
+
+
+def test_same_seed_same_result(tiny, tmp_path):
+    a = _run(tiny, tmp_path / "a")
+    b = _run(tiny, tmp_path / "b")
+    assert a.test_accuracy == b.test_accuracy
+    assert _states_equal(
+        C.load_checkpoint(a.checkpoint)["state_dict"], C.load_checkpoint(b.checkpoint)["state_dict"]
+    )
+
+
+@pytest.mark.parametrize("model", ["dnn", "cnn"])
+def test_resume_equals_an_uninterrupted_run(tiny, tmp_path, model):
+    kw = {"epochs": 2, "batch_size": 50, "log_every": 5, **QUIET}
+    whole = train_model(model, tiny, out=tmp_path / "whole", **kw)
+    part = train_model(model, tiny, out=tmp_path / "part", max_iterations=7, **kw)
+    assert not C.load_checkpoint(part.checkpoint)["finished"]
+    resumed = train_model(model, tiny, out=tmp_path / "part", resume=True, **QUIET)
+    a = C.load_checkpoint(whole.checkpoint)
+    b = C.load_checkpoint(resumed.checkpoint)
+    assert _states_equal(a["state_dict"], b["state_dict"])
+    assert a["history"]["eval"][-1]["test_accuracy"] == b["history"]["eval"][-1]["test_accuracy"]
+    assert [p["loss"] for p in a["history"]["train"]] == [p["loss"] for p in b["history"]["train"]]
+
+
+def test_ctrl_c_saves_and_resume_finishes_the_same(tiny, tmp_path):
+    def interrupt(line):
+        if line.startswith("Iteration: 5,"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    whole = _run(tiny, tmp_path / "whole", log_every=5)
+    stopped = _run(tiny, tmp_path / "part", log_every=5, log=interrupt)
+    assert stopped.interrupted and stopped.iterations == 5
+    resumed = _run(
+        tiny, tmp_path / "part", resume=True, epochs=None, batch_size=None, log_every=None
+    )
+    assert _states_equal(
+        C.load_checkpoint(whole.checkpoint)["state_dict"],
+        C.load_checkpoint(resumed.checkpoint)["state_dict"],
+    )
+
+
+def test_an_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    C.save_checkpoint({"format": C.FORMAT, "model": "dnn", "value": 1}, path)
+
+    def broken_save(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        C.save_checkpoint({"format": C.FORMAT, "model": "dnn", "value": 2}, path)
+    monkeypatch.undo()
+    assert C.load_checkpoint(path)["value"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_fresh_run_keeps_the_previous_checkpoint(tiny, tmp_path):
+    _run(tiny, tmp_path, epochs=1)
+    _run(tiny, tmp_path, epochs=1, seed=1)
+    assert (tmp_path / "dnn" / "checkpoint.prev.pt").is_file()
+    assert C.load_checkpoint(tmp_path / "dnn" / "checkpoint.prev.pt")["config"]["seed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"epochs": 0}, "--epochs 0"),
+        ({"epochs": -2}, "--epochs -2"),
+        ({"batch_size": 0}, "--batch-size 0"),
+        ({"lr": -0.1}, "--lr -0.1"),
+        ({"recipe": "magic"}, "choose one of careful, lecture"),
+    ],
+)
+def test_bad_settings(tiny, tmp_path, kw, message):
+    with pytest.raises(ArchlabError, match=message):
+        _run(tiny, tmp_path, **kw)
+    assert not (tmp_path / "dnn").exists()
+
+
+def test_unwritable_out(tiny, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArchlabError, match="cannot create the output folder"):
+        _run(tiny, tmp_path / "file")
+
+
+def test_resume_problems(tiny, tmp_path):
+    with pytest.raises(ArchlabError, match=r"no checkpoint at .*run `archlab train dnn` first"):
+        _run(tiny, tmp_path, resume=True)
+    (tmp_path / "dnn").mkdir()
+    (tmp_path / "dnn" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ArchlabError, match="not a readable checkpoint"):
+        _run(tiny, tmp_path, resume=True)
+    _run(tiny, tmp_path / "other", epochs=1)
+    os.replace(tmp_path / "other" / "dnn" / "checkpoint.pt", tmp_path / "dnn" / "checkpoint.pt")
+    (tmp_path / "cnn").mkdir()
+    (tmp_path / "cnn" / "checkpoint.pt").write_bytes(
+        (tmp_path / "dnn" / "checkpoint.pt").read_bytes()
+    )
+    with pytest.raises(ArchlabError, match="holds a 'dnn' model, not 'cnn'"):
+        train_model("cnn", tiny, out=tmp_path, resume=True, **QUIET)
+    with pytest.raises(ArchlabError, match=r"trained with lr=0\.001, not 0\.5"):
+        _run(tiny, tmp_path, resume=True, lr=0.5, epochs=None, batch_size=None, log_every=None)
+
+
+def test_lecture_recipe_scales_to_unit_range_and_careful_normalises():
+    images = torch.tensor([[[0, 255]]], dtype=torch.uint8)
+    assert to_input(images).flatten().tolist() == [0.0, 1.0]
+    x = to_input(images, (0.5, 0.25)).flatten()
+    assert x.tolist() == pytest.approx([-2.0, 2.0])
+    assert to_input(images, None, channels_last=True).shape == (1, 1, 1, 2)
+
+
+def test_cosine_schedule_starts_at_lr_and_ends_at_zero():
+    assert cosine_lr(1e-3, 0, 3000) == 1e-3
+    assert cosine_lr(1e-3, 1500, 3000) == pytest.approx(5e-4)
+    assert cosine_lr(1e-3, 3000, 3000) == pytest.approx(0.0, abs=1e-18)
+
+
+def test_device_choice():
+    assert archlab.pick_device("cpu").type == "cpu"
+    assert archlab.pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ArchlabError, match="is not a device"):
+        archlab.pick_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ArchlabError, match="no CUDA GPU"):
+            archlab.pick_device("cuda")
+
+
+@pytest.mark.realdata
+def test_a_short_real_run_learns(real_data, tmp_path):
+    result = train_model("dnn", real_data, out=tmp_path, max_iterations=300, log_every=300, **QUIET)
+    assert result.iterations == 300
+    assert result.test_accuracy > 0.75
