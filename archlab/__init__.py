@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "set_hyperparameter": "archlab.whatif",
     "trace_shapes": "archlab.shapes",
     "train_model": "archlab.train",
+    "train_models": "archlab.train",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

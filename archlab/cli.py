@@ -80,41 +80,35 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from archlab.models import list_models
-    from archlab.train import TrainSummary, train_model
+    from archlab.train import TrainSummary, train_models
 
     names = list_models() if args.model == "all" else [args.model]
-    names = sorted(names, key=lambda n: (n != "dnn", n))  # the quick one first
-    data = None
-    results = []
-    for name in names:
-        if data is None and not args.resume:
-            from archlab.data import load_fashion_mnist
-
-            data = load_fashion_mnist(args.data_dir)
-        result = train_model(
-            name,
-            data,
-            recipe=args.recipe,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            log_every=args.log_every,
-            device=args.device,
-            data_dir=args.data_dir,
-            out=args.out,
-            resume=args.resume,
-        )
-        results.append(result)
+    results = train_models(
+        sorted(names, key=lambda n: (n != "dnn", n)),  # the quick one first
+        recipe=args.recipe,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        log_every=args.log_every,
+        device=args.device,
+        data_dir=args.data_dir,
+        out=args.out,
+        resume=args.resume,
+        log=lambda line: print(line, flush=True),
+    )
+    for result in results:
         if result.interrupted:
             print(
                 f"interrupted at iteration {result.iterations:,}; saved {result.checkpoint}; "
-                f"continue with `archlab train {name} --resume`",
+                f"continue with `archlab train {result.model} --resume`",
                 file=sys.stderr,
             )
             return 130
-        print("wrote " + ", ".join(str(p) for p in result.files))
-        print()
+    print()
+    for result in results:
+        print(f"{result.model}: wrote " + ", ".join(str(p) for p in result.files))
+    print()
     print(TrainSummary(results))
     return 0
 

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from archlab import __version__
+from archlab._alloc import keep_freed_memory
 from archlab.checkpoint import FORMAT, checkpoint_path, load_checkpoint, save_checkpoint
 from archlab.data import FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
@@ -104,7 +105,8 @@ class TrainResult:
     checkpoint: Path
     test_accuracy: float
     iterations: int
-    seconds: float
+    seconds: float  # in training steps (batches, forward, backward, update)
+    eval_seconds: float  # in test-set evaluations
     params: int
     device: str
     interrupted: bool = False
@@ -320,6 +322,8 @@ def train_model(
         return _result(config, path, payload, str(pick_device(device)), [])
 
     dev = pick_device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()
     if data is None:
         data = load_fashion_mnist(data_dir)
     rec = RECIPES[config.recipe]
@@ -344,6 +348,7 @@ def train_model(
     state = {
         "iteration": 0,
         "seconds": 0.0,
+        "eval_seconds": 0.0,
         "window": [0.0, 0],  # training-loss sum and count since the last history point
         "interval": [0.0, 0],  # ... since the last log line
         "history": {"model": model, "config": asdict(config), "train": [], "eval": []},
@@ -355,7 +360,15 @@ def train_model(
         torch.set_rng_state(payload["rng"])
         if dev.type == "cuda" and payload.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(payload["cuda_rng"])
-        for key in ("iteration", "seconds", "window", "interval", "history", "test_accuracy"):
+        for key in (
+            "iteration",
+            "seconds",
+            "eval_seconds",
+            "window",
+            "interval",
+            "history",
+            "test_accuracy",
+        ):
             state[key] = payload[key] if key in payload else state[key]
         log(f"{model}: resuming at iteration {state['iteration']:,} of {total:,}")
 
@@ -381,6 +394,7 @@ def train_model(
             "window": state["window"],
             "interval": state["interval"],
             "seconds": state["seconds"],
+            "eval_seconds": state["eval_seconds"],
             "params": params,
             "data_md5": data_md5,
             "versions": {"torch": str(torch.__version__), "archlab": __version__},
@@ -391,7 +405,9 @@ def train_model(
 
         A stop requested with ``max_iterations`` is evaluated but leaves the history and
         the loss accumulators alone, so a resumed run ends with the same history."""
+        started = time.perf_counter()
         accuracy, test_loss = evaluate(net, test_images, test_labels, normalize)
+        state["eval_seconds"] += time.perf_counter() - started
         s, c = state["interval"]
         train_loss = s / c if c else None
         state["test_accuracy"] = accuracy
@@ -436,8 +452,6 @@ def train_model(
     )
     stop_at = total if max_iterations is None else min(total, max_iterations)
     interrupted = False
-    started = time.perf_counter()
-    base_seconds = state["seconds"]
     show_bar = sys.stderr.isatty() if progress is None else progress
     net.train()
     with _sigint_flag() as flag:
@@ -448,14 +462,16 @@ def train_model(
             last = min(per_epoch, stop_at - epoch * per_epoch)
             bar = _progress(show_bar, first, last, epoch, config.epochs)
             for b in range(first, last):
+                step_started = time.perf_counter()
                 idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                x = to_input(images[idx], normalize, channels_last)
+                # index_select: 3× faster than images[idx] for a batch of 100 here
+                x = to_input(images.index_select(0, idx), normalize, channels_last)
                 if cosine:  # a function of the iteration alone: nothing to save for --resume
                     lr_now = cosine_lr(config.lr, state["iteration"], total)
                     for group in optimizer.param_groups:
                         group["lr"] = lr_now
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net(x), labels[idx])
+                loss = loss_fn(net(x), labels.index_select(0, idx))
                 loss.backward()
                 optimizer.step()
                 state["iteration"] += 1
@@ -463,7 +479,7 @@ def train_model(
                 for key in ("window", "interval"):
                     state[key][0] += value
                     state[key][1] += 1
-                state["seconds"] = base_seconds + time.perf_counter() - started
+                state["seconds"] += time.perf_counter() - step_started
                 it = state["iteration"]
                 if it % 50 == 0 or it == total:
                     s, c = state["window"]
@@ -486,13 +502,42 @@ def train_model(
                 bar = None
             if not interrupted and state["iteration"] < stop_at:  # epoch end
                 save(snapshot(False))
-    state["seconds"] = base_seconds + time.perf_counter() - started
     finished = not interrupted and state["iteration"] == total
     save(snapshot(finished))
     files = [path, *_write_history_and_curves(run_dir, state["history"])]
     result = _result(config, path, snapshot(finished), str(dev), files)
     result.interrupted = interrupted
     return result
+
+
+def train_models(
+    models: list[str], data: FashionMNIST | None = None, **settings
+) -> list[TrainResult]:
+    """Train several models on one copy of the data, checking every setting first.
+
+    Args:
+        models: registered names, trained in this order.
+        data: as in :func:`train_model`. Default: loaded once for all of them.
+        **settings: the keyword arguments of :func:`train_model`.
+
+    Returns:
+        One :class:`TrainResult` per model trained; it stops after one was interrupted.
+    """
+    keys = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every")
+    given = {k: settings[k] for k in keys if settings.get(k) is not None}
+    for name in models:
+        create_model(name)  # an unknown name fails before anything is loaded
+        if not settings.get("resume"):
+            TrainConfig(name, **given).validate()
+    pick_device(settings.get("device", "auto"))
+    if data is None and not settings.get("resume"):
+        data = load_fashion_mnist(settings.get("data_dir"))
+    results = []
+    for name in models:
+        results.append(train_model(name, data, **settings))
+        if results[-1].interrupted:
+            break
+    return results
 
 
 def _result(config: TrainConfig, path: Path, payload: dict, device: str, files) -> TrainResult:
@@ -503,6 +548,7 @@ def _result(config: TrainConfig, path: Path, payload: dict, device: str, files) 
         test_accuracy=payload.get("test_accuracy") or float("nan"),
         iterations=payload["iteration"],
         seconds=payload.get("seconds", 0.0),
+        eval_seconds=payload.get("eval_seconds", 0.0),
         params=payload.get("params", 0),
         device=device,
         history=payload.get("history", {}),
@@ -542,7 +588,16 @@ class TrainSummary:
 
     results: list[TrainResult]
 
-    _HEADERS = ("model", "recipe", "parameters", "iterations", "time", "test accuracy", "lecture")
+    _HEADERS = (
+        "model",
+        "recipe",
+        "parameters",
+        "iterations",
+        "training",
+        "evaluating",
+        "test accuracy",
+        "lecture",
+    )
 
     def _rows(self) -> list[list[object]]:
         rows = []
@@ -555,6 +610,7 @@ class TrainSummary:
                     f"{r.params:,}",
                     f"{r.iterations:,}",
                     f"{r.seconds:.1f} s",
+                    f"{r.eval_seconds:.1f} s",
                     f"{100 * r.test_accuracy:.2f}%",
                     f"{lecture}%" if lecture is not None else "-",
                 ]

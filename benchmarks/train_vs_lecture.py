@@ -4,8 +4,8 @@
     ``DataLoader(batch_size=100)``, the same model, plain ``Adam(lr=1e-3)``;
 (b) archlab's training loop (``archlab.train_model``, everything it does per iteration);
 (c) the bare compute: forward, backward and step on batches already in memory, with the
-    same layout and optimiser as (b) (so b/c is the loop's own overhead), and once more
-    in the lecture's layout (NCHW, unfused Adam).
+    same layout, optimiser and allocator setting as (b) (so b/c is the loop's own
+    overhead), and once more as the lecture has it (NCHW, unfused Adam, default malloc).
 
 Each runs the same number of iterations after a short warm-up. Targets on a 2-core CPU:
 archlab/lecture ≥ 4 for the DNN and ≥ 1.2 for the CNN; archlab/bare ≥ 0.9 for both.
@@ -16,6 +16,8 @@ archlab/lecture ≥ 4 for the DNN and ≥ 1.2 for the CNN; archlab/bare ≥ 0.9 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -100,17 +102,22 @@ def main() -> None:
         help="iterations per measurement (default: 600 for dnn, 150 for cnn)",
     )
     args = parser.parse_args()
+    if len(args.models) > 1:  # one process per model, so each starts with default malloc
+        for name in args.models:
+            extra = ["--iterations", str(args.iterations)] if args.iterations else []
+            subprocess.run([sys.executable, __file__, "--models", name, *extra], check=True)
+        return
     data = archlab.load_fashion_mnist()
     root = str(raw_dir(data.source.root).parent.parent)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 100")
-    for name in args.models:
+    for name in args.models:  # a single model
         n = args.iterations or (600 if name == "dnn" else 150)
-        times = {
-            "lecture": lecture(name, root, n),
-            "archlab": ours(name, data, n),
-            "bare (same layout)": bare(name, data, n, fast=True),
-            "bare (lecture layout)": bare(name, data, n, fast=False),
-        }
+        # the two without archlab's allocator setting first: train_model applies it to the
+        # whole process (archlab/_alloc.py), and it cannot be taken back
+        times = {"lecture": lecture(name, root, n)}
+        times["bare (lecture layout)"] = bare(name, data, n, fast=False)
+        times["archlab"] = ours(name, data, n)
+        times["bare (same layout)"] = bare(name, data, n, fast=True)
         print(f"\n{name}: {n} iterations each")
         for label, seconds in times.items():
             print(f"  {label:<24} {seconds:7.2f} s  {100 * n / seconds:8.0f} images/s")

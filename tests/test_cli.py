@@ -85,3 +85,57 @@ def test_python_dash_m_works():
         [sys.executable, "-m", "archlab", "shapes", "dnn"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "784" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "dnn", "--epochs", "0"], "--epochs 0"),
+        (["train", "dnn", "--batch-size", "0"], "--batch-size 0"),
+        (["train", "dnn", "--lr", "-1"], "--lr -1"),
+        (["train", "resnet"], "unknown model 'resnet'"),
+        (["train", "dnn", "--device", "gpu0"], "is not a device"),
+    ],
+)
+def test_train_bad_input(capsys, tmp_path, argv, message):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_train_resume_without_checkpoint(capsys, tmp_path):
+    assert main(["train", "cnn", "--resume", "--out", str(tmp_path)]) == 1
+    assert "run `archlab train cnn` first" in capsys.readouterr().err
+
+
+def test_train_unwritable_out(capsys, tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert main(["train", "dnn", "--out", str(tmp_path / "f")]) == 1
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_data_without_any_source(capsys, tmp_path, monkeypatch):
+    from archlab import data
+
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
+
+    def offline(root):
+        raise data.ArchlabError(f"download failed (offline); {data.REMEDIES}", 1)
+
+    monkeypatch.setattr(data, "_download", offline)
+    assert main(["data", "--data-dir", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err and "--data-dir" in err
+
+
+def test_train_help_explains_the_recipes(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "lecture" in out and "careful" in out and "eval mode" in out
+
+
+@pytest.mark.realdata
+def test_data_on_the_real_files(capsys, real_data):
+    assert main(["data", "--data-dir", str(real_data.source.root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" ok") == 4 and "6,000" in out and "1,000" in out
