@@ -9,6 +9,14 @@ from collections.abc import Callable, Sequence
 from archlab import __version__
 from archlab.errors import ArchlabError
 
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 MODEL_HELP = (
     "a registered model (see `archlab models`), path/to/file.py:Class or package.module:Class"
 )
@@ -113,16 +121,150 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 9999:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a test-image index 0-9999")
+    return value
+
+
+def _figure_path(args: argparse.Namespace, model: str, stem: str):
+    from pathlib import Path
+
+    if getattr(args, "out", None):
+        return Path(args.out)
+    return Path(args.runs) / model / "figures" / f"{stem}.png"
+
+
+def _save(fig, path) -> None:
+    from archlab.viz import save_figure
+
+    try:
+        print(f"wrote {save_figure(fig, path)}")
+    except OSError as exc:
+        from archlab.errors import ArchlabError
+
+        raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from archlab.explain import explain_test_image
+    from archlab.viz import plot_explanation
+
+    explanation = explain_test_image(
+        args.model,
+        args.index,
+        runs=args.runs,
+        data_dir=args.data_dir,
+        methods=args.methods,
+        target=args.target,
+        sanity=args.sanity,
+    )
+    print(explanation)
+    suffix = "-sanity" if args.sanity else ""
+    _save(
+        plot_explanation(explanation),
+        _figure_path(args, args.model, f"explain-{args.index}{suffix}"),
+    )
+    print(explanation.verdict)
+    return 0
+
+
+def _cmd_filters(args: argparse.Namespace) -> int:
+    from archlab.checkpoint import load_trained_model
+    from archlab.inspect import filter_weights
+    from archlab.viz import plot_filters
+
+    net, _ = load_trained_model(args.model, args.runs)
+    layer, weights = filter_weights(net, args.layer)
+    print(
+        f"{layer}: {tuple(weights.shape)} weights, range {float(weights.min()):+.3f} to "
+        f"{float(weights.max()):+.3f}"
+    )
+    _save(plot_filters(weights, layer), _figure_path(args, args.model, f"filters-{layer}"))
+    return 0
+
+
+def _cmd_activations(args: argparse.Namespace) -> int:
+    from archlab.checkpoint import load_trained_model
+    from archlab.data import CLASSES, load_fashion_mnist
+    from archlab.explain import check_index
+    from archlab.inspect import activations
+    from archlab.viz import plot_activations
+
+    net, payload = load_trained_model(args.model, args.runs)
+    data = load_fashion_mnist(args.data_dir)
+    check_index(args.index, len(data.test_labels))
+    acts = activations(net, data.test_images[args.index], args.model, payload.get("normalize"))
+    for name, a in acts.items():
+        print(f"{name}: {'×'.join(map(str, a.shape))}")
+    label = CLASSES[int(data.test_labels[args.index])]
+    title = f"{args.model}: activations for test image {args.index} ({label})"
+    _save(
+        plot_activations(acts, title), _figure_path(args, args.model, f"activations-{args.index}")
+    )
+    return 0
+
+
+def _cmd_confusion(args: argparse.Namespace) -> int:
+    from archlab.checkpoint import load_trained_model
+    from archlab.data import load_fashion_mnist
+    from archlab.metrics import evaluate_report
+    from archlab.models import list_models
+    from archlab.viz import plot_confusion, plot_mistakes
+
+    names = list_models() if args.model == "all" else [args.model]
+    names = sorted(names, key=lambda n: (n != "dnn", n))
+    loaded = [(name, *load_trained_model(name, args.runs)) for name in names]
+    data = load_fashion_mnist(args.data_dir)
+    for name, net, payload in loaded:
+        report = evaluate_report(name, net, data, payload.get("normalize"))
+        print(report)
+        _save(plot_confusion(report), _figure_path(args, name, "confusion"))
+        if args.mistakes:
+            wrong = report.mistakes(data.test_labels, args.mistakes)
+            fig = plot_mistakes(
+                data.test_images,
+                data.test_labels,
+                report.probs,
+                wrong,
+                report.classes,
+                f"{name}: the {len(wrong)} most confident mistakes",
+            )
+            _save(fig, _figure_path(args, name, "mistakes"))
+        print()
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from archlab.metrics import compare_models
+    from archlab.viz import plot_comparison
+
+    comparison = compare_models(runs=args.runs, data_dir=args.data_dir)
+    print(comparison)
+    _save(
+        plot_comparison(comparison), Path(args.out) if args.out else Path(args.runs) / "compare.png"
+    )
+    return 0
+
+
 # -- the parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="archlab",
         description="Take the lecture's Fashion-MNIST DNN and CNN apart: shapes, parameters, "
         "training and attributions.",
         epilog="Run `archlab COMMAND --help` for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"archlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     def command(name: str, summary: str, handler: Callable[[argparse.Namespace], int], **kw):
         p = sub.add_parser(name, help=summary, description=kw.pop("description", summary), **kw)
@@ -228,7 +370,97 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from <out>/<model>/checkpoint.pt, with its settings",
     )
+
+    p = command(
+        "explain",
+        "Captum attributions for one test image (saliency, IG, SmoothGrad, occlusion, Grad-CAM)",
+        _cmd_explain,
+        description="Explain one test image's prediction with Captum: saliency, integrated "
+        "gradients (black baseline), SmoothGrad, occlusion and Grad-CAM on the last "
+        "convolution. --sanity adds the model-randomisation test (Adebayo et al., 2018).",
+    )
+    _index_option(p)
+    _model_option(p)
+    p.add_argument(
+        "--methods",
+        default="all",
+        help="comma-separated: saliency,ig,smoothgrad,occlusion,gradcam (default: all)",
+    )
+    p.add_argument(
+        "--target",
+        default="pred",
+        help="whose score to explain: pred, true, a class index or name (default: pred)",
+    )
+    p.add_argument(
+        "--sanity",
+        action="store_true",
+        help="re-initialise the layers top-down and report how much each map changes",
+    )
+    _figure_options(p, "explain-INDEX.png")
+
+    p = command("filters", "the kernels of a convolution as a grid", _cmd_filters)
+    _model_option(p)
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="a convolution such as layer1.0 or layer2.0 (default: the first)",
+    )
+    _figure_options(p, "filters-LAYER.png", data=False)
+
+    p = command(
+        "activations", "the feature maps after each block for one test image", _cmd_activations
+    )
+    _index_option(p)
+    _model_option(p)
+    _figure_options(p, "activations-INDEX.png")
+
+    p = command(
+        "confusion",
+        "confusion matrix, per-class precision/recall/F1 and the most confused pairs",
+        _cmd_confusion,
+    )
+    p.add_argument("--model", default="all", help="dnn, cnn or all (default: all)")
+    p.add_argument(
+        "--mistakes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also draw the N most confident wrong predictions (default: 0)",
+    )
+    _figure_options(p, "confusion.png", out=False)
+
+    p = command(
+        "compare", "DNN vs CNN: parameters, MACs, time, accuracy, confusion matrices", _cmd_compare
+    )
+    _figure_options(p, "compare.png", default_dir="<runs>")
     return parser
+
+
+def _index_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--index", type=_index_arg, default=42, help="which test image, 0-9999 (default: 42)"
+    )
+
+
+def _model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="cnn", help="dnn or cnn (default: cnn)")
+
+
+def _figure_options(
+    p, name: str, data: bool = True, out: bool = True, default_dir: str = "<runs>/<model>/figures"
+) -> None:
+    p.add_argument(
+        "--runs", default="runs", help="the folder `archlab train --out` wrote (default: runs)"
+    )
+    if out:
+        p.add_argument(
+            "--out",
+            default=None,
+            metavar="FILE",
+            help=f"the PNG to write (default: {default_dir}/{name})",
+        )
+    if data:
+        _data_dir_option(p)
 
 
 TRAIN_DESCRIPTION = """\

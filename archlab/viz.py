@@ -12,6 +12,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")  # headless: no window to open; Jupyter sets its own backend
 
 import matplotlib.pyplot as plt
+import torch
 from matplotlib.figure import Figure
 
 from archlab.lecture import LECTURE_ACCURACY
@@ -87,4 +88,271 @@ def plot_curves(history: dict, axes=None) -> Figure:
     ax_acc.set(xlabel="iteration", ylabel="accuracy (%)", title=f"{model}: test accuracy")
     ax_acc.legend(loc="lower right")
     ax_acc.grid(alpha=0.3)
+    return fig
+
+
+def _new_ax(ax, figsize=(4, 4)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax.figure, ax
+
+
+def _symmetric(values) -> float:
+    vmax = float(abs(values).max()) if values.numel() else 1.0
+    return vmax or 1.0
+
+
+def plot_image(image, title: str = "", ax=None) -> Figure:
+    """A grayscale 28×28 image (uint8 or float), no ticks."""
+    fig, ax = _new_ax(ax)
+    ax.imshow(
+        image.cpu().numpy(),
+        cmap="gray",
+        vmin=0,
+        vmax=255 if image.dtype.is_floating_point is False else None,
+    )
+    ax.set_title(title)
+    ax.set_axis_off()
+    return fig
+
+
+def plot_attribution(
+    attribution, image=None, ax=None, blend: bool = False, colorbar: bool = True
+) -> Figure:
+    """One attribution map: signed maps on a diverging scale centred at 0, others from 0.
+
+    Args:
+        attribution: an :class:`~archlab.explain.Attribution`.
+        image: the uint8 ``(28, 28)`` image, needed for ``blend``.
+        ax: where to draw. Default: a new figure.
+        blend: draw the map over the image (half transparent). Default: False.
+        colorbar: add a colour bar. Default: True.
+    """
+    fig, ax = _new_ax(ax)
+    values = attribution.map.cpu()
+    if attribution.native is not None and not blend:
+        values = attribution.native.cpu()  # Grad-CAM at its own, coarse resolution
+    if attribution.signed:
+        vmax = _symmetric(values)
+        kw = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax}
+    else:
+        kw = {"cmap": "inferno", "vmin": 0, "vmax": float(values.max()) or 1.0}
+    if blend:
+        ax.imshow(image.cpu().numpy(), cmap="gray")
+        shown = ax.imshow(values.numpy(), alpha=0.55, interpolation="bilinear", **kw)
+    else:
+        shown = ax.imshow(values.numpy(), interpolation="nearest", **kw)
+    if colorbar:
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    ax.set_axis_off()
+    return fig
+
+
+def plot_explanation(explanation) -> Figure:
+    """The whole story for one image: the image, the top-3 probabilities, and per method
+    a heat map (top row) and the map blended over the image (bottom row); with the sanity
+    check, a third row shows the fully randomised model's maps and ρ per step."""
+    attributions = explanation.attributions
+    n = len(attributions)
+    sanity = explanation.sanity
+    rows = 3 if sanity is not None else 2
+    fig, axes = plt.subplots(
+        rows, n + 1, figsize=(3.1 * (n + 1), 3.0 * rows), layout="constrained", squeeze=False
+    )
+    classes = explanation.classes
+    label = f"true: {classes[explanation.label]}" if explanation.label is not None else "image"
+    where = f"test image {explanation.index}" if explanation.index is not None else "image"
+    plot_image(explanation.image, f"{where}\n{label}", ax=axes[0, 0])
+    top = explanation.top(3)
+    bars = axes[1, 0]
+    bars.barh([c for c, _ in top][::-1], [p for _, p in top][::-1], color="tab:blue")
+    bars.set_xlim(0, 1)
+    bars.set_title(f"{explanation.model} predicts\n{top[0][0]} ({top[0][1]:.2f})")
+    bars.set_xlabel("probability")
+    for i, a in enumerate(attributions, start=1):
+        plot_attribution(a, ax=axes[0, i])
+        resolution = ""
+        if a.native is not None:
+            resolution = f" ({'×'.join(map(str, a.native.shape))} native)"
+        axes[0, i].set_title(f"{a.title}{resolution}\n{_wrap(a.settings)}", fontsize=9)
+        plot_attribution(a, explanation.image, ax=axes[1, i], blend=True)
+        axes[1, i].set_title(
+            f"{a.method} over the image" + (" (28×28)" if a.native is not None else ""), fontsize=9
+        )
+    if sanity is not None:
+        ax = axes[2, 0]
+        for method, rhos in sanity.rho.items():
+            ax.plot(range(1, len(rhos) + 1), rhos, "o-", label=method)
+        ax.set_xticks(range(1, len(sanity.steps) + 1), sanity.steps, rotation=60, fontsize=7)
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.set_title("ρ(trained, randomised)\nlayers reset from the top", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left", ncols=2)
+        for i, a in enumerate(attributions, start=1):
+            randomised = type(a)(a.method, a.title, a.settings, sanity.maps[a.method], a.signed)
+            plot_attribution(randomised, ax=axes[2, i])
+            axes[2, i].set_title(
+                f"{a.method}, all layers random\nρ = {sanity.rho[a.method][-1]:+.2f}", fontsize=9
+            )
+    fig.suptitle(explanation.verdict, fontsize=13)
+    return fig
+
+
+def _wrap(text: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_filters(weights, layer: str, ax=None) -> Figure:
+    """Convolution kernels as a grid on one diverging scale centred at 0, with a colour bar.
+
+    ``weights`` is ``(out, in, k, k)``. With one input channel, each kernel is a tile (a
+    4×8 grid for layer1.0's 32); with several, the mosaic has one row per output map and
+    one column per input map (layer2.0: 64 rows × 32 columns of 3×3 kernels).
+    """
+    out_c, in_c, kh, kw = weights.shape
+    vmax = _symmetric(weights)
+    gap = 1
+    if in_c == 1:
+        cols = 8 if out_c % 8 == 0 else min(out_c, 8)
+        rows = -(-out_c // cols)
+        tiles = [(i // cols, i % cols, weights[i, 0]) for i in range(out_c)]
+        note = f"{out_c} kernels {kh}×{kw}"
+    else:
+        rows, cols = out_c, in_c
+        tiles = [(o, i, weights[o, i]) for o in range(out_c) for i in range(in_c)]
+        note = f"all {out_c}×{in_c} kernels {kh}×{kw}: row = output map, column = input map"
+    canvas = torch.full((rows * (kh + gap) - gap, cols * (kw + gap) - gap), float("nan"))
+    for r, c, k in tiles:
+        canvas[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = k
+    if ax is None:
+        height = max(3.0, min(16.0, 0.22 * rows * (kh + gap) / 2))
+        fig, ax = plt.subplots(
+            figsize=(max(5.0, 0.22 * cols * (kw + gap) / 2 + 1.5), height), layout="constrained"
+        )
+    fig = ax.figure
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    shown = ax.imshow(canvas.numpy(), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="weight")
+    ax.set_title(f"{layer}: {note}")
+    ax.set_axis_off()
+    return fig
+
+
+def plot_activations(activations, title: str = "") -> Figure:
+    """Feature maps (``(C, H, W)``, a grid per block) or hidden units (``(N,)``, a strip)."""
+    names = list(activations)
+    heights = []
+    for name in names:
+        a = activations[name]
+        heights.append(1.2 if a.dim() == 1 else 1.0 + 0.55 * -(-a.shape[0] // 16))
+    fig = plt.figure(figsize=(12, sum(heights) + 0.8), layout="constrained")
+    subfigs = fig.subfigures(len(names), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for sub, name in zip(subfigs, names, strict=True):
+        a = activations[name].detach().cpu()
+        if a.dim() == 1:
+            ax = sub.subplots()
+            shown = ax.imshow(
+                a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
+            )
+            ax.set_yticks([])
+            ax.set_xlabel("unit")
+            sub.colorbar(shown, ax=ax, fraction=0.02, pad=0.01)
+            sub.suptitle(f"{name}: {a.shape[0]} units", fontsize=11)
+            continue
+        channels = a.shape[0]
+        cols = 16
+        rows = -(-channels // cols)
+        axes = sub.subplots(rows, cols, squeeze=False)
+        vmax = float(a.max()) or 1.0
+        for i, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if i < channels:
+                ax.imshow(a[i].numpy(), cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+        size = "×".join(map(str, a.shape[1:]))
+        sub.suptitle(f"{name}: {channels} maps of {size}", fontsize=11)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
+    """Confusion matrix: colour = share of the true class (row-normalised), text = counts."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 7), layout="constrained")
+    fig = ax.figure
+    counts = report.matrix.cpu()
+    shares = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    shown = ax.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
+    n = len(counts)
+    for i in range(n):
+        for j in range(n):
+            value = int(counts[i, j])
+            if value:
+                dark = float(shares[i, j]) > 0.55
+                ax.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
+    ax.set_xticks(range(n), report.classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), report.classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{report.model}: accuracy {100 * report.accuracy:.2f}%")
+    if colorbar:
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="share of the true class")
+    return fig
+
+
+def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> Figure:
+    """A gallery of test images with their true class and the wrong, confident prediction."""
+    n = len(indices)
+    cols = min(n, 8) or 1
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.9 * cols, 2.3 * rows), layout="constrained", squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, i in zip(axes.flat, indices, strict=False):
+        p = probs[i]
+        pred = int(p.argmax())
+        plot_image(images[i], ax=ax)
+        ax.set_title(
+            f"#{i}\ntrue {classes[int(labels[i])]}\nsaid {classes[pred]} ({float(p[pred]):.2f})",
+            fontsize=8,
+        )
+    fig.suptitle(title or "the most confident mistakes")
+    return fig
+
+
+def plot_comparison(comparison) -> Figure:
+    """Both confusion matrices and the per-class accuracy of each model, in one figure."""
+    models = comparison.models
+    fig = plt.figure(figsize=(7.5 * len(models), 11.5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35, 1])
+    axes = top.subplots(1, len(models), squeeze=False)[0]
+    for ax, m in zip(axes, models, strict=True):
+        plot_confusion(m.report, ax=ax, colorbar=False)
+        ax.set_title(f"{m.name}: {100 * m.report.accuracy:.2f}%, {m.params:,} parameters")
+    ax = bottom.subplots()
+    classes = models[0].report.classes
+    width = 0.8 / len(models)
+    for k, m in enumerate(models):
+        xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(classes))]
+        ax.bar(xs, (100 * m.report.recall).tolist(), width, label=m.name)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    lowest = min(float(m.report.recall.min()) for m in models)
+    ax.set_ylim(max(0, 10 * int(10 * lowest) - 10), 100)  # the differences, not the bars
+    ax.set_ylabel("test accuracy per class (%)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("per class: where the convolutions pay")
+    fig.suptitle("DNN vs CNN on the Fashion-MNIST test set", fontsize=14)
     return fig

@@ -1,0 +1,398 @@
+"""Why did the model answer that? Captum attributions for one image, and a sanity check.
+
+Methods (all through Captum, on the model's own normalised input):
+
+- ``saliency``: |∂ score / ∂ pixel| (Simonyan et al., 2014).
+- ``ig``: Integrated Gradients from a black image (Sundararajan et al., 2017), with its
+  convergence delta (how far the attributions' sum is from score(image) − score(black)).
+- ``smoothgrad``: saliency averaged over noisy copies of the image (NoiseTunnel).
+- ``occlusion``: the score's drop when a square patch is painted black.
+- ``gradcam``: Grad-CAM on the last convolution (found automatically), at its native
+  resolution and upsampled to 28×28. Not defined for a model without convolutions.
+
+The sanity check (``sanity=True``) is the model-randomisation test of Adebayo et al.
+(2018), "Sanity Checks for Saliency Maps": the layers' weights are re-initialised from the
+top layer down, one more layer at each step, and each method's map is compared with the
+trained model's map by Spearman rank correlation of their absolute values. A method whose
+map barely changes when the weights are destroyed is not showing what the model learned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archlab.data import CLASSES
+from archlab.errors import ArchlabError
+from archlab.train import to_input
+
+METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
+IG_STEPS = 50
+SMOOTHGRAD_SAMPLES = 25
+SMOOTHGRAD_NOISE = 0.15  # σ as a share of the input's value range (SmoothGrad's 10–20 %)
+OCCLUSION_WINDOW = 4
+OCCLUSION_STRIDE = 2
+
+
+@dataclass
+class Attribution:
+    """One method's map for one image: ``map`` is ``(28, 28)``; signed where the method is."""
+
+    method: str
+    title: str
+    settings: str
+    map: torch.Tensor
+    signed: bool
+    native: torch.Tensor | None = None  # Grad-CAM at the layer's own resolution
+    delta: float | None = None  # IG's convergence delta
+
+
+@dataclass
+class Explanation:
+    """The result of :func:`explain_image`; ``str()`` gives the verdict and the settings."""
+
+    model: str
+    index: int | None
+    image: torch.Tensor  # (28, 28) uint8
+    label: int | None
+    probs: torch.Tensor  # (10,)
+    target: int
+    attributions: list[Attribution] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    sanity: SanityCheck | None = None
+    classes: tuple[str, ...] = CLASSES
+
+    @property
+    def predicted(self) -> int:
+        return int(self.probs.argmax())
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        values, indices = self.probs.topk(k)
+        return [(self.classes[i], float(v)) for v, i in zip(values, indices, strict=True)]
+
+    @property
+    def verdict(self) -> str:
+        """``true: Sneaker · predicted: Sandal (0.71)``."""
+        pred = self.predicted
+        true = f"true: {self.classes[self.label]} · " if self.label is not None else ""
+        return f"{true}predicted: {self.classes[pred]} ({float(self.probs[pred]):.2f})"
+
+    def __str__(self) -> str:
+        lines = [self.verdict, f"explaining the score of: {self.classes[self.target]}"]
+        lines += [f"  {a.title}: {a.settings}" for a in self.attributions]
+        lines += [f"  {m}: skipped, {why}" for m, why in self.skipped.items()]
+        if self.sanity is not None:
+            lines += ["", str(self.sanity)]
+        return "\n".join(lines)
+
+
+@dataclass
+class SanityCheck:
+    """Rank correlation between trained and randomised maps, per method and depth.
+
+    ``steps[k]`` names the layers re-initialised at step k (top layer first);
+    ``rho[method][k]`` is Spearman's ρ of |map| at that step against the trained |map|;
+    ``maps[method]`` is the map of the fully randomised model.
+    """
+
+    steps: list[str]
+    rho: dict[str, list[float]]
+    maps: dict[str, torch.Tensor]
+
+    def __str__(self) -> str:
+        from archlab._table import text_table
+
+        headers = ["method", *(f"…{s}" for s in self.steps)]
+        rows = [[m, *(f"{r:+.2f}" for r in rhos)] for m, rhos in self.rho.items()]
+        return (
+            "sanity check (Adebayo et al., 2018): Spearman ρ of |map| against the trained "
+            "model's, as layers are re-initialised from the top down\n"
+            + text_table(headers, rows)
+            + "\nρ near 1 all the way down: the map does not depend on what the model learned."
+        )
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of two same-sized tensors (ties broken by position)."""
+    ra = a.flatten().argsort().argsort().double()
+    rb = b.flatten().argsort().argsort().double()
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = (ra.norm() * rb.norm()).item()
+    return float((ra @ rb).item() / denominator) if denominator else 0.0
+
+
+def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The last convolution in forward (registration) order, for Grad-CAM; None if none."""
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+@contextlib.contextmanager
+def _prepared(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no in-place ReLU while attributing; both restored afterwards."""
+    was_training = model.training
+    inplace = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
+    for m in inplace:
+        m.inplace = False  # in-place ReLU breaks gradient hooks (DeepLift, layer methods)
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+        for m in inplace:
+            m.inplace = True
+
+
+def _check_methods(methods: Sequence[str] | str) -> list[str]:
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not methods or list(methods) == ["all"]:
+        return list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ArchlabError(
+            f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} or all"
+        )
+    return list(dict.fromkeys(methods))
+
+
+def _attribute(
+    model: nn.Module, x: torch.Tensor, target: int, method: str, black: float
+) -> Attribution | str:
+    """One method's attribution, or the reason it does not apply."""
+    from captum.attr import (
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        NoiseTunnel,
+        Occlusion,
+        Saliency,
+    )
+
+    baseline = torch.full_like(x, black)
+    if method == "saliency":
+        a = Saliency(model).attribute(x, target=target, abs=True)
+        return Attribution(method, "Saliency", "|gradient| of the score", a[0, 0].detach(), False)
+    if method == "ig":
+        a, delta = IntegratedGradients(model).attribute(
+            x, baselines=baseline, target=target, n_steps=IG_STEPS, return_convergence_delta=True
+        )
+        d = float(delta.abs().item())
+        return Attribution(
+            method,
+            "Integrated Gradients",
+            f"baseline: black image, {IG_STEPS} steps, convergence delta {d:.1e}",
+            a[0, 0].detach(),
+            True,
+            delta=d,
+        )
+    if method == "smoothgrad":
+        sigma = SMOOTHGRAD_NOISE * float(x.detach().max() - x.detach().min())
+        a = NoiseTunnel(Saliency(model)).attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=SMOOTHGRAD_SAMPLES,
+            stdevs=sigma,
+            target=target,
+            abs=True,
+        )
+        return Attribution(
+            method,
+            "SmoothGrad",
+            f"{SMOOTHGRAD_SAMPLES} noisy copies, σ = {SMOOTHGRAD_NOISE:.0%} of the input range",
+            a[0, 0].detach(),
+            False,
+        )
+    if method == "occlusion":
+        w, s = OCCLUSION_WINDOW, OCCLUSION_STRIDE
+        a = Occlusion(model).attribute(
+            x,
+            sliding_window_shapes=(1, w, w),
+            strides=(1, s, s),
+            baselines=black,
+            target=target,
+            perturbations_per_eval=64,
+        )
+        return Attribution(
+            method,
+            "Occlusion",
+            f"black {w}×{w} patch, stride {s}: drop in the score",
+            a[0, 0].detach(),
+            True,
+        )
+    found = last_conv_layer(model)
+    if found is None:
+        return "the model has no convolution, so there is no feature map to weight"
+    name, layer = found
+    native = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+    up = LayerAttribution.interpolate(native, x.shape[-2:], interpolate_mode="bilinear")
+    size = "×".join(str(d) for d in native.shape[-2:])
+    return Attribution(
+        method,
+        f"Grad-CAM on {name}",
+        f"last convolution {name}, native {size}, upsampled bilinearly",
+        up[0, 0].detach(),
+        False,
+        native=native[0, 0].detach(),
+    )
+
+
+def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Layers with weights, top (output) first: the cascade's order."""
+    layers = [
+        (n, m)
+        for n, m in model.named_modules()
+        if n and hasattr(m, "reset_parameters") and any(True for _ in m.parameters(False))
+    ]
+    return layers[::-1]
+
+
+def _sanity(model: nn.Module, x, target, methods, black, trained) -> SanityCheck:
+    randomised = copy.deepcopy(model)
+    steps = _randomisation_steps(randomised)
+    rho: dict[str, list[float]] = {m: [] for m in methods}
+    maps: dict[str, torch.Tensor] = {}
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        for _name, layer in steps:
+            layer.reset_parameters()
+            for method in methods:
+                result = _attribute(
+                    randomised, x.clone().requires_grad_(True), target, method, black
+                )
+                rho[method].append(spearman(trained[method].abs(), result.map.abs()))
+                maps[method] = result.map
+    return SanityCheck([n for n, _ in steps], rho, maps)
+
+
+def explain_image(
+    model: nn.Module,
+    image: torch.Tensor,
+    label: int | None = None,
+    *,
+    normalize: tuple[float, float] | None = None,
+    methods: Sequence[str] | str = "all",
+    target: str | int = "pred",
+    sanity: bool = False,
+    model_name: str | None = None,
+    index: int | None = None,
+) -> Explanation:
+    """Attribute one image's class score to its pixels with each method.
+
+    Args:
+        model: a trained classifier (left as it was: mode, weights, no hooks).
+        image: uint8 pixels ``(28, 28)``.
+        label: the true class, if known. Default: None.
+        normalize: the (mean, std) the model was trained with. Default: none.
+        methods: names from ``METHODS`` or ``"all"``. Default: all.
+        target: whose score to explain: ``"pred"``, ``"true"`` or a class index/name.
+            Default: the predicted class.
+        sanity: also run the model-randomisation test. Default: False.
+        model_name: for titles. Default: the class name.
+        index: the test-set index, for titles. Default: None.
+
+    Returns:
+        An :class:`Explanation`.
+
+    Example::
+
+        >>> model, ckpt = archlab.load_trained_model("cnn")          # doctest: +SKIP
+        >>> data = archlab.load_fashion_mnist()                        # doctest: +SKIP
+        >>> e = archlab.explain_image(model, data.test_images[42], int(data.test_labels[42]),
+        ...                           normalize=ckpt["normalize"])    # doctest: +SKIP
+    """
+    chosen = _check_methods(methods)
+    normalize = tuple(normalize) if normalize is not None else None
+    x = to_input(image.reshape(1, 28, 28), normalize)
+    black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
+    with _prepared(model), torch.no_grad():
+        probs = F.softmax(model(x), dim=1)[0]
+    tgt = _resolve_target(target, probs, label)
+    explanation = Explanation(
+        model_name or type(model).__name__, index, image.reshape(28, 28), label, probs, tgt
+    )
+    trained: dict[str, torch.Tensor] = {}
+    with _prepared(model):
+        for method in chosen:
+            result = _attribute(model, x.clone().requires_grad_(True), tgt, method, black)
+            if isinstance(result, str):
+                explanation.skipped[method] = result
+                continue
+            explanation.attributions.append(result)
+            trained[method] = result.map
+        if sanity and trained:
+            explanation.sanity = _sanity(model, x, tgt, list(trained), black, trained)
+    return explanation
+
+
+def _resolve_target(target: str | int, probs: torch.Tensor, label: int | None) -> int:
+    if target == "pred":
+        return int(probs.argmax())
+    if target == "true":
+        if label is None:
+            raise ArchlabError("--target true needs the image's true label")
+        return int(label)
+    if isinstance(target, str) and not target.isdigit():
+        names = {c.lower(): i for i, c in enumerate(CLASSES)}
+        if target.lower() not in names:
+            raise ArchlabError(
+                f"--target {target!r}: use pred, true, 0-9 or a class name ({', '.join(CLASSES)})"
+            )
+        return names[target.lower()]
+    value = int(target)
+    if not 0 <= value < len(probs):
+        raise ArchlabError(f"--target {value}: a class index is 0-{len(probs) - 1}")
+    return value
+
+
+def explain_test_image(
+    model: str,
+    index: int,
+    *,
+    runs: str = "runs",
+    data=None,
+    data_dir: str | None = None,
+    methods: Sequence[str] | str = "all",
+    target: str | int = "pred",
+    sanity: bool = False,
+) -> Explanation:
+    """:func:`explain_image` for test image ``index`` and the trained ``runs/<model>``.
+
+    Example::
+
+        >>> e = archlab.explain_test_image("cnn", 42)  # doctest: +SKIP
+        >>> e.verdict                                    # doctest: +SKIP
+        'true: Sneaker · predicted: Sneaker (1.00)'
+    """
+    from archlab.checkpoint import load_trained_model
+    from archlab.data import load_fashion_mnist
+
+    _check_methods(methods)
+    net, payload = load_trained_model(model, runs)
+    if data is None:
+        data = load_fashion_mnist(data_dir)
+    check_index(index, len(data.test_labels))
+    return explain_image(
+        net,
+        data.test_images[index],
+        int(data.test_labels[index]),
+        normalize=payload.get("normalize"),
+        methods=methods,
+        target=target,
+        sanity=sanity,
+        model_name=model,
+        index=index,
+    )
+
+
+def check_index(index: int, size: int) -> int:
+    """A test-set index, or a one-line error."""
+    if not 0 <= index < size:
+        raise ArchlabError(f"--index {index}: the test set's images are numbered 0-{size - 1}")
+    return index

@@ -1,0 +1,196 @@
+"""Confusion matrices, per-class scores, confused pairs and the DNN-vs-CNN comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from archlab import _table
+from archlab.data import CLASSES
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 10) -> torch.Tensor:
+    """``M[true, predicted]`` counts, ``(n, n)`` int64; sums to ``len(labels)``."""
+    return torch.bincount(labels.long() * n + predictions.long(), minlength=n * n).reshape(n, n)
+
+
+@dataclass
+class ClassificationReport:
+    """A confusion matrix and what follows from it; prints as tables."""
+
+    model: str
+    matrix: torch.Tensor  # (10, 10) counts, rows = true class
+    probs: torch.Tensor | None = field(default=None, repr=False)  # (N, 10)
+    classes: tuple[str, ...] = CLASSES
+
+    @property
+    def accuracy(self) -> float:
+        return int(self.matrix.diag().sum()) / int(self.matrix.sum())
+
+    @property
+    def recall(self) -> torch.Tensor:
+        return self.matrix.diag().double() / self.matrix.sum(1).clamp(min=1)
+
+    @property
+    def precision(self) -> torch.Tensor:
+        return self.matrix.diag().double() / self.matrix.sum(0).clamp(min=1)
+
+    @property
+    def f1(self) -> torch.Tensor:
+        p, r = self.precision, self.recall
+        return torch.where(p + r > 0, 2 * p * r / (p + r), torch.zeros_like(p))
+
+    def confused_pairs(self, k: int = 5) -> list[tuple[int, int, int, int]]:
+        """The ``k`` class pairs most often mistaken for each other, either way round:
+        ``(a, b, a→b, b→a)`` sorted by ``a→b + b→a``."""
+        m = self.matrix
+        pairs = [
+            (a, b, int(m[a, b]), int(m[b, a])) for a in range(len(m)) for b in range(a + 1, len(m))
+        ]
+        pairs = [(a, b, ab, ba) if ab >= ba else (b, a, ba, ab) for a, b, ab, ba in pairs]
+        return sorted(pairs, key=lambda p: -(p[2] + p[3]))[:k]
+
+    def table(self) -> str:
+        rows = [
+            [c, f"{float(p):.3f}", f"{float(r):.3f}", f"{float(f):.3f}", int(n)]
+            for c, p, r, f, n in zip(
+                self.classes,
+                self.precision,
+                self.recall,
+                self.f1,
+                self.matrix.sum(1),
+                strict=True,
+            )
+        ]
+        return _table.text_table(["class", "precision", "recall", "F1", "images"], rows)
+
+    def pairs_text(self, k: int = 5) -> str:
+        lines = []
+        for a, b, ab, ba in self.confused_pairs(k):
+            ca, cb = self.classes[a], self.classes[b]
+            lines.append(f"{ca} ↔ {cb}: {ab + ba} ({ca} taken for {cb} {ab}, the reverse {ba})")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.model}: test accuracy {100 * self.accuracy:.2f}% on {int(self.matrix.sum()):,} "
+            f"images\n\n{self.table()}\n\nmost confused pairs:\n{self.pairs_text()}"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [line.split("  ") for line in self.table().splitlines()[2:]]
+        return _table.html_table(
+            ["class", "precision", "recall", "F1", "images"],
+            rows,
+            caption=f"{self.model}: accuracy {100 * self.accuracy:.2f}%",
+        )
+
+    def mistakes(self, labels: torch.Tensor, n: int) -> list[int]:
+        """Indices of the ``n`` wrong predictions made with the highest confidence."""
+        if self.probs is None:
+            return []
+        confidence, predicted = self.probs.max(1)
+        wrong = (predicted != labels).nonzero().flatten()
+        order = confidence[wrong].argsort(descending=True)
+        return wrong[order[:n]].tolist()
+
+
+def classification_report(
+    model_name: str, probs: torch.Tensor, labels: torch.Tensor
+) -> ClassificationReport:
+    """From probabilities ``(N, 10)`` and true labels ``(N,)``."""
+    matrix = confusion_matrix(probs.argmax(1), labels, probs.shape[1])
+    return ClassificationReport(model_name, matrix, probs)
+
+
+@dataclass
+class ModelResult:
+    """One trained model on the test set, with its costs."""
+
+    name: str
+    params: int
+    macs: int
+    train_seconds: float
+    report: ClassificationReport
+
+
+@dataclass
+class Comparison:
+    """The lecture's conclusion with measured numbers: DNN vs CNN side by side."""
+
+    models: list[ModelResult]
+
+    def summary_table(self) -> str:
+        rows = [
+            [
+                m.name,
+                f"{m.params:,}",
+                f"{m.macs:,}",
+                f"{m.train_seconds:.1f} s",
+                f"{100 * m.report.accuracy:.2f}%",
+            ]
+            for m in self.models
+        ]
+        return _table.text_table(
+            ["model", "parameters", "MACs per image", "training time", "test accuracy"], rows
+        )
+
+    def per_class_table(self) -> str:
+        classes = self.models[0].report.classes
+        rows = [
+            [c, *(f"{100 * float(m.report.recall[i]):.1f}%" for m in self.models)]
+            for i, c in enumerate(classes)
+        ]
+        if len(self.models) == 2:
+            a, b = self.models
+            for row, i in zip(rows, range(len(classes)), strict=True):
+                gain = 100 * float(b.report.recall[i] - a.report.recall[i])
+                row.append(f"{gain:+.1f}")
+        headers = ["class", *(f"{m.name} accuracy" for m in self.models)]
+        if len(self.models) == 2:
+            headers.append(f"{self.models[1].name} − {self.models[0].name} (points)")
+        return _table.text_table(headers, rows)
+
+    def __str__(self) -> str:
+        return f"{self.summary_table()}\n\nper class (recall):\n{self.per_class_table()}"
+
+
+def compare_models(
+    models=("dnn", "cnn"), runs: str = "runs", data=None, data_dir=None
+) -> Comparison:
+    """Evaluate trained models once each on the whole test set and put them side by side.
+
+    Example::
+
+        >>> print(archlab.compare_models())  # doctest: +SKIP
+    """
+    from archlab.checkpoint import load_trained_model
+    from archlab.data import load_fashion_mnist
+    from archlab.params import count_params
+
+    loaded = [(name, *load_trained_model(name, runs)) for name in models]
+    if data is None:
+        data = load_fashion_mnist(data_dir)
+    results = []
+    for name, net, payload in loaded:
+        report = evaluate_report(name, net, data, payload.get("normalize"))
+        results.append(
+            ModelResult(
+                name,
+                payload.get("params", 0),
+                count_params(name).total_macs,
+                payload.get("seconds", 0.0),
+                report,
+            )
+        )
+    return Comparison(results)
+
+
+def evaluate_report(model_name: str, net, data, normalize) -> ClassificationReport:
+    """One pass over the test set: probabilities, confusion matrix, per-class scores."""
+    from archlab.train import predict_logits
+
+    normalize = tuple(normalize) if normalize is not None else None
+    probs = torch.softmax(predict_logits(net, data.test_images, normalize), dim=1)
+    return classification_report(model_name, probs, data.test_labels)

@@ -1,0 +1,149 @@
+import pytest
+import torch
+
+import archlab
+from archlab import explain as E
+from archlab.errors import ArchlabError
+from archlab.inspect import activations, capture, filter_weights
+from archlab.train import train_model
+
+from .synthetic import learnable_dataset
+
+QUIET = {"log": lambda line: None, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return learnable_dataset()
+
+
+@pytest.fixture(scope="module")
+def runs(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    for name in ("dnn", "cnn"):
+        train_model(name, tiny, out=out, epochs=3, batch_size=50, log_every=36, **QUIET)
+    return out
+
+
+def _no_hooks(model):
+    return all(
+        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+        for m in model.modules()
+    )
+
+
+@pytest.mark.parametrize("name", ["cnn", "dnn"])
+def test_attributions_have_the_input_shape_and_leave_the_model_alone(runs, tiny, name):
+    model, payload = archlab.load_trained_model(name, runs)
+    model.train()  # explain must switch to eval and back
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    e = archlab.explain_image(
+        model,
+        tiny.test_images[3],
+        int(tiny.test_labels[3]),
+        normalize=payload["normalize"],
+        model_name=name,
+    )
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert _no_hooks(model)
+    assert all(p.grad is None for p in model.parameters())
+    for a in e.attributions:
+        assert a.map.shape == (28, 28) and torch.isfinite(a.map).all(), a.method
+    methods = [a.method for a in e.attributions]
+    if name == "cnn":
+        assert methods == list(E.METHODS)
+        gradcam = e.attributions[-1]
+        assert gradcam.native.shape == (12, 12) and "layer2.0" in gradcam.title
+    else:
+        assert "gradcam" not in methods and "no convolution" in e.skipped["gradcam"]
+    ig = next(a for a in e.attributions if a.method == "ig")
+    assert "baseline: black image" in ig.settings and ig.delta is not None
+
+
+def test_explanation_verdict_and_probabilities(runs, tiny):
+    e = E.explain_test_image("cnn", 5, runs=str(runs), data=tiny, methods="saliency")
+    assert e.probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert e.verdict.startswith(f"true: {e.classes[int(tiny.test_labels[5])]} · predicted: ")
+    assert len(e.top(3)) == 3
+
+
+def test_sanity_check_randomised_maps_correlate_less(runs, tiny):
+    e = E.explain_test_image(
+        "cnn", 7, runs=str(runs), data=tiny, methods="saliency,gradcam", sanity=True
+    )
+    s = e.sanity
+    assert s.steps[0] == "fc3" and s.steps[-1] == "layer1.0"
+    # the trained map against itself is 1; destroying the weights must lower it
+    trained = e.attributions[0].map
+    assert E.spearman(trained.abs(), trained.abs()) == pytest.approx(1.0)
+    assert s.rho["saliency"][-1] < 0.9
+    assert set(s.maps) == {"saliency", "gradcam"}
+
+
+def test_spearman_on_small_cases():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert E.spearman(a, a * 10) == pytest.approx(1.0)
+    assert E.spearman(a, -a) == pytest.approx(-1.0)
+    assert E.spearman(a, torch.tensor([2.0, 1.0, 4.0, 3.0])) == pytest.approx(0.6)
+
+
+def test_in_place_relu_is_handled_and_restored():
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 16),
+        torch.nn.ReLU(inplace=True),
+        torch.nn.Linear(16, 10),
+    )
+    e = archlab.explain_image(model, torch.zeros(28, 28, dtype=torch.uint8), methods="saliency")
+    assert e.attributions[0].map.shape == (28, 28)
+    assert model[2].inplace
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"methods": "saliency,magic"}, "unknown method 'magic'"),
+        ({"target": "hat"}, "--target 'hat'"),
+        ({"target": "12"}, "a class index is 0-9"),
+    ],
+)
+def test_bad_explain_input(runs, tiny, kw, message):
+    with pytest.raises(ArchlabError, match=message):
+        E.explain_test_image("cnn", 0, runs=str(runs), data=tiny, **kw)
+
+
+def test_index_out_of_range(runs, tiny):
+    with pytest.raises(ArchlabError, match="numbered 0-199"):
+        E.explain_test_image("cnn", 200, runs=str(runs), data=tiny)
+
+
+def test_filters(runs):
+    model, _ = archlab.load_trained_model("cnn", runs)
+    assert filter_weights(model)[1].shape == (32, 1, 3, 3)
+    assert filter_weights(model, "layer2.0")[1].shape == (64, 32, 3, 3)
+    with pytest.raises(ArchlabError, match=r"choose from layer1\.0, layer2\.0"):
+        filter_weights(model, "fc1")
+    dnn, _ = archlab.load_trained_model("dnn", runs)
+    with pytest.raises(ArchlabError, match="has no convolution"):
+        filter_weights(dnn)
+
+
+def test_activation_shapes_match_the_shape_trace(runs, tiny):
+    model, payload = archlab.load_trained_model("cnn", runs)
+    acts = activations(model, tiny.test_images[0], "cnn", payload["normalize"])
+    trace = {r.name: r.output for r in archlab.trace_shapes("cnn").layers}
+    assert acts["layer1"].shape == trace["layer1.3"] == (32, 14, 14)
+    assert acts["layer2"].shape == trace["layer2.3"] == (64, 6, 6)
+    dnn, payload = archlab.load_trained_model("dnn", runs)
+    acts = activations(dnn, tiny.test_images[0], "dnn", payload["normalize"])
+    assert [tuple(a.shape) for a in acts.values()] == [(256,), (128,)]
+    assert all((a >= 0).all() for a in acts.values())  # after ReLU
+    assert _no_hooks(model) and _no_hooks(dnn)
+
+
+def test_capture_removes_hooks_even_on_error():
+    model = archlab.create_model("cnn")
+    with pytest.raises(RuntimeError), capture(model, [("layer1", "output", "x")]):
+        model(torch.zeros(1, 3, 28, 28))  # wrong channel count
+    assert _no_hooks(model)
