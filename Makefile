@@ -4,11 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data run test lint bench clean
+.PHONY: setup data run test lint docs browser docs-check bench clean
 
+# one environment for everything: the package, its tests, and the docs tools
 $(BIN)/archlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,docs]'
 	touch $@
 
 setup: $(BIN)/archlab
@@ -25,6 +26,10 @@ data:
 run: setup data
 	$(BIN)/archlab shapes cnn
 	$(BIN)/archlab params dnn cnn
+	$(BIN)/archlab data
+	$(BIN)/archlab train all
+	$(BIN)/archlab explain --index 42
+	$(BIN)/archlab compare
 
 lint: setup
 	$(BIN)/ruff check .
@@ -32,9 +37,31 @@ lint: setup
 
 test: setup data lint
 	$(BIN)/python -m pytest
+	$(MAKE) docs docs-check
+
+# The site, built by running examples/ on the real data; warnings are errors.
+docs: setup data
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
+
+# Debian's Chromium and ChromeDriver for the browser check, where apt-get can install them.
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# Load every page in headless Chromium: images loaded, no broken links, screenshots.
+docs-check: browser
+	@if command -v chromedriver >/dev/null 2>&1; then \
+		$(BIN)/python docs/check_site.py; \
+	else \
+		echo "note: no chromium/chromedriver here; skipping the browser check of the docs"; \
+	fi
 
 bench: setup data
 	$(BIN)/python benchmarks/shapes_startup.py
+	$(BIN)/python benchmarks/train_vs_lecture.py
+	$(BIN)/python benchmarks/explain_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build docs/auto_examples docs/cli.rst

@@ -196,7 +196,13 @@ def prepare(
 
 @dataclass
 class FashionMNIST:
-    """Both splits in memory: images ``(N, 28, 28)`` uint8, labels ``(N,)`` int64."""
+    """Both splits in memory: images ``(N, 28, 28)`` uint8, labels ``(N,)`` int64.
+
+    Example::
+
+        >>> data = archlab.load_fashion_mnist()
+        >>> data.test_images[42].shape  # torch.Size([28, 28])
+    """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor

@@ -16,6 +16,10 @@ def pick_device(name: str = "auto") -> torch.device:
 
     Returns:
         A ``torch.device`` that exists on this machine; a clear error otherwise.
+
+    Example::
+
+        >>> archlab.pick_device()  # device(type='cuda') on a GPU machine, else mps or cpu
     """
     if name == "auto":
         if torch.cuda.is_available():

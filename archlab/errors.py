@@ -9,6 +9,13 @@ class ArchlabError(Exception):
     Args:
         message: one line saying what is wrong and what to do.
         exit_code: the CLI's exit status. Default: 2 (bad input).
+
+    Example::
+
+        >>> try:
+        ...     archlab.create_model("resnet")
+        ... except archlab.ArchlabError as exc:
+        ...     print(exc, exc.exit_code)
     """
 
     def __init__(self, message: str, exit_code: int = 2) -> None:

@@ -31,6 +31,11 @@ def filter_weights(model: nn.Module, layer: str | None = None) -> tuple[str, tor
     Args:
         model: the model.
         layer: a qualified name such as ``"layer2.0"``. Default: the first convolution.
+
+    Example::
+
+        >>> layer, weights = archlab.filter_weights(model, "layer2.0")
+        >>> weights.shape  # torch.Size([64, 32, 3, 3])
     """
     names = conv_layers(model)
     if not names:
@@ -77,6 +82,11 @@ def activations(
 
     Returns ``{label: tensor}``: ``(C, H, W)`` maps for the CNN's blocks (layer1:
     32×14×14, layer2: 64×6×6), ``(units,)`` for the DNN's hidden layers (256, 128).
+
+    Example::
+
+        >>> acts = archlab.activations(model, data.test_images[42], "cnn", ckpt["normalize"])
+        >>> acts["layer1"].shape  # torch.Size([32, 14, 14])
     """
     if model_name not in _ACTIVATION_POINTS:
         raise ArchlabError(f"no activation points known for {model_name!r}")

@@ -11,7 +11,13 @@ from archlab.data import CLASSES
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 10) -> torch.Tensor:
-    """``M[true, predicted]`` counts, ``(n, n)`` int64; sums to ``len(labels)``."""
+    """``M[true, predicted]`` counts, ``(n, n)`` int64; sums to ``len(labels)``.
+
+    Example::
+
+        >>> archlab.confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2)
+        # tensor([[1, 1], [0, 1]])
+    """
     return torch.bincount(labels.long() * n + predictions.long(), minlength=n * n).reshape(n, n)
 
 
@@ -99,7 +105,13 @@ class ClassificationReport:
 def classification_report(
     model_name: str, probs: torch.Tensor, labels: torch.Tensor
 ) -> ClassificationReport:
-    """From probabilities ``(N, 10)`` and true labels ``(N,)``."""
+    """From probabilities ``(N, 10)`` and true labels ``(N,)``.
+
+    Example::
+
+        >>> report = archlab.classification_report("cnn", probs, data.test_labels)
+        >>> print(report.pairs_text())
+    """
     matrix = confusion_matrix(probs.argmax(1), labels, probs.shape[1])
     return ClassificationReport(model_name, matrix, probs)
 
@@ -188,7 +200,23 @@ def compare_models(
 
 
 def evaluate_report(model_name: str, net, data, normalize) -> ClassificationReport:
-    """One pass over the test set: probabilities, confusion matrix, per-class scores."""
+    """One pass over the test set: probabilities, confusion matrix, per-class scores.
+
+    Args:
+        model_name: for titles.
+        net: the trained model.
+        data: a :class:`~archlab.FashionMNIST`; its test split is used.
+        normalize: the (mean, std) the model was trained with, or None.
+
+    Returns:
+        A :class:`ClassificationReport` (``.matrix``, ``.precision``, ``.recall``,
+        ``.f1``, ``.confused_pairs()``, ``.mistakes()``).
+
+    Example::
+
+        >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
+        >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
+    """
     from archlab.train import predict_logits
 
     normalize = tuple(normalize) if normalize is not None else None

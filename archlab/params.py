@@ -34,7 +34,13 @@ class LayerParams:
 
 @dataclass
 class ParamReport:
-    """The result of :func:`count_params`; prints as a table, renders as HTML in Jupyter."""
+    """The result of :func:`count_params`; prints as a table, renders as HTML in Jupyter.
+
+    Example::
+
+        >>> report = archlab.count_params("cnn")
+        >>> print(report)  # a table; report.total_macs == 4370826
+    """
 
     model: str
     input_shape: Shape
@@ -205,5 +211,11 @@ class ParamComparison:
 
 
 def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:
-    """Put several :class:`ParamReport` totals side by side."""
+    """Put several :class:`ParamReport` totals side by side.
+
+    Example::
+
+        >>> reports = [archlab.count_params("dnn"), archlab.count_params("cnn")]
+        >>> print(archlab.compare_params(reports))
+    """
     return ParamComparison(list(reports))

@@ -94,6 +94,11 @@ class ShapeReport:
     """The result of :func:`trace_shapes`: rows, teaching notes, and any failure.
 
     ``str(report)`` is the terminal table; in Jupyter the report renders as HTML.
+
+    Example::
+
+        >>> report = archlab.trace_shapes("cnn", input_shape=(1, 32, 32))
+        >>> report.ok, report.error.layer  # (False, "fc1")
     """
 
     model: str

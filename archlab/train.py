@@ -98,7 +98,13 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a run produced: the files, the final test accuracy and the time it took."""
+    """What a run produced: the files, the final test accuracy and the time it took.
+
+    Example::
+
+        >>> result = archlab.train_model("dnn", epochs=1)
+        >>> result.test_accuracy, result.checkpoint
+    """
 
     model: str
     config: TrainConfig
@@ -168,7 +174,14 @@ def evaluate(
     labels: torch.Tensor,
     normalize: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
-    """Accuracy (0–1) and mean cross-entropy on a labelled set, in eval mode."""
+    """Accuracy (0–1) and mean cross-entropy on a labelled set, in eval mode.
+
+    Example::
+
+        >>> accuracy, loss = archlab.evaluate(
+        ...     model, data.test_images, data.test_labels, ckpt["normalize"]
+        ... )
+    """
     logits = predict_logits(model, images, normalize)
     labels = labels.to(logits.device)
     loss = nn.functional.cross_entropy(logits, labels).item()
@@ -522,6 +535,10 @@ def train_models(
 
     Returns:
         One :class:`TrainResult` per model trained; it stops after one was interrupted.
+
+    Example::
+
+        >>> results = archlab.train_models(["dnn", "cnn"], epochs=1)
     """
     keys = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every")
     given = {k: settings[k] for k in keys if settings.get(k) is not None}
@@ -626,3 +643,31 @@ class TrainSummary:
         from archlab._table import html_table
 
         return html_table(self._HEADERS, self._rows())
+
+
+def load_or_train(
+    model: str, runs: str | os.PathLike = "runs", data: FashionMNIST | None = None, **settings
+) -> tuple[nn.Module, dict]:
+    """The trained model in ``runs/<model>``, training it first if there is no finished
+    checkpoint there (for notebooks and the docs, which train once and reuse).
+
+    Args:
+        model: ``"dnn"`` or ``"cnn"``.
+        runs: the runs folder. Default: ``"runs"``.
+        data: passed to :func:`train_model` if it has to train. Default: loaded.
+        **settings: :func:`train_model`'s settings (``epochs=1``...) for that training.
+
+    Returns:
+        ``(model, checkpoint)`` as :func:`~archlab.load_trained_model` gives them.
+
+    Example::
+
+        >>> model, ckpt = archlab.load_or_train("dnn", "runs", epochs=1)  # doctest: +SKIP
+    """
+    from archlab.checkpoint import load_trained_model
+
+    path = checkpoint_path(runs, model)
+    finished = path.is_file() and load_checkpoint(path, model).get("finished")
+    if not finished:
+        train_model(model, data, out=runs, **settings)
+    return load_trained_model(model, runs)

@@ -38,6 +38,11 @@ def plot_curves(history: dict, axes=None) -> Figure:
     Args:
         history: ``TrainResult.history`` or a loaded ``history.json``.
         axes: two matplotlib axes (loss, accuracy). Default: a new 1×2 figure.
+
+    Example::
+
+        >>> model, ckpt = archlab.load_trained_model("cnn")
+        >>> archlab.plot_curves(ckpt["history"])
     """
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -127,6 +132,11 @@ def plot_attribution(
         ax: where to draw. Default: a new figure.
         blend: draw the map over the image (half transparent). Default: False.
         colorbar: add a colour bar. Default: True.
+
+    Example::
+
+        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")
+        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)
     """
     fig, ax = _new_ax(ax)
     values = attribution.map.cpu()
@@ -151,7 +161,12 @@ def plot_attribution(
 def plot_explanation(explanation) -> Figure:
     """The whole story for one image: the image, the top-3 probabilities, and per method
     a heat map (top row) and the map blended over the image (bottom row); with the sanity
-    check, a third row shows the fully randomised model's maps and ρ per step."""
+    check, a third row shows the fully randomised model's maps and ρ per step.
+
+    Example::
+
+        >>> archlab.plot_explanation(archlab.explain_test_image("cnn", 42, sanity=True))
+    """
     attributions = explanation.attributions
     n = len(attributions)
     sanity = explanation.sanity
@@ -210,6 +225,10 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
     ``weights`` is ``(out, in, k, k)``. With one input channel, each kernel is a tile (a
     4×8 grid for layer1.0's 32); with several, the mosaic has one row per output map and
     one column per input map (layer2.0: 64 rows × 32 columns of 3×3 kernels).
+
+    Example::
+
+        >>> archlab.plot_filters(*reversed(archlab.filter_weights(model, "layer1.0")))
     """
     out_c, in_c, kh, kw = weights.shape
     vmax = _symmetric(weights)
@@ -241,7 +260,12 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
 
 
 def plot_activations(activations, title: str = "") -> Figure:
-    """Feature maps (``(C, H, W)``, a grid per block) or hidden units (``(N,)``, a strip)."""
+    """Feature maps (``(C, H, W)``, a grid per block) or hidden units (``(N,)``, a strip).
+
+    Example::
+
+        >>> archlab.plot_activations(archlab.activations(model, image, "cnn"), "test image 42")
+    """
     names = list(activations)
     heights = []
     for name in names:
@@ -278,7 +302,12 @@ def plot_activations(activations, title: str = "") -> Figure:
 
 
 def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
-    """Confusion matrix: colour = share of the true class (row-normalised), text = counts."""
+    """Confusion matrix: colour = share of the true class (row-normalised), text = counts.
+
+    Example::
+
+        >>> archlab.plot_confusion(archlab.evaluate_report("cnn", model, data, ckpt["normalize"]))
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 7), layout="constrained")
     fig = ax.figure
@@ -311,7 +340,15 @@ def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
 
 
 def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> Figure:
-    """A gallery of test images with their true class and the wrong, confident prediction."""
+    """A gallery of test images with their true class and the wrong, confident prediction.
+
+    Example::
+
+        >>> wrong = report.mistakes(data.test_labels, 16)
+        >>> archlab.plot_mistakes(
+        ...     data.test_images, data.test_labels, report.probs, wrong, report.classes
+        ... )
+    """
     n = len(indices)
     cols = min(n, 8) or 1
     rows = max(1, -(-n // cols))
@@ -333,7 +370,12 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
 
 def plot_comparison(comparison) -> Figure:
-    """Both confusion matrices and the per-class accuracy of each model, in one figure."""
+    """Both confusion matrices and the per-class accuracy of each model, in one figure.
+
+    Example::
+
+        >>> archlab.plot_comparison(archlab.compare_models())
+    """
     models = comparison.models
     fig = plt.figure(figsize=(7.5 * len(models), 11.5), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.35, 1])
@@ -355,4 +397,39 @@ def plot_comparison(comparison) -> Figure:
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("per class: where the convolutions pay")
     fig.suptitle("DNN vs CNN on the Fashion-MNIST test set", fontsize=14)
+    return fig
+
+
+def plot_shapes(report, ax=None) -> Figure:
+    """How the feature map's side shrinks layer by layer (a :class:`~archlab.ShapeReport`).
+
+    Each bar is one layer's output height; flat layers (after the flatten) are left out.
+
+    Example::
+
+        >>> archlab.plot_shapes(archlab.trace_shapes("cnn"))  # doctest: +SKIP
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
+    fig = ax.figure
+    rows = [("input", report.input_shape)] + [
+        (r.name, r.output) for r in report.layers if r.output is not None and len(r.output) == 3
+    ]
+    names = [name for name, _ in rows]
+    sides = [shape[-2] for _, shape in rows]
+    bars = ax.bar(range(len(rows)), sides, color="tab:blue")
+    for bar, (_, shape) in zip(bars, rows, strict=True):
+        ax.annotate(
+            "×".join(map(str, shape)),
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+    ax.set_ylabel("map height (pixels)")
+    ax.set_ylim(0, max(sides) * 1.18)
+    ax.set_title(f"{report.model}: feature-map size after each layer (C×H×W)")
     return fig

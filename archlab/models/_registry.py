@@ -79,7 +79,12 @@ def list_models() -> list[str]:
 
 
 def model_description(name: str) -> str:
-    """The one-line description of a registered model."""
+    """The one-line description of a registered model.
+
+    Example::
+
+        >>> archlab.model_description("dnn")
+    """
     return _entry(name).description
 
 
