@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-
-def _time(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+from _timing import time_command
 
 
 def main() -> None:
@@ -42,11 +36,11 @@ def main() -> None:
             f"{tmp}/explain.png",
         ]
         floor = [sys.executable, "-c", "import torch"]
-        _time(floor)
+        time_command(floor)
         times = {"import torch": [], "archlab explain --index 42": []}
         for _ in range(args.rounds):
-            times["import torch"].append(_time(floor))
-            times["archlab explain --index 42"].append(_time(explain))
+            times["import torch"].append(time_command(floor))
+            times["archlab explain --index 42"].append(time_command(explain))
     for label, values in times.items():
         print(f"{label:<28} median {statistics.median(values):.2f} s  ({args.rounds} runs)")
 

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import time
 
-
-def _time(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+from _timing import time_command
 
 
 def main() -> None:
@@ -27,11 +21,11 @@ def main() -> None:
     args = parser.parse_args()
     floor_cmd = [sys.executable, "-c", "import torch"]
     shapes_cmd = [sys.executable, "-m", "archlab", "shapes", "cnn"]
-    _time(floor_cmd)  # warm the file cache once
+    time_command(floor_cmd)  # warm the file cache once
     floor, shapes = [], []
     for _ in range(args.rounds):
-        floor.append(_time(floor_cmd))
-        shapes.append(_time(shapes_cmd))
+        floor.append(time_command(floor_cmd))
+        shapes.append(time_command(shapes_cmd))
     f, s = statistics.median(floor), statistics.median(shapes)
     print(f"import torch         median {f:.2f} s  ({args.rounds} runs)")
     print(f"archlab shapes cnn   median {s:.2f} s  ({args.rounds} runs)")
