@@ -101,8 +101,9 @@ def load_trained_model(model: str, runs: str | os.PathLike = "runs") -> tuple[nn
         >>> ckpt["test_accuracy"]                              # doctest: +SKIP
         0.9172
     """
-    from archlab.models import create_model
+    from archlab.models import create_model, model_description
 
+    model_description(model)  # an unknown name is named as such, not as a missing file
     payload = load_checkpoint(checkpoint_path(runs, model), model)
     net = create_model(model)
     try:

@@ -209,7 +209,8 @@ def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
 
 def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
     # the fused kernel does the whole Adam update in one pass: measurably faster on a CPU
-    fused = device.type in ("cpu", "cuda", "mps")
+    # (MPS gained it only in later torch releases, so it keeps the default there)
+    fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
 
