@@ -14,11 +14,14 @@ $(BIN)/archlab: pyproject.toml
 
 setup: $(BIN)/archlab
 
+# apt-get as root, or through sudo where it needs no password; empty where neither works
+APT := $(shell if [ "$$(id -u)" = 0 ]; then echo apt-get; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then echo "sudo apt-get"; fi)
+
 # Fashion-MNIST from Debian's package where apt-get can install it (no internet needed);
 # elsewhere archlab falls back to torchvision's download or --data-dir.
 data:
-	@if [ ! -d $(DEBIAN_DATA) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	@if [ ! -d $(DEBIAN_DATA) ] && command -v apt-get >/dev/null 2>&1 && [ -n "$(APT)" ]; then \
+		$(APT) update -qq && $(APT) install -y -qq dataset-fashion-mnist; \
 	elif [ ! -d $(DEBIAN_DATA) ]; then \
 		echo "note: $(DEBIAN_DATA) not installed; archlab will download Fashion-MNIST or use --data-dir"; \
 	fi
@@ -46,8 +49,8 @@ docs: setup data
 
 # Debian's Chromium and ChromeDriver for the browser check, where apt-get can install them.
 browser:
-	@if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	@if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ -n "$(APT)" ]; then \
+		$(APT) update -qq && $(APT) install -y -qq chromium chromium-driver; \
 	fi
 
 # Load every page in headless Chromium: images loaded, no broken links, screenshots.

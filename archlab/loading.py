@@ -70,7 +70,7 @@ def load_model(spec: str | nn.Module) -> nn.Module:
 
     Example::
 
-        >>> model = archlab.load_model("examples/my_net.py:MyNet")  # doctest: +SKIP
+        >>> model = archlab.load_model("path/to/my_net.py:MyNet")  # doctest: +SKIP
     """
     if isinstance(spec, nn.Module):
         return spec
