@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 Row = Sequence[object]
 
@@ -42,7 +43,35 @@ def html_table(headers: Sequence[str], rows: Sequence[Row], caption: str | None 
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def html_list(items: Sequence[str]) -> str:
-    if not items:
-        return ""
-    return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+@dataclass
+class Table:
+    """Headers and rows, with an optional caption: one table of a report."""
+
+    headers: Sequence[str]
+    rows: Sequence[Row]
+    caption: str | None = None
+
+    def text(self) -> str:
+        table = text_table(self.headers, self.rows)
+        return f"{self.caption}\n\n{table}" if self.caption else table
+
+    def html(self) -> str:
+        return html_table(self.headers, self.rows, self.caption)
+
+
+class Tabular:
+    """A report made of tables and paragraphs: ``str()`` for the terminal and
+    ``_repr_html_`` for Jupyter, both from the one list that ``_parts`` returns."""
+
+    def _parts(self) -> list[Table | str]:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return "\n\n".join(p.text() if isinstance(p, Table) else p for p in self._parts() if p)
+
+    def _repr_html_(self) -> str:
+        return "".join(
+            p.html() if isinstance(p, Table) else f"<pre>{html.escape(p)}</pre>"
+            for p in self._parts()
+            if p
+        )

@@ -163,7 +163,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         target=args.target,
         sanity=args.sanity,
     )
-    print(explanation)
+    print(explanation.describe())
+    if explanation.sanity is not None:
+        print(f"\n{explanation.sanity}\n")
     suffix = "-sanity" if args.sanity else ""
     _save(
         plot_explanation(explanation),

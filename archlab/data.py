@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 
 CLASSES = (
@@ -290,7 +291,7 @@ def load_fashion_mnist(
 
 
 @dataclass
-class DataReport:
+class DataReport(Tabular):
     """What ``archlab data`` prints: the source, the checksums and the class counts."""
 
     source: DataSource
@@ -303,17 +304,15 @@ class DataReport:
     def ok(self) -> bool:
         return all(found == expected for found, expected in self.checksums.values())
 
-    def __str__(self) -> str:
-        from archlab._table import text_table
-
-        sums = text_table(
+    def _parts(self) -> list[Table | str]:
+        sums = Table(
             ["file", "MD5 (uncompressed)", "status"],
             [
                 [n, f, "ok" if f == e else f"WRONG, expected {e}"]
                 for n, (f, e) in self.checksums.items()
             ],
         )
-        counts = text_table(
+        counts = Table(
             ["label", "class", "train", "test"],
             [
                 [i, c, f"{a:,}", f"{b:,}"]
@@ -323,7 +322,7 @@ class DataReport:
             ]
             + [["", "total", f"{sum(self.train_counts):,}", f"{sum(self.test_counts):,}"]],
         )
-        return f"Fashion-MNIST in {self.source}\n\n{sums}\n\n{counts}"
+        return [f"Fashion-MNIST in {self.source}", sums, counts]
 
 
 def data_report(data: FashionMNIST, checksums: Mapping[str, str] = CHECKSUMS) -> DataReport:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab._table import Table, Tabular
 from archlab.data import CLASSES
 from archlab.errors import ArchlabError
 from archlab.train import to_input
@@ -54,7 +55,7 @@ class Attribution:
 
 
 @dataclass
-class Explanation:
+class Explanation(Tabular):
     """The result of :func:`explain_image`; ``str()`` gives the verdict and the settings."""
 
     model: str
@@ -83,17 +84,20 @@ class Explanation:
         true = f"true: {self.classes[self.label]} · " if self.label is not None else ""
         return f"{true}predicted: {self.classes[pred]} ({float(self.probs[pred]):.2f})"
 
-    def __str__(self) -> str:
-        lines = [self.verdict, f"explaining the score of: {self.classes[self.target]}"]
+    def describe(self) -> str:
+        """Whose score is explained, and each method's settings (or why it was skipped)."""
+        lines = [f"explaining the score of: {self.classes[self.target]}"]
         lines += [f"  {a.title}: {a.settings}" for a in self.attributions]
         lines += [f"  {m}: skipped, {why}" for m, why in self.skipped.items()]
-        if self.sanity is not None:
-            lines += ["", str(self.sanity)]
         return "\n".join(lines)
+
+    def _parts(self) -> list[Table | str]:
+        sanity = self.sanity._parts() if self.sanity is not None else []
+        return [f"{self.verdict}\n{self.describe()}", *sanity]
 
 
 @dataclass
-class SanityCheck:
+class SanityCheck(Tabular):
     """Rank correlation between trained and randomised maps, per method and depth.
 
     ``steps[k]`` names the layers re-initialised at step k (top layer first);
@@ -105,17 +109,17 @@ class SanityCheck:
     rho: dict[str, list[float]]
     maps: dict[str, torch.Tensor]
 
-    def __str__(self) -> str:
-        from archlab._table import text_table
-
+    def _parts(self) -> list[Table | str]:
         headers = ["method", *(f"…{s}" for s in self.steps)]
         rows = [[m, *(f"{r:+.2f}" for r in rhos)] for m, rhos in self.rho.items()]
-        return (
+        caption = (
             "sanity check (Adebayo et al., 2018): Spearman ρ of |map| against the trained "
-            "model's, as layers are re-initialised from the top down\n"
-            + text_table(headers, rows)
-            + "\nρ near 1 all the way down: the map does not depend on what the model learned."
+            "model's, as layers are re-initialised from the top down"
         )
+        return [
+            Table(headers, rows, caption),
+            "ρ near 1 all the way down: the map does not depend on what the model learned.",
+        ]
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:

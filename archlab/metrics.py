@@ -22,7 +22,7 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 1
 
 
 @dataclass
-class ClassificationReport:
+class ClassificationReport(_table.Tabular):
     """A confusion matrix and what follows from it; prints as tables."""
 
     model: str
@@ -57,7 +57,8 @@ class ClassificationReport:
         pairs = [(a, b, ab, ba) if ab >= ba else (b, a, ba, ab) for a, b, ab, ba in pairs]
         return sorted(pairs, key=lambda p: -(p[2] + p[3]))[:k]
 
-    def table(self) -> str:
+    def table(self) -> _table.Table:
+        """Per-class precision, recall and F1."""
         rows = [
             [c, f"{float(p):.3f}", f"{float(r):.3f}", f"{float(f):.3f}", int(n)]
             for c, p, r, f, n in zip(
@@ -69,7 +70,7 @@ class ClassificationReport:
                 strict=True,
             )
         ]
-        return _table.text_table(["class", "precision", "recall", "F1", "images"], rows)
+        return _table.Table(["class", "precision", "recall", "F1", "images"], rows)
 
     def pairs_text(self, k: int = 5) -> str:
         lines = []
@@ -78,19 +79,13 @@ class ClassificationReport:
             lines.append(f"{ca} ↔ {cb}: {ab + ba} ({ca} taken for {cb} {ab}, the reverse {ba})")
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return (
-            f"{self.model}: test accuracy {100 * self.accuracy:.2f}% on {int(self.matrix.sum()):,} "
-            f"images\n\n{self.table()}\n\nmost confused pairs:\n{self.pairs_text()}"
-        )
-
-    def _repr_html_(self) -> str:
-        rows = [line.split("  ") for line in self.table().splitlines()[2:]]
-        return _table.html_table(
-            ["class", "precision", "recall", "F1", "images"],
-            rows,
-            caption=f"{self.model}: accuracy {100 * self.accuracy:.2f}%",
-        )
+    def _parts(self) -> list[_table.Table | str]:
+        return [
+            f"{self.model}: test accuracy {100 * self.accuracy:.2f}% on "
+            f"{int(self.matrix.sum()):,} images",
+            self.table(),
+            f"most confused pairs:\n{self.pairs_text()}",
+        ]
 
     def mistakes(self, labels: torch.Tensor, n: int) -> list[int]:
         """Indices of the ``n`` wrong predictions made with the highest confidence."""
@@ -128,12 +123,12 @@ class ModelResult:
 
 
 @dataclass
-class Comparison:
+class Comparison(_table.Tabular):
     """The lecture's conclusion with measured numbers: DNN vs CNN side by side."""
 
     models: list[ModelResult]
 
-    def summary_table(self) -> str:
+    def summary_table(self) -> _table.Table:
         rows = [
             [
                 m.name,
@@ -144,28 +139,25 @@ class Comparison:
             ]
             for m in self.models
         ]
-        return _table.text_table(
-            ["model", "parameters", "MACs per image", "training time", "test accuracy"], rows
-        )
+        headers = ["model", "parameters", "MACs per image", "training time", "test accuracy"]
+        return _table.Table(headers, rows)
 
-    def per_class_table(self) -> str:
+    def per_class_table(self) -> _table.Table:
         classes = self.models[0].report.classes
         rows = [
             [c, *(f"{100 * float(m.report.recall[i]):.1f}%" for m in self.models)]
             for i, c in enumerate(classes)
         ]
-        if len(self.models) == 2:
-            a, b = self.models
-            for row, i in zip(rows, range(len(classes)), strict=True):
-                gain = 100 * float(b.report.recall[i] - a.report.recall[i])
-                row.append(f"{gain:+.1f}")
         headers = ["class", *(f"{m.name} accuracy" for m in self.models)]
         if len(self.models) == 2:
-            headers.append(f"{self.models[1].name} − {self.models[0].name} (points)")
-        return _table.text_table(headers, rows)
+            a, b = self.models
+            headers.append(f"{b.name} − {a.name} (points)")
+            for i, row in enumerate(rows):
+                row.append(f"{100 * float(b.report.recall[i] - a.report.recall[i]):+.1f}")
+        return _table.Table(headers, rows, "per class (recall):")
 
-    def __str__(self) -> str:
-        return f"{self.summary_table()}\n\nper class (recall):\n{self.per_class_table()}"
+    def _parts(self) -> list[_table.Table | str]:
+        return [self.summary_table(), self.per_class_table()]
 
 
 def compare_models(

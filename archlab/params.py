@@ -33,7 +33,7 @@ class LayerParams:
 
 
 @dataclass
-class ParamReport:
+class ParamReport(_table.Tabular):
     """The result of :func:`count_params`; prints as a table, renders as HTML in Jupyter.
 
     Example::
@@ -114,11 +114,8 @@ class ParamReport:
         shape = fmt_shape(self.input_shape)
         return f"{self.model}: parameters and multiply-accumulates per {shape} image"
 
-    def __str__(self) -> str:
-        return f"{self._title()}\n\n{_table.text_table(self._HEADERS, self._rows())}"
-
-    def _repr_html_(self) -> str:
-        return _table.html_table(self._HEADERS, self._rows(), caption=self._title())
+    def _parts(self) -> list[_table.Table | str]:
+        return [_table.Table(self._HEADERS, self._rows(), self._title())]
 
 
 def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = None) -> ParamReport:
@@ -177,7 +174,7 @@ def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = Non
 
 
 @dataclass
-class ParamComparison:
+class ParamComparison(_table.Tabular):
     """Totals of several models side by side (what ``archlab params dnn cnn`` ends with)."""
 
     reports: list[ParamReport]
@@ -196,18 +193,15 @@ class ParamComparison:
             for r in self.reports
         ]
 
-    def __str__(self) -> str:
-        text = _table.text_table(self._HEADERS, self._rows())
+    def _parts(self) -> list[_table.Table | str]:
+        parts: list[_table.Table | str] = [_table.Table(self._HEADERS, self._rows(), "comparison")]
         if len(self.reports) == 2:
             a, b = self.reports
-            text += (
-                f"\n\n{b.model} has {b.total_params / a.total_params:.2f}× the parameters of "
+            parts.append(
+                f"{b.model} has {b.total_params / a.total_params:.2f}× the parameters of "
                 f"{a.model} and does {b.total_macs / a.total_macs:.2f}× the multiply-accumulates"
             )
-        return f"comparison\n\n{text}"
-
-    def _repr_html_(self) -> str:
-        return _table.html_table(self._HEADERS, self._rows(), caption="comparison")
+        return parts
 
 
 def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:

@@ -90,7 +90,7 @@ class Diagnosis:
 
 
 @dataclass
-class ShapeReport:
+class ShapeReport(_table.Tabular):
     """The result of :func:`trace_shapes`: rows, teaching notes, and any failure.
 
     ``str(report)`` is the terminal table; in Jupyter the report renders as HTML.
@@ -156,18 +156,12 @@ class ShapeReport:
             lines.append(f"error: {self.error}")
         return lines
 
-    def __str__(self) -> str:
-        parts = [self._title(), "", _table.text_table(self._HEADERS, self._rows())]
-        if self.notes:
-            parts += ["", *(f"note: {n}" for n in self.notes)]
-        messages = self._messages()
-        if messages:
-            parts += ["", *messages]
-        return "\n".join(parts)
-
-    def _repr_html_(self) -> str:
-        table = _table.html_table(self._HEADERS, self._rows(), caption=self._title())
-        return table + _table.html_list(self.notes) + _table.html_list(self._messages())
+    def _parts(self) -> list[_table.Table | str]:
+        return [
+            _table.Table(self._HEADERS, self._rows(), self._title()),
+            "\n".join(f"note: {n}" for n in self.notes),
+            "\n".join(self._messages()),
+        ]
 
 
 class _Stop(Exception):

@@ -33,6 +33,7 @@ from torch import nn
 
 from archlab import __version__
 from archlab._alloc import keep_freed_memory
+from archlab._table import Table, Tabular
 from archlab.checkpoint import FORMAT, checkpoint_path, load_checkpoint, save_checkpoint
 from archlab.data import FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
@@ -601,7 +602,7 @@ def _write_history_and_curves(run_dir: Path, history: dict) -> list[Path]:
 
 
 @dataclass
-class TrainSummary:
+class TrainSummary(Tabular):
     """The end of ``archlab train all``: each model against the lecture's accuracy."""
 
     results: list[TrainResult]
@@ -635,15 +636,8 @@ class TrainSummary:
             )
         return rows
 
-    def __str__(self) -> str:
-        from archlab._table import text_table
-
-        return text_table(self._HEADERS, self._rows())
-
-    def _repr_html_(self) -> str:
-        from archlab._table import html_table
-
-        return html_table(self._HEADERS, self._rows())
+    def _parts(self) -> list[Table | str]:
+        return [Table(self._HEADERS, self._rows())]
 
 
 def load_or_train(
