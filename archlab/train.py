@@ -342,9 +342,16 @@ def train_model(
     if data is None:
         data = load_fashion_mnist(data_dir)
     rec = RECIPES[config.recipe]
-    normalize = data.pixel_stats() if rec.normalize else None
-    if payload is not None and payload.get("normalize") is not None:
-        normalize = tuple(payload["normalize"])
+    data_md5 = dict(data.source.md5) if data.source is not None else {}
+    if payload is not None and payload.get("data_md5") and data_md5 != payload["data_md5"]:
+        raise ArchlabError(
+            f"--resume: {path} was trained on other data (its files' checksums differ); "
+            "resume with the same data or start afresh"
+        )
+    if payload is not None:
+        normalize = tuple(payload["normalize"]) if payload.get("normalize") else None
+    else:
+        normalize = data.pixel_stats() if rec.normalize else None
 
     torch.manual_seed(config.seed)
     net = create_model(model).to(dev)
@@ -375,20 +382,10 @@ def train_model(
         torch.set_rng_state(payload["rng"])
         if dev.type == "cuda" and payload.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(payload["cuda_rng"])
-        for key in (
-            "iteration",
-            "seconds",
-            "eval_seconds",
-            "window",
-            "interval",
-            "history",
-            "test_accuracy",
-        ):
-            state[key] = payload[key] if key in payload else state[key]
+        state.update({key: payload[key] for key in state if key in payload})
         log(f"{model}: resuming at iteration {state['iteration']:,} of {total:,}")
 
     loss_fn = nn.CrossEntropyLoss()
-    data_md5 = dict(data.source.md5) if data.source is not None else {}
     params = sum(p.numel() for p in net.parameters())
 
     def snapshot(finished: bool) -> dict:

@@ -190,3 +190,16 @@ def test_a_short_real_run_learns(real_data, tmp_path):
     result = train_model("dnn", real_data, out=tmp_path, max_iterations=300, log_every=300, **QUIET)
     assert result.iterations == 300
     assert result.test_accuracy > 0.75
+
+
+def test_resume_refuses_other_data(tmp_path):
+    from pathlib import Path
+
+    from archlab.data import DataSource
+
+    data = learnable_dataset()
+    data.source = DataSource(Path("x"), "test", md5={"train-images-idx3-ubyte": "aaa"})
+    _run(data, tmp_path, max_iterations=3)
+    data.source = DataSource(Path("x"), "test", md5={"train-images-idx3-ubyte": "bbb"})
+    with pytest.raises(ArchlabError, match="trained on other data"):
+        _run(data, tmp_path, resume=True, epochs=None, batch_size=None, log_every=None)
