@@ -355,8 +355,9 @@ def _notes(rows: list[LayerShape], model: nn.Module) -> list[str]:
     for row in rows:
         if row.type in ("Dropout2d", "Dropout3d") and len(row.input) < 3:
             notes.append(
-                f"{row.name}: {row.type} on a flat {fmt_shape(row.input)} tensor drops whole "
-                "channels of feature maps, not features; use nn.Dropout here"
+                f"{row.name}: {row.type} is meant for feature maps; on a flat "
+                f"{fmt_shape(row.input)} tensor PyTorch falls back to plain dropout with a "
+                "deprecation warning (a future release will raise): use nn.Dropout here"
             )
     for prev, row in itertools.pairwise(rows):
         conv = modules.get(prev.name)
@@ -369,11 +370,10 @@ def _notes(rows: list[LayerShape], model: nn.Module) -> list[str]:
                 f"{prev.name}: its bias is cancelled by {row.name} ({row.type}), which subtracts "
                 f"the mean right after; bias=False would save {conv.bias.numel()} parameters"
             )
-    for row in rows:
-        if row.name == FUNCTIONAL and row.type.startswith(("flatten", "view", "reshape")):
-            nxt = rows[rows.index(row) + 1] if rows.index(row) + 1 < len(rows) else None
-            if nxt is not None and nxt.type == "Linear" and row.formula:
-                notes.append(f"{row.formula} matches {nxt.name}.in_features")
+    for row, nxt in itertools.pairwise(rows):
+        reshape = row.name == FUNCTIONAL and row.type.startswith(("flatten", "view", "reshape"))
+        if reshape and nxt.type == "Linear" and row.formula:
+            notes.append(f"{row.formula} matches {nxt.name}.in_features")
     return notes
 
 

@@ -110,7 +110,7 @@ def test_user_model_from_a_file():
 
 def test_user_model_notes_dropout2d_on_a_flat_tensor():
     notes = archlab.trace_shapes(f"{USER}:DropoutOnFlat").notes
-    assert any("Dropout2d on a flat 32 tensor" in n for n in notes)
+    assert any("Dropout2d is meant for feature maps; on a flat 32 tensor" in n for n in notes)
 
 
 @pytest.mark.parametrize(
