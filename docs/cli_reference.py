@@ -22,8 +22,11 @@ def _indent(text: str) -> str:
 
 
 def render() -> str:
+    import os
+
     from archlab.cli import build_parser
 
+    os.environ["COLUMNS"] = "88"  # argparse wraps to the terminal; the page must not vary
     parser = build_parser()
     parts = [HEADER.format(body=_indent(parser.format_help()))]
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
