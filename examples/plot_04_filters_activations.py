@@ -18,7 +18,7 @@ cnn, checkpoint = archlab.load_or_train("cnn", RUNS, data, epochs=1, progress=Fa
 # The 32 kernels of layer1.0
 # --------------------------
 # One colour scale for all kernels, centred at zero: red weights add the pixel, blue
-# ones subtract it. Many kernels are edge detectors.
+# ones subtract it. A kernel with opposite signs on two sides responds to an edge.
 layer, weights = archlab.filter_weights(cnn, "layer1.0")
 archlab.plot_filters(weights, layer)
 
