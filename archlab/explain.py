@@ -257,7 +257,10 @@ def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers[::-1]
 
 
-def _sanity(model: nn.Module, x, target, methods, black, trained) -> SanityCheck:
+def _sanity(model: nn.Module, x, target, black, trained: dict[str, torch.Tensor]) -> SanityCheck:
+    """Re-initialise the layers top-down, one more each step, and compare each method's
+    map with the trained model's (``trained``: method → map)."""
+    methods = list(trained)
     randomised = copy.deepcopy(model)
     steps = _randomisation_steps(randomised)
     rho: dict[str, list[float]] = {m: [] for m in methods}
@@ -315,23 +318,22 @@ def explain_image(
     normalize = tuple(normalize) if normalize is not None else None
     x = to_input(image.reshape(1, 28, 28), normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
-    with _prepared(model), torch.no_grad():
-        probs = F.softmax(model(x), dim=1)[0]
-    tgt = _resolve_target(target, probs, label)
-    explanation = Explanation(
-        model_name or type(model).__name__, index, image.reshape(28, 28), label, probs, tgt
-    )
-    trained: dict[str, torch.Tensor] = {}
     with _prepared(model):
+        with torch.no_grad():
+            probs = F.softmax(model(x), dim=1)[0]
+        tgt = _resolve_target(target, probs, label)
+        explanation = Explanation(
+            model_name or type(model).__name__, index, image.reshape(28, 28), label, probs, tgt
+        )
         for method in chosen:
             result = _attribute(model, x.clone().requires_grad_(True), tgt, method, black)
             if isinstance(result, str):
                 explanation.skipped[method] = result
-                continue
-            explanation.attributions.append(result)
-            trained[method] = result.map
-        if sanity and trained:
-            explanation.sanity = _sanity(model, x, tgt, list(trained), black, trained)
+            else:
+                explanation.attributions.append(result)
+        if sanity and explanation.attributions:
+            trained = {a.method: a.map for a in explanation.attributions}
+            explanation.sanity = _sanity(model, x, tgt, black, trained)
     return explanation
 
 
