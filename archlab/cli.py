@@ -32,6 +32,14 @@ def _shape_arg(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _models(choice: str) -> list[str]:
+    """``all`` → every registered model, the quick dnn first; else the one named."""
+    from archlab.models import list_models
+
+    names = list_models() if choice == "all" else [choice]
+    return sorted(names, key=lambda n: (n != "dnn", n))
+
+
 # -- handlers: each calls the public API and prints ------------------------------------------
 def _cmd_models(args: argparse.Namespace) -> int:
     from archlab import _table
@@ -87,12 +95,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from archlab.models import list_models
     from archlab.train import TrainSummary, train_models
 
-    names = list_models() if args.model == "all" else [args.model]
     results = train_models(
-        sorted(names, key=lambda n: (n != "dnn", n)),  # the quick one first
+        _models(args.model),
         recipe=args.recipe,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -215,12 +221,9 @@ def _cmd_confusion(args: argparse.Namespace) -> int:
     from archlab.checkpoint import load_trained_model
     from archlab.data import load_fashion_mnist
     from archlab.metrics import evaluate_report
-    from archlab.models import list_models
     from archlab.viz import plot_confusion, plot_mistakes
 
-    names = list_models() if args.model == "all" else [args.model]
-    names = sorted(names, key=lambda n: (n != "dnn", n))
-    loaded = [(name, *load_trained_model(name, args.runs)) for name in names]
+    loaded = [(name, *load_trained_model(name, args.runs)) for name in _models(args.model)]
     data = load_fashion_mnist(args.data_dir)
     for name, net, payload in loaded:
         report = evaluate_report(name, net, data, payload.get("normalize"))
