@@ -39,7 +39,7 @@ from archlab.data import FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.lecture import LECTURE_ACCURACY
-from archlab.models import create_model
+from archlab.models import create_model, model_description
 
 
 @dataclass(frozen=True)
@@ -330,7 +330,7 @@ def train_model(
     else:
         config = TrainConfig(model, **{k: v for k, v in given.items() if v is not None})
     config.validate()
-    create_model(model)  # an unknown name fails here, before any data is loaded
+    model_description(model)  # an unknown name fails here, before any data is loaded
     run_dir = _writable_dir(path.parent)
     if payload is not None and payload.get("finished"):
         log(f"{model}: already finished at iteration {payload['iteration']:,}; nothing to resume")
@@ -542,7 +542,7 @@ def train_models(
     keys = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every")
     given = {k: settings[k] for k in keys if settings.get(k) is not None}
     for name in models:
-        create_model(name)  # an unknown name fails before anything is loaded
+        model_description(name)  # an unknown name fails before anything is loaded
         if not settings.get("resume"):
             TrainConfig(name, **given).validate()
     pick_device(settings.get("device", "auto"))
