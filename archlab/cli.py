@@ -183,7 +183,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_filters(args: argparse.Namespace) -> int:
     from archlab.checkpoint import load_trained_model
-    from archlab.inspect import filter_weights
+    from archlab.internals import filter_weights
     from archlab.viz import plot_filters
 
     net, _ = load_trained_model(args.model, args.runs)
@@ -200,7 +200,7 @@ def _cmd_activations(args: argparse.Namespace) -> int:
     from archlab.checkpoint import load_trained_model
     from archlab.data import CLASSES, load_fashion_mnist
     from archlab.explain import check_index
-    from archlab.inspect import activations
+    from archlab.internals import activations
     from archlab.viz import plot_activations
 
     net, payload = load_trained_model(args.model, args.runs)

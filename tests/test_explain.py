@@ -4,7 +4,7 @@ import torch
 import archlab
 from archlab import explain as E
 from archlab.errors import ArchlabError
-from archlab.inspect import activations, capture, filter_weights
+from archlab.internals import activations, capture, filter_weights
 from archlab.train import train_model
 
 from .synthetic import learnable_dataset
