@@ -121,7 +121,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return 130
     print()
     for result in results:
-        print(f"{result.model}: wrote " + ", ".join(str(p) for p in result.files))
+        if result.files:
+            print(f"{result.model}: wrote " + ", ".join(str(p) for p in result.files))
     print()
     print(TrainSummary(results))
     return 0
