@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from archlab._atomic import atomic_path
 from archlab.errors import ArchlabError
 
 FORMAT = "archlab-checkpoint/1"
@@ -33,18 +34,11 @@ def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
 
     A crash or Ctrl-C while writing leaves the previous checkpoint intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(partial, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, model: str | None = None) -> dict:

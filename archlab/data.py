@@ -21,12 +21,14 @@ import hashlib
 import math
 import os
 import shutil
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from archlab._atomic import atomic_path
 from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 
@@ -107,16 +109,16 @@ def _find(folder: Path, names: Mapping[str, str]) -> dict[str, Path]:
 
 def _install(source: Path, target: Path) -> None:
     """Copy (or gunzip) ``source`` to ``target`` atomically: never a half-written file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        opener = gzip.open if source.suffix == ".gz" else open
-        with opener(source, "rb") as src, open(partial, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(partial, target)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        partial.unlink(missing_ok=True)
-        raise ArchlabError(f"{source}: cannot read it ({exc}); the file is damaged", 1) from exc
+    opener = gzip.open if source.suffix == ".gz" else open
+    # a folder that cannot be written raises PermissionError here, for prepare() to name
+    with atomic_path(target) as partial, open(partial, "wb") as dst:
+        try:
+            with opener(source, "rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ArchlabError(f"{source}: cannot read it ({exc}); the file is damaged", 1) from exc
+        except OSError as exc:  # an unreadable source, or a full disk
+            raise ArchlabError(f"cannot copy {source} to {target}: {exc}", 1) from exc
 
 
 def _download(root: Path) -> None:
@@ -165,9 +167,9 @@ def prepare(
     system_label = "Debian's package, " if system_dir == DEBIAN_DIR else ""
     for label, folder in (("", raw), ("files in ", root), (system_label, system_dir)):
         missing = [n for n in checksums if n not in have]
-        if not missing or folder is None:
+        if not missing:
             continue
-        found = _find(Path(folder), missing)
+        found = _find(folder, missing)
         for name, path in found.items():
             try:
                 _install(path, raw / name)

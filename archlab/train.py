@@ -33,6 +33,7 @@ from torch import nn
 
 from archlab import __version__
 from archlab._alloc import keep_freed_memory
+from archlab._atomic import atomic_path
 from archlab._table import Table, Tabular
 from archlab.checkpoint import FORMAT, checkpoint_path, load_checkpoint, save_checkpoint
 from archlab.data import FashionMNIST, load_fashion_mnist
@@ -589,9 +590,8 @@ def _progress(show: bool, first: int, last: int, epoch: int, epochs: int):
 
 def _write_history_and_curves(run_dir: Path, history: dict) -> list[Path]:
     history_path = run_dir / "history.json"
-    partial = history_path.with_name(".history.json.partial")
-    partial.write_text(json.dumps(history, indent=1))
-    os.replace(partial, history_path)
+    with atomic_path(history_path) as partial:
+        partial.write_text(json.dumps(history, indent=1))
     from archlab.viz import plot_curves, save_figure
 
     curves = save_figure(plot_curves(history), run_dir / "curves.png")

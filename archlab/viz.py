@@ -15,21 +15,18 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
+from archlab._atomic import atomic_path
 from archlab.lecture import LECTURE_ACCURACY
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save ``fig`` as a PNG (temporary file, then rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.png")
     try:
-        fig.savefig(partial, dpi=dpi, bbox_inches="tight")
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            fig.savefig(partial, format="png", dpi=dpi, bbox_inches="tight")
     finally:
-        partial.unlink(missing_ok=True)
         plt.close(fig)
-    return path
+    return Path(path)
 
 
 def plot_curves(history: dict, axes=None) -> Figure:
