@@ -16,7 +16,7 @@ from torch import nn
 
 from archlab import _table
 from archlab.formulas import Shape, fmt_shape
-from archlab.loading import load_model, model_name
+from archlab.spec import load_model, model_name
 
 
 @dataclass

@@ -34,7 +34,7 @@ from archlab.formulas import (
     infer_step,
     reshape_shape,
 )
-from archlab.loading import load_model, model_name
+from archlab.spec import load_model, model_name
 from archlab.whatif import set_hyperparameter
 
 FUNCTIONAL = "(forward)"  # the name column for calls made in forward, not by a layer
@@ -402,11 +402,12 @@ def trace_shapes(
         (2304,)
     """
     name = model_name(model)
-    built = load_model(model)
-    if overrides and isinstance(model, nn.Module):
-        built = copy.deepcopy(built)  # what-ifs never change the caller's model
-    for assignment in overrides:
-        set_hyperparameter(built, assignment)
+    if isinstance(model, nn.Module):
+        built = copy.deepcopy(model) if overrides else model  # never change the caller's
+        for assignment in overrides:
+            set_hyperparameter(built, assignment)
+    else:
+        built = load_model(model, overrides)
     shape = tuple(input_shape) if input_shape is not None else tuple(built.input_shape)
     if not shape or any(d < 1 for d in shape):
         raise ArchlabError(f"input shape {shape} must be positive sizes like 1,28,28")

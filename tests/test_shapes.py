@@ -116,11 +116,16 @@ def test_user_model_notes_dropout2d_on_a_flat_tensor():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (f"{USER}:NeedsArgs", r"needs constructor arguments \(width\)"),
-        (f"{USER}:Nope", "has no class 'Nope'; it defines: DropoutOnFlat, NeedsArgs, TinyNet"),
+        (f"{USER}:NeedsArgs", r"NeedsArgs needs the arguments width; give them in the spec"),
+        (f"{USER}:NeedsArgs(depth=2)", "needs the arguments width"),
+        (f"{USER}:Nope", "has no 'Nope'; it defines: DropoutOnFlat, NeedsArgs, TinyNet"),
         ("missing/file.py:Net", "no such file"),
         ("no_such_package_xyz:Net", "cannot import module"),
-        ("torch:Tensor", "not an nn.Module subclass"),
+        ("torch:Tensor", "is a class but not an nn.Module"),
+        ("math:pi", "neither an nn.Module class nor a function"),
+        ("random:random", "returned a float, not an nn.Module"),
+        ("cnn(width=3)", "cnn is registered and takes no constructor arguments"),
+        ("torchvision.models:resnet18(num_classes=)", "constructor arguments must be"),
     ],
 )
 def test_bad_model_specs(spec, message):

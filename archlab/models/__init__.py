@@ -1,18 +1,24 @@
-"""Model registry and the lecture's two architectures."""
+"""Model registry and the registered architectures."""
 
 from archlab.models import cnn, dnn  # noqa: F401  (registers the builders)
 from archlab.models._registry import (
+    GROUPS,
+    ModelCard,
     create_model,
+    is_model,
     list_models,
+    model_card,
     model_description,
-    model_input_shape,
     register_model,
 )
 
 __all__ = [
+    "GROUPS",
+    "ModelCard",
     "create_model",
+    "is_model",
     "list_models",
+    "model_card",
     "model_description",
-    "model_input_shape",
     "register_model",
 ]

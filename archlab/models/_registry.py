@@ -1,52 +1,116 @@
-"""The registry: the only list of model names (as in timm's ``_registry.py``)."""
+"""The registry: the only list of model names, one card per model (as in timm's ``_registry.py``).
+
+A :class:`ModelCard` holds every fact archlab knows about a registered model that cannot be
+read off the model itself: its description, the paper and idea it teaches, the input it is
+built for, the accuracy the lecture printed and the accuracy measured here. What *can* be
+read off the model (its convolutions, where its blocks end, its Grad-CAM layer) is derived
+from it (``archlab.internals``), so a user's model gets the same treatment.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
 from archlab.errors import ArchlabError
 
+# groups that `archlab train GROUP` expands; every card belongs to one
+GROUPS = {
+    "lecture": "the lecture's two models",
+    "zoo": "the classic ideas after the lecture's CNN",
+}
+
 
 @dataclass(frozen=True)
-class _Entry:
-    builder: Callable[[], nn.Module]
+class ModelCard:
+    """Everything archlab knows about one registered model.
+
+    Args:
+        name: what users type (``archlab shapes NAME``).
+        description: one line for ``archlab models``.
+        builder: builds a fresh, randomly initialised model.
+        input_shape: the (C, H, W) it is built for. Default: (1, 28, 28).
+        num_classes: how many scores it outputs. Default: 10.
+        group: ``"lecture"`` or ``"zoo"``. Default: lecture.
+        paper: where the idea comes from. Default: none.
+        idea: the one idea it teaches. Default: none.
+        lecture_accuracy: test accuracy (%) the lecture printed. Default: none.
+        measured: what a run here measured (``{"accuracy": 91.76, "seconds": 148, ...}``),
+            with the command in ``benchmarks/README.md``. Default: empty.
+        train_time: how long ``archlab train NAME`` takes on a 2-core CPU. Default: unknown.
+    """
+
+    name: str
     description: str
-    input_shape: tuple[int, int, int]
+    builder: Callable[[], nn.Module] = field(repr=False)
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    num_classes: int = 10
+    group: str = "lecture"
+    paper: str | None = None
+    idea: str | None = None
+    lecture_accuracy: float | None = None
+    measured: dict = field(default_factory=dict)
+    train_time: str | None = None
 
 
-_MODELS: dict[str, _Entry] = {}
+_MODELS: dict[str, ModelCard] = {}
 
 
 def register_model(
-    name: str, description: str, input_shape: tuple[int, int, int] = (1, 28, 28)
+    name: str, description: str, **card: object
 ) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
-    """Register a builder under ``name``.
+    """Register a builder under ``name`` with its :class:`ModelCard` fields.
 
     Args:
         name: the name users type (``archlab shapes NAME``).
         description: one line for ``archlab models``.
-        input_shape: the (C, H, W) the model is built for. Default: (1, 28, 28).
+        **card: the other :class:`ModelCard` fields (``input_shape``, ``paper``...).
 
-    Example::
+    Example:
 
-        @register_model("tiny", "a one-layer model")
-        def tiny() -> nn.Module:
-            return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+        >>> from torch import nn
+        >>> @archlab.register_model("tiny-example", "a one-layer model", group="lecture")
+        ... def tiny() -> nn.Module:
+        ...     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+        >>> archlab.model_card("tiny-example").input_shape
+        (1, 28, 28)
+        >>> archlab.models._registry._MODELS.pop("tiny-example").name
+        'tiny-example'
     """
 
     def decorate(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = _Entry(builder, description, input_shape)
+        if name in _MODELS or name in GROUPS:
+            raise ValueError(f"model {name!r} is already registered (or is a group name)")
+        entry = ModelCard(name, description, builder, **card)
+        if entry.group not in GROUPS:
+            raise ValueError(f"model {name!r}: group must be one of {', '.join(GROUPS)}")
+        _MODELS[name] = entry
         return builder
 
     return decorate
 
 
-def _entry(name: str) -> _Entry:
+def is_model(name: str) -> bool:
+    """True when ``name`` is a registered model (no model is built).
+
+    Example:
+
+        >>> archlab.is_model("cnn"), archlab.is_model("resnet50")
+        (True, False)
+    """
+    return name in _MODELS
+
+
+def model_card(name: str) -> ModelCard:
+    """The :class:`ModelCard` of a registered model.
+
+    Example:
+
+        >>> archlab.model_card("cnn").lecture_accuracy
+        90.5
+    """
     try:
         return _MODELS[name]
     except KeyError:
@@ -63,31 +127,36 @@ def create_model(name: str) -> nn.Module:
     Returns:
         The ``nn.Module``; its ``input_shape`` attribute gives the (C, H, W) it expects.
 
-    Example::
+    Example:
 
-        >>> model = archlab.create_model("cnn")  # doctest: +SKIP
+        >>> archlab.create_model("cnn").input_shape
+        (1, 28, 28)
     """
-    entry = _entry(name)
-    model = entry.builder()
-    model.input_shape = entry.input_shape
+    card = model_card(name)
+    model = card.builder()
+    model.input_shape = card.input_shape
     return model
 
 
-def list_models() -> list[str]:
-    """The registered model names, sorted. Example: ``archlab.list_models() == ['cnn', 'dnn']``."""
-    return sorted(_MODELS)
+def list_models(group: str | None = None) -> list[str]:
+    """The registered model names, sorted; only one group's when ``group`` is given.
+
+    Example:
+
+        >>> archlab.list_models("lecture")
+        ['cnn', 'dnn']
+    """
+    if group is not None and group not in GROUPS:
+        raise ArchlabError(f"unknown group {group!r}; groups: {', '.join(GROUPS)}")
+    return sorted(n for n, c in _MODELS.items() if group is None or c.group == group)
 
 
 def model_description(name: str) -> str:
     """The one-line description of a registered model.
 
-    Example::
+    Example:
 
         >>> archlab.model_description("dnn")
+        "the lecture's fully connected net: 784 → 256 → 128 → 10"
     """
-    return _entry(name).description
-
-
-def model_input_shape(name: str) -> tuple[int, int, int]:
-    """The (C, H, W) input a registered model is built for."""
-    return _entry(name).input_shape
+    return model_card(name).description
