@@ -13,7 +13,7 @@ class ArchlabError(Exception):
     Example::
 
         >>> try:
-        ...     archlab.create_model("resnet")
+        ...     archlab.create_model("resnet50")
         ... except archlab.ArchlabError as exc:
         ...     print(exc, exc.exit_code)
     """

@@ -39,8 +39,7 @@ from archlab.checkpoint import FORMAT, checkpoint_path, load_checkpoint, save_ch
 from archlab.data import FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
-from archlab.lecture import LECTURE_ACCURACY
-from archlab.models import create_model, model_description
+from archlab.models import create_model, is_model, model_card, model_description
 
 
 @dataclass(frozen=True)
@@ -618,7 +617,7 @@ class TrainSummary(Tabular):
     def _rows(self) -> list[list[object]]:
         rows = []
         for r in self.results:
-            lecture = LECTURE_ACCURACY.get(r.model)
+            lecture = model_card(r.model).lecture_accuracy if is_model(r.model) else None
             rows.append(
                 [
                     r.model,

@@ -16,7 +16,6 @@ import torch
 from matplotlib.figure import Figure
 
 from archlab._atomic import atomic_path
-from archlab.lecture import LECTURE_ACCURACY
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -80,17 +79,19 @@ def plot_curves(history: dict, axes=None) -> Figure:
                 xytext=(-10, 8),
                 ha="right",
             )
-    if model in LECTURE_ACCURACY:
-        ax_acc.axhline(
-            LECTURE_ACCURACY[model],
-            ls="--",
-            color="gray",
-            label=f"the lecture's {LECTURE_ACCURACY[model]}%",
-        )
+    lecture = _lecture_accuracy(model)
+    if lecture is not None:
+        ax_acc.axhline(lecture, ls="--", color="gray", label=f"the lecture's {lecture}%")
     ax_acc.set(xlabel="iteration", ylabel="accuracy (%)", title=f"{model}: test accuracy")
     ax_acc.legend(loc="lower right")
     ax_acc.grid(alpha=0.3)
     return fig
+
+
+def _lecture_accuracy(model: str) -> float | None:
+    from archlab.models import is_model, model_card
+
+    return model_card(model).lecture_accuracy if is_model(model) else None
 
 
 def _new_ax(ax, figsize=(4, 4)):

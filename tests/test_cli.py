@@ -64,13 +64,13 @@ def test_models_lists_names_and_counts(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["shapes", "resnet"], "unknown model 'resnet'; known models: cnn, dnn"),
+        (["shapes", "resnet50"], "unknown model 'resnet50'; registered: cnn, dnn"),
         (["shapes", "cnn", "--input", "1,a,28"], "is not C,H,W"),
         (["shapes", "cnn", "--input", "0,28,28"], "is not C,H,W"),
         (["shapes", "cnn", "--set", "layer9.padding=1"], "no layer 'layer9'"),
         (["shapes", "cnn", "--set", "layer2.0.kernel_size=-3"], "Conv2d rejects it"),
         (["shapes", "nope.py:Net"], "no such file"),
-        (["params", "resnet"], "unknown model"),
+        (["params", "resnet50"], "unknown model"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
@@ -93,7 +93,7 @@ def test_python_dash_m_works():
         (["train", "dnn", "--epochs", "0"], "--epochs 0"),
         (["train", "dnn", "--batch-size", "0"], "--batch-size 0"),
         (["train", "dnn", "--lr", "-1"], "--lr -1"),
-        (["train", "resnet"], "unknown model 'resnet'"),
+        (["train", "resnet50"], "unknown model 'resnet50'"),
         (["train", "dnn", "--device", "gpu0"], "is not a device"),
     ],
 )

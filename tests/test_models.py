@@ -32,6 +32,6 @@ def test_cnn_layers_are_the_lectures():
 
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(
-        archlab.ArchlabError, match="unknown model 'resnet'; known models: cnn, dnn"
+        archlab.ArchlabError, match="unknown model 'resnet50'; known models: cnn, dnn"
     ):
-        archlab.create_model("resnet")
+        archlab.create_model("resnet50")

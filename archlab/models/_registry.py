@@ -40,6 +40,11 @@ class ModelCard:
         measured: what a run here measured (``{"accuracy": 91.76, "seconds": 148, ...}``),
             with the command in ``benchmarks/README.md``. Default: empty.
         train_time: how long ``archlab train NAME`` takes on a 2-core CPU. Default: unknown.
+
+    Example:
+
+        >>> archlab.model_card("dnn").input_shape, archlab.model_card("dnn").num_classes
+        ((1, 28, 28), 10)
     """
 
     name: str
