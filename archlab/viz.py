@@ -19,10 +19,13 @@ from archlab._atomic import atomic_path
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save ``fig`` as a PNG (temporary file, then rename) and close it."""
+    """Save ``fig`` in the format its suffix names (.png, .svg, .pdf; else PNG) through a
+    temporary file renamed into place, and close it."""
+    suffix = Path(path).suffix.lower().lstrip(".")
     try:
         with atomic_path(path) as partial:
-            fig.savefig(partial, format="png", dpi=dpi, bbox_inches="tight")
+            fmt = suffix if suffix in ("png", "svg", "pdf") else "png"
+            fig.savefig(partial, format=fmt, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     return Path(path)
