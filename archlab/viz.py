@@ -4,18 +4,45 @@ never calls ``plt.show()``; :func:`save_figure` writes a PNG atomically and clos
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import matplotlib
 
-if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
-    matplotlib.use("Agg")  # headless: no window to open; Jupyter sets its own backend
+def _pick_backend() -> None:
+    """Agg where there is no display; the ``$MPLBACKEND`` the user (or Jupyter) set where
+    matplotlib can use it, else Agg with a one-line warning instead of a traceback."""
+    requested = os.environ.pop("MPLBACKEND", None)  # matplotlib's import fails on a bad one
+    try:
+        import matplotlib
+    finally:
+        if requested is not None:
+            os.environ["MPLBACKEND"] = requested  # for child processes, as it was
+    if not requested:
+        if not os.environ.get("DISPLAY"):
+            matplotlib.use("Agg")  # headless: no window to open
+        return
+    try:
+        matplotlib.use(requested)  # ValueError: a name matplotlib does not know
+        import matplotlib.pyplot
 
-import matplotlib.pyplot as plt
-import torch
-from matplotlib.figure import Figure
+        matplotlib.pyplot.switch_backend(requested)  # ImportError: cannot load it here
+    except (ValueError, ImportError, RuntimeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(";")[0]
+        print(
+            f"archlab: warning: MPLBACKEND={requested} cannot be used ({reason}); drawing with Agg",
+            file=sys.stderr,
+        )
+        matplotlib.use("Agg", force=True)
 
-from archlab._atomic import atomic_path
+
+_pick_backend()
+
+import matplotlib  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from archlab._atomic import atomic_path  # noqa: E402
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
