@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from archlab._atomic import atomic_path
+from archlab._atomic import atomic_path, remove_stale_partials
 from archlab.errors import ArchlabError
 from archlab.spec import ModelSpec
 
@@ -221,29 +221,10 @@ def lock_run(folder: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"archlab train (pid {os.getpid()})")
         handle.flush()
-        _remove_stale_partials(folder)
+        remove_stale_partials(folder)
         yield
     finally:
         handle.close()
-
-
-def _remove_stale_partials(folder: Path) -> None:
-    for partial in folder.glob(".*.partial"):
-        pid = partial.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
-            partial.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def _reason(exc: OSError) -> str:

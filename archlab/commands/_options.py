@@ -106,12 +106,12 @@ def os_error(exc: OSError) -> str:
     reason = (
         "no space left on device"
         if exc.errno == errno.ENOSPC
-        else exc.strerror or str(exc) or type(exc).__name__
+        else (exc.strerror or str(exc) or type(exc).__name__).lower()
     )
-    where = exc.filename
-    if where is None:
+    if exc.filename is None:
         return reason
-    return f"{reason}: {where}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"cannot use {where}: {reason}"
 
 
 def shape_arg(text: str) -> tuple[int, ...]:
