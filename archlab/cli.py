@@ -97,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # everything else is ours to fix
         if os.environ.get("ARCHLAB_TRACEBACK"):
             raise
+        if isinstance(exc, RuntimeError) and _is_out_of_memory(exc):
+            return _fail(f"archlab: error: out of memory ({str(exc).splitlines()[0]})", 1)
         text = str(exc).strip().splitlines()
         where = _innermost_archlab_frame(exc)
         return _fail(
@@ -105,6 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             + (f" (at {where}; ARCHLAB_TRACEBACK=1 shows the traceback)" if where else ""),
             3,
         )
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    """torch reports a failed allocation as a RuntimeError (CUDA: its OutOfMemoryError)."""
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _fail(line: str, code: int) -> int:

@@ -244,8 +244,9 @@ def writable_dir(path: Path) -> Path:
     return path
 
 
-def _keep_previous(folder: Path) -> None:
-    """Keep an earlier run's files as ``*.prev.*`` before a fresh run writes its own.
+def _keep_previous(folder: Path) -> list[tuple[Path, Path]]:
+    """Keep an earlier run's files as ``*.prev.*`` before a fresh run writes its own;
+    returns the ``(file, kept as)`` pairs that were moved.
 
     ``checkpoint.pt`` stays a complete file at every instant: it is hard-linked (or copied)
     to ``checkpoint.prev.pt``, never moved; its history and curves, which would describe
@@ -257,9 +258,12 @@ def _keep_previous(folder: Path) -> None:
                 os.link(checkpoint, partial)
             except OSError:
                 shutil.copy2(checkpoint, partial)
+    moved = []
     for name, prev in (("history.json", "history.prev.json"), ("curves.png", "curves.prev.png")):
         if (folder / name).exists():
             os.replace(folder / name, folder / prev)
+            moved.append((folder / name, folder / prev))
+    return moved
 
 
 def write_run_files(
@@ -272,9 +276,14 @@ def write_run_files(
     checkpoint, history = folder / "checkpoint.pt", folder / "history.json"
     written = [checkpoint, history]
     try:
-        if keep_previous:
-            _keep_previous(folder)
-        save_checkpoint(payload, checkpoint)
+        moved = _keep_previous(folder) if keep_previous else []
+        try:
+            save_checkpoint(payload, checkpoint)
+        except BaseException:  # the old checkpoint is still the current one: so are its files
+            for current, prev in moved:
+                with contextlib.suppress(OSError):
+                    os.replace(prev, current)
+            raise
         with atomic_path(history) as partial:
             partial.write_text(json.dumps(payload["history"], indent=1), encoding="utf-8")
         if figures:

@@ -99,6 +99,10 @@ def echo(text: object = "", file=None) -> None:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
         silence(stream)
+    except OSError as exc:  # a full disk (> /dev/full), a vanished terminal
+        silence(stream)  # or the flush at exit fails again, with a traceback
+        name = "the output" if stream is not sys.stderr else "error messages"
+        raise ArchlabError(f"cannot write {name}: {os_error(exc)}", 1) from exc
 
 
 def os_error(exc: OSError) -> str:
