@@ -58,12 +58,13 @@ def env(md5: Path | None = None, home: Path | None = None, **extra: str) -> dict
 
 def cli(args, *, environ, cwd, timeout=300, prefix=(), **kwargs) -> subprocess.CompletedProcess:
     """``python -m archlab ARGS`` in a subprocess; returns the completed process (text)."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    kwargs.setdefault("encoding", environ.get("PYTHONIOENCODING") or "utf-8")
     return subprocess.run(
         [*prefix, sys.executable, "-m", "archlab", *map(str, args)],
         env=environ,
         cwd=cwd,
-        capture_output=True,
-        text=True,
         timeout=timeout,
         **kwargs,
     )

@@ -415,7 +415,8 @@ def test_a_console_that_cannot_encode_gets_ascii(world, encoding, command):
     result = cli(command, environ=env(PYTHONIOENCODING=encoding), cwd=world["root"])
     check(result, 0, lines=0)
     if command == ["shapes", "cnn"]:
-        assert "1x28x28" in result.stdout and "floor(" in result.stdout
+        assert "1x28x28" in result.stdout or encoding == "cp1252"  # cp1252 has ×
+        assert "floor(" in result.stdout
 
 
 def test_an_unusable_mplbackend_falls_back_to_agg(world, tmp_path):
@@ -438,9 +439,7 @@ def test_output_to_a_full_device_is_one_line(world):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
     with open("/dev/full", "w") as full:
-        result = cli(
-            ["models"], environ=env(), cwd=world["root"], stdout=full, stderr=subprocess.PIPE
-        )
+        result = cli(["models"], environ=env(), cwd=world["root"], stdout=full)
     check(result, 1, "no space left on device")
 
 
