@@ -179,8 +179,10 @@ def compare_models(
     """
     from archlab.data import load_fashion_mnist
     from archlab.params import count_params
-    from archlab.runs import load_trained_model
+    from archlab.runs import find_run, load_trained_model
 
+    for name in models:  # every name is checked before any run is loaded
+        find_run(name, runs)
     loaded = [load_trained_model(name, runs) for name in models]
     runs_seen = [payload["run"] for _, payload in loaded]
     duplicate = next((r for r in runs_seen if runs_seen.count(r) > 1), None)
