@@ -158,8 +158,22 @@ class Comparison(_table.Tabular):
                 row.append(f"{100 * float(other.report.recall[i] - first.report.recall[i]):+.1f}")
         return _table.Table(headers, rows, "per class (recall):")
 
+    # the classes the lecture's models confuse most: where an architecture can still gain
+    HARD_CLASSES = ("Shirt", "Pullover", "Coat", "T-shirt/top")
+
+    def hard_classes_table(self) -> _table.Table:
+        classes = list(self.models[0].report.classes)
+        rows = []
+        for m in self.models:
+            recall = [float(m.report.recall[classes.index(c)]) for c in self.HARD_CLASSES]
+            rows.append([m.name, *(f"{100 * r:.1f}%" for r in recall)])
+        return _table.Table(["model", *self.HARD_CLASSES], rows, "the hardest classes (recall):")
+
     def _parts(self) -> list[_table.Table | str]:
-        return [self.summary_table(), self.per_class_table()]
+        parts = [self.summary_table(), self.per_class_table()]
+        if len(self.models) > 2:
+            parts.append(self.hard_classes_table())
+        return parts
 
 
 def compare_models(
