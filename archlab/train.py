@@ -137,7 +137,9 @@ def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
     if report.error is not None:
         raise ArchlabError(
             f"{spec.label} cannot be trained on 1×28×28 Fashion-MNIST images: {report.error} "
-            f"(see `archlab shapes {spec.base} --input 1,28,28`)",
+            f"(see `archlab shapes {spec.base}"
+            + "".join(f" --set {o}" for o in spec.overrides)
+            + " --input 1,28,28`)",
             1,
         )
     if report.output_shape != (len(CLASSES),):
