@@ -18,7 +18,8 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 1
     Example::
 
         >>> archlab.confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2)
-        # tensor([[1, 1], [0, 1]])
+        tensor([[1, 1],
+                [0, 1]])
     """
     return torch.bincount(labels.long() * n + predictions.long(), minlength=n * n).reshape(n, n)
 
@@ -106,8 +107,10 @@ def classification_report(
 
     Example::
 
-        >>> report = archlab.classification_report("cnn", probs, data.test_labels)
-        >>> print(report.pairs_text())
+        >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> report = archlab.classification_report("toy", probs, torch.tensor([0, 1, 1]))
+        >>> report.accuracy, report.matrix.tolist()
+        (0.6666666666666666, [[1, 0], [1, 1]])
     """
     matrix = confusion_matrix(probs.argmax(1), labels, probs.shape[1])
     return ClassificationReport(model_name, matrix, probs)
@@ -236,7 +239,9 @@ def evaluate_report(model_name: str, net, data, normalize) -> ClassificationRepo
     Example::
 
         >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
+        >>> data = archlab.load_fashion_mnist()  # doctest: +SKIP
         >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
+        ... # doctest: +SKIP
     """
     from archlab.predict import predict_logits
 

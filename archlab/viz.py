@@ -40,8 +40,10 @@ def plot_curves(history: dict, axes=None) -> Figure:
 
     Example::
 
-        >>> model, ckpt = archlab.load_trained_model("cnn")
-        >>> archlab.plot_curves(ckpt["history"])
+        >>> history = {"model": "toy", "train": [{"iteration": 50, "loss": 0.9}],
+        ...            "eval": [{"iteration": 50, "test_accuracy": 0.8, "test_loss": 0.6}]}
+        >>> archlab.plot_curves(history).axes[1].get_title()
+        'toy: test accuracy'
     """
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -136,8 +138,8 @@ def plot_attribution(
 
     Example::
 
-        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")
-        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)
+        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")  # doctest: +SKIP
+        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)  # doctest: +SKIP
     """
     fig, ax = _new_ax(ax)
     values = attribution.map.cpu()
@@ -167,6 +169,7 @@ def plot_explanation(explanation) -> Figure:
     Example::
 
         >>> archlab.plot_explanation(archlab.explain_test_image("cnn", 42, sanity=True))
+        ... # doctest: +SKIP
     """
     attributions = explanation.attributions
     n = len(attributions)
@@ -229,7 +232,9 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
 
     Example::
 
-        >>> archlab.plot_filters(*reversed(archlab.filter_weights(model, "layer1.0")))
+        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer1.0")
+        >>> len(archlab.plot_filters(weights, layer).axes)  # the kernels and a colour bar
+        2
     """
     out_c, in_c, kh, kw = weights.shape
     vmax = _symmetric(weights)
@@ -265,7 +270,9 @@ def plot_activations(activations, title: str = "") -> Figure:
 
     Example::
 
-        >>> archlab.plot_activations(archlab.activations(model, image, "cnn"), "test image 42")
+        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
+        >>> archlab.plot_activations(acts, "a black image")._suptitle.get_text()
+        'a black image'
     """
     names = list(activations)
     heights = []
@@ -307,7 +314,9 @@ def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
 
     Example::
 
-        >>> archlab.plot_confusion(archlab.evaluate_report("cnn", model, data, ckpt["normalize"]))
+        >>> report = archlab.classification_report("toy", torch.eye(10), torch.arange(10))
+        >>> archlab.plot_confusion(report).axes[0].get_title()
+        'toy: accuracy 100.00%'
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 7), layout="constrained")
@@ -345,10 +354,12 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
     Example::
 
-        >>> wrong = report.mistakes(data.test_labels, 16)
+        >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
+        ... # doctest: +SKIP
+        >>> wrong = report.mistakes(data.test_labels, 16)  # doctest: +SKIP
         >>> archlab.plot_mistakes(
         ...     data.test_images, data.test_labels, report.probs, wrong, report.classes
-        ... )
+        ... )  # doctest: +SKIP
     """
     n = len(indices)
     cols = min(n, 8) or 1
