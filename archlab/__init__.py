@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "confusion_matrix": "archlab.metrics",
     "count_params": "archlab.params",
     "create_model": "archlab.models",
+    "draw": "archlab.drawing",
     "evaluate": "archlab.predict",
     "evaluate_report": "archlab.metrics",
     "explain_image": "archlab.explain",
