@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (the single place the public surface is listed)
 _EXPORTS: dict[str, str] = {
     "ArchlabError": "archlab.errors",
+    "Drawing": "archlab.drawing",
     "FashionMNIST": "archlab.data",
     "ParamReport": "archlab.params",
     "ShapeReport": "archlab.shapes",
