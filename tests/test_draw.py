@@ -244,7 +244,7 @@ def test_branches_make_a_graph_whose_merge_shows_both_inputs():
     assert parts[3].inputs == [2, 0]  # the addition reads conv2's output and the input
     layout = graph_layout(parts, "Residual")
     merge = [n for n in layout.nodes if n.kind == "merge"]
-    assert len(merge) == 1 and "4@8×8 + 4@8×8" in merge[0].lines
+    assert len(merge) == 1 and "from 4@8×8 and 4@8×8" in merge[0].lines
     into = [e for e in layout.edges if e.dst == merge[0].id]
     assert sorted(e.src for e in into) == ["s0", "s2"] and {e.label for e in into} == {"4@8×8"}
     assert "3×3, stride 1, pad 1" in layout.nodes[1].lines

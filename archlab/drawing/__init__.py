@@ -77,10 +77,8 @@ class Drawing:
                     (w.box, round(w.width, 2), round(w.height, 2)) for w in self.layout.windows
                 ],
             }
-        code = b"".join(
-            (Path(__file__).parent / name).read_bytes()
-            for name in ("_render.py", "_layout.py", "_graph.py")
-        )
+        sources = ("_graph.py",) if self.kind == "graph" else ("_layout.py", "_render.py")
+        code = b"".join((Path(__file__).parent / name).read_bytes() for name in sources)
         digest = hashlib.sha256(json.dumps(data, ensure_ascii=False).encode() + code)
         return digest.hexdigest()[:16]
 
