@@ -87,7 +87,11 @@ class Stage:
 
 def row_inputs(report) -> list[list[int]]:
     """Each row's ``inputs``; a tracer without that field traced a chain."""
-    return [list(getattr(r, "inputs", None) or [i - 1]) for i, r in enumerate(report.layers)]
+    rows = report.layers
+    return [
+        [i - 1] if getattr(r, "inputs", None) is None else list(r.inputs)
+        for i, r in enumerate(rows)
+    ]
 
 
 def is_chain(report) -> bool:
