@@ -40,7 +40,7 @@ run: setup data graphviz
 	$(BIN)/archlab draw cnn
 	$(BIN)/archlab params dnn cnn
 	$(BIN)/archlab data
-	$(BIN)/archlab train all
+	$(BIN)/archlab train
 	$(BIN)/archlab explain --index 42
 	$(BIN)/archlab compare
 

@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "plot_filters": "archlab.viz",
     "plot_mistakes": "archlab.viz",
     "plot_shapes": "archlab.viz",
+    "plot_tradeoff": "archlab.viz",
     "register_model": "archlab.models",
     "set_hyperparameter": "archlab.whatif",
     "trace_shapes": "archlab.shapes",

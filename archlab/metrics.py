@@ -158,8 +158,22 @@ class Comparison(_table.Tabular):
                 row.append(f"{100 * float(other.report.recall[i] - first.report.recall[i]):+.1f}")
         return _table.Table(headers, rows, "per class (recall):")
 
+    # the classes the lecture's models confuse most: where an architecture can still gain
+    HARD_CLASSES = ("Shirt", "Pullover", "Coat", "T-shirt/top")
+
+    def hard_classes_table(self) -> _table.Table:
+        classes = list(self.models[0].report.classes)
+        rows = []
+        for m in self.models:
+            recall = [float(m.report.recall[classes.index(c)]) for c in self.HARD_CLASSES]
+            rows.append([m.name, *(f"{100 * r:.1f}%" for r in recall)])
+        return _table.Table(["model", *self.HARD_CLASSES], rows, "the hardest classes (recall):")
+
     def _parts(self) -> list[_table.Table | str]:
-        return [self.summary_table(), self.per_class_table()]
+        parts = [self.summary_table(), self.per_class_table()]
+        if len(self.models) > 2:
+            parts.append(self.hard_classes_table())
+        return parts
 
 
 def compare_models(
@@ -179,8 +193,10 @@ def compare_models(
     """
     from archlab.data import load_fashion_mnist
     from archlab.params import count_params
-    from archlab.runs import load_trained_model
+    from archlab.runs import find_run, load_trained_model
 
+    for name in models:  # every name is checked before any run is loaded
+        find_run(name, runs)
     loaded = [load_trained_model(name, runs) for name in models]
     runs_seen = [payload["run"] for _, payload in loaded]
     duplicate = next((r for r in runs_seen if runs_seen.count(r) > 1), None)

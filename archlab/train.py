@@ -137,7 +137,9 @@ def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
     if report.error is not None:
         raise ArchlabError(
             f"{spec.label} cannot be trained on 1×28×28 Fashion-MNIST images: {report.error} "
-            f"(see `archlab shapes {spec.base} --input 1,28,28`)",
+            f"(see `archlab shapes {spec.base}"
+            + "".join(f" --set {o}" for o in spec.overrides)
+            + " --input 1,28,28`)",
             1,
         )
     if report.output_shape != (len(CLASSES),):
@@ -444,8 +446,9 @@ def train_model(
         raise ArchlabError(
             f"{ref.name} is a run folder, not a model; train a model spec, or add --resume"
         )
-    if not resume:  # settings are checked before anything is created
+    if not resume:  # settings and model are checked before anything is created
         TrainConfig(ref.name, **{k: v for k, v in given.items() if v is not None}).validate()
+        check_trainable(ref.spec, ref.spec.build())
     elif not ref.checkpoint.is_file():
         load_checkpoint(ref.checkpoint, hint=train_hint(ref))  # says there is none
     with lock_run(ref.folder):
@@ -465,7 +468,8 @@ def train_model(
                 "nothing to resume"
             )
             return _result(ref, spec, payload, str(dev), [])
-        check_trainable(spec, spec.build())
+        if resume:
+            check_trainable(spec, spec.build())
         if dev.type == "cpu":
             keep_freed_memory()
         if data is None:
