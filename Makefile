@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data run test lint docs browser docs-check bench clean
+.PHONY: setup data graphviz run test lint docs browser docs-check bench clean
 
 # one environment for everything: the package, its tests, and the docs tools
 $(BIN)/archlab: pyproject.toml
@@ -26,8 +26,18 @@ data:
 		echo "note: $(DEBIAN_DATA) not installed; archlab will download Fashion-MNIST or use --data-dir"; \
 	fi
 
-run: setup data
+# Graphviz's dot, which `archlab draw` needs for models that branch, where apt-get can
+# install it; elsewhere archlab draw says how to install it when it needs it.
+graphviz:
+	@if ! command -v dot >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ -n "$(APT)" ]; then \
+		$(APT) update -qq && $(APT) install -y -qq graphviz; \
+	elif ! command -v dot >/dev/null 2>&1; then \
+		echo "note: Graphviz's dot not installed; archlab draw needs it for models that branch"; \
+	fi
+
+run: setup data graphviz
 	$(BIN)/archlab shapes cnn
+	$(BIN)/archlab draw cnn
 	$(BIN)/archlab params dnn cnn
 	$(BIN)/archlab data
 	$(BIN)/archlab train
@@ -38,12 +48,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup data lint
+test: setup data graphviz lint
 	$(BIN)/python -m pytest
 	$(MAKE) docs docs-check
 
 # The site, built by running examples/ on the real data; warnings are errors.
-docs: setup data
+docs: setup data graphviz
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
 
