@@ -28,9 +28,6 @@ SUFFIXES = (".svg", ".png")
 
 # What the lecture said its first maps were (REFERENCE: "the first Conv2d outputs
 # [32, 784, 784] and the first MaxPool2d [32, 392, 392]"): 784 is the flattened image.
-LECTURE_CLAIMS: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
-    "cnn": (("layer1.0", (32, 784, 784)), ("layer1.3", (32, 392, 392))),
-}
 _CLAIM_FACE = 200.0  # points: the claimed 784 side in the claim picture
 
 
@@ -239,9 +236,11 @@ def draw(
 
 def _claim(report, parts: list[Stage]) -> Drawing:
     """The lecture's claimed maps beside the traced ones, at one scale."""
-    claims = LECTURE_CLAIMS.get(report.model)
-    if claims is None:
-        known = ", ".join(LECTURE_CLAIMS)
+    from archlab.models import is_model, list_models, model_card
+
+    claims = model_card(report.model).lecture_claims if is_model(report.model) else ()
+    if not claims:
+        known = ", ".join(n for n in list_models() if model_card(n).lecture_claims)
         raise ArchlabError(f"--claim: the lecture claimed shapes for {known} only")
     rows = {r.name: r for r in report.layers}
     claimed, traced = [], []
