@@ -181,8 +181,11 @@ def _pages(root: Path) -> list[str]:
         for p in root.rglob("*.html")
         if "_static" not in p.parts and "_sources" not in p.parts
     )
-    pages.remove("index.html")
-    return ["index.html", *pages]
+    # the landing page first; the search page last, as the terms it highlights are kept
+    # (in the browser's storage) for the pages opened after it
+    last = [page for page in ("search.html",) if page in pages]
+    pages = [page for page in pages if page not in ("index.html", *last)]
+    return ["index.html", *pages, *last]
 
 
 def check(root: Path, shots: Path) -> list[str]:
