@@ -30,7 +30,7 @@ run: setup data
 	$(BIN)/archlab shapes cnn
 	$(BIN)/archlab params dnn cnn
 	$(BIN)/archlab data
-	$(BIN)/archlab train all
+	$(BIN)/archlab train
 	$(BIN)/archlab explain --index 42
 	$(BIN)/archlab compare
 

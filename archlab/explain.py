@@ -31,7 +31,7 @@ from torch import nn
 from archlab._table import Table, Tabular
 from archlab.data import CLASSES
 from archlab.errors import ArchlabError
-from archlab.train import to_input
+from archlab.predict import to_input
 
 METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
 IG_STEPS = 50
@@ -131,9 +131,13 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra @ rb).item() / denominator) if denominator else 0.0
 
 
+def _convs(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
 def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """The last convolution in forward (registration) order, for Grad-CAM; None if none."""
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    """The last convolution in registration order, for Grad-CAM; None if none."""
+    convs = _convs(model)
     return convs[-1] if convs else None
 
 
@@ -166,85 +170,121 @@ def _check_methods(methods: Sequence[str] | str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def _attribute(
-    model: nn.Module, x: torch.Tensor, target: int, method: str, black: float
-) -> Attribution | str:
-    """One method's attribution, or the reason it does not apply."""
-    from captum.attr import (
-        IntegratedGradients,
-        LayerAttribution,
-        LayerGradCam,
-        NoiseTunnel,
-        Occlusion,
-        Saliency,
+def _saliency(model, x, target, black, layer):
+    from captum.attr import Saliency
+
+    a = Saliency(model).attribute(x, target=target, abs=True)
+    return Attribution("saliency", "Saliency", "|gradient| of the score", a[0, 0].detach(), False)
+
+
+def _integrated_gradients(model, x, target, black, layer):
+    from captum.attr import IntegratedGradients
+
+    a, delta = IntegratedGradients(model).attribute(
+        x,
+        baselines=torch.full_like(x, black),
+        target=target,
+        n_steps=IG_STEPS,
+        return_convergence_delta=True,
+    )
+    d = float(delta.abs().item())
+    return Attribution(
+        "ig",
+        "Integrated Gradients",
+        f"baseline: black image, {IG_STEPS} steps, convergence delta {d:.1e}",
+        a[0, 0].detach(),
+        True,
+        delta=d,
     )
 
-    baseline = torch.full_like(x, black)
-    if method == "saliency":
-        a = Saliency(model).attribute(x, target=target, abs=True)
-        return Attribution(method, "Saliency", "|gradient| of the score", a[0, 0].detach(), False)
-    if method == "ig":
-        a, delta = IntegratedGradients(model).attribute(
-            x, baselines=baseline, target=target, n_steps=IG_STEPS, return_convergence_delta=True
-        )
-        d = float(delta.abs().item())
-        return Attribution(
-            method,
-            "Integrated Gradients",
-            f"baseline: black image, {IG_STEPS} steps, convergence delta {d:.1e}",
-            a[0, 0].detach(),
-            True,
-            delta=d,
-        )
-    if method == "smoothgrad":
-        sigma = SMOOTHGRAD_NOISE * float(x.detach().max() - x.detach().min())
-        a = NoiseTunnel(Saliency(model)).attribute(
-            x,
-            nt_type="smoothgrad",
-            nt_samples=SMOOTHGRAD_SAMPLES,
-            stdevs=sigma,
-            target=target,
-            abs=True,
-        )
-        return Attribution(
-            method,
-            "SmoothGrad",
-            f"{SMOOTHGRAD_SAMPLES} noisy copies, σ = {SMOOTHGRAD_NOISE:.0%} of the input range",
-            a[0, 0].detach(),
-            False,
-        )
-    if method == "occlusion":
-        w, s = OCCLUSION_WINDOW, OCCLUSION_STRIDE
-        a = Occlusion(model).attribute(
-            x,
-            sliding_window_shapes=(1, w, w),
-            strides=(1, s, s),
-            baselines=black,
-            target=target,
-            perturbations_per_eval=64,
-        )
-        return Attribution(
-            method,
-            "Occlusion",
-            f"black {w}×{w} patch, stride {s}: drop in the score",
-            a[0, 0].detach(),
-            True,
-        )
-    found = last_conv_layer(model)
-    if found is None:
-        return "the model has no convolution, so there is no feature map to weight"
-    name, layer = found
-    native = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+
+def _smoothgrad(model, x, target, black, layer):
+    from captum.attr import NoiseTunnel, Saliency
+
+    sigma = SMOOTHGRAD_NOISE * float(x.detach().max() - x.detach().min())
+    a = NoiseTunnel(Saliency(model)).attribute(
+        x,
+        nt_type="smoothgrad",
+        nt_samples=SMOOTHGRAD_SAMPLES,
+        stdevs=sigma,
+        target=target,
+        abs=True,
+    )
+    return Attribution(
+        "smoothgrad",
+        "SmoothGrad",
+        f"{SMOOTHGRAD_SAMPLES} noisy copies, σ = {SMOOTHGRAD_NOISE:.0%} of the input range",
+        a[0, 0].detach(),
+        False,
+    )
+
+
+def _occlusion(model, x, target, black, layer):
+    from captum.attr import Occlusion
+
+    w, s = OCCLUSION_WINDOW, OCCLUSION_STRIDE
+    a = Occlusion(model).attribute(
+        x,
+        sliding_window_shapes=(1, w, w),
+        strides=(1, s, s),
+        baselines=black,
+        target=target,
+        perturbations_per_eval=64,
+    )
+    return Attribution(
+        "occlusion",
+        "Occlusion",
+        f"black {w}×{w} patch, stride {s}: drop in the score",
+        a[0, 0].detach(),
+        True,
+    )
+
+
+def _gradcam(model, x, target, black, layer):
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    if layer is None:
+        found = last_conv_layer(model)
+        if found is None:
+            return "the model has no convolution, so there is no feature map to weight"
+        name, module = found
+        why = "last convolution"
+    else:
+        modules = dict(model.named_modules())
+        if layer not in modules or not layer:
+            convs = ", ".join(n for n, _ in _convs(model)) or "none"
+            raise ArchlabError(f"--layer {layer!r}: no such layer; convolutions: {convs}")
+        name, module, why = layer, modules[layer], "chosen layer"
+    native = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+    if native.dim() != 4:
+        return f"{name} outputs no feature map ({native.dim() - 1}-d), so Grad-CAM has no map"
     up = LayerAttribution.interpolate(native, x.shape[-2:], interpolate_mode="bilinear")
     size = "×".join(str(d) for d in native.shape[-2:])
     return Attribution(
-        method,
+        "gradcam",
         f"Grad-CAM on {name}",
-        f"last convolution {name}, native {size}, upsampled bilinearly",
+        f"{why} {name}, native {size}, upsampled bilinearly",
         up[0, 0].detach(),
         False,
         native=native[0, 0].detach(),
     )
+
+
+# method name → the function that computes it (or returns why it does not apply)
+_METHOD_FUNCTIONS = {
+    "saliency": _saliency,
+    "ig": _integrated_gradients,
+    "smoothgrad": _smoothgrad,
+    "occlusion": _occlusion,
+    "gradcam": _gradcam,
+}
+
+
+def _attribute(
+    model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
+) -> Attribution | str:
+    """One method's attribution, or the reason it does not apply."""
+    return _METHOD_FUNCTIONS[method](model, x, target, black, layer)
 
 
 def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -257,7 +297,9 @@ def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers[::-1]
 
 
-def _sanity(model: nn.Module, x, target, black, trained: dict[str, torch.Tensor]) -> SanityCheck:
+def _sanity(
+    model: nn.Module, x, target, black, trained: dict[str, torch.Tensor], layer=None
+) -> SanityCheck:
     """Re-initialise the layers top-down, one more each step, and compare each method's
     map with the trained model's (``trained``: method → map)."""
     methods = list(trained)
@@ -267,11 +309,11 @@ def _sanity(model: nn.Module, x, target, black, trained: dict[str, torch.Tensor]
     maps: dict[str, torch.Tensor] = {}
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        for _name, layer in steps:
-            layer.reset_parameters()
+        for _name, module in steps:
+            module.reset_parameters()
             for method in methods:
                 result = _attribute(
-                    randomised, x.clone().requires_grad_(True), target, method, black
+                    randomised, x.clone().requires_grad_(True), target, method, black, layer
                 )
                 rho[method].append(spearman(trained[method].abs(), result.map.abs()))
                 maps[method] = result.map
@@ -289,12 +331,13 @@ def explain_image(
     sanity: bool = False,
     model_name: str | None = None,
     index: int | None = None,
+    layer: str | None = None,
 ) -> Explanation:
     """Attribute one image's class score to its pixels with each method.
 
     Args:
         model: a trained classifier (left as it was: mode, weights, no hooks).
-        image: uint8 pixels ``(28, 28)``.
+        image: uint8 pixels ``(H, W)``.
         label: the true class, if known. Default: None.
         normalize: the (mean, std) the model was trained with. Default: none.
         methods: names from ``METHODS`` or ``"all"``. Default: all.
@@ -303,6 +346,7 @@ def explain_image(
         sanity: also run the model-randomisation test. Default: False.
         model_name: for titles. Default: the class name.
         index: the test-set index, for titles. Default: None.
+        layer: the layer for Grad-CAM. Default: the last convolution.
 
     Returns:
         An :class:`Explanation`.
@@ -316,24 +360,24 @@ def explain_image(
     """
     chosen = _check_methods(methods)
     normalize = tuple(normalize) if normalize is not None else None
-    x = to_input(image.reshape(1, 28, 28), normalize)
+    x = to_input(image.unsqueeze(0), normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     with _prepared(model):
         with torch.no_grad():
             probs = F.softmax(model(x), dim=1)[0]
         tgt = _resolve_target(target, probs, label)
         explanation = Explanation(
-            model_name or type(model).__name__, index, image.reshape(28, 28), label, probs, tgt
+            model_name or type(model).__name__, index, image, label, probs, tgt
         )
         for method in chosen:
-            result = _attribute(model, x.clone().requires_grad_(True), tgt, method, black)
+            result = _attribute(model, x.clone().requires_grad_(True), tgt, method, black, layer)
             if isinstance(result, str):
                 explanation.skipped[method] = result
             else:
                 explanation.attributions.append(result)
         if sanity and explanation.attributions:
             trained = {a.method: a.map for a in explanation.attributions}
-            explanation.sanity = _sanity(model, x, tgt, black, trained)
+            explanation.sanity = _sanity(model, x, tgt, black, trained, layer)
     return explanation
 
 
@@ -358,17 +402,28 @@ def _resolve_target(target: str | int, probs: torch.Tensor, label: int | None) -
 
 
 def explain_test_image(
-    model: str,
-    index: int,
+    model: str = "cnn",
+    index: int = 42,
     *,
     runs: str = "runs",
+    overrides: Sequence[str] = (),
+    name: str | None = None,
     data=None,
     data_dir: str | None = None,
     methods: Sequence[str] | str = "all",
     target: str | int = "pred",
     sanity: bool = False,
+    layer: str | None = None,
 ) -> Explanation:
-    """:func:`explain_image` for test image ``index`` and the trained ``runs/<model>``.
+    """:func:`explain_image` for test image ``index`` and a trained run.
+
+    Args:
+        model: a spec or a run folder's name (see :func:`~archlab.load_trained_model`).
+            Default: cnn.
+        index: which test image, 0-9999. Default: 42.
+        runs, overrides, name: find the run as :func:`~archlab.load_trained_model` does.
+        layer: the convolution for Grad-CAM. Default: the model's last convolution.
+        methods, target, sanity: as in :func:`explain_image`.
 
     Example::
 
@@ -376,11 +431,11 @@ def explain_test_image(
         >>> e.verdict                                    # doctest: +SKIP
         'true: Sneaker · predicted: Sneaker (1.00)'
     """
-    from archlab.checkpoint import load_trained_model
     from archlab.data import load_fashion_mnist
+    from archlab.runs import load_trained_model
 
     _check_methods(methods)
-    net, payload = load_trained_model(model, runs)
+    net, payload = load_trained_model(model, runs, overrides, name)
     if data is None:
         data = load_fashion_mnist(data_dir)
     check_index(index, len(data.test_labels))
@@ -392,8 +447,9 @@ def explain_test_image(
         methods=methods,
         target=target,
         sanity=sanity,
-        model_name=model,
+        model_name=payload["run"],
         index=index,
+        layer=layer,
     )
 
 

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from archlab.errors import ArchlabError
-from archlab.train import to_input
-
-# Where to look inside each registered model: (module, "output" or "input", label).
-# The DNN applies ReLU functionally, so its hidden activations are the *inputs* of the
-# layer after each ReLU (drop after fc1, fc3 after fc2).
-_ACTIVATION_POINTS = {
-    "cnn": [("layer1", "output", "layer1"), ("layer2", "output", "layer2")],
-    "dnn": [("drop", "input", "fc1 → ReLU"), ("fc3", "input", "fc2 → ReLU")],
-}
+from archlab.predict import to_input
 
 
 def conv_layers(model: nn.Module) -> list[str]:
-    """Qualified names of the model's 2-d convolutions, in order."""
+    """Qualified names of the model's 2-d convolutions, in registration order."""
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
@@ -32,10 +25,13 @@ def filter_weights(model: nn.Module, layer: str | None = None) -> tuple[str, tor
         model: the model.
         layer: a qualified name such as ``"layer2.0"``. Default: the first convolution.
 
+    A model without convolutions gets a one-line reason (:class:`~archlab.ArchlabError`).
+
     Example::
 
-        >>> layer, weights = archlab.filter_weights(model, "layer2.0")
-        >>> weights.shape  # torch.Size([64, 32, 3, 3])
+        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer2.0")
+        >>> tuple(weights.shape)
+        (64, 32, 3, 3)
     """
     names = conv_layers(model)
     if not names:
@@ -72,29 +68,109 @@ def capture(model: nn.Module, points: list[tuple[str, str, str]]) -> Iterator[di
             handle.remove()
 
 
+def activation_points(model: nn.Module, input_shape=(1, 28, 28)) -> list[tuple[str, str, str]]:
+    """Where to look inside a model, read off the model itself by one forward pass.
+
+    A network with feature maps is shown where each block ends: the last layer before the
+    maps change size (and the last one with maps), labelled by the block it closes
+    (``layer1``, ``layer2`` for the lecture's CNN). A network without maps is shown at its
+    hidden representations: the input of every ``nn.Linear`` after the first (for the
+    lecture's DNN, fc1 → ReLU and fc2 → ReLU).
+
+    Returns:
+        ``(module name, "input" | "output", label)`` points for :func:`capture`.
+
+    Example:
+
+        >>> [p[2] for p in archlab.internals.activation_points(archlab.create_model("cnn"))]
+        ['layer1', 'layer2']
+    """
+    calls: list[tuple[str, tuple, tuple]] = []  # (leaf, input shape, output shape)
+    names = {m: n for n, m in model.named_modules()}
+    handles = []
+
+    def record(module, args, output):
+        if isinstance(output, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
+            calls.append((names[module], tuple(args[0].shape), tuple(output.shape)))
+
+    try:
+        for module in model.modules():
+            if next(module.children(), None) is None:
+                handles.append(module.register_forward_hook(record))
+        was_training = model.training
+        model.eval()
+        try:
+            device = next(model.parameters(), torch.empty(0)).device
+            with torch.no_grad():
+                model(torch.zeros((1, *input_shape), device=device))
+        finally:
+            model.train(was_training)
+    finally:
+        for handle in handles:
+            handle.remove()
+    maps = [(n, out) for n, _, out in calls if len(out) == 4]
+    if maps:
+        ends = [n for (n, out), (_, nxt) in itertools.pairwise(maps) if out[2:] != nxt[2:]]
+        ends.append(maps[-1][0])
+        points = list(dict.fromkeys(ends))
+        return [(n, "output", _block_label(n, [c[0] for c in calls])) for n in points]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    called = [n for n, _, _ in calls if n in linears]
+    return [(n, "input", f"into {n}") for n in list(dict.fromkeys(called))[1:]]
+
+
+def _block_label(leaf: str, order: list[str]) -> str:
+    """The outermost block that ``leaf`` closes (``layer1.3`` → ``layer1``), else the leaf."""
+    parts = leaf.split(".")
+    for k in range(1, len(parts)):
+        prefix = ".".join(parts[:k])
+        inside = [n for n in order if n.startswith(prefix + ".")]
+        if inside and inside[-1] == leaf:
+            return prefix
+    return leaf
+
+
 def activations(
     model: nn.Module,
     image: torch.Tensor,
-    model_name: str,
     normalize: tuple[float, float] | None = None,
+    layers: list[str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The activations after each block for one uint8 ``(28, 28)`` image.
+    """The activations where each block ends, for one uint8 ``(H, W)`` image.
 
-    Returns ``{label: tensor}``: ``(C, H, W)`` maps for the CNN's blocks (layer1:
-    32×14×14, layer2: 64×6×6), ``(units,)`` for the DNN's hidden layers (256, 128).
+    Args:
+        model: the model.
+        image: uint8 pixels ``(H, W)``.
+        normalize: the (mean, std) it was trained with. Default: none.
+        layers: module names whose outputs to show instead. Default: derived from the
+            model (:func:`activation_points`).
 
-    Example::
+    Returns:
+        ``{label: tensor}``: ``(C, H, W)`` maps for a conv net's blocks (the lecture's CNN:
+        layer1 32×14×14, layer2 64×6×6), ``(units,)`` for an MLP's hidden layers.
 
-        >>> acts = archlab.activations(model, data.test_images[42], "cnn", ckpt["normalize"])
-        >>> acts["layer1"].shape  # torch.Size([32, 14, 14])
+    Example:
+
+        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
+        >>> {k: tuple(v.shape) for k, v in acts.items()}
+        {'layer1': (32, 14, 14), 'layer2': (64, 6, 6)}
     """
-    if model_name not in _ACTIVATION_POINTS:
-        raise ArchlabError(f"no activation points known for {model_name!r}")
+    shape = (1, *image.shape)
+    if layers:
+        known = dict(model.named_modules())
+        unknown = [n for n in layers if n not in known or not n]
+        if unknown:
+            raise ArchlabError(f"--layer {unknown[0]!r}: no such layer in {type(model).__name__}")
+        points = [(n, "output", n) for n in layers]
+    else:
+        points = activation_points(model, shape)
+    if not points:
+        raise ArchlabError(f"{type(model).__name__} has no hidden layers to show")
     was_training = model.training
     model.eval()
     try:
-        with capture(model, _ACTIVATION_POINTS[model_name]) as captured, torch.no_grad():
-            model(to_input(image.reshape(1, 28, 28), normalize))
+        with capture(model, points) as captured, torch.no_grad():
+            model(to_input(image.unsqueeze(0), normalize))
     finally:
         model.train(was_training)
     return {label: t[0] for label, t in captured.items()}

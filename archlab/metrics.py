@@ -1,13 +1,15 @@
-"""Confusion matrices, per-class scores, confused pairs and the DNN-vs-CNN comparison."""
+"""Confusion matrices, per-class scores, confused pairs and the comparison of trained runs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from archlab import _table
 from archlab.data import CLASSES
+from archlab.errors import ArchlabError
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 10) -> torch.Tensor:
@@ -124,7 +126,7 @@ class ModelResult:
 
 @dataclass
 class Comparison(_table.Tabular):
-    """The lecture's conclusion with measured numbers: DNN vs CNN side by side."""
+    """Trained models side by side: costs, test accuracy, and recall per class."""
 
     models: list[ModelResult]
 
@@ -149,41 +151,68 @@ class Comparison(_table.Tabular):
             for i, c in enumerate(classes)
         ]
         headers = ["class", *(f"{m.name} accuracy" for m in self.models)]
-        if len(self.models) == 2:
-            a, b = self.models
-            headers.append(f"{b.name} − {a.name} (points)")
+        first = self.models[0]
+        for other in self.models[1:]:  # every model against the first, in points
+            headers.append(f"{other.name} − {first.name}")
             for i, row in enumerate(rows):
-                row.append(f"{100 * float(b.report.recall[i] - a.report.recall[i]):+.1f}")
+                row.append(f"{100 * float(other.report.recall[i] - first.report.recall[i]):+.1f}")
         return _table.Table(headers, rows, "per class (recall):")
 
+    # the classes the lecture's models confuse most: where an architecture can still gain
+    HARD_CLASSES = ("Shirt", "Pullover", "Coat", "T-shirt/top")
+
+    def hard_classes_table(self) -> _table.Table:
+        classes = list(self.models[0].report.classes)
+        rows = []
+        for m in self.models:
+            recall = [float(m.report.recall[classes.index(c)]) for c in self.HARD_CLASSES]
+            rows.append([m.name, *(f"{100 * r:.1f}%" for r in recall)])
+        return _table.Table(["model", *self.HARD_CLASSES], rows, "the hardest classes (recall):")
+
     def _parts(self) -> list[_table.Table | str]:
-        return [self.summary_table(), self.per_class_table()]
+        parts = [self.summary_table(), self.per_class_table()]
+        if len(self.models) > 2:
+            parts.append(self.hard_classes_table())
+        return parts
 
 
 def compare_models(
-    models=("dnn", "cnn"), runs: str = "runs", data=None, data_dir=None
+    models: Sequence[str] = ("dnn", "cnn"), runs: str = "runs", data=None, data_dir=None
 ) -> Comparison:
-    """Evaluate trained models once each on the whole test set and put them side by side.
+    """Evaluate trained runs once each on the whole test set and put them side by side.
+
+    Args:
+        models: specs or run folder names (``"cnn+layer2.0.padding=1"``), two or more.
+            Default: the lecture's two.
+        runs: the runs folder. Default: ``"runs"``.
+        data: the dataset in memory. Default: loaded from ``data_dir``.
 
     Example::
 
-        >>> print(archlab.compare_models())  # doctest: +SKIP
+        >>> print(archlab.compare_models(["dnn", "cnn", "resnet"]))  # doctest: +SKIP
     """
-    from archlab.checkpoint import load_trained_model
     from archlab.data import load_fashion_mnist
     from archlab.params import count_params
+    from archlab.runs import find_run, load_trained_model
 
-    loaded = [(name, *load_trained_model(name, runs)) for name in models]
+    for name in models:  # every name is checked before any run is loaded
+        find_run(name, runs)
+    loaded = [load_trained_model(name, runs) for name in models]
+    runs_seen = [payload["run"] for _, payload in loaded]
+    duplicate = next((r for r in runs_seen if runs_seen.count(r) > 1), None)
+    if duplicate is not None:
+        raise ArchlabError(f"run {duplicate} is named twice; compare different runs")
     if data is None:
         data = load_fashion_mnist(data_dir)
     results = []
-    for name, net, payload in loaded:
+    for net, payload in loaded:
+        name = payload["run"]
         report = evaluate_report(name, net, data, payload.get("normalize"))
         results.append(
             ModelResult(
                 name,
-                payload.get("params", 0),
-                count_params(name).total_macs,
+                sum(p.numel() for p in net.parameters()),
+                count_params(net, tuple(getattr(net, "input_shape", (1, 28, 28)))).total_macs,
                 payload.get("seconds", 0.0),
                 report,
             )
@@ -209,7 +238,7 @@ def evaluate_report(model_name: str, net, data, normalize) -> ClassificationRepo
         >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
         >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
     """
-    from archlab.train import predict_logits
+    from archlab.predict import predict_logits
 
     normalize = tuple(normalize) if normalize is not None else None
     probs = torch.softmax(predict_logits(net, data.test_images, normalize), dim=1)

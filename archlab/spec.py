@@ -37,12 +37,6 @@ from archlab.errors import ArchlabError
 
 DEFAULT_INPUT_SHAPE = (1, 28, 28)
 
-SPEC_HELP = (
-    "a registered model (`archlab models`), path/to/file.py:Class, package.module:Class or "
-    "a factory package.module:function, with constructor arguments as "
-    "'module:fn(num_classes=10)' or module:fn:num_classes=10"
-)
-
 
 @contextlib.contextmanager
 def user_code(what: str) -> Iterator[None]:
@@ -341,3 +335,54 @@ def model_name(spec: str | ModelSpec | nn.Module) -> str:
     if isinstance(spec, ModelSpec):
         return spec.short_name
     return ModelSpec.parse(spec).short_name if ":" in spec else spec
+
+
+def expand_models(
+    names: Sequence[str | ModelSpec], overrides: Sequence[str] = ()
+) -> list[ModelSpec]:
+    """Specs for ``names``, where a group name (``lecture``, ``zoo``, ``all``) stands for
+    its registered models; ``overrides`` apply to every one. Duplicates are dropped.
+
+    Example:
+
+        >>> [str(s) for s in archlab.expand_models(["lecture"])]
+        ['dnn', 'cnn']
+    """
+    from archlab.models import GROUPS, list_models
+
+    specs: list[ModelSpec] = []
+    for name in names or ["lecture"]:
+        if isinstance(name, ModelSpec):
+            group = [name]
+        elif name in GROUPS or name == "all":
+            members = list_models(None if name == "all" else name)
+            # the quick dnn first: its result is there while the others train
+            group = [ModelSpec.parse(n, overrides) for n in sorted(members, key=_quick_first)]
+        else:
+            group = [ModelSpec.parse(name, overrides)]
+        specs += [s for s in group if s not in specs]
+    return specs
+
+
+def _quick_first(name: str) -> tuple[bool, bool, str]:
+    return (name != "dnn", name != "cnn", name)
+
+
+def expand_run_names(names: Sequence[str], overrides: Sequence[str] = ()) -> list[str | ModelSpec]:
+    """Like :func:`expand_models`, but a name that is neither a spec nor a group is kept
+    as the name of a run folder (``cnn+layer2.0.padding=1``) for the run loader to find.
+
+    Example:
+
+        >>> archlab.expand_run_names(["cnn+layer2.0.padding=1", "dnn"])
+        ['cnn+layer2.0.padding=1', ModelSpec(source='dnn', kwargs=(), overrides=())]
+    """
+    from archlab.models import GROUPS, is_model
+
+    found: list[str | ModelSpec] = []
+    for name in names or ["lecture"]:
+        if name in GROUPS or name == "all" or ":" in name or is_model(name):
+            found += [s for s in expand_models([name], overrides) if s not in found]
+        elif name not in found:
+            found.append(name)
+    return found

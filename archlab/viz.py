@@ -19,10 +19,13 @@ from archlab._atomic import atomic_path
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save ``fig`` as a PNG (temporary file, then rename) and close it."""
+    """Save ``fig`` in the format its suffix names (.png, .svg, .pdf; else PNG) through a
+    temporary file renamed into place, and close it."""
+    suffix = Path(path).suffix.lower().lstrip(".")
     try:
         with atomic_path(path) as partial:
-            fig.savefig(partial, format="png", dpi=dpi, bbox_inches="tight")
+            fmt = suffix if suffix in ("png", "svg", "pdf") else "png"
+            fig.savefig(partial, format=fmt, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     return Path(path)
@@ -368,19 +371,24 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
 
 def plot_comparison(comparison) -> Figure:
-    """Both confusion matrices and the per-class accuracy of each model, in one figure.
+    """Every model's confusion matrix and the per-class accuracy of each, in one figure
+    (a whole figure: one panel per model, in rows of up to three).
 
     Example::
 
-        >>> archlab.plot_comparison(archlab.compare_models())
+        >>> archlab.plot_comparison(archlab.compare_models())  # doctest: +SKIP
     """
     models = comparison.models
-    fig = plt.figure(figsize=(7.5 * len(models), 11.5), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35, 1])
-    axes = top.subplots(1, len(models), squeeze=False)[0]
-    for ax, m in zip(axes, models, strict=True):
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig = plt.figure(figsize=(7.5 * cols, 6.5 * rows + 5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35 * rows, 1])
+    axes = top.subplots(rows, cols, squeeze=False).flatten()
+    for ax, m in zip(axes, models, strict=False):
         plot_confusion(m.report, ax=ax, colorbar=False)
         ax.set_title(f"{m.name}: {100 * m.report.accuracy:.2f}%, {m.params:,} parameters")
+    for ax in axes[len(models) :]:
+        ax.set_axis_off()
     ax = bottom.subplots()
     classes = models[0].report.classes
     width = 0.8 / len(models)
@@ -391,10 +399,45 @@ def plot_comparison(comparison) -> Figure:
     lowest = min(float(m.report.recall.min()) for m in models)
     ax.set_ylim(max(0, 10 * int(10 * lowest) - 10), 100)  # the differences, not the bars
     ax.set_ylabel("test accuracy per class (%)")
-    ax.legend()
+    ax.legend(fontsize=8, ncols=min(4, len(models)))
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("per class: where the convolutions pay")
-    fig.suptitle("DNN vs CNN on the Fashion-MNIST test set", fontsize=14)
+    ax.set_title("per class: where each architecture pays")
+    fig.suptitle(
+        " vs ".join(m.name for m in models) + " on the Fashion-MNIST test set", fontsize=14
+    )
+    return fig
+
+
+def plot_tradeoff(comparison, axes=None) -> Figure:
+    """Test accuracy against parameters and against multiply-accumulates (log x), one
+    labelled point per model: which idea buys what.
+
+    Args:
+        comparison: a :class:`~archlab.metrics.Comparison`.
+        axes: two matplotlib axes. Default: a new figure.
+
+    Example::
+
+        >>> archlab.plot_tradeoff(archlab.compare_models(["lecture", "zoo"]))  # doctest: +SKIP
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained", sharey=True)
+    else:
+        fig = axes[0].figure
+    models = comparison.models
+    for ax, key, label in zip(
+        axes, ("params", "macs"), ("parameters", "multiply-accumulates per image"), strict=True
+    ):
+        for m in models:
+            x, y = getattr(m, key), 100 * m.report.accuracy
+            lecture = _lecture_accuracy(m.name) is not None
+            ax.scatter(x, y, s=60, marker="s" if lecture else "o", zorder=3)
+            ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} (log scale)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("test accuracy (%)")
+    fig.suptitle("accuracy against cost (squares: the lecture's models)")
     return fig
 
 

@@ -105,13 +105,13 @@ def test_train_bad_input(capsys, tmp_path, argv, message):
 
 def test_train_resume_without_checkpoint(capsys, tmp_path):
     assert main(["train", "cnn", "--resume", "--out", str(tmp_path)]) == 1
-    assert "run `archlab train cnn` first" in capsys.readouterr().err
+    assert "run `archlab train cnn --out" in capsys.readouterr().err
 
 
 def test_train_unwritable_out(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
     assert main(["train", "dnn", "--out", str(tmp_path / "f")]) == 1
-    assert "cannot create the output folder" in capsys.readouterr().err
+    assert "cannot create the folder" in capsys.readouterr().err
 
 
 def test_data_without_any_source(capsys, tmp_path, monkeypatch):

@@ -54,11 +54,11 @@ def test_bad_input(runs, capsys, argv, code, message):
 
 def test_missing_and_foreign_checkpoints(tmp_path, runs, capsys):
     assert main(["filters", "--runs", str(tmp_path)]) == 1
-    assert "run `archlab train cnn` first (about 3 min" in capsys.readouterr().err
+    assert f"run `archlab train cnn --out {tmp_path}` first (about 3 min" in capsys.readouterr().err
     (tmp_path / "cnn").mkdir()
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes((runs / "dnn" / "checkpoint.pt").read_bytes())
     assert main(["filters", "--runs", str(tmp_path)]) == 1
-    assert "holds a 'dnn' model, not 'cnn'" in capsys.readouterr().err
+    assert "cnn holds a run of dnn, not cnn; run `archlab train cnn" in capsys.readouterr().err
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes(b"garbage")
     assert main(["filters", "--runs", str(tmp_path)]) == 1
     assert "not a readable checkpoint" in capsys.readouterr().err

@@ -131,12 +131,12 @@ def test_filters(runs):
 
 def test_activation_shapes_match_the_shape_trace(runs, tiny):
     model, payload = archlab.load_trained_model("cnn", runs)
-    acts = activations(model, tiny.test_images[0], "cnn", payload["normalize"])
+    acts = activations(model, tiny.test_images[0], payload["normalize"])
     trace = {r.name: r.output for r in archlab.trace_shapes("cnn").layers}
     assert acts["layer1"].shape == trace["layer1.3"] == (32, 14, 14)
     assert acts["layer2"].shape == trace["layer2.3"] == (64, 6, 6)
     dnn, payload = archlab.load_trained_model("dnn", runs)
-    acts = activations(dnn, tiny.test_images[0], "dnn", payload["normalize"])
+    acts = activations(dnn, tiny.test_images[0], payload["normalize"])
     assert [tuple(a.shape) for a in acts.values()] == [(256,), (128,)]
     assert all((a >= 0).all() for a in acts.values())  # after ReLU
     assert _no_hooks(model) and _no_hooks(dnn)

@@ -1,0 +1,139 @@
+"""Options and output helpers that several commands share."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from archlab.errors import ArchlabError
+
+SPEC_HELP = (
+    "a registered model (`archlab models`), path/to/file.py:Class, package.module:Class or "
+    "a factory package.module:function, with constructor arguments as "
+    "'module:fn(num_classes=10)' or module:fn:num_classes=10"
+)
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def echo(text: object = "", file=None) -> None:
+    """print, but a closed pipe (``archlab ... | head -1``) never stops the work: the rest
+    of the output is dropped and the command goes on to finish and save."""
+    stream = file or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        devnull = open(os.devnull, "w")  # noqa: SIM115 (replaces the stream for good)
+        if stream is sys.stdout:
+            sys.stdout = devnull
+        else:
+            sys.stderr = devnull
+
+
+def shape_arg(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.replace("x", ",").replace("×", ",").split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (1, 2, 3, 4) or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W with positive sizes, e.g. 1,28,28")
+    return dims
+
+
+def index_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 9999:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a test-image index 0-9999")
+    return value
+
+
+def count_arg(limit: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0 to {limit}")
+        return value
+
+    return parse
+
+
+def set_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="LAYER.ARG=VALUE",
+        help="what-if: rebuild a layer with one argument changed, e.g. layer2.0.padding=1 "
+        "(repeatable)",
+    )
+
+
+def run_options(p: argparse.ArgumentParser, default: str = "cnn") -> None:
+    """``--model``, ``--set``, ``--name`` and ``--runs``: which trained run to open."""
+    p.add_argument(
+        "--model",
+        default=default,
+        metavar="MODEL",
+        help=f"{SPEC_HELP}; or a run folder's name (default: {default})",
+    )
+    set_option(p)
+    p.add_argument("--name", default=None, help="the run folder, if it was trained with --name")
+    runs_option(p)
+
+
+def runs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runs", default="runs", help="the folder `archlab train --out` wrote (default: runs)"
+    )
+
+
+def data_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="the data folder (default: $ARCHLAB_DATA, else ~/.cache/archlab)",
+    )
+
+
+def out_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help=f"the figure to write, .png, .svg or .pdf (default: {default})",
+    )
+
+
+def figure_path(args: argparse.Namespace, run: str, stem: str) -> Path:
+    """``--out``, else ``<runs>/<run>/figures/<stem>.png``."""
+    if getattr(args, "out", None):
+        return Path(args.out)
+    return Path(args.runs) / run / "figures" / f"{stem}.png"
+
+
+def check_figure_path(path: str | None) -> None:
+    """Refuse an output suffix we cannot write before any work is done."""
+    if path is not None and Path(path).suffix.lower() not in FIGURE_SUFFIXES:
+        raise ArchlabError(
+            f"--out {path}: write a {', '.join(FIGURE_SUFFIXES)} file (the suffix names the format)"
+        )
+
+
+def save(fig, path: Path) -> None:
+    """Write a figure in the format its suffix names, and print where."""
+    from archlab.viz import save_figure
+
+    check_figure_path(str(path))
+    try:
+        echo(f"wrote {save_figure(fig, path)}")
+    except OSError as exc:
+        raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc

@@ -1,0 +1,61 @@
+"""archlab confusion: confusion matrix, per-class scores and the most confused pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "confusion"
+SUMMARY = "confusion matrix, per-class precision/recall/F1 and the most confused pairs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from archlab.commands._options import count_arg, data_dir_option, runs_option, set_option
+
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="trained models or run folders (default: lecture, i.e. dnn and cnn)",
+    )
+    set_option(p)
+    p.add_argument(
+        "--mistakes",
+        type=count_arg(100),
+        default=0,
+        metavar="N",
+        help="also draw the N most confident wrong predictions, 0-100 (default: 0)",
+    )
+    runs_option(p)
+    data_dir_option(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from archlab.commands._options import echo, figure_path, save
+    from archlab.data import load_fashion_mnist
+    from archlab.metrics import evaluate_report
+    from archlab.runs import load_trained_model
+    from archlab.spec import expand_run_names
+    from archlab.viz import plot_confusion, plot_mistakes
+
+    loaded = [
+        load_trained_model(m, args.runs, args.set) for m in expand_run_names(args.models, args.set)
+    ]
+    data = load_fashion_mnist(args.data_dir)
+    for net, payload in loaded:
+        name = payload["run"]
+        report = evaluate_report(name, net, data, payload.get("normalize"))
+        echo(report)
+        save(plot_confusion(report), figure_path(args, name, "confusion"))
+        if args.mistakes:
+            wrong = report.mistakes(data.test_labels, args.mistakes)
+            fig = plot_mistakes(
+                data.test_images,
+                data.test_labels,
+                report.probs,
+                wrong,
+                report.classes,
+                f"{name}: the {len(wrong)} most confident mistakes",
+            )
+            save(fig, figure_path(args, name, "mistakes"))
+        echo()
+    return 0

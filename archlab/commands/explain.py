@@ -1,0 +1,70 @@
+"""archlab explain: Captum attributions for one test image."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "explain"
+SUMMARY = "Captum attributions for one test image (saliency, IG, SmoothGrad, occlusion, Grad-CAM)"
+DESCRIPTION = (
+    "Explain one test image's prediction with Captum: saliency, integrated gradients (black "
+    "baseline), SmoothGrad, occlusion and Grad-CAM on the model's last convolution (or "
+    "--layer). --sanity adds the model-randomisation test (Adebayo et al., 2018)."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from archlab.commands._options import data_dir_option, index_arg, out_option, run_options
+
+    p.add_argument(
+        "--index", type=index_arg, default=42, help="which test image, 0-9999 (default: 42)"
+    )
+    run_options(p)
+    p.add_argument(
+        "--methods",
+        default="all",
+        help="comma-separated: saliency,ig,smoothgrad,occlusion,gradcam (default: all)",
+    )
+    p.add_argument(
+        "--target",
+        default="pred",
+        help="whose score to explain: pred, true, a class index or name (default: pred)",
+    )
+    p.add_argument("--layer", default=None, help="the layer for Grad-CAM (default: the last conv)")
+    p.add_argument(
+        "--sanity",
+        action="store_true",
+        help="re-initialise the layers top-down and report how much each map changes",
+    )
+    out_option(p, "<runs>/<run>/figures/explain-INDEX.png")
+    data_dir_option(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from archlab.commands._options import check_figure_path, echo, figure_path, save
+    from archlab.explain import explain_test_image
+    from archlab.viz import plot_explanation
+
+    check_figure_path(args.out)
+    explanation = explain_test_image(
+        args.model,
+        args.index,
+        runs=args.runs,
+        overrides=args.set,
+        name=args.name,
+        data_dir=args.data_dir,
+        methods=args.methods,
+        target=args.target,
+        sanity=args.sanity,
+        layer=args.layer,
+    )
+    echo(explanation.describe())
+    if explanation.sanity is not None:
+        echo(f"\n{explanation.sanity}\n")
+    suffix = "-sanity" if args.sanity else ""
+    save(
+        plot_explanation(explanation),
+        figure_path(args, explanation.model, f"explain-{args.index}{suffix}"),
+    )
+    echo(explanation.verdict)
+    return 0

@@ -1,0 +1,35 @@
+"""archlab filters: a convolution's kernels as a grid."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "filters"
+SUMMARY = "the kernels of a convolution as a grid"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from archlab.commands._options import out_option, run_options
+
+    run_options(p)
+    p.add_argument(
+        "--layer", default=None, help="a convolution such as layer2.0 (default: the first)"
+    )
+    out_option(p, "<runs>/<run>/figures/filters-LAYER.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from archlab.commands._options import check_figure_path, echo, figure_path, save
+    from archlab.internals import filter_weights
+    from archlab.runs import load_trained_model
+    from archlab.viz import plot_filters
+
+    check_figure_path(args.out)
+    net, payload = load_trained_model(args.model, args.runs, args.set, args.name)
+    layer, weights = filter_weights(net, args.layer)
+    echo(
+        f"{layer}: {tuple(weights.shape)} weights, range {float(weights.min()):+.3f} to "
+        f"{float(weights.max()):+.3f}"
+    )
+    save(plot_filters(weights, layer), figure_path(args, payload["run"], f"filters-{layer}"))
+    return 0

@@ -1,0 +1,308 @@
+"""Run folders: where a model's training lands and how it is found again.
+
+A run folder ``<runs>/<run name>/`` holds ``checkpoint.pt``, ``history.json`` and
+``curves.png``. Its name comes from the model spec and its what-ifs (``cnn``,
+``cnn+layer2.0.padding=1``, ``my_net.MyNet``) or from ``--name``. The checkpoint records
+the spec and the what-ifs, so every command rebuilds exactly the architecture that was
+trained. A model's code outside the registry is imported only when the user names it:
+a run of ``my_net.py:MyNet`` is opened with ``--model my_net.py:MyNet``, never by
+importing a file a checkpoint points at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from archlab._atomic import atomic_path
+from archlab.errors import ArchlabError
+from archlab.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run folder and the spec trained (or to be trained) in it."""
+
+    runs: Path
+    name: str
+    spec: ModelSpec | None  # None: named by its folder only; the checkpoint says which
+
+    @property
+    def folder(self) -> Path:
+        return self.runs / self.name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def label(self) -> str:
+        return self.spec.label if self.spec is not None else self.name
+
+
+def _check_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ArchlabError(f"--name {name!r}: a run name is one folder name, e.g. my-variant")
+    return name
+
+
+def find_run(
+    model: str | ModelSpec,
+    runs: str | os.PathLike = "runs",
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+) -> RunRef:
+    """Which run folder a model spec (or a run's folder name) refers to; nothing is loaded.
+
+    Args:
+        model: a spec (``"cnn"``, ``"net.py:Net"``) or the name of a run folder.
+        runs: the runs folder. Default: ``"runs"``.
+        overrides: ``--set`` what-ifs. Default: none.
+        name: the run folder's name, instead of the one derived from the spec.
+
+    Example:
+
+        >>> archlab.runs.find_run("cnn", "runs", ["layer2.0.padding=1"]).folder
+        PosixPath('runs/cnn+layer2.0.padding=1')
+    """
+    runs = Path(runs)
+    if isinstance(model, ModelSpec):
+        spec = model
+    elif ":" in model or _is_registered(model):
+        spec = ModelSpec.parse(model, overrides)
+    elif (runs / model / "checkpoint.pt").exists() or (runs / model).is_dir():
+        if overrides:
+            raise ArchlabError(
+                f"{model} is a run folder; its what-ifs are recorded in it, so drop --set"
+            )
+        return RunRef(runs, _check_name(name or model), None)
+    else:
+        ModelSpec.parse(model)  # raises: unknown model, with the registered names
+        raise AssertionError("unreachable")
+    return RunRef(runs, _check_name(name) if name else spec.run_name, spec)
+
+
+def _is_registered(name: str) -> bool:
+    from archlab.models import is_model
+
+    return is_model(name)
+
+
+def recorded_spec(payload: dict) -> ModelSpec:
+    """The spec a checkpoint was trained from (older checkpoints: its registered name)."""
+    spec = payload.get("spec") or payload.get("model")
+    if not isinstance(spec, str):
+        raise ArchlabError("the checkpoint does not say which model it holds", 1)
+    return ModelSpec.parse(spec, payload.get("overrides") or ())
+
+
+def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> ModelSpec:
+    """The checkpoint's spec, refusing one that is not the spec the user named."""
+    recorded = recorded_spec(payload)
+    if ref.spec is not None and ref.spec != recorded:
+        advice = (
+            "give another --name (or --out) to keep both"
+            if training
+            else train_hint(ref).replace("first", "to train it", 1)
+        )
+        raise ArchlabError(
+            f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; {advice}", 1
+        )
+    if ref.spec is None and not recorded.registered:
+        raise ArchlabError(
+            f"run {ref.name} was trained from {recorded.label}; archlab imports a model's "
+            f"code only when you name it: --model '{recorded.base}'"
+            + (f" --set {' --set '.join(recorded.overrides)}" if recorded.overrides else "")
+            + (f" --name {ref.name}" if ref.name != recorded.run_name else ""),
+            2,
+        )
+    return recorded
+
+
+def load_trained_model(
+    model: str | ModelSpec = "cnn",
+    runs: str | os.PathLike = "runs",
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+) -> tuple[nn.Module, dict]:
+    """The trained model of a run, in eval mode, on the CPU.
+
+    Args:
+        model: a spec (``"cnn"``, ``"net.py:Net"``, ``"torchvision.models:resnet18"``)
+            or the name of a run folder (``"cnn+layer2.0.padding=1"``). Default: cnn.
+        runs: the folder ``archlab train --out`` wrote. Default: ``"runs"``.
+        overrides: the ``--set`` what-ifs it was trained with. Default: none.
+        name: the run folder, when it was trained with ``--name``. Default: from the spec.
+
+    Returns:
+        ``(model, checkpoint)``; ``checkpoint["normalize"]`` is the (mean, std) its inputs
+        were normalised with, or None; ``checkpoint["run"]`` is the run folder's name.
+
+    Example::
+
+        >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
+        >>> ckpt["test_accuracy"]                              # doctest: +SKIP
+        0.9176
+    """
+    from archlab.checkpoint import load_checkpoint
+
+    ref = find_run(model, runs, overrides, name)
+    if ref.spec is not None and ref.spec.overrides and not ref.checkpoint.is_file():
+        ref.spec.build()  # a what-if on a layer the model lacks is named as such
+    payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
+    spec = check_same_model(ref, payload)
+    net = spec.build()
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ArchlabError(
+            f"{ref.checkpoint} does not fit the {spec.label} architecture; "
+            f"retrain with `archlab train {spec.base}`",
+            1,
+        ) from exc
+    payload["run"] = ref.name
+    payload["spec_label"] = spec.label
+    return net.eval(), payload
+
+
+def train_hint(ref: RunRef) -> str:
+    """ "run `archlab train ...` first", with how long it takes where the card says."""
+    if ref.spec is None:
+        return f"train it with `archlab train MODEL --name {ref.name}` first"
+    command = f"archlab train {ref.spec.base}" + "".join(f" --set {o}" for o in ref.spec.overrides)
+    if ref.name != ref.spec.run_name:
+        command += f" --name {ref.name}"
+    if ref.runs != Path("runs"):
+        command += f" --out {ref.runs}"
+    time = None
+    if ref.spec.registered and not ref.spec.overrides:
+        from archlab.models import model_card
+
+        time = model_card(ref.spec.source).train_time
+    return f"run `{command}` first" + (f" ({time} on a 2-core CPU)" if time else "")
+
+
+@contextlib.contextmanager
+def lock_run(folder: Path) -> Iterator[None]:
+    """Hold an OS lock on a run folder while training into it; a second ``archlab train``
+    into the same folder is refused with one line. The lock dies with its process.
+
+    Files a killed run left half-written (``.checkpoint.pt.<pid>.partial``) are removed.
+    """
+    folder = writable_dir(folder)
+    lock_file = folder / ".lock"
+    try:
+        handle = open(lock_file, "a+")  # noqa: SIM115 (held for the whole block)
+    except OSError as exc:
+        raise ArchlabError(f"cannot write to the run folder {folder}: {_reason(exc)}", 1) from exc
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; runs are not guarded there
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ArchlabError(
+                    f"{folder} is being trained into by {holder}; wait for it to finish, or "
+                    "train into another folder with --name or --out",
+                    1,
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"archlab train (pid {os.getpid()})")
+        handle.flush()
+        _remove_stale_partials(folder)
+        yield
+    finally:
+        handle.close()
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    for partial in folder.glob(".*.partial"):
+        pid = partial.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return exc.strerror or type(exc).__name__
+
+
+def writable_dir(path: Path) -> Path:
+    """``path``, created if needed, or one line saying why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchlabError(f"cannot create the folder {path}: {_reason(exc)}", 1) from exc
+    if not os.access(path, os.W_OK):
+        raise ArchlabError(f"cannot write to the folder {path}: permission denied", 1)
+    return path
+
+
+def _keep_previous(folder: Path) -> None:
+    """Keep an earlier run's files as ``*.prev.*`` before a fresh run writes its own.
+
+    ``checkpoint.pt`` stays a complete file at every instant: it is hard-linked (or copied)
+    to ``checkpoint.prev.pt``, never moved; its history and curves, which would describe
+    the old run beside the new checkpoint, are moved aside."""
+    checkpoint = folder / "checkpoint.pt"
+    if checkpoint.is_file():
+        with atomic_path(folder / "checkpoint.prev.pt") as partial:
+            try:
+                os.link(checkpoint, partial)
+            except OSError:
+                shutil.copy2(checkpoint, partial)
+    for name, prev in (("history.json", "history.prev.json"), ("curves.png", "curves.prev.png")):
+        if (folder / name).exists():
+            os.replace(folder / name, folder / prev)
+
+
+def write_run_files(
+    folder: Path, payload: dict, keep_previous: bool = False, figures: bool = True
+) -> list[Path]:
+    """Write a run's ``checkpoint.pt`` and ``history.json`` (and ``curves.png``), each
+    atomically; with ``keep_previous`` the earlier run's files are kept first."""
+    from archlab.checkpoint import save_checkpoint
+
+    checkpoint, history = folder / "checkpoint.pt", folder / "history.json"
+    written = [checkpoint, history]
+    try:
+        if keep_previous:
+            _keep_previous(folder)
+        save_checkpoint(payload, checkpoint)
+        with atomic_path(history) as partial:
+            partial.write_text(json.dumps(payload["history"], indent=1), encoding="utf-8")
+        if figures:
+            from archlab.viz import plot_curves, save_figure
+
+            written.append(save_figure(plot_curves(payload["history"]), folder / "curves.png"))
+    except OSError as exc:
+        where = exc.filename or folder
+        raise ArchlabError(f"cannot write {where}: {_reason(exc)}", 1) from exc
+    return written
