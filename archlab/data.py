@@ -44,6 +44,7 @@ CLASSES = (
     "Bag",
     "Ankle boot",
 )
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one Fashion-MNIST image: what every model is fed
 
 # MD5 of the uncompressed IDX files (Debian recompressed its .gz copies, so the .gz differ)
 CHECKSUMS: dict[str, str] = {

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from archlab.data import IMAGE_SHAPE
 from archlab.errors import ArchlabError
 from archlab.predict import to_input
 
@@ -67,7 +68,7 @@ def capture(model: nn.Module, points: list[tuple[str, str, str]]) -> Iterator[di
             handle.remove()
 
 
-def activation_points(model: nn.Module, input_shape=(1, 28, 28)) -> list[tuple[str, str, str]]:
+def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[str, str, str]]:
     """Where to look inside a model, read off the model itself by one forward pass.
 
     A network with feature maps is shown where its blocks end: the output of each of its

@@ -215,7 +215,7 @@ def compare_models(
             ModelResult(
                 name,
                 sum(p.numel() for p in net.parameters()),
-                count_params(net, tuple(getattr(net, "input_shape", (1, 28, 28)))).total_macs,
+                count_params(net, tuple(net.input_shape)).total_macs,
                 payload.get("seconds", 0.0),
                 report,
             )
