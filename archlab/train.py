@@ -594,6 +594,6 @@ def load_or_train(
     overrides = settings.get("overrides", ())
     ref = find_run(model, runs, overrides, settings.get("name"))
     finished = ref.checkpoint.is_file() and load_checkpoint(ref.checkpoint).get("finished")
-    if not finished:
-        train_model(model, data, out=runs, **settings)
+    if not finished and train_model(model, data, out=runs, **settings).interrupted:
+        raise KeyboardInterrupt  # stopped by Ctrl-C or SIGTERM: its checkpoint is saved
     return load_trained_model(model, runs, overrides, settings.get("name"))
