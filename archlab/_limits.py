@@ -86,11 +86,14 @@ def check_forward_memory(model: nn.Module, input_shape: Sequence[int], what: str
         input_shape: per-sample ``(C, H, W)``.
         what: what the pass is for, e.g. ``"tracing cnn"``.
 
-    Example::
+    Example:
 
-        >>> check_forward_memory(load_model("cnn"), (1, 100_000, 100_000), "tracing cnn")
-        ... # ArchlabError: --input 1×100000×100000: tracing cnn on one such image needs at
-        ... # least 1.3 TB of memory, and 30.2 GB is available; give a smaller --input
+        >>> model = archlab.load_model("cnn")
+        >>> check_forward_memory(model, (1, 28, 28), "tracing cnn")  # 454 KB: fine
+        >>> check_forward_memory(model, (1, 10**6, 10**6), "tracing cnn")
+        Traceback (most recent call last):
+        ...
+        archlab.errors.ArchlabError: --input 1×1000000×1000000: ... needs at least 4.0 TB ...
     """
     available = available_memory()
     if available is None:

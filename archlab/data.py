@@ -117,11 +117,7 @@ def _reason(exc: OSError) -> str:
 
 
 def _install(source: Path, target: Path) -> None:
-    """Copy (or gunzip) ``source`` to ``target`` atomically: never a half-written file.
-
-    Partial files that a killed run left (``.NAME.PID.partial``) are removed first."""
-    with contextlib.suppress(OSError):
-        remove_stale_partials(target.parent)
+    """Copy (or gunzip) ``source`` to ``target`` atomically: never a half-written file."""
     opener = gzip.open if source.suffix == ".gz" else open
     try:
         src = opener(source, "rb")
@@ -184,6 +180,8 @@ def prepare(
     if root.exists() and not root.is_dir():
         raise ArchlabError(f"data folder {root} is a file, not a folder")
     raw = raw_dir(root)
+    with contextlib.suppress(OSError):  # what a run killed while decompressing left
+        remove_stale_partials(raw)
     for name in checksums:
         if (raw / name).exists() and not (raw / name).is_file():
             raise ArchlabError(

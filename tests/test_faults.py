@@ -727,3 +727,20 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
         assert history == json.loads(json.dumps(now["history"]))
     assert now["config"]["seed"] in (good["config"]["seed"], 5)
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_stale_partials_of_dead_processes_are_removed(world, tmp_path):
+    from archlab.data import load_fashion_mnist
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in world["data"].glob("*-ubyte"):
+        (raw / f.name).write_bytes(f.read_bytes())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = raw / f".train-images-idx3-ubyte.{dead.pid}.partial"
+    live = raw / f".train-images-idx3-ubyte.{os.getpid()}.partial"
+    for partial in (stale, live):
+        partial.write_bytes(b"half of 47 MB")
+    load_fashion_mnist(tmp_path, checksums=json.loads(world["md5"].read_text()), download=False)
+    assert not stale.exists() and live.exists()  # a live writer's file is left alone
