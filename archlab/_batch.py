@@ -25,6 +25,7 @@ class Batch:
     dim: int | None
     fold: int = 1
     lost_at: int | None = None  # the row that reduced or indexed the batch away
+    fold_at: int | None = None  # the row that folded part of each image into the batch
 
     @property
     def known(self) -> bool:
@@ -56,21 +57,25 @@ def follow(in_shape: Shape, batch: Batch, out_shape: Shape) -> Batch | None:
         if math.prod(out_shape[:j]) != prefix:
             continue
         if out_shape[j] == size:
-            return Batch(j, batch.fold)
-        if out_shape[j] % BATCH == 0 and size % out_shape[j] == 0:
-            return Batch(j, out_shape[j] // BATCH)  # (N·T, C) → (N, T, C): the fold undone
+            return Batch(j, batch.fold, fold_at=batch.fold_at)
+        if batch.fold > 1 and out_shape[j] % BATCH == 0 and size % out_shape[j] == 0:
+            fold = out_shape[j] // BATCH  # (N·T, C) → (N, T, C): the fold undone
+            return Batch(j, fold, fold_at=batch.fold_at if fold > 1 else None)
     return None
 
 
-def leading_merge(in_shape: Shape, batch: Batch, out_shape: Shape) -> Batch | None:
-    """``(N, T, C) → (N·T, C)``: the batch merged with the dims right after it, the rest
-    untouched. A legitimate fold (each image becomes T rows), unlike ``view(-1, 784)`` on
-    3×28×28 images, which cuts across the image's own dims."""
+def leading_merge(in_shape: Shape, batch: Batch, out_shape: Shape, row: int) -> Batch | None:
+    """``(N, T, C) → (N·T, C)``: the batch merged with the dims right after it, each output
+    row holding part of one image only (Swin's windows, a Linear applied per time step).
+    Legitimate when a later reshape undoes it; if it reaches the output, it is the bug
+    ``view(-1, 784)`` on 3×28×28 images is (the output check names this row)."""
     if batch.dim != 0 or len(out_shape) < 2 or not in_shape:
         return None
     for k in range(2, len(in_shape)):
-        if math.prod(in_shape[:k]) == out_shape[0] and tuple(out_shape[1:]) == tuple(in_shape[k:]):
-            return Batch(0, out_shape[0] // BATCH)
+        if math.prod(in_shape[:k]) == out_shape[0] and math.prod(out_shape[1:]) == math.prod(
+            in_shape[k:]
+        ):
+            return Batch(0, out_shape[0] // BATCH, fold_at=row)
     return None
 
 
@@ -78,7 +83,9 @@ def permuted(batch: Batch, order: list[int], rank: int) -> Batch:
     if batch.dim is None:
         return batch
     order = [d % rank for d in order]
-    return Batch(order.index(batch.dim), batch.fold) if batch.dim in order else UNKNOWN
+    if batch.dim not in order:
+        return UNKNOWN
+    return Batch(order.index(batch.dim), batch.fold, fold_at=batch.fold_at)
 
 
 def transposed(batch: Batch, a: int, b: int, rank: int) -> Batch:
@@ -86,7 +93,7 @@ def transposed(batch: Batch, a: int, b: int, rank: int) -> Batch:
         return batch
     a, b = a % rank, b % rank
     dim = b if batch.dim == a else a if batch.dim == b else batch.dim
-    return Batch(dim, batch.fold)
+    return Batch(dim, batch.fold, fold_at=batch.fold_at)
 
 
 def reduced(batch: Batch, dims: list[int], keepdim: bool, row: int) -> Batch:
@@ -95,7 +102,8 @@ def reduced(batch: Batch, dims: list[int], keepdim: bool, row: int) -> Batch:
         return batch
     if batch.dim in dims:
         return Batch(None, lost_at=row)
-    return Batch(batch.dim if keepdim else batch.dim - sum(d < batch.dim for d in dims), batch.fold)
+    dim = batch.dim if keepdim else batch.dim - sum(d < batch.dim for d in dims)
+    return Batch(dim, batch.fold, fold_at=batch.fold_at)
 
 
 def indexed(batch: Batch, items: object, in_shape: Shape, out_shape: Shape, row: int) -> Batch:
@@ -122,7 +130,7 @@ def indexed(batch: Batch, items: object, in_shape: Shape, out_shape: Shape, row:
             if isinstance(item, int):
                 return Batch(None, lost_at=row)
             if out_dim < len(out_shape) and out_shape[out_dim] == in_shape[in_dim]:
-                return Batch(out_dim, batch.fold)
+                return Batch(out_dim, batch.fold, fold_at=batch.fold_at)
             return Batch(None, lost_at=row)  # x[:1] keeps one image of the batch
         in_dim += 1
         out_dim += 0 if isinstance(item, int) else 1

@@ -36,8 +36,15 @@ class Call:
     name: str
     args: tuple
     kwargs: dict
-    shapes: list[Shape]  # the traced tensor arguments, full shapes, in argument order
-    sources: list[str]  # "layer3.0.bn2 (64×8×8)" for each of them
+    shapes: list[Shape]  # every tensor argument's full shape, in argument order
+    describe: Callable[[], list[str]] = list  # "layer3.0.bn2 (64×8×8)" for each of them
+
+    @property
+    def sources(self) -> list[str]:
+        """What produced each tensor (computed only when a formula or a diagnosis needs it)."""
+        if not hasattr(self, "_sources"):
+            self._sources = self.describe()
+        return self._sources
 
     def arg(self, index: int, keyword: str, default: object = None) -> object:
         """A positional-or-keyword argument; index counts from the tensor argument (0)."""
@@ -460,6 +467,8 @@ def label(func: object, args: Sequence, kwargs: dict, batch_dim: int | None = No
         items = items if isinstance(items, tuple) else (items,)
         return f"[{', '.join(_index(i) for i in items)}]"
     positional = [a for a in args if not _has_tensor(a)]
+    if func in RESHAPES and "shape" in kwargs and len(args) <= 1:
+        args, kwargs = (None, tuple(kwargs["shape"])), {}
     if func in RESHAPES and len(args) > 1:
         positional = list(args[1:])
         if len(positional) == 1 and isinstance(positional[0], (tuple, list, torch.Size)):
@@ -471,7 +480,7 @@ def label(func: object, args: Sequence, kwargs: dict, batch_dim: int | None = No
     texts += [
         f"{k}={_short(v)}"
         for k, v in kwargs.items()
-        if k not in ("input", "self", "inplace") and _short(v) is not None
+        if k not in ("input", "self", "inplace") and v is not None and _short(v) is not None
     ]
     if any(t is None for t in texts):
         return name

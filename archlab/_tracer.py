@@ -1,12 +1,17 @@
 """The tracing engine: one forward pass, each tensor followed from the row that made it.
 
 Layers are seen through module hooks; every other tensor operation in a ``forward``
-through a :class:`~torch.overrides.TorchFunctionMode`. Each traced tensor is kept alive
-for the whole pass (so no ``id`` is reused) and maps to the row that produced it, with
-its :class:`~archlab._batch.Batch`. An operation gets a row when it changes a shape,
-merges traced tensors, reshapes, or is an activation; the others (``contiguous``,
-``x * 0.5``) pass their input's row on. Before a layer or an operation with a rule runs,
-its analytic output is computed; a misfit stops the pass with a :class:`Failure`.
+through a :class:`~torch.overrides.TorchFunctionMode`. Each traced tensor maps, by a
+weak reference (an ``id`` reused after a tensor dies no longer matches), to the row that
+produced it, with its :class:`~archlab._batch.Batch`. An operation gets a row when it
+changes a shape, merges traced tensors, reshapes, or is an activation; the others
+(``contiguous``, ``x * 0.5``) pass their input's row on. Before a layer or an operation
+with a rule runs, its analytic output is computed; a misfit stops the pass with a
+:class:`Failure`.
+
+Layers that treat each image on its own (:data:`PER_IMAGE`) run on the first image only
+and their output is expanded to the batch (the images are all zeros, so identical):
+a torchvision model's trace then costs about one image's arithmetic, not two.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import math
 import os
 import traceback
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +36,38 @@ FUNCTIONAL = "(forward)"  # the name column for operations in the model's own fo
 
 # modules called as one unit although they have children (their forward does not call them)
 OPAQUE = (nn.MultiheadAttention,)
+# layers that treat each image on its own (BatchNorm in eval mode): traced on one image and
+# copied to the batch, which halves the arithmetic of a torchvision model's trace
+PER_IMAGE = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.Linear,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Dropout,
+)
+
+
+def _per_image(module: nn.Module) -> bool:
+    if not isinstance(module, PER_IMAGE):
+        return False
+    if module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return False  # batch statistics mix the images
+    return type(module).forward.__module__.startswith("torch.nn.")
+
+
 _PASSIVE = {
     torch.Tensor.size,
     torch.Tensor.dim,
@@ -122,28 +160,36 @@ class Tracer(TorchFunctionMode):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.names = {m: n for n, m in model.named_modules()}
+        # a unit gets one row: a leaf, or a module whose forward does not call its children
+        self._unit = {
+            m: next(m.children(), None) is None or isinstance(m, OPAQUE) for m in self.names
+        }
+        self._one = {m: _per_image(m) for m in self.names}
         self.root = model
         self.rows: list[Row] = []
         self.calls: dict[int, ModuleCall] = {}
         self.failure: Failure | None = None
         self.mismatches: list[str] = []
         self.output: Shape | None = None
-        self._seen: dict[int, tuple[torch.Tensor, int, Batch]] = {}
+        self._seen: dict[int, tuple[weakref.ref, int, Batch]] = {}
         self._stack: list[tuple[nn.Module, int, bool]] = []  # (module, call id, counted as unit)
         self._unit_depth = 0
         self._pending: list[tuple[Step | None, list[int], Shape, Batch]] = []
         self._budget = _free_bytes() // 2
+        self._lazy: dict[int, weakref.ref] = {}
         self._busy = False  # inside a hook: its own tensor calls are not the model's
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _lookup(self, t: torch.Tensor) -> tuple[int, Batch] | None:
         entry = self._seen.get(id(t))
-        if entry is None or entry[0] is not t:
+        if entry is None or entry[0]() is not t:
             return None
         return entry[1], entry[2]
 
     def _register(self, t: torch.Tensor, producer: int, batch: Batch) -> None:
-        self._seen[id(t)] = (t, producer, batch)
+        # a weak reference: tensors the model drops are freed (their memory reused, as in a
+        # plain forward pass); one whose id is reused no longer matches its entry
+        self._seen[id(t)] = (weakref.ref(t), producer, batch)
 
     def _source(self, producer: int, t: torch.Tensor, batch: Batch) -> str:
         shape = fmt_shape(_batch.per_sample(tuple(t.shape), batch))
@@ -175,89 +221,116 @@ class Tracer(TorchFunctionMode):
         self.failure = Failure(layer, kind, shape, message, fix, functional)
         raise _Stop
 
-    def _check_memory(self, name: str, kind: str, shape: Shape, out: Shape, dtype: torch.dtype):
-        size = math.prod(out) * torch.empty((), dtype=dtype).element_size()
-        if size > self._budget:
-            self.fail(
-                name,
-                kind,
-                shape,
-                f"its output {fmt_shape(out)} would need {size / 2**30:.1f} GiB for "
-                f"{BATCH} images, more than this machine has free "
-                f"({2 * self._budget / 2**30:.1f} GiB)",
-                "trace a smaller --input",
-            )
-
     # -- operations --------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if (
-            self._busy
-            or self._unit_depth
-            or func in _PASSIVE
-            or getattr(func, "__name__", "") == "__get__"
-        ):
+        if self._busy or self._unit_depth or func in _PASSIVE or func.__name__ == "__get__":
             return func(*args, **kwargs)
+        tensors = _tensors(args, []) + _tensors(kwargs, []) if kwargs else _tensors(args, [])
         traced = []
-        for t in _tensors(args, []) + _tensors(kwargs, []):
-            found = self._lookup(t)
-            if found is not None:
-                traced.append((t, *found))
+        for t in tensors:
+            entry = self._seen.get(id(t))
+            if entry is not None and entry[0]() is t:
+                traced.append((t, entry[1], entry[2]))
         if not traced:
             return func(*args, **kwargs)
-        return self._op(func, args, kwargs, traced)
+        if self._lazy and any(self._is_lazy(t) for t, _, _ in traced):
+            args, kwargs = self._materialize(args), self._materialize(kwargs)
+            return self.__torch_function__(func, types, args, kwargs)
+        return self._op(func, args, kwargs, tensors, traced)
 
-    def _op(self, func, args, kwargs, traced):
-        try:
-            name, kind, shape, call, rule, first_batch = self._prepare(func, args, kwargs, traced)
-        except _Stop:
-            raise
-        except Exception as exc:
-            raise _Internal(f"preparing {func}: {traceback.format_exc(limit=-2)}") from exc
-        step = None
+    # -- one image for the batch: outputs of per-image layers are expanded, not copied, until
+    # an operation that is not per-image needs the whole batch in memory --------------------
+    def _is_lazy(self, t: torch.Tensor) -> bool:
+        ref = self._lazy.get(id(t))
+        return ref is not None and ref() is t
+
+    def _materialize(self, value: object) -> object:
+        if isinstance(value, torch.Tensor):
+            if not self._is_lazy(value):
+                return value
+            copy = value.contiguous()
+            self._register(copy, *self._lookup(value))
+            return copy
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._materialize(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._materialize(v) for k, v in value.items()}
+        return value
+
+    def _op(self, func, args, kwargs, tensors, traced):
+        rule = _ops.RULES.get(func)
+        step = call = None
         if rule is not None:
+            call = self._call(func, args, kwargs, tensors)
             try:
                 step = rule(call)
             except ShapeError as exc:
-                self.fail(name, kind, shape, str(exc), exc.fix, functional=True)
+                self._op_failure(func, args, kwargs, traced, str(exc), exc.fix)
             except Exception:  # a rule that cannot read these arguments: torch decides
                 step = None
-        if step is not None:
-            self._check_memory(name, kind, shape, step.output, traced[0][0].dtype)
+            if step is not None:
+                self._check_memory(func, args, kwargs, traced, step.output)
         try:
             output = func(*args, **kwargs)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            call = call or self._call(func, args, kwargs, tensors)
             sources = " and ".join(call.sources)
-            self.fail(
-                name, kind, shape, f"fails on {sources}: {_first_line(exc)}", None, functional=True
+            self._op_failure(
+                func, args, kwargs, traced, f"fails on {sources}: {_first_line(exc)}", None
             )
         try:
-            self._after_op(func, args, kwargs, traced, name, kind, shape, step, output, first_batch)
+            self._after_op(func, args, kwargs, traced, step, output)
         except _Stop:
             raise
         except Exception as exc:
             raise _Internal(f"recording {func}: {traceback.format_exc(limit=-2)}") from exc
         return output
 
-    def _prepare(self, func, args, kwargs, traced):
-        t0, _, batch0 = traced[0]
-        shape = _batch.per_sample(tuple(t0.shape), batch0)
-        sources = [self._source(p, t, b) for t, p, b in traced]
-        call = _ops.Call(
-            _ops.op_name(func).removeprefix("F.").removeprefix("torch."),
+    def _call(self, func, args, kwargs, tensors) -> _ops.Call:
+        name = _ops.op_name(func).removeprefix("F.").removeprefix("torch.")
+        return _ops.Call(
+            name,
             args,
             kwargs,
-            [tuple(t.shape) for t, _, _ in traced],
-            sources,
+            [tuple(t.shape) for t in tensors],
+            lambda: [self._describe(t) for t in tensors],
         )
-        kind = _ops.label(func, args, kwargs)
-        return self._where(), kind, shape, call, _ops.RULES.get(func), batch0
 
-    def _after_op(self, func, args, kwargs, traced, name, kind, shape, step, output, batch0):
+    def _describe(self, t: torch.Tensor) -> str:
+        entry = self._seen.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return self._source(entry[1], t, entry[2])
+        params = {id(p): n for n, p in self.root.named_parameters()}
+        params.update({id(b): n for n, b in self.root.named_buffers()})
+        name = params.get(id(t))
+        return f"{name} ({fmt_shape(t.shape)})" if name else f"a tensor ({fmt_shape(t.shape)})"
+
+    def _op_failure(self, func, args, kwargs, traced, message: str, fix: str | None):
+        t0, _, batch0 = traced[0]
+        shape = _batch.per_sample(tuple(t0.shape), batch0)
+        self.fail(
+            self._where(), _ops.label(func, args, kwargs), shape, message, fix, functional=True
+        )
+
+    def _check_memory(self, func, args, kwargs, traced, out: Shape) -> None:
+        size = math.prod(out) * traced[0][0].element_size()
+        if size > self._budget:
+            self._op_failure(
+                func, args, kwargs, traced, self._too_big(out, size), "trace a smaller --input"
+            )
+
+    def _too_big(self, out: Shape, size: int) -> str:
+        return (
+            f"its output {fmt_shape(out)} would need {size / 2**30:.1f} GiB for {BATCH} "
+            f"images, more than this machine has free ({2 * self._budget / 2**30:.1f} GiB)"
+        )
+
+    def _after_op(self, func, args, kwargs, traced, step, output):
         outs = _tensors(output, [])
         if not outs:
             return
-        t0, p0, _ = traced[0]
+        t0, p0, batch0 = traced[0]
         in_shape = tuple(t0.shape)
         out_shape = tuple(outs[0].shape)
         merge = len({id(t) for t, _, _ in traced}) > 1
@@ -270,31 +343,29 @@ class Tracer(TorchFunctionMode):
         index = len(self.rows)
         batch = self._batch_after(func, args, kwargs, traced, outs[0], index)
         if func in _ops.RESHAPES and batch0.dim == 0 and not batch.known:
-            self._batch_failure(func, args, kwargs, name, shape, in_shape, out_shape, batch0)
+            self._batch_failure(func, args, kwargs, traced, out_shape)
         if not is_row:
             for o in outs:
                 if self._lookup(o) is None:
                     self._register(o, p0, batch)
             return
-        if func in _ops.RESHAPES and batch.known:
-            kind = _ops.label(func, args, kwargs, batch.dim)
+        kind = _ops.label(func, args, kwargs, batch.dim)
+        name = self._where()
         checked = False
         if step is not None:
-            if tuple(step.output) != out_shape and func not in _ops.REDUCTIONS | {
-                torch.Tensor.__getitem__
-            }:
+            checked = tuple(step.output) == out_shape
+            if not checked:
                 self.mismatches.append(
                     f"{name} ({kind}): analytic {fmt_shape(step.output)} ≠ forward pass "
                     f"{fmt_shape(out_shape)}"
                 )
-            checked = tuple(step.output) == out_shape
         producers = list(dict.fromkeys(p for _, p, _ in traced))
         parts = [_batch.per_sample(tuple(o.shape), batch) for o in outs] if len(outs) > 1 else []
         self.rows.append(
             Row(
                 name,
                 kind,
-                shape,
+                _batch.per_sample(in_shape, batch0),
                 _batch.per_sample(out_shape, batch),
                 step.formula if step else None,
                 checked,
@@ -341,39 +412,34 @@ class Tracer(TorchFunctionMode):
                 torch.stack,
             )
         ):
-            return Batch(b0.dim + len(out_shape) - len(in_shape), b0.fold)  # broadcasting
+            dim = b0.dim + len(out_shape) - len(in_shape)  # broadcasting
+            return Batch(dim, b0.fold, fold_at=b0.fold_at)
         found = _batch.follow(in_shape, b0, out_shape)
         if found is None and func in _ops.RESHAPES:
-            found = _batch.leading_merge(in_shape, b0, out_shape)
+            found = _batch.leading_merge(in_shape, b0, out_shape, row)
         if found is None and func in (torch.cat, torch.concat, torch.concatenate, torch.stack):
             return Batch(None, lost_at=row)
         return found or Batch(None)
 
-    def _batch_failure(self, func, args, kwargs, name, shape, in_shape, out_shape, batch0):
-        op = _ops.label(func, args, kwargs)
+    def _batch_failure(self, func, args, kwargs, traced, out_shape: Shape):
+        t0, _, batch0 = traced[0]
+        shape = _batch.per_sample(tuple(t0.shape), batch0)
         per = math.prod(shape)
         images = f"{BATCH} images of {fmt_shape(shape)}"
         if len(out_shape) == 1:
             what = f"merges the {images} into one vector of {out_shape[0]}: the batch is gone"
         else:
             what = (
-                f"turns {images} into {out_shape[0]} rows of {fmt_shape(out_shape[1:])}: it "
-                f"{'folds' if out_shape[0] > BATCH else 'merges'} the batch "
-                f"{'into the rows' if out_shape[0] > BATCH else 'with the features'}, and "
-                "every layer after it sees the wrong number of images"
+                f"turns {images} into {out_shape[0]} rows of {fmt_shape(out_shape[1:])}, "
+                "cutting across images: every layer after it sees the wrong number of images"
             )
-        if _ops.RESHAPES[func] == "flatten":
-            fix = "torch.flatten(x, 1) (flatten from dim 1, keeping the batch)"
-        else:
-            fix = f"x.{_ops.RESHAPES[func]}(x.size(0), -1)"
-        fix += f"; each image then has {per} features, so the next layer needs in_features={per}"
-        self.fail(name, op, shape, what, fix, functional=True)
+        self._op_failure(func, args, kwargs, traced, what, _batch_fix(func, per))
 
     # -- layers ------------------------------------------------------------------------------
-    def pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def pre(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple | None:
         self._busy = True
         try:
-            self._pre(module, args, kwargs)
+            return self._pre(module, args, kwargs)
         except _Stop:
             raise
         except Exception as exc:
@@ -385,13 +451,18 @@ class Tracer(TorchFunctionMode):
 
     def _pre(self, module, args, kwargs):
         cid = len(self.calls)
-        unit = not self._unit_depth and (
-            next(module.children(), None) is None or isinstance(module, OPAQUE)
+        unit = not self._unit_depth and self._unit.get(
+            module, next(module.children(), None) is None
         )
         self._stack.append((module, cid, unit or bool(self._unit_depth)))
         if self._unit_depth:
             self._unit_depth += 1
-            return
+            return None
+        one = unit and self._one.get(module, False) and len(args) == 1 and not kwargs
+        changed = None
+        if unit and not one and self._lazy:
+            changed = self._materialize(args), self._materialize(kwargs)
+            args, kwargs = changed
         tensors = _tensors(args, []) + _tensors(kwargs, [])
         traced = [(t, *f) for t in tensors if (f := self._lookup(t)) is not None]
         t0, batch0 = (
@@ -404,7 +475,7 @@ class Tracer(TorchFunctionMode):
         depth = sum(1 for m, _, _ in self._stack if m is not self.root)
         self.calls[cid] = ModuleCall(name, kind, depth, producers, sample)
         if not unit:
-            return
+            return None
         self._unit_depth = 1
         step = None
         if t0 is not None and isinstance(module, nn.Embedding) and t0.is_floating_point():
@@ -424,9 +495,16 @@ class Tracer(TorchFunctionMode):
                 step = infer_step(module, shape, extra)
             except ShapeError as exc:
                 self._layer_failure(module, name, kind, sample, exc, producers)
-            if step is not None:
-                self._check_memory(name, kind, sample, step.output, t0.dtype)
-        self._pending.append((step, producers, sample, batch0))
+            size = math.prod(step.output) * t0.element_size() if step is not None else 0
+            if size > self._budget:
+                self.fail(
+                    name, kind, sample, self._too_big(step.output, size), "trace a smaller --input"
+                )
+        one = one and t0 is args[0] and batch0 == Batch(0) and t0.shape[0] == BATCH
+        self._pending.append((step, producers, sample, batch0, one, shape))
+        if one:  # computed on one image, then expanded: half the work, the same shapes
+            return (t0[:1],), kwargs
+        return changed
 
     def _layer_failure(self, module, name, kind, sample, exc: ShapeError, producers: list[int]):
         message, fix = str(exc), exc.fix
@@ -464,10 +542,10 @@ class Tracer(TorchFunctionMode):
             return f" = {fmt_shape(row.input)} from {who}"
         return ""
 
-    def post(self, module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+    def post(self, module: nn.Module, args: tuple, kwargs: dict, output: object) -> object:
         self._busy = True
         try:
-            self._post(module, output)
+            return self._post(module, output)
         except _Stop:
             raise
         except Exception as exc:
@@ -496,10 +574,13 @@ class Tracer(TorchFunctionMode):
                 )
             return
         self._unit_depth = 0
-        step, producers, sample, batch0 = self._pending.pop()
+        step, producers, sample, batch0, one, full_in = self._pending.pop()
+        if one:
+            output = self._widen(output)
+            outs = _tensors(output, [])
         name, kind = self.names.get(module, type(module).__name__), type(module).__name__
         index = len(self.rows)
-        batches = self._module_batches(module, sample, batch0, outs)
+        batches = self._module_batches(module, full_in, batch0, outs)
         out = _batch.per_sample(tuple(outs[0].shape), batches[0]) if outs else None
         parts = [_batch.per_sample(tuple(o.shape), b) for o, b in zip(outs, batches, strict=True)]
         checked = False
@@ -538,17 +619,25 @@ class Tracer(TorchFunctionMode):
                 f"outputs an empty {fmt_shape(out)} map: the map shrinks to nothing",
                 "feed a larger input or use less padding here",
             )
+        return output if one else None
 
-    def _module_batches(self, module, sample, batch0, outs) -> list[Batch]:
+    def _widen(self, output: object) -> object:
+        """A per-image layer's output for one image, expanded (not copied) to the batch."""
+        if isinstance(output, tuple):
+            return type(output)(self._widen(o) for o in output)
+        if not isinstance(output, torch.Tensor) or not output.dim() or output.shape[0] != 1:
+            return output
+        wide = output.expand(BATCH, *output.shape[1:])
+        self._lazy[id(wide)] = weakref.ref(wide)
+        return wide
+
+    def _module_batches(self, module, full_in: Shape, batch0: Batch, outs) -> list[Batch]:
         batches = []
         for i, o in enumerate(outs):
             if isinstance(module, nn.RNNBase) and i > 0 and batch0.known:
                 batches.append(Batch(o.dim() - 2))  # h and c: (layers, N, H)
                 continue
-            full_in = (*sample[: batch0.dim or 0], BATCH, *sample[batch0.dim or 0 :])
-            found = (
-                _batch.follow(full_in, Batch(batch0.dim), tuple(o.shape)) if batch0.known else None
-            )
+            found = _batch.follow(full_in, batch0, tuple(o.shape)) if batch0.known else None
             batches.append(found or Batch(None))
         return batches
 
@@ -589,15 +678,27 @@ class Tracer(TorchFunctionMode):
                 functional=row.functional,
             )
         if batch.known and batch.fold > 1:
-            self.fail(
-                FUNCTIONAL,
-                "output",
-                self.output,
-                f"the model outputs {batch.fold} rows per image ({out.shape[0]} for {BATCH} "
-                "images): an operation folded part of each image into the batch and nothing "
-                "unfolded it",
-                "reshape with x.size(0) as the first size, e.g. x.view(x.size(0), -1)",
+            row = self.rows[batch.fold_at] if batch.fold_at is not None else None
+            what = "folds" if row else "an operation folded"
+            self.failure = Failure(
+                row.name if row else FUNCTIONAL,
+                row.type if row else "output",
+                row.input if row else self.output,
+                f"{what} each {fmt_shape(row.input) if row else ''} image into {batch.fold} "
+                f"rows, and nothing unfolds them: the model outputs {out.shape[0]} rows for "
+                f"{BATCH} images",
+                _batch_fix(self._row_func(row), math.prod(row.input) if row else 0),
+                functional=True,
             )
+            raise _Stop
+
+    @staticmethod
+    def _row_func(row: Row | None):
+        if row is not None and row.type.startswith("flatten"):
+            return torch.flatten
+        if row is not None and row.type.startswith("reshape"):
+            return torch.reshape
+        return torch.Tensor.view
 
     def _torch_failure(self, exc: Exception) -> None:
         oom = isinstance(
@@ -607,7 +708,7 @@ class Tracer(TorchFunctionMode):
         kind, shape = "forward", ()
         if self._pending and self._unit_depth:
             module = next((m for m, _, counted in reversed(self._stack) if counted), None)
-            _, _, shape, _ = self._pending[-1]
+            shape = self._pending[-1][2]
             if module is not None:
                 where, kind = self.names.get(module, type(module).__name__), type(module).__name__
         elif self._stack:
@@ -619,6 +720,14 @@ class Tracer(TorchFunctionMode):
             message = f"raised {type(exc).__name__}: {_first_line(exc)}"
             fix = None
         self.failure = Failure(where, kind, shape, message, fix, functional=kind == "forward")
+
+
+def _batch_fix(func, per_image: int) -> str:
+    if _ops.RESHAPES.get(func) == "flatten":
+        fix = "torch.flatten(x, 1) (flatten from dim 1, keeping the batch)"
+    else:
+        fix = f"x.{_ops.RESHAPES.get(func, 'view')}(x.size(0), -1)"
+    return f"{fix}; each image then has {per_image} features, for a next layer's in_features"
 
 
 @contextlib.contextmanager

@@ -430,8 +430,8 @@ def reshape_shape(in_shape: Shape, target: Sequence[int], op: str = "view") -> S
     elif known != total:
         raise ShapeError(f"{op}{target} needs {known} values but receives {total}")
     formula = None
-    if len(in_shape) > 1 and len(target) < len(in_shape):
-        formula = f"{'·'.join(map(str, in_shape[1:]))} = {per_sample}"
+    if len(in_shape) > 1 and len(target) < len(in_shape) and target[:1] == in_shape[:1]:
+        formula = f"{'·'.join(map(str, in_shape[1:]))} = {per_sample}"  # the batch kept
     return Step(target, formula)
 
 
@@ -483,6 +483,8 @@ def infer_step(module: nn.Module, in_shape: Shape, kwargs: dict | None = None) -
         (2, 32, 28, 28)
     """
     in_shape = tuple(in_shape)
+    if not getattr(type(module).forward, "__module__", "").startswith("torch.nn."):
+        return None  # a subclass with its own forward (LayerNorm2d permutes first): no rule
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         return _conv_transpose(module, in_shape, (kwargs or {}).get("output_size"))
     if isinstance(module, nn.modules.conv._ConvNd):

@@ -292,9 +292,9 @@ def trace_shapes(
     # pass takes milliseconds, while the first meta forward imports torch._dynamo (~1.4 s).
     was_training = built.training
     device = next(built.parameters(), torch.empty(0)).device
-    tracer = Tracer(built)
     try:
         built.eval()
+        tracer = Tracer(built)
         x = torch.zeros((BATCH, *shape), dtype=in_dtype, device=device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it

@@ -89,7 +89,8 @@ def test_what_if_does_not_touch_the_callers_model():
     [
         ("layer9.padding=1", "no layer 'layer9'"),
         ("layer2.0.paddin=1", "has no argument 'paddin'"),
-        ("layer2.0.kernel_size=-3", "Conv2d rejects it"),
+        ("layer2.0.kernel_size=-3", "kernel_size must be a whole number ≥ 1"),
+        ("layer2.0.groups=5", "Conv2d rejects it"),
         ("padding", "expected LAYER.ARGUMENT=VALUE"),
     ],
 )
