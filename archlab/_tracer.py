@@ -65,7 +65,11 @@ def _per_image(module: nn.Module) -> bool:
         return False
     if module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
         return False  # batch statistics mix the images
-    return type(module).forward.__module__.startswith("torch.nn.")
+    return _torch_forward(module)
+
+
+def _torch_forward(module: nn.Module) -> bool:
+    return getattr(type(module).forward, "__module__", "").startswith("torch.nn.")
 
 
 _PASSIVE = {
@@ -165,6 +169,9 @@ class Tracer(TorchFunctionMode):
             m: next(m.children(), None) is None or isinstance(m, OPAQUE) for m in self.names
         }
         self._one = {m: _per_image(m) for m in self.names}
+        # the model itself is a unit only when it is one of torch's layers: a leaf model
+        # of one's own (all in forward, no children) has its operations traced
+        self._unit[model] = self._unit[model] and _torch_forward(model)
         self.root = model
         self.rows: list[Row] = []
         self.calls: dict[int, ModuleCall] = {}
@@ -521,7 +528,12 @@ class Tracer(TorchFunctionMode):
             )
             channels = getattr(module, "in_channels", getattr(module, "num_features", 1))
             fix = f"--input {channels},{dims} (the form is {exc.form})"
-        elif at_input and isinstance(exc, ChannelError) and len(sample) > 1:
+        elif (
+            at_input
+            and isinstance(exc, ChannelError)
+            and len(sample) > 1
+            and "transpose" not in (fix or "")
+        ):
             spatial = ",".join(map(str, sample[1:]))
             message += " from the input itself (this is the model's first layer)"
             fix = (

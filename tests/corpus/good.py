@@ -102,7 +102,7 @@ class LSTMTagger(nn.Module):
         self.fc = nn.Linear(24, 5)
 
     def forward(self, x):
-        out, (h, c) = self.lstm(self.embed(x))
+        out, (_h, _c) = self.lstm(self.embed(x))
         out, h = self.gru(out.permute(1, 0, 2))  # the GRU takes (L, N, H)
         return self.fc(h[-1])
 
