@@ -25,7 +25,7 @@ def _hook_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, list[tuple]]:
     seen: dict[str, list[tuple]] = {}
     handles = []
     for name, m in model.named_modules():
-        if name and next(m.children(), None) is None or isinstance(m, nn.MultiheadAttention):
+        if (name and next(m.children(), None) is None) or isinstance(m, nn.MultiheadAttention):
 
             def hook(mod, args, out, name=name):
                 first = out[0] if isinstance(out, tuple) else out
@@ -69,7 +69,7 @@ def test_residual_add_names_both_branches_and_has_two_inputs():
     report = archlab.trace_shapes(good.TinyResNet(), (3, 32, 32))
     adds = [(i, r) for i, r in enumerate(report.layers) if r.type == "add"]
     assert len(adds) == 2
-    i, add = adds[1]
+    _, add = adds[1]
     names = [report.layers[j].name for j in add.inputs]
     assert names == ["layer2.bn2", "layer2.shortcut.1"]
     assert add.formula == "layer2.bn2 (32×16×16) + layer2.shortcut.1 (32×16×16)"
