@@ -155,6 +155,8 @@ def load_trained_model(
     from archlab.checkpoint import load_checkpoint
 
     ref = find_run(model, runs, overrides, name)
+    if ref.spec is not None and ref.spec.overrides and not ref.checkpoint.is_file():
+        ref.spec.build()  # a what-if on a layer the model lacks is named as such
     payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
     spec = check_same_model(ref, payload)
     net = spec.build()

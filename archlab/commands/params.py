@@ -23,11 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+    import sys
+
     from archlab.commands._options import echo
     from archlab.params import compare_params, count_params
     from archlab.spec import ModelSpec
 
-    reports = [count_params(ModelSpec.parse(m, args.set), args.input) for m in args.models]
+    with contextlib.redirect_stdout(sys.stderr):  # the model's own prints: not our output
+        specs = [ModelSpec.parse(m, args.set) for m in args.models]
+        reports = [count_params(spec, args.input) for spec in specs]
     if args.json:
         import json
 

@@ -49,14 +49,16 @@ def _depth(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     import sys
 
     from archlab.commands._options import echo
     from archlab.shapes import trace_shapes
 
-    report = trace_shapes(
-        args.model, args.input, overrides=args.set, dtype=args.dtype, depth=args.depth
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # the model's own prints: not our output
+        report = trace_shapes(
+            args.model, args.input, overrides=args.set, dtype=args.dtype, depth=args.depth
+        )
     echo(report.to_json() if args.json else report)
     if report.mismatches:
         echo(

@@ -1,0 +1,181 @@
+"""Any model through the whole pipeline: a user's file, a factory with arguments and a
+--set what-if are trained, reloaded as the same architecture, explained, looked inside
+and compared; and each way of getting it wrong is one line."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archlab
+from archlab.cli import main
+from archlab.errors import ArchlabError
+from archlab.internals import activations, filter_weights
+from archlab.metrics import evaluate_report
+from archlab.train import train_model
+
+from .synthetic import learnable_dataset
+
+LAB = Path(__file__).parent / "user_lab.py"
+LENET = f"{LAB}:SmallLeNet"
+MLP = "tests.user_lab:small_mlp(hidden=16)"
+VARIANT = ["layer2.0.padding=1", "fc1.in_features=3136"]  # 14 → 14 → 7: 64·7·7 = 3136
+QUIET = {"log": lambda line: None, "progress": False, "figures": False}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return learnable_dataset()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny):
+    out = tmp_path_factory.mktemp("runs")
+    for spec, overrides in ((LENET, []), (MLP, []), ("cnn", VARIANT)):
+        train_model(spec, tiny, overrides=overrides, out=out, epochs=1, **QUIET)
+    return out
+
+
+def test_each_model_gets_its_own_readable_run_folder(runs):
+    names = sorted(p.name for p in runs.iterdir())
+    assert names == [
+        "cnn+layer2.0.padding=1+fc1.in_features=3136",
+        "tests.user_lab.small_mlp-hidden=16",
+        "user_lab.SmallLeNet",
+    ]
+
+
+def test_a_user_file_goes_through_every_analysis(runs, tiny):
+    net, payload = archlab.load_trained_model(LENET, runs)
+    assert payload["spec"] == LENET and type(net).__name__ == "SmallLeNet"
+    e = archlab.explain_test_image(LENET, 3, runs=runs, data=tiny, methods="saliency,gradcam")
+    assert [a.method for a in e.attributions] == ["saliency", "gradcam"]
+    assert "features.3" in e.attributions[1].title  # its own last convolution
+    assert tuple(e.attributions[1].native.shape) == (8, 8)
+    layer, weights = filter_weights(net)
+    assert layer == "features.0" and tuple(weights.shape) == (4, 1, 5, 5)
+    acts = activations(net, tiny.test_images[0], payload["normalize"])
+    # one flat block: after its pooling (4@24×24 → 4@12×12) and at its last map, 8@8×8
+    assert {k: tuple(v.shape) for k, v in acts.items()} == {
+        "features.2": (4, 12, 12),
+        "features": (8, 8, 8),
+    }
+    report = evaluate_report("lenet", net, tiny, payload["normalize"])
+    assert int(report.matrix.sum()) == len(tiny.test_labels)
+
+
+def test_a_factory_is_rebuilt_with_its_arguments(runs, tiny):
+    net, payload = archlab.load_trained_model(MLP, runs)
+    assert payload["spec"] == "tests.user_lab:small_mlp(hidden=16)"
+    assert net[1].out_features == 16
+    with pytest.raises(ArchlabError, match="has no convolution"):
+        filter_weights(net)
+    e = archlab.explain_test_image(MLP, 0, runs=runs, data=tiny, methods="gradcam")
+    assert "no convolution" in e.skipped["gradcam"]
+    acts = activations(net, tiny.test_images[0], payload["normalize"])
+    assert [tuple(a.shape) for a in acts.values()] == [(16,)]
+
+
+def test_a_variant_is_rebuilt_with_the_edited_layer(runs):
+    by_spec, payload = archlab.load_trained_model("cnn", runs, VARIANT)
+    by_name, _ = archlab.load_trained_model("cnn+layer2.0.padding=1+fc1.in_features=3136", runs)
+    for net in (by_spec, by_name):
+        assert net.layer2[0].padding == (1, 1) and net.fc1.in_features == 3136
+    assert payload["overrides"] == VARIANT
+    assert torch.equal(by_spec.fc1.weight, by_name.fc1.weight)
+
+
+def test_two_user_models_and_a_variant_side_by_side(runs, tiny):
+    comparison = archlab.compare_models(
+        [LENET, MLP, "cnn+layer2.0.padding=1+fc1.in_features=3136"], runs, data=tiny
+    )
+    text = str(comparison)
+    assert [m.name for m in comparison.models] == [
+        "user_lab.SmallLeNet",
+        "tests.user_lab.small_mlp-hidden=16",
+        "cnn+layer2.0.padding=1+fc1.in_features=3136",
+    ]
+    assert "tests.user_lab.small_mlp-hidden=16 − user_lab.SmallLeNet" in text
+    assert comparison.models[1].params == 784 * 16 + 16 + 16 * 10 + 10
+
+
+@pytest.mark.parametrize(
+    ("spec", "overrides", "code", "message"),
+    [
+        ("tests.user_lab:small_mlp(hidden=8, classes=5)", [], 1, "outputs 5 per image, not 10"),
+        (
+            f"{Path(__file__).parent / 'user_models.py'}:TinyNet",
+            [],
+            1,
+            "cannot be trained on 1×28×28",
+        ),
+        ("tests.user_lab:small_mlp", [], 2, "small_mlp needs the arguments hidden"),
+        ("cnn", ["layer2.0.padding=1"], 1, "expects 2304 input features but receives 3136"),
+        ("cnn", ["nope.padding=1"], 2, "no layer 'nope'"),
+    ],
+)
+def test_untrainable_models_are_refused_before_any_work(
+    tmp_path, tiny, spec, overrides, code, message
+):
+    with pytest.raises(ArchlabError, match=message) as info:
+        train_model(spec, tiny, overrides=overrides, out=tmp_path, **QUIET)
+    assert info.value.exit_code == code
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_bad_run_references_are_one_line(runs, capsys):
+    for argv, code, message in [
+        (["compare", "cnn", "nope", "--runs", str(runs)], 2, "unknown model 'nope'"),
+        (["compare", "dnn", LENET, "--runs", str(runs)], 1, "no checkpoint at"),
+        (
+            ["filters", "--model", "cnn", "--set", "nope.padding=1", "--runs", str(runs)],
+            2,
+            "no layer 'nope'",
+        ),
+        (
+            ["filters", "--model", "user_lab.SmallLeNet", "--runs", str(runs)],
+            2,
+            "archlab imports a model's code only when you name it",
+        ),
+    ]:
+        assert main(argv) == code, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_another_model_never_overwrites_a_run(runs, tiny):
+    before = (runs / "user_lab.SmallLeNet" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ArchlabError, match=r"holds a run of .*SmallLeNet, not dnn; give another"):
+        train_model("dnn", tiny, out=runs, name="user_lab.SmallLeNet", **QUIET)
+    assert (runs / "user_lab.SmallLeNet" / "checkpoint.pt").read_bytes() == before
+
+
+def test_groups_expand_from_the_registry():
+    assert [str(s) for s in archlab.expand_models([])] == ["dnn", "cnn"]
+    assert [str(s) for s in archlab.expand_models(["cnn", "lecture"])] == ["cnn", "dnn"]
+    assert all(archlab.is_model(str(s)) for s in archlab.expand_models(["all"]))
+
+
+def test_a_models_prints_never_reach_stdout(capsys):
+    assert main(["shapes", f"{LAB}:Talkative", "--json"]) == 0
+    captured = capsys.readouterr()
+    import json
+
+    assert json.loads(captured.out)["ok"] is True
+    assert "forward!" in captured.err
+
+
+def test_compare_draws_the_confusion_grid_and_the_tradeoff(runs, tiny, tmp_path):
+    from archlab.viz import plot_comparison, plot_tradeoff, save_figure
+
+    names = [LENET, MLP, "cnn+layer2.0.padding=1+fc1.in_features=3136"]
+    comparison = archlab.compare_models(names, runs, data=tiny)
+    assert "the hardest classes (recall):" in str(comparison)
+    fig = plot_tradeoff(comparison)
+    xs = [float(c.get_offsets()[0][0]) for c in fig.axes[0].collections]
+    assert xs == [m.params for m in comparison.models]
+    assert [t.get_text() for t in fig.axes[1].texts] == [m.name for m in comparison.models]
+    grid = plot_comparison(comparison)
+    assert len([a for a in grid.axes if a.get_title().endswith("parameters")]) == 3
+    save_figure(fig, tmp_path / "t.svg")
+    assert (tmp_path / "t.svg").read_text().lstrip().startswith("<?xml")

@@ -1,0 +1,35 @@
+"""Models a student might bring, for the any-model tests: a file's class and a factory."""
+
+import torch
+from torch import nn
+
+
+class SmallLeNet(nn.Module):
+    """Two 5×5 convolutions for 1×28×28 images: 28 → 24 → 12 → 8 → 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 4, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 5), nn.ReLU()
+        )
+        self.head = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.max_pool2d(self.features(x), 2)
+        return self.head(torch.flatten(out, 1))
+
+
+class Talkative(SmallLeNet):
+    """Prints on every forward pass, as students' models do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        print("forward!", tuple(x.shape))
+        return super().forward(x)
+
+
+def small_mlp(hidden: int, classes: int = 10) -> nn.Module:
+    """A factory that needs an argument: 784 → hidden → classes."""
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, classes)
+    )
+    return model
