@@ -161,8 +161,9 @@ def _free_bytes() -> int:
 class Tracer(TorchFunctionMode):
     """Runs one forward pass and records :class:`Row`\\ s; see the module docstring."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, blocks: bool = False) -> None:
         super().__init__()
+        self.blocks = blocks  # record module calls and scopes, for folding (``depth``)
         self.names = {m: n for n, m in model.named_modules()}
         # a unit gets one row: a leaf, or a module whose forward does not call its children
         self._unit = {
@@ -184,6 +185,8 @@ class Tracer(TorchFunctionMode):
         self._pending: list[tuple[Step | None, list[int], Shape, Batch]] = []
         self._budget = _free_bytes() // 2
         self._lazy: dict[int, weakref.ref] = {}
+        self._copies: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # lazy → its full copy
+        self._popped = False  # this mode is off the stack while a unit runs
         self._busy = False  # inside a hook: its own tensor calls are not the model's
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -207,6 +210,8 @@ class Tracer(TorchFunctionMode):
         return f"{who} ({shape})"
 
     def _scope(self) -> tuple[int, ...]:
+        if not self.blocks:
+            return ()
         return tuple(cid for m, cid, _ in self._stack if m is not self.root)
 
     def _where(self) -> str:
@@ -256,7 +261,11 @@ class Tracer(TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             if not self._is_lazy(value):
                 return value
+            cached = self._copies.get(id(value))  # DenseNet reads each map many times
+            if cached is not None and cached[0]() is value:
+                return cached[1]
             copy = value.contiguous()
+            self._copies[id(value)] = (weakref.ref(value), copy)
             self._register(copy, *self._lookup(value))
             return copy
         if isinstance(value, (tuple, list)):
@@ -479,8 +488,9 @@ class Tracer(TorchFunctionMode):
         sample = _batch.per_sample(shape, batch0)
         producers = list(dict.fromkeys(p for _, p, _ in traced))
         name, kind = self.names.get(module) or type(module).__name__, type(module).__name__
-        depth = sum(1 for m, _, _ in self._stack if m is not self.root)
-        self.calls[cid] = ModuleCall(name, kind, depth, producers, sample)
+        if self.blocks:
+            depth = sum(1 for m, _, _ in self._stack if m is not self.root)
+            self.calls[cid] = ModuleCall(name, kind, depth, producers, sample)
         if not unit:
             return None
         self._unit_depth = 1
@@ -509,6 +519,7 @@ class Tracer(TorchFunctionMode):
                 )
         one = one and t0 is args[0] and batch0 == Batch(0) and t0.shape[0] == BATCH
         self._pending.append((step, producers, sample, batch0, one, shape))
+        self._leave_mode()  # inside a unit nothing is traced: no need to see its calls
         if one:  # computed on one image, then expanded: half the work, the same shapes
             return (t0[:1],), kwargs
         return changed
@@ -586,13 +597,17 @@ class Tracer(TorchFunctionMode):
                 )
             return
         self._unit_depth = 0
+        self._enter_mode()
         step, producers, sample, batch0, one, full_in = self._pending.pop()
         if one:
             output = self._widen(output)
             outs = _tensors(output, [])
         name, kind = self.names.get(module, type(module).__name__), type(module).__name__
         index = len(self.rows)
-        batches = self._module_batches(module, full_in, batch0, outs)
+        if one:  # a per-image layer keeps the batch where it was
+            batches = [batch0] * len(outs)
+        else:
+            batches = self._module_batches(module, full_in, batch0, outs)
         out = _batch.per_sample(tuple(outs[0].shape), batches[0]) if outs else None
         parts = [_batch.per_sample(tuple(o.shape), b) for o, b in zip(outs, batches, strict=True)]
         checked = False
@@ -633,6 +648,16 @@ class Tracer(TorchFunctionMode):
             )
         return output if one else None
 
+    def _leave_mode(self) -> None:
+        if not self._popped and torch._C._len_torch_function_stack():
+            torch._C._pop_torch_function_stack()
+            self._popped = True
+
+    def _enter_mode(self) -> None:
+        if self._popped:
+            torch._C._push_on_torch_function_stack(self)
+            self._popped = False
+
     def _widen(self, output: object) -> object:
         """A per-image layer's output for one image, expanded (not copied) to the batch."""
         if isinstance(output, tuple):
@@ -658,7 +683,10 @@ class Tracer(TorchFunctionMode):
         self._register(x, -1, Batch(0))
         try:
             with _hooks(model, self), self:
-                output = model(x)
+                try:
+                    output = model(x)
+                finally:
+                    self._enter_mode()  # a unit that failed left it off the stack
             outs = _tensors(output, [])
             if outs:
                 self._check_output(outs[0])
@@ -670,6 +698,7 @@ class Tracer(TorchFunctionMode):
             self._torch_failure(exc)
         finally:
             self._seen.clear()
+            self._copies.clear()
 
     def _check_output(self, out: torch.Tensor) -> None:
         found = self._lookup(out)

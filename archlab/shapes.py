@@ -290,17 +290,20 @@ def trace_shapes(
         return report
     # A zero tensor on the model's device, not the meta device: a classroom model's forward
     # pass takes milliseconds, while the first meta forward imports torch._dynamo (~1.4 s).
-    was_training = built.training
+    modes = {m: m.training for m in built.modules()}  # restored exactly, even when mixed
     device = next(built.parameters(), torch.empty(0)).device
     try:
-        built.eval()
-        tracer = Tracer(built)
+        if any(modes.values()):
+            built.eval()
+        tracer = Tracer(built, blocks=depth is not None)
         x = torch.zeros((BATCH, *shape), dtype=in_dtype, device=device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it
             tracer.run(built, x)
     finally:
-        built.train(was_training)
+        if any(modes.values()):
+            for module, mode in modes.items():
+                module.training = mode
     full = [_layer_shape(r) for r in tracer.rows]
     report.layers = full if depth is None else _fold(tracer.rows, tracer.calls, depth)
     report.mismatches = tracer.mismatches
