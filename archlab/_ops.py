@@ -394,6 +394,13 @@ for _name in ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_"):
 for _name in ("__add__", "__radd__", "__iadd__", "__mul__", "__rmul__", "__imul__", "__sub__"):
     RULES[getattr(torch.Tensor, _name)] = broadcast
 
+# elementwise: each output element reads the same position of each input (no softmax: its
+# dim may be the batch)
+ELEMENTWISE = {f for f, r in RULES.items() if r is broadcast} | {
+    f
+    for f in ACTIVATIONS
+    if f not in (F.softmax, F.log_softmax, torch.softmax, torch.Tensor.softmax)
+}
 REDUCTIONS = {f for f, r in RULES.items() if r in (_reduce, _unpack)}
 PERMUTES = {f for f, r in RULES.items() if r in (_permute, _transpose)}
 

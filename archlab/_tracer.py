@@ -247,9 +247,25 @@ class Tracer(TorchFunctionMode):
         if not traced:
             return func(*args, **kwargs)
         if self._lazy and any(self._is_lazy(t) for t, _, _ in traced):
+            if func in _ops.ELEMENTWISE and all(self._narrowable(t, traced) for t in tensors):
+                return self._op(func, args, kwargs, tensors, traced, narrow=True)
             args, kwargs = self._materialize(args), self._materialize(kwargs)
             return self.__torch_function__(func, types, args, kwargs)
         return self._op(func, args, kwargs, tensors, traced)
+
+    def _narrowable(self, t: torch.Tensor, traced) -> bool:
+        """An elementwise operation can run on one image when every tensor it reads is an
+        expanded per-image map, or has fewer dims (a bias, a scalar) so it cannot hold a batch."""
+        return self._is_lazy(t) or t.dim() < traced[0][0].dim()
+
+    def _narrow(self, value: object) -> object:
+        if isinstance(value, torch.Tensor):
+            return value[:1] if self._is_lazy(value) else value
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._narrow(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._narrow(v) for k, v in value.items()}
+        return value
 
     # -- one image for the batch: outputs of per-image layers are expanded, not copied, until
     # an operation that is not per-image needs the whole batch in memory --------------------
@@ -274,7 +290,7 @@ class Tracer(TorchFunctionMode):
             return {k: self._materialize(v) for k, v in value.items()}
         return value
 
-    def _op(self, func, args, kwargs, tensors, traced):
+    def _op(self, func, args, kwargs, tensors, traced, narrow: bool = False):
         rule = _ops.RULES.get(func)
         step = call = None
         if rule is not None:
@@ -288,7 +304,10 @@ class Tracer(TorchFunctionMode):
             if step is not None:
                 self._check_memory(func, args, kwargs, traced, step.output)
         try:
-            output = func(*args, **kwargs)
+            if narrow:  # one image's worth, expanded back to the batch
+                output = self._widen(func(*self._narrow(args), **self._narrow(kwargs)))
+            else:
+                output = func(*args, **kwargs)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             call = call or self._call(func, args, kwargs, tensors)
             sources = " and ".join(call.sources)
