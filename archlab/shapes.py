@@ -283,8 +283,9 @@ def trace_shapes(
             "input",
             "input",
             shape,
-            f"{fmt_shape(shape)} per image needs {need / 2**30:.1f} GiB for {BATCH} images before "
-            f"any layer runs, too much for this machine's {_free_bytes() / 2**30:.1f} GiB free",
+            f"{fmt_shape(shape)} per image needs {need / 2**30:.1f} GiB of memory for {BATCH} "
+            f"images before any layer runs, too much for this machine's "
+            f"{_free_bytes() / 2**30:.1f} GiB free",
             "trace a smaller --input",
         )
         return report
