@@ -117,8 +117,8 @@ def test_a_few_training_steps_reduce_the_loss(name):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    # lenet5's sigmoids learn slowest (2.23 → 2.07 here); the others fall by half or more
-    assert losses[-1] < losses[0] - 0.1
+    # from chance (ln 10 = 2.30) to about half of it in 10 steps: nin is the slowest (0.56×)
+    assert losses[-1] < 0.75 * losses[0]
 
 
 @pytest.mark.parametrize("name", ZOO)
