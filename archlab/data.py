@@ -16,6 +16,8 @@ torchvision is imported only to download.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import math
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from archlab._atomic import atomic_path
+from archlab._atomic import atomic_path, remove_stale_partials
 from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 
@@ -44,6 +46,7 @@ CLASSES = (
     "Bag",
     "Ankle boot",
 )
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one Fashion-MNIST image: what every model is fed
 
 # MD5 of the uncompressed IDX files (Debian recompressed its .gz copies, so the .gz differ)
 CHECKSUMS: dict[str, str] = {
@@ -107,18 +110,34 @@ def _find(folder: Path, names: Mapping[str, str]) -> dict[str, Path]:
     return found
 
 
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
 def _install(source: Path, target: Path) -> None:
     """Copy (or gunzip) ``source`` to ``target`` atomically: never a half-written file."""
     opener = gzip.open if source.suffix == ".gz" else open
-    # a folder that cannot be written raises PermissionError here, for prepare() to name
-    with atomic_path(target) as partial, open(partial, "wb") as dst:
-        try:
-            with opener(source, "rb") as src:
+    try:
+        src = opener(source, "rb")
+    except OSError as exc:
+        raise ArchlabError(f"cannot read {source}: {_reason(exc)}", 1) from exc
+    try:
+        with src, atomic_path(target) as partial, open(partial, "wb") as dst:
+            try:
                 shutil.copyfileobj(src, dst, 1 << 20)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise ArchlabError(f"{source}: cannot read it ({exc}); the file is damaged", 1) from exc
-        except OSError as exc:  # an unreadable source, or a full disk
-            raise ArchlabError(f"cannot copy {source} to {target}: {exc}", 1) from exc
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise ArchlabError(
+                    f"{source}: cannot read it ({exc}); the file is damaged", 1
+                ) from exc
+    except OSError as exc:  # the data folder: read-only, full, not a folder, not ours
+        where = exc.filename if exc.filename and Path(exc.filename) != source else target.parent
+        raise ArchlabError(
+            f"cannot write the data to {where}: {_reason(exc)}; point --data-dir (or "
+            "$ARCHLAB_DATA) at a folder you can write",
+            1,
+        ) from exc
 
 
 def _download(root: Path) -> None:
@@ -161,6 +180,15 @@ def prepare(
     if root.exists() and not root.is_dir():
         raise ArchlabError(f"data folder {root} is a file, not a folder")
     raw = raw_dir(root)
+    with contextlib.suppress(OSError):  # what a run killed while decompressing left
+        remove_stale_partials(raw)
+    for name in checksums:
+        if (raw / name).exists() and not (raw / name).is_file():
+            raise ArchlabError(
+                f"{raw / name} is a folder, not the data file; remove it and run `archlab "
+                "data` again",
+                1,
+            )
     have = {n for n in checksums if (raw / n).is_file()}
     origin = f"data folder {root}"
     # gzipped files already in raw/, loose files in the data folder, then Debian's package
@@ -171,10 +199,7 @@ def prepare(
             continue
         found = _find(folder, missing)
         for name, path in found.items():
-            try:
-                _install(path, raw / name)
-            except PermissionError as exc:
-                raise ArchlabError(f"cannot write to the data folder {raw}: {exc}", 1) from exc
+            _install(path, raw / name)
             have.add(name)
         if found:
             origin = f"decompressed once from {label}{folder}"
@@ -186,7 +211,10 @@ def prepare(
     source = DataSource(root, origin, {n: raw / n for n in checksums})
     for name, expected in checksums.items():
         path = raw / name
-        got = md5_of(path)
+        try:
+            got = md5_of(path)
+        except OSError as exc:
+            raise ArchlabError(f"cannot read {path}: {_reason(exc)}", 1) from exc
         source.md5[name] = got
         if got != expected:
             raise ArchlabError(
@@ -203,8 +231,9 @@ class FashionMNIST:
 
     Example::
 
-        >>> data = archlab.load_fashion_mnist()
-        >>> data.test_images[42].shape  # torch.Size([28, 28])
+        >>> data = archlab.load_fashion_mnist()  # doctest: +SKIP
+        >>> data.test_images[42].shape  # doctest: +SKIP
+        torch.Size([28, 28])
     """
 
     train_images: torch.Tensor
@@ -237,7 +266,10 @@ def read_idx(path: Path) -> torch.Tensor:
     torchvision costs 2.5 s here (it imports torch._dynamo), a sixth of the DNN's whole
     training time. ``tests/test_data.py`` checks both readers agree on the real files.
     """
-    blob = Path(path).read_bytes()
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise ArchlabError(f"cannot read {path}: {_reason(exc)}", 1) from exc
     if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] != 0x08:
         raise ArchlabError(f"{path} is not an IDX file of unsigned bytes (bad magic number)", 1)
     ndim = blob[3]
@@ -273,7 +305,7 @@ def load_fashion_mnist(
     Example::
 
         >>> data = archlab.load_fashion_mnist()  # doctest: +SKIP
-        >>> data.train_images.shape
+        >>> data.train_images.shape  # doctest: +SKIP
         torch.Size([60000, 28, 28])
     """
     source = prepare(data_dir, system_dir=system_dir, download=download, checksums=checksums)

@@ -98,7 +98,8 @@ class ShapeReport(_table.Tabular):
     Example::
 
         >>> report = archlab.trace_shapes("cnn", input_shape=(1, 32, 32))
-        >>> report.ok, report.error.layer  # (False, "fc1")
+        >>> report.ok, report.error.layer
+        (False, 'fc1')
     """
 
     model: str
