@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "model_card": "archlab.models",
     "load_trained_model": "archlab.runs",
     "model_description": "archlab.models",
+    "model_table": "archlab.params",
     "pick_device": "archlab.device",
     "plot_activations": "archlab.viz",
     "plot_attribution": "archlab.viz",

@@ -248,3 +248,46 @@ def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:
         True
     """
     return ParamComparison(list(reports))
+
+
+@dataclass
+class ModelTable(_table.Tabular):
+    """The registered models with their group, parameters and MACs (``archlab models``).
+
+    ``rows`` holds ``(name, group, parameters, MACs per image, description)`` per model.
+    """
+
+    rows: list[tuple[str, str, int, int, str]]
+
+    _HEADERS = ("model", "group", "parameters", "MACs per image", "description")
+
+    def _parts(self) -> list[_table.Table | str]:
+        rows = [[n, g, f"{p:,}", f"{m:,}", d] for n, g, p, m, d in self.rows]
+        return [_table.Table(self._HEADERS, rows)]
+
+
+def model_table(group: str | None = None) -> ModelTable:
+    """Every registered model (or one group's) with its parameters and MACs per image.
+
+    The counts are :func:`count_params`'s for the model's own input shape.
+
+    Args:
+        group: only this group's models, e.g. ``"zoo"``. Default: all groups.
+
+    Returns:
+        A :class:`ModelTable`; ``print`` it for the table ``archlab models`` shows.
+
+    Example:
+
+        >>> table = archlab.model_table("lecture")
+        >>> [(name, params, macs) for name, _, params, macs, _ in table.rows]
+        [('cnn', 1475338, 4370826), ('dnn', 235146, 235146)]
+    """
+    from archlab.models import list_models, model_card
+
+    rows = []
+    for name in list_models(group):
+        report = count_params(name)
+        card = model_card(name)
+        rows.append((name, card.group, report.total_params, report.total_macs, card.description))
+    return ModelTable(rows)
