@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +94,48 @@ def md5_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# A file's MD5 is recomputed only when its stat changed since it was verified: size,
+# mtime, ctime (which no user tool can set back) and inode. A file whose timestamps are
+# younger than _RACY_SECONDS is never cached (a write within the timestamps' granularity
+# could otherwise keep them). Reading the 4 files' MD5 cost 0.2-0.3 s of every command.
+_MD5_CACHE = ".archlab-md5.json"
+_RACY_SECONDS = 2.0
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _verified_md5s(raw: Path, names: Sequence[str]) -> dict[str, str]:
+    """The MD5 of each file in ``raw``, from the cache where the file is unchanged."""
+    import json
+    import time
+
+    cache_path = raw / _MD5_CACHE
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    digests, entries = {}, {}
+    for name in names:
+        key = _stat_key(raw / name)
+        entry = cache.get(name) if isinstance(cache, dict) else None
+        if isinstance(entry, dict) and entry.get("stat") == key and entry.get("md5"):
+            digests[name] = entry["md5"]
+        else:
+            digests[name] = md5_of(raw / name)
+        if time.time_ns() - max(key[1], key[2]) > _RACY_SECONDS * 1e9:
+            entries[name] = {"stat": key, "md5": digests[name]}
+    if entries != cache:
+        try:
+            with atomic_path(cache_path) as partial:
+                partial.write_text(json.dumps(entries), encoding="utf-8")
+        except OSError:
+            pass  # a read-only data folder: verified each time
+    return digests
 
 
 def _find(folder: Path, names: Mapping[str, str]) -> dict[str, Path]:
@@ -184,9 +226,10 @@ def prepare(
         _download(root)
         origin = "downloaded by torchvision"
     source = DataSource(root, origin, {n: raw / n for n in checksums})
+    digests = _verified_md5s(raw, list(checksums))
     for name, expected in checksums.items():
         path = raw / name
-        got = md5_of(path)
+        got = digests[name]
         source.md5[name] = got
         if got != expected:
             raise ArchlabError(
