@@ -266,8 +266,12 @@ class FashionMNIST:
     def pixel_stats(self) -> tuple[float, float]:
         """Mean and standard deviation of the training pixels, scaled to [0, 1]."""
         pixels = self.train_images.reshape(-1)
-        total = pixels.sum(dtype=torch.int64).item()
-        squares = sum((chunk.to(torch.int64) ** 2).sum().item() for chunk in pixels.split(1 << 22))
+        # exact integer sums from the 256-bin histogram: 0.06 s of CPU where squaring 47
+        # million pixels as int64 took 0.84 s, on every careful-recipe training run
+        counts = torch.bincount(pixels, minlength=256).to(torch.int64)
+        values = torch.arange(len(counts), dtype=torch.int64)
+        total = int((counts * values).sum())
+        squares = int((counts * values * values).sum())
         n = pixels.numel()
         mean = total / n
         return mean / 255, ((squares / n - mean**2) ** 0.5) / 255
