@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (the single place the public surface is listed)
 _EXPORTS: dict[str, str] = {
     "ArchlabError": "archlab.errors",
+    "Drawing": "archlab.drawing",
     "FashionMNIST": "archlab.data",
     "ParamReport": "archlab.params",
     "ShapeReport": "archlab.shapes",
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "confusion_matrix": "archlab.metrics",
     "count_params": "archlab.params",
     "create_model": "archlab.models",
+    "draw": "archlab.drawing",
     "evaluate": "archlab.predict",
     "evaluate_report": "archlab.metrics",
     "explain_image": "archlab.explain",
@@ -47,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "model_card": "archlab.models",
     "load_trained_model": "archlab.runs",
     "model_description": "archlab.models",
+    "model_table": "archlab.params",
     "pick_device": "archlab.device",
     "plot_activations": "archlab.viz",
     "plot_attribution": "archlab.viz",
@@ -57,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "plot_filters": "archlab.viz",
     "plot_mistakes": "archlab.viz",
     "plot_shapes": "archlab.viz",
+    "plot_tradeoff": "archlab.viz",
     "register_model": "archlab.models",
     "set_hyperparameter": "archlab.whatif",
     "trace_shapes": "archlab.shapes",

@@ -16,6 +16,8 @@ torchvision is imported only to download.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import math
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from archlab._atomic import atomic_path
+from archlab._atomic import atomic_path, remove_stale_partials
 from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 
@@ -44,6 +46,7 @@ CLASSES = (
     "Bag",
     "Ankle boot",
 )
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one Fashion-MNIST image: what every model is fed
 
 # MD5 of the uncompressed IDX files (Debian recompressed its .gz copies, so the .gz differ)
 CHECKSUMS: dict[str, str] = {
@@ -100,8 +103,15 @@ def md5_of(path: Path) -> str:
 # mtime, ctime (which no user tool can set back) and inode. A file whose timestamps are
 # younger than _RACY_SECONDS is never cached (a write within the timestamps' granularity
 # could otherwise keep them). Reading the 4 files' MD5 cost 0.2-0.3 s of every command.
-_MD5_CACHE = ".archlab-md5.json"
+# The cache lives with the user's caches, never in the data folder: verifying changes
+# nothing there.
+_MD5_CACHE = "verified-md5.json"
 _RACY_SECONDS = 2.0
+
+
+def _md5_cache_path() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "archlab" / _MD5_CACHE
 
 
 def _stat_key(path: Path) -> list[int]:
@@ -114,27 +124,32 @@ def _verified_md5s(raw: Path, names: Sequence[str]) -> dict[str, str]:
     import json
     import time
 
-    cache_path = raw / _MD5_CACHE
+    cache_path = _md5_cache_path()
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         cache = {}
-    digests, entries = {}, {}
+    if not isinstance(cache, dict):
+        cache = {}
+    digests, changed = {}, False
     for name in names:
-        key = _stat_key(raw / name)
-        entry = cache.get(name) if isinstance(cache, dict) else None
+        path = (raw / name).absolute()
+        key, entry = _stat_key(path), cache.get(str(path))
         if isinstance(entry, dict) and entry.get("stat") == key and entry.get("md5"):
             digests[name] = entry["md5"]
-        else:
-            digests[name] = md5_of(raw / name)
+            continue
+        digests[name] = md5_of(path)
         if time.time_ns() - max(key[1], key[2]) > _RACY_SECONDS * 1e9:
-            entries[name] = {"stat": key, "md5": digests[name]}
-    if entries != cache:
+            cache[str(path)] = {"stat": key, "md5": digests[name]}
+            changed = True
+        elif cache.pop(str(path), None) is not None:
+            changed = True
+    if changed:
         try:
             with atomic_path(cache_path) as partial:
-                partial.write_text(json.dumps(entries), encoding="utf-8")
+                partial.write_text(json.dumps(cache, indent=0), encoding="utf-8")
         except OSError:
-            pass  # a read-only data folder: verified each time
+            pass  # no writable cache folder: verified each time
     return digests
 
 
@@ -149,18 +164,34 @@ def _find(folder: Path, names: Mapping[str, str]) -> dict[str, Path]:
     return found
 
 
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
 def _install(source: Path, target: Path) -> None:
     """Copy (or gunzip) ``source`` to ``target`` atomically: never a half-written file."""
     opener = gzip.open if source.suffix == ".gz" else open
-    # a folder that cannot be written raises PermissionError here, for prepare() to name
-    with atomic_path(target) as partial, open(partial, "wb") as dst:
-        try:
-            with opener(source, "rb") as src:
+    try:
+        src = opener(source, "rb")
+    except OSError as exc:
+        raise ArchlabError(f"cannot read {source}: {_reason(exc)}", 1) from exc
+    try:
+        with src, atomic_path(target) as partial, open(partial, "wb") as dst:
+            try:
                 shutil.copyfileobj(src, dst, 1 << 20)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise ArchlabError(f"{source}: cannot read it ({exc}); the file is damaged", 1) from exc
-        except OSError as exc:  # an unreadable source, or a full disk
-            raise ArchlabError(f"cannot copy {source} to {target}: {exc}", 1) from exc
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise ArchlabError(
+                    f"{source}: cannot read it ({exc}); the file is damaged", 1
+                ) from exc
+    except OSError as exc:  # the data folder: read-only, full, not a folder, not ours
+        where = exc.filename if exc.filename and Path(exc.filename) != source else target.parent
+        raise ArchlabError(
+            f"cannot write the data to {where}: {_reason(exc)}; point --data-dir (or "
+            "$ARCHLAB_DATA) at a folder you can write",
+            1,
+        ) from exc
 
 
 def _download(root: Path) -> None:
@@ -203,6 +234,15 @@ def prepare(
     if root.exists() and not root.is_dir():
         raise ArchlabError(f"data folder {root} is a file, not a folder")
     raw = raw_dir(root)
+    with contextlib.suppress(OSError):  # what a run killed while decompressing left
+        remove_stale_partials(raw)
+    for name in checksums:
+        if (raw / name).exists() and not (raw / name).is_file():
+            raise ArchlabError(
+                f"{raw / name} is a folder, not the data file; remove it and run `archlab "
+                "data` again",
+                1,
+            )
     have = {n for n in checksums if (raw / n).is_file()}
     origin = f"data folder {root}"
     # gzipped files already in raw/, loose files in the data folder, then Debian's package
@@ -213,10 +253,7 @@ def prepare(
             continue
         found = _find(folder, missing)
         for name, path in found.items():
-            try:
-                _install(path, raw / name)
-            except PermissionError as exc:
-                raise ArchlabError(f"cannot write to the data folder {raw}: {exc}", 1) from exc
+            _install(path, raw / name)
             have.add(name)
         if found:
             origin = f"decompressed once from {label}{folder}"
@@ -226,7 +263,10 @@ def prepare(
         _download(root)
         origin = "downloaded by torchvision"
     source = DataSource(root, origin, {n: raw / n for n in checksums})
-    digests = _verified_md5s(raw, list(checksums))
+    try:
+        digests = _verified_md5s(raw, list(checksums))
+    except OSError as exc:
+        raise ArchlabError(f"cannot read {exc.filename or raw}: {_reason(exc)}", 1) from exc
     for name, expected in checksums.items():
         path = raw / name
         got = digests[name]
@@ -246,8 +286,9 @@ class FashionMNIST:
 
     Example::
 
-        >>> data = archlab.load_fashion_mnist()
-        >>> data.test_images[42].shape  # torch.Size([28, 28])
+        >>> data = archlab.load_fashion_mnist()  # doctest: +SKIP
+        >>> data.test_images[42].shape  # doctest: +SKIP
+        torch.Size([28, 28])
     """
 
     train_images: torch.Tensor
@@ -284,7 +325,10 @@ def read_idx(path: Path) -> torch.Tensor:
     torchvision costs 2.5 s here (it imports torch._dynamo), a sixth of the DNN's whole
     training time. ``tests/test_data.py`` checks both readers agree on the real files.
     """
-    blob = Path(path).read_bytes()
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise ArchlabError(f"cannot read {path}: {_reason(exc)}", 1) from exc
     if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] != 0x08:
         raise ArchlabError(f"{path} is not an IDX file of unsigned bytes (bad magic number)", 1)
     ndim = blob[3]
@@ -320,7 +364,7 @@ def load_fashion_mnist(
     Example::
 
         >>> data = archlab.load_fashion_mnist()  # doctest: +SKIP
-        >>> data.train_images.shape
+        >>> data.train_images.shape  # doctest: +SKIP
         torch.Size([60000, 28, 28])
     """
     source = prepare(data_dir, system_dir=system_dir, download=download, checksums=checksums)

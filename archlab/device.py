@@ -19,7 +19,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
     Example::
 
-        >>> archlab.pick_device()  # device(type='cuda') on a GPU machine, else mps or cpu
+        >>> archlab.pick_device("cpu")  # "auto": cuda on a GPU machine, else mps, else cpu
+        device(type='cpu')
     """
     if name == "auto":
         if torch.cuda.is_available():

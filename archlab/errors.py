@@ -15,7 +15,8 @@ class ArchlabError(Exception):
         >>> try:
         ...     archlab.create_model("resnet50")
         ... except archlab.ArchlabError as exc:
-        ...     print(exc, exc.exit_code)
+        ...     print(exc.exit_code, str(exc).split(";")[0])
+        2 unknown model 'resnet50'
     """
 
     def __init__(self, message: str, exit_code: int = 2) -> None:

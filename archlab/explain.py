@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab._table import Table, Tabular
+from archlab.checkpoint import check_normalize
 from archlab.data import CLASSES
 from archlab.errors import ArchlabError
 from archlab.predict import to_input
@@ -359,7 +360,10 @@ def explain_image(
         ...                           normalize=ckpt["normalize"])    # doctest: +SKIP
     """
     chosen = _check_methods(methods)
-    normalize = tuple(normalize) if normalize is not None else None
+    try:
+        normalize = check_normalize(normalize)
+    except ValueError as exc:
+        raise ArchlabError(f"normalize: {exc}") from None
     x = to_input(image.unsqueeze(0), normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     with _prepared(model):

@@ -38,6 +38,25 @@ class ShapeError(Exception):
         self.fix = fix
 
 
+class RankError(ShapeError):
+    """The input has the wrong number of dimensions; ``form`` is the per-sample one wanted
+    (``"C,H,W"``), so that a model's first layer can say which ``--input`` it takes."""
+
+    def __init__(self, message: str, fix: str | None, rank: int, form: str) -> None:
+        super().__init__(message, fix)
+        self.rank = rank
+        self.form = form
+
+
+class ChannelError(ShapeError):
+    """A layer received the wrong number of channels (``expected`` against ``got``)."""
+
+    def __init__(self, message: str, fix: str | None, expected: int, got: int) -> None:
+        super().__init__(message, fix)
+        self.expected = expected
+        self.got = got
+
+
 def fmt_shape(shape: Sequence[int]) -> str:
     """``(32, 28, 28)`` → ``"32×28×28"``."""
     return "×".join(str(d) for d in shape)
@@ -61,24 +80,57 @@ def _join(names: Sequence[str], parts: Sequence[str]) -> str:
     return "; ".join(f"{n}: {p}" for n, p in zip(names, parts, strict=True))
 
 
+def expected_form(nd: int) -> str:
+    """``"(N, C, H, W)"`` for a 2-d layer."""
+    return f"(N, C, {', '.join(_DIM_NAMES[nd])})"
+
+
 def _spatial(module_nd: int, in_shape: Shape, what: str) -> Shape:
-    if len(in_shape) not in (module_nd + 1, module_nd + 2):
-        want = f"(N, C, {', '.join(_DIM_NAMES[module_nd])})"
-        raise ShapeError(
-            f"{what} expects a {module_nd + 2}-d input {want} but receives {len(in_shape)}-d "
-            f"{fmt_shape(in_shape)}",
+    # archlab always traces a batch, so the unbatched (C, H, W) form torch also accepts
+    # would mean the batch had been lost or the channel dimension was never there
+    if len(in_shape) != module_nd + 2:
+        raise RankError(
+            f"{what} expects a {module_nd + 2}-d input {expected_form(module_nd)} but receives "
+            f"{len(in_shape)}-d {fmt_shape(in_shape)}",
             fix="reshape the input to (N, C, ...) before this layer",
+            rank=module_nd + 1,
+            form=",".join(("C", *_DIM_NAMES[module_nd])),
         )
     return tuple(in_shape[-module_nd:])
 
 
 def _check_channels(expected: int, in_shape: Shape, nd: int, what: str) -> None:
     got = in_shape[-nd - 1]
-    if got != expected:
-        raise ShapeError(
-            f"{what} expects {expected} input channels but receives {got}",
-            fix=f"set in_channels={got}, or change the layer before it to output {expected}",
+    if got == expected:
+        return
+    if nd == 1 and in_shape[-1] == expected:  # (N, L, C): a channels-last sequence
+        raise ChannelError(
+            f"{what} expects {expected} input channels in dim 1 (N, C, L) but receives "
+            f"{fmt_shape(in_shape[1:])}, a (length, channels) sequence",
+            fix="x.transpose(1, 2) before this layer: Conv1d takes (N, C, L)",
+            expected=expected,
+            got=got,
         )
+    raise ChannelError(
+        f"{what} expects {expected} input channels but receives {got}",
+        fix=f"set in_channels={got}, or change the layer before it to output {expected}",
+        expected=expected,
+        got=got,
+    )
+
+
+def _check_padding_mode(m: nn.modules.conv._ConvNd, spatial: Shape, pads: Sequence[int]) -> None:
+    mode = getattr(m, "padding_mode", "zeros")
+    if mode not in ("reflect", "circular"):
+        return
+    for h, p in zip(spatial, pads, strict=True):
+        if p >= h if mode == "reflect" else p > h:
+            limit = f"< {h}" if mode == "reflect" else f"≤ {h}"
+            raise ShapeError(
+                f"{mode} padding of {p} needs an input wider than that, but the map is "
+                f"{fmt_shape(spatial)}",
+                fix=f"use padding {limit}, or padding_mode='zeros' or 'replicate'",
+            )
 
 
 def _conv(m: nn.modules.conv._ConvNd, in_shape: Shape) -> Step:
@@ -92,6 +144,7 @@ def _conv(m: nn.modules.conv._ConvNd, in_shape: Shape) -> Step:
         pads = (0,) * nd
     else:
         pads = _tuple(m.padding, nd)
+    _check_padding_mode(m, spatial, pads)
     out, parts = [], []
     for h, k, s, p, d in zip(spatial, m.kernel_size, m.stride, pads, m.dilation, strict=True):
         if s < 1 or k < 1:
@@ -112,10 +165,14 @@ def _conv(m: nn.modules.conv._ConvNd, in_shape: Shape) -> Step:
     return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(names, parts))
 
 
-def _conv_transpose(m: nn.modules.conv._ConvTransposeNd, in_shape: Shape) -> Step:
+def _conv_transpose(
+    m: nn.modules.conv._ConvTransposeNd, in_shape: Shape, output_size: Sequence[int] | None = None
+) -> Step:
     nd = len(m.kernel_size)
     spatial = _spatial(nd, in_shape, type(m).__name__)
     _check_channels(m.in_channels, in_shape, nd, type(m).__name__)
+    if output_size is not None:
+        return _conv_transpose_to(m, in_shape, spatial, tuple(output_size)[-nd:])
     out, parts = [], []
     for h, k, s, p, d, op in zip(
         spatial, m.kernel_size, m.stride, m.padding, m.dilation, m.output_padding, strict=True
@@ -137,6 +194,25 @@ def _conv_transpose(m: nn.modules.conv._ConvTransposeNd, in_shape: Shape) -> Ste
     return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(_DIM_NAMES[nd], parts))
 
 
+def _conv_transpose_to(
+    m: nn.modules.conv._ConvTransposeNd, in_shape: Shape, spatial: Shape, wanted: Shape
+) -> Step:
+    """``layer(x, output_size=...)``: any size from the formula's up to stride − 1 more."""
+    nd = len(spatial)
+    for h, k, s, p, d, o in zip(
+        spatial, m.kernel_size, m.stride, m.padding, m.dilation, wanted, strict=True
+    ):
+        low = (h - 1) * s - 2 * p + d * (k - 1) + 1
+        if not low <= o < low + s:
+            raise ShapeError(
+                f"output_size {fmt_shape(wanted)} is out of reach: from {h} it can make "
+                f"{low} to {low + s - 1}",
+                fix=f"ask for an output_size between {low} and {low + s - 1}",
+            )
+    formula = f"output_size = {fmt_shape(wanted)} (output_padding chosen to fit)"
+    return Step((*in_shape[: -nd - 1], m.out_channels, *wanted), formula)
+
+
 _POOL_ND = {
     nn.MaxPool1d: 1,
     nn.MaxPool2d: 2,
@@ -150,11 +226,36 @@ _POOL_ND = {
 def _pool(m: nn.Module, in_shape: Shape) -> Step:
     nd = _POOL_ND[type(m)]
     is_max = isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d))
-    spatial = _spatial(nd, in_shape, type(m).__name__)
-    ks = _tuple(m.kernel_size, nd)
-    strides = _tuple(m.stride if m.stride is not None else m.kernel_size, nd)
-    pads = _tuple(m.padding, nd)
-    dils = _tuple(m.dilation, nd) if is_max else (1,) * nd
+    return pool_step(
+        nd,
+        is_max,
+        in_shape,
+        m.kernel_size,
+        m.stride,
+        m.padding,
+        m.dilation if is_max else 1,
+        m.ceil_mode,
+        type(m).__name__,
+    )
+
+
+def pool_step(
+    nd: int,
+    is_max: bool,
+    in_shape: Shape,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    what: str = "pooling",
+) -> Step:
+    """Max or average pooling over the last ``nd`` dims (``F.max_pool2d`` and friends)."""
+    spatial = _spatial(nd, in_shape, what)
+    ks = _tuple(kernel_size, nd)
+    strides = _tuple(stride if stride not in (None, (), []) else kernel_size, nd)
+    pads = _tuple(padding, nd)
+    dils = _tuple(dilation, nd)
     out, parts = [], []
     for h, k, s, p, d in zip(spatial, ks, strides, pads, dils, strict=True):
         if s == 0:
@@ -167,7 +268,7 @@ def _pool(m: nn.Module, in_shape: Shape) -> Step:
             )
         span = f"{d}·({k}−1) − 1" if is_max else f"{k}"
         numerator = h + 2 * p - (d * (k - 1) + 1 if is_max else k)
-        if m.ceil_mode:
+        if ceil_mode:
             o = -((-numerator) // s) + 1  # ceiling division
             formula = f"⌈({h} + 2·{p} − {span})/{s}⌉ + 1"
             if (o - 1) * s >= h + p:  # the last window would start in the right padding
@@ -198,16 +299,29 @@ _ADAPTIVE_ND = {
 
 
 def _adaptive(m: nn.Module, in_shape: Shape) -> Step:
-    nd = _ADAPTIVE_ND[type(m)]
-    spatial = _spatial(nd, in_shape, type(m).__name__)
+    return adaptive_step(_ADAPTIVE_ND[type(m)], in_shape, m.output_size, type(m).__name__)
+
+
+def adaptive_step(nd: int, in_shape: Shape, output_size: object, what: str = "pooling") -> Step:
+    """Adaptive pooling: the output is ``output_size`` (``None`` keeps that dimension)."""
+    spatial = _spatial(nd, in_shape, what)
     if min(spatial) < 1:
         raise ShapeError(f"receives an empty {fmt_shape(spatial)} map", fix="feed a larger input")
-    size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,) * nd
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * nd
     out = tuple(h if o is None else o for h, o in zip(spatial, size, strict=True))
     return Step((*in_shape[:-nd], *out), f"output_size = {fmt_shape(out)}, whatever the input")
 
 
+_NORM_RANKS = {
+    nn.BatchNorm1d: ((2, 3), "(N, C) or (N, C, L)"),
+    nn.BatchNorm2d: ((4,), "(N, C, H, W)"),
+    nn.BatchNorm3d: ((5,), "(N, C, D, H, W)"),
+}
+_NORM_FOR_RANK = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
+
+
 def _norm(m: nn.Module, in_shape: Shape) -> Step:
+    what = type(m).__name__
     if isinstance(m, nn.LayerNorm):
         want = tuple(m.normalized_shape)
         if tuple(in_shape[-len(want) :]) != want:
@@ -217,24 +331,69 @@ def _norm(m: nn.Module, in_shape: Shape) -> Step:
                 fix=f"set normalized_shape={tuple(in_shape[-len(want) :])}",
             )
         return Step(tuple(in_shape))
-    expected = m.num_channels if isinstance(m, nn.GroupNorm) else m.num_features
+    for kind, (ranks, form) in _NORM_RANKS.items():
+        if isinstance(m, kind) and len(in_shape) not in ranks:
+            other = _NORM_FOR_RANK.get(len(in_shape))
+            got = in_shape[1] if len(in_shape) > 1 else None
+            raise ShapeError(
+                f"{what} expects a {' or '.join(map(str, ranks))}-d input {form} but receives "
+                f"{len(in_shape)}-d {fmt_shape(in_shape)}",
+                fix=f"use nn.{other}({got}) here" if other and got else None,
+            )
+    if isinstance(m, nn.GroupNorm):
+        expected, keyword = m.num_channels, "num_channels"
+    else:
+        expected, keyword = m.num_features, "num_features"
     if len(in_shape) < 2 or in_shape[1] != expected:
-        got = in_shape[1] if len(in_shape) > 1 else "no"
-        raise ShapeError(
-            f"{type(m).__name__} expects {expected} channels but receives {got}",
-            fix=f"set num_features={got}" if got != "no" else None,
+        got = in_shape[1] if len(in_shape) > 1 else None
+        raise ChannelError(
+            f"{what} expects {expected} channels but receives {got if got else 'no'}",
+            fix=f"set {keyword}={got}" if got else None,
+            expected=expected,
+            got=got or 0,
         )
     return Step(tuple(in_shape))
 
 
 def _linear(m: nn.Linear, in_shape: Shape) -> Step:
-    got = in_shape[-1] if in_shape else 0
+    got = in_shape[-1] if len(in_shape) > 1 else 0
     if got != m.in_features:
+        per_sample = math.prod(in_shape[1:])
+        if len(in_shape) > 2 and per_sample == m.in_features:
+            # 1×28×28 into Linear(784, …): the values are all there, only not flattened
+            raise ShapeError(
+                f"expects {m.in_features} input features but receives "
+                f"{fmt_shape(in_shape[1:])} per image, unflattened: Linear acts on the last "
+                f"dim ({got}), and {'·'.join(map(str, in_shape[1:]))} = {per_sample} is "
+                "exactly in_features",
+                fix="flatten first: torch.flatten(x, 1) (or nn.Flatten()) before this layer",
+            )
         raise ShapeError(
             f"expects {m.in_features} input features but receives {got}",
             fix=f"build it as nn.Linear({got}, {m.out_features})",
         )
     return Step((*in_shape[:-1], m.out_features), f"in_features {m.in_features} ✓")
+
+
+def _embedding(m: nn.Embedding, in_shape: Shape) -> Step:
+    return Step((*in_shape, m.embedding_dim), f"embedding_dim {m.embedding_dim}")
+
+
+def _rnn(m: nn.RNNBase, in_shape: Shape) -> None:
+    """RNN, LSTM, GRU: only the input is checked; the output comes from the forward pass."""
+    what = type(m).__name__
+    if len(in_shape) != 3:
+        form = "(N, L, features)" if m.batch_first else "(L, N, features)"
+        raise ShapeError(
+            f"{what} expects a 3-d input {form} but receives {len(in_shape)}-d "
+            f"{fmt_shape(in_shape)}",
+            fix="give it a sequence: (N, L, features) with batch_first=True",
+        )
+    if in_shape[-1] != m.input_size:
+        raise ShapeError(
+            f"expects {m.input_size} input features per step but receives {in_shape[-1]}",
+            fix=f"set input_size={in_shape[-1]}",
+        )
 
 
 def flatten_shape(in_shape: Shape, start_dim: int = 0, end_dim: int = -1) -> Step:
@@ -271,8 +430,8 @@ def reshape_shape(in_shape: Shape, target: Sequence[int], op: str = "view") -> S
     elif known != total:
         raise ShapeError(f"{op}{target} needs {known} values but receives {total}")
     formula = None
-    if len(in_shape) > 1 and len(target) < len(in_shape):
-        formula = f"{'·'.join(map(str, in_shape[1:]))} = {per_sample}"
+    if len(in_shape) > 1 and len(target) < len(in_shape) and target[:1] == in_shape[:1]:
+        formula = f"{'·'.join(map(str, in_shape[1:]))} = {per_sample}"  # the batch kept
     return Step(target, formula)
 
 
@@ -304,15 +463,30 @@ _UNCHANGED = (
 )
 
 
-def infer_step(module: nn.Module, in_shape: Shape) -> Step | None:
+def infer_step(module: nn.Module, in_shape: Shape, kwargs: dict | None = None) -> Step | None:
     """The analytic output of ``module`` for an input of ``in_shape`` (batch first).
 
-    Returns ``None`` for a layer type without a rule (its shape then comes only from
-    the forward pass). Raises :class:`ShapeError` where torch would fail.
+    Args:
+        module: the layer.
+        in_shape: its input's full shape, batch first.
+        kwargs: keyword arguments of the call (``output_size=`` of a ConvTranspose).
+            Default: none.
+
+    Returns:
+        A :class:`Step`, or ``None`` for a layer type without a rule (its shape then comes
+        only from the forward pass). Raises :class:`ShapeError` where torch would fail.
+
+    Example::
+
+        >>> from torch import nn
+        >>> infer_step(nn.Conv2d(1, 32, 3, padding=1), (2, 1, 28, 28)).output
+        (2, 32, 28, 28)
     """
     in_shape = tuple(in_shape)
+    if not getattr(type(module).forward, "__module__", "").startswith("torch.nn."):
+        return None  # a subclass with its own forward (LayerNorm2d permutes first): no rule
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return _conv_transpose(module, in_shape)
+        return _conv_transpose(module, in_shape, (kwargs or {}).get("output_size"))
     if isinstance(module, nn.modules.conv._ConvNd):
         return _conv(module, in_shape)
     if type(module) in _POOL_ND:
@@ -323,6 +497,10 @@ def infer_step(module: nn.Module, in_shape: Shape) -> Step | None:
         return _norm(module, in_shape)
     if isinstance(module, nn.Linear):
         return _linear(module, in_shape)
+    if isinstance(module, nn.Embedding):
+        return _embedding(module, in_shape)
+    if isinstance(module, nn.RNNBase):
+        return _rnn(module, in_shape)
     if isinstance(module, nn.Flatten):
         return flatten_shape(in_shape, module.start_dim, module.end_dim)
     if isinstance(module, _UNCHANGED):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from archlab.data import IMAGE_SHAPE
 from archlab.errors import ArchlabError
 from archlab.predict import to_input
 
@@ -68,14 +68,15 @@ def capture(model: nn.Module, points: list[tuple[str, str, str]]) -> Iterator[di
             handle.remove()
 
 
-def activation_points(model: nn.Module, input_shape=(1, 28, 28)) -> list[tuple[str, str, str]]:
+def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[str, str, str]]:
     """Where to look inside a model, read off the model itself by one forward pass.
 
-    A network with feature maps is shown where each block ends: the last layer before the
-    maps change size (and the last one with maps), labelled by the block it closes
-    (``layer1``, ``layer2`` for the lecture's CNN). A network without maps is shown at its
-    hidden representations: the input of every ``nn.Linear`` after the first (for the
-    lecture's DNN, fc1 → ReLU and fc2 → ReLU).
+    A network with feature maps is shown where its blocks end: the output of each of its
+    top-level blocks that outputs maps (``layer1`` and ``layer2`` for the lecture's CNN);
+    where the model is one flat stack, after each step that shrinks the maps (a pooling
+    or strided layer) and at its last map. A network without maps is shown at its hidden
+    representations: the input of every ``nn.Linear`` after the first (for the lecture's
+    DNN, fc1 → ReLU and fc2 → ReLU).
 
     Returns:
         ``(module name, "input" | "output", label)`` points for :func:`capture`.
@@ -108,15 +109,37 @@ def activation_points(model: nn.Module, input_shape=(1, 28, 28)) -> list[tuple[s
     finally:
         for handle in handles:
             handle.remove()
-    maps = [(n, out) for n, _, out in calls if len(out) == 4]
+    maps = [(n, i, o) for n, i, o in calls if len(o) == 4]
     if maps:
-        ends = [n for (n, out), (_, nxt) in itertools.pairwise(maps) if out[2:] != nxt[2:]]
-        ends.append(maps[-1][0])
-        points = list(dict.fromkeys(ends))
+        last_of_block: dict[str, str] = {}
+        for n, _, _ in maps:
+            if "." in n:
+                last_of_block[n.split(".")[0]] = n
+        blocks = [b for b, leaf in last_of_block.items() if leaf == _last_call(calls, b)]
+        if len(blocks) >= 2:
+            return [(last_of_block[b], "output", b) for b in blocks]
+        modules = dict(model.named_modules())
+        shrinks = [n for n, i, o in maps if o[2:] < i[2:] and _downsamples(modules[n])]
+        points = list(dict.fromkeys([*shrinks, maps[-1][0]]))
         return [(n, "output", _block_label(n, [c[0] for c in calls])) for n in points]
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     called = [n for n, _, _ in calls if n in linears]
     return [(n, "input", f"into {n}") for n in list(dict.fromkeys(called))[1:]]
+
+
+def _last_call(calls: list, block: str) -> str | None:
+    inside = [n for n, _, _ in calls if n.startswith(block + ".")]
+    return inside[-1] if inside else None
+
+
+def _downsamples(module: nn.Module) -> bool:
+    """A pooling layer, or a layer that steps by more than one pixel."""
+    if isinstance(module, nn.modules.pooling._MaxPoolNd | nn.modules.pooling._AvgPoolNd):
+        return True
+    if "Adaptive" in type(module).__name__:
+        return True
+    stride = getattr(module, "stride", 1)
+    return any(s > 1 for s in (stride if isinstance(stride, tuple) else (stride,)))
 
 
 def _block_label(leaf: str, order: list[str]) -> str:

@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from archlab import _table
+from archlab._limits import check_forward_memory
+from archlab.errors import ArchlabError
 from archlab.formulas import Shape, fmt_shape
-from archlab.spec import load_model, model_name
+from archlab.spec import load_model, model_name, user_code
 
 
 @dataclass
@@ -39,7 +41,8 @@ class ParamReport(_table.Tabular):
     Example::
 
         >>> report = archlab.count_params("cnn")
-        >>> print(report)  # a table; report.total_macs == 4370826
+        >>> report.total_params, report.total_macs
+        (1475338, 4370826)
     """
 
     model: str
@@ -132,16 +135,14 @@ def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = Non
 
     Example::
 
-        >>> archlab.count_params("cnn").total_params  # doctest: +SKIP
+        >>> archlab.count_params("cnn").total_params
         1475338
     """
-    from torchinfo import summary
-
     built = load_model(model)
     shape = tuple(input_shape) if input_shape is not None else tuple(built.input_shape)
-    was_training = built.training
-    stats = summary(built, input_size=(1, *shape), verbose=0, device="cpu", mode="eval")
-    built.train(was_training)
+    name = model_name(model)
+    check_forward_memory(built, shape, f"counting {name}'s multiply-accumulates")
+    stats = _summary(built, shape, name)
     names = {id(m): n for n, m in built.named_modules()}
     layers, seen = [], set()
     for info in stats.summary_list:
@@ -164,12 +165,43 @@ def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = Non
             )
         )
     return ParamReport(
-        model_name(model),
+        name,
         shape,
         layers,
         total_params=int(stats.total_params),
         trainable_params=int(stats.trainable_params),
         total_macs=int(stats.total_mult_adds),
+    )
+
+
+def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
+    """torchinfo's summary of one forward pass; a pass that fails is diagnosed the way
+    ``archlab shapes`` diagnoses it, in one line."""
+    from torchinfo import summary
+
+    was_training = built.training
+    try:
+        with user_code(f"counting {name}'s multiply-accumulates"):
+            try:
+                return summary(built, input_size=(1, *shape), verbose=0, device="cpu", mode="eval")
+            except RuntimeError as exc:  # torchinfo wraps what the forward pass raised
+                if exc.__cause__ is None:
+                    raise
+                failure = exc.__cause__
+    finally:
+        built.train(was_training)
+    from archlab.shapes import trace_shapes
+
+    with user_code(f"tracing {name}"):
+        report = trace_shapes(built, shape)
+    if report.error is not None:
+        raise ArchlabError(f"{name}: {report.error}", 1)
+    text = str(failure).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    raise ArchlabError(
+        f"{name}: the forward pass on a {fmt_shape(shape)} input failed "
+        f"({type(failure).__name__}{detail})",
+        1,
     )
 
 
@@ -197,10 +229,12 @@ class ParamComparison(_table.Tabular):
         parts: list[_table.Table | str] = [_table.Table(self._HEADERS, self._rows(), "comparison")]
         if len(self.reports) == 2:
             a, b = self.reports
-            parts.append(
-                f"{b.model} has {b.total_params / a.total_params:.2f}× the parameters of "
-                f"{a.model} and does {b.total_macs / a.total_macs:.2f}× the multiply-accumulates"
-            )
+            if a.total_params and a.total_macs:  # a parameterless model has no ratio
+                parts.append(
+                    f"{b.model} has {b.total_params / a.total_params:.2f}× the parameters of "
+                    f"{a.model} and does {b.total_macs / a.total_macs:.2f}× the "
+                    "multiply-accumulates"
+                )
         return parts
 
 
@@ -210,6 +244,50 @@ def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:
     Example::
 
         >>> reports = [archlab.count_params("dnn"), archlab.count_params("cnn")]
-        >>> print(archlab.compare_params(reports))
+        >>> "1,475,338" in str(archlab.compare_params(reports))
+        True
     """
     return ParamComparison(list(reports))
+
+
+@dataclass
+class ModelTable(_table.Tabular):
+    """The registered models with their group, parameters and MACs (``archlab models``).
+
+    ``rows`` holds ``(name, group, parameters, MACs per image, description)`` per model.
+    """
+
+    rows: list[tuple[str, str, int, int, str]]
+
+    _HEADERS = ("model", "group", "parameters", "MACs per image", "description")
+
+    def _parts(self) -> list[_table.Table | str]:
+        rows = [[n, g, f"{p:,}", f"{m:,}", d] for n, g, p, m, d in self.rows]
+        return [_table.Table(self._HEADERS, rows)]
+
+
+def model_table(group: str | None = None) -> ModelTable:
+    """Every registered model (or one group's) with its parameters and MACs per image.
+
+    The counts are :func:`count_params`'s for the model's own input shape.
+
+    Args:
+        group: only this group's models, e.g. ``"zoo"``. Default: all groups.
+
+    Returns:
+        A :class:`ModelTable`; ``print`` it for the table ``archlab models`` shows.
+
+    Example:
+
+        >>> table = archlab.model_table("lecture")
+        >>> [(name, params, macs) for name, _, params, macs, _ in table.rows]
+        [('cnn', 1475338, 4370826), ('dnn', 235146, 235146)]
+    """
+    from archlab.models import list_models, model_card
+
+    rows = []
+    for name in list_models(group):
+        report = count_params(name)
+        card = model_card(name)
+        rows.append((name, card.group, report.total_params, report.total_macs, card.description))
+    return ModelTable(rows)

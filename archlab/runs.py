@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from archlab._atomic import atomic_path
+from archlab._atomic import atomic_path, remove_stale_partials
 from archlab.errors import ArchlabError
 from archlab.spec import ModelSpec
 
@@ -223,29 +223,10 @@ def lock_run(folder: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"archlab train (pid {os.getpid()})")
         handle.flush()
-        _remove_stale_partials(folder)
+        remove_stale_partials(folder)
         yield
     finally:
         handle.close()
-
-
-def _remove_stale_partials(folder: Path) -> None:
-    for partial in folder.glob(".*.partial"):
-        pid = partial.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
-            partial.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def _reason(exc: OSError) -> str:
@@ -265,8 +246,9 @@ def writable_dir(path: Path) -> Path:
     return path
 
 
-def _keep_previous(folder: Path) -> None:
-    """Keep an earlier run's files as ``*.prev.*`` before a fresh run writes its own.
+def _keep_previous(folder: Path) -> list[tuple[Path, Path]]:
+    """Keep an earlier run's files as ``*.prev.*`` before a fresh run writes its own;
+    returns the ``(file, kept as)`` pairs that were moved.
 
     ``checkpoint.pt`` stays a complete file at every instant: it is hard-linked (or copied)
     to ``checkpoint.prev.pt``, never moved; its history and curves, which would describe
@@ -278,9 +260,12 @@ def _keep_previous(folder: Path) -> None:
                 os.link(checkpoint, partial)
             except OSError:
                 shutil.copy2(checkpoint, partial)
+    moved = []
     for name, prev in (("history.json", "history.prev.json"), ("curves.png", "curves.prev.png")):
         if (folder / name).exists():
             os.replace(folder / name, folder / prev)
+            moved.append((folder / name, folder / prev))
+    return moved
 
 
 def write_run_files(
@@ -293,9 +278,14 @@ def write_run_files(
     checkpoint, history = folder / "checkpoint.pt", folder / "history.json"
     written = [checkpoint, history]
     try:
-        if keep_previous:
-            _keep_previous(folder)
-        save_checkpoint(payload, checkpoint)
+        moved = _keep_previous(folder) if keep_previous else []
+        try:
+            save_checkpoint(payload, checkpoint)
+        except BaseException:  # the old checkpoint is still the current one: so are its files
+            for current, prev in moved:
+                with contextlib.suppress(OSError):
+                    os.replace(prev, current)
+            raise
         with atomic_path(history) as partial:
             partial.write_text(json.dumps(payload["history"], indent=1), encoding="utf-8")
         if figures:

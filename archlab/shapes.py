@@ -1,69 +1,47 @@
-"""Trace a model's shapes layer by layer, analytically, checked against a real forward pass.
+"""Trace a model's shapes operation by operation, analytically, checked by a forward pass.
 
-The forward pass runs on one zero image (cheap: no data, milliseconds). Before each
-leaf layer runs, its analytic output is computed from the input it receives; a layer
-that cannot take that input stops the pass with a diagnosis. After it runs, the
-analytic shape is compared with the real one: a disagreement is an archlab bug and
-is reported as such, never hidden. Reshapes and activations called functionally in
-``forward`` (``view``, ``flatten``, ``reshape``, ``F.relu``) are traced too.
+The forward pass runs on a zero batch of two images (cheap: no data, milliseconds), so
+that an operation that mixes the images shows. Every layer and every tensor operation in
+``forward`` that changes a shape or merges tensors gets a row, and each row knows which
+rows it consumes (``inputs``): the trace follows the data, not the module list. Before
+each runs, its analytic output is computed from its input; one that cannot take that
+input stops the pass with a diagnosis and a fix. After it runs, the analytic shape is
+compared with the real one: a disagreement is an archlab bug and is reported as such.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import itertools
 import json
+import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from archlab import _table
+from archlab._batch import BATCH
+from archlab._notes import teaching_notes
+from archlab._tracer import FUNCTIONAL, ModuleCall, Row, Tracer, _free_bytes
 from archlab.errors import ArchlabError
-from archlab.formulas import (
-    Shape,
-    ShapeError,
-    Step,
-    flatten_shape,
-    fmt_shape,
-    infer_step,
-    reshape_shape,
-)
+from archlab.formulas import Shape, fmt_shape
 from archlab.spec import load_model, model_name
 from archlab.whatif import set_hyperparameter
 
-FUNCTIONAL = "(forward)"  # the name column for calls made in forward, not by a layer
-
-_ACTIVATIONS = {
-    F.relu: "F.relu",
-    torch.relu: "torch.relu",
-    torch.Tensor.relu: "relu",
-    F.gelu: "F.gelu",
-    F.silu: "F.silu",
-    F.elu: "F.elu",
-    F.leaky_relu: "F.leaky_relu",
-    torch.sigmoid: "torch.sigmoid",
-    torch.tanh: "torch.tanh",
-    torch.Tensor.sigmoid: "sigmoid",
-    torch.Tensor.tanh: "tanh",
-}
-_RESHAPES = {
-    torch.Tensor.view: "view",
-    torch.Tensor.reshape: "reshape",
-    torch.reshape: "reshape",
-    torch.Tensor.flatten: "flatten",
-    torch.flatten: "flatten",
-}
+__all__ = ["FUNCTIONAL", "Diagnosis", "LayerShape", "ShapeReport", "trace_shapes"]
 
 
 @dataclass
 class LayerShape:
-    """One row of the trace. Shapes are per sample (batch dimension left out)."""
+    """One row of the trace: a layer, a tensor operation, or (with ``depth``) a block.
+
+    Shapes are per sample (the batch dimension left out). ``inputs`` lists the rows (0-based
+    indices into ``report.layers``) whose outputs this row consumes; ``-1`` is the model's
+    input. A chain has ``inputs == [i - 1]`` on every row; a residual ``add`` has two.
+    ``parts`` holds every tensor of a tuple output (an LSTM's output, h and c).
+    """
 
     name: str
     type: str
@@ -71,6 +49,9 @@ class LayerShape:
     output: Shape | None
     formula: str | None = None
     checked: bool = False  # analytic output == forward pass output
+    inputs: list[int] = field(default_factory=list)
+    parts: list[Shape] = field(default_factory=list)
+    functional: bool = False  # an operation in a forward, not a layer
 
 
 @dataclass
@@ -82,11 +63,25 @@ class Diagnosis:
     input: Shape
     message: str
     fix: str | None = None
+    functional: bool = False
 
     def __str__(self) -> str:
         fix = f"; fix: {self.fix}" if self.fix else ""
-        where = "in forward," if self.layer == FUNCTIONAL else f"{self.layer} ({self.type})"
+        if self.layer == FUNCTIONAL:
+            where = (
+                "in forward," if self.type in ("forward", "output") else f"in forward, {self.type}"
+            )
+        elif self.functional:
+            where = f"in {self.layer}'s forward, {self.type}"
+        else:
+            where = f"{self.layer} ({self.type})"
         return f"{where} {self.message}{fix}"
+
+
+def _cell(row: LayerShape) -> str:
+    if row.parts:
+        return ", ".join(fmt_shape(p) for p in row.parts)
+    return fmt_shape(row.output) if row.output is not None else "✗"
 
 
 @dataclass
@@ -98,7 +93,8 @@ class ShapeReport(_table.Tabular):
     Example::
 
         >>> report = archlab.trace_shapes("cnn", input_shape=(1, 32, 32))
-        >>> report.ok, report.error.layer  # (False, "fc1")
+        >>> report.ok, report.error.layer
+        (False, 'fc1')
     """
 
     model: str
@@ -108,6 +104,8 @@ class ShapeReport(_table.Tabular):
     notes: list[str] = field(default_factory=list)
     error: Diagnosis | None = None
     mismatches: list[str] = field(default_factory=list)
+    depth: int | None = None
+    output: Shape | None = None  # the model's output per sample (its first tensor)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +114,11 @@ class ShapeReport(_table.Tabular):
 
     @property
     def output_shape(self) -> Shape | None:
-        return self.layers[-1].output if self.layers and self.error is None else None
+        if self.error is not None:
+            return None
+        if self.output is not None:
+            return self.output
+        return self.layers[-1].output if self.layers else None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (what ``archlab shapes --json`` prints)."""
@@ -129,14 +131,7 @@ class ShapeReport(_table.Tabular):
 
     def _rows(self) -> list[list[object]]:
         rows = [
-            [
-                i,
-                r.name,
-                r.type,
-                fmt_shape(r.input),
-                fmt_shape(r.output) if r.output is not None else "✗",
-                r.formula or "",
-            ]
+            [i, r.name, r.type, fmt_shape(r.input), _cell(r), r.formula or ""]
             for i, r in enumerate(self.layers, 1)
         ]
         if self.error is not None:
@@ -148,7 +143,8 @@ class ShapeReport(_table.Tabular):
 
     def _title(self) -> str:
         changed = f" with {', '.join(self.overrides)}" if self.overrides else ""
-        return f"{self.model}{changed}: input {fmt_shape(self.input_shape)}"
+        folded = f", blocks below depth {self.depth} folded" if self.depth is not None else ""
+        return f"{self.model}{changed}: input {fmt_shape(self.input_shape)}{folded}"
 
     def _messages(self) -> list[str]:
         lines = [f"archlab BUG (please report): {m}" for m in self.mismatches]
@@ -164,232 +160,97 @@ class ShapeReport(_table.Tabular):
         ]
 
 
-class _Stop(Exception):
-    """Raised inside a hook to end the forward pass at the first layer that cannot fit."""
+def _layer_shape(row: Row) -> LayerShape:
+    return LayerShape(
+        row.name,
+        row.type,
+        row.input,
+        row.output,
+        row.formula,
+        row.checked,
+        list(row.inputs),
+        list(row.parts),
+        row.functional,
+    )
 
 
-class _Recorder(TorchFunctionMode):
-    """Records reshapes and activations that ``forward`` calls directly (not inside a layer)."""
-
-    def __init__(self, tracer: _Tracer) -> None:
-        super().__init__()
-        self.tracer = tracer
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        tracer = self.tracer
-        if tracer.depth == 0 and (func in _RESHAPES or func in _ACTIVATIONS):
-            return tracer.functional(func, args, kwargs)
-        return func(*args, **kwargs)
-
-
-class _Tracer:
-    def __init__(self, names: dict[nn.Module, str]) -> None:
-        self.names = names
-        self.rows: list[LayerShape] = []
-        self.pending: list[tuple[nn.Module, Step | None, Shape]] = []
-        self.error: Diagnosis | None = None
-        self.mismatches: list[str] = []
-        self.depth = 0
-        self.current: str | None = None
-
-    # -- layers ---------------------------------------------------------------------------
-    def pre(self, module: nn.Module, args: tuple) -> None:
-        self.depth += 1
-        name = self.names[module]
-        self.current = name
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        in_shape = tuple(x.shape) if x is not None else ()
-        try:
-            step = infer_step(module, in_shape) if x is not None else None
-        except ShapeError as exc:
-            self.fail(name, type(module).__name__, in_shape, str(exc), exc.fix)
-        self.pending.append((module, step, in_shape))
-
-    def post(self, module: nn.Module, args: tuple, output: object) -> None:
-        self.depth -= 1
-        self.current = None
-        _, step, in_shape = self.pending.pop()
-        out = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-        name, kind = self.names[module], type(module).__name__
-        self.record(name, kind, in_shape, step, out)
-        if out is not None and 0 in out[1:]:
-            self.rows.pop()
-            self.fail(
-                name,
-                kind,
-                in_shape,
-                f"outputs an empty {fmt_shape(out[1:])} map: the map shrinks to nothing",
-                "feed a larger input or use less padding here",
-            )
-
-    # -- functional calls in forward ------------------------------------------------------
-    def functional(self, func, args: tuple, kwargs: dict) -> object:
-        x = args[0]
-        in_shape = tuple(x.shape)
-        label = _RESHAPES.get(func) or _ACTIVATIONS[func]
-        step: Step | None
-        try:
-            if func in _ACTIVATIONS:
-                step = Step(in_shape)
-            elif label == "flatten":
-                start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
-                end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
-                step = flatten_shape(in_shape, start, end)
-                label = f"flatten({start}{'' if end == -1 else f', {end}'})"
-            else:
-                target = args[1:] if len(args) > 1 else (kwargs.get("shape") or kwargs.get("size"))
-                if len(target) == 1 and isinstance(target[0], (tuple, list, torch.Size)):
-                    target = tuple(target[0])
-                op = label
-                label = f"{op}({', '.join(str(int(t)) for t in target)})"
-                step = reshape_shape(in_shape, target, op)
-        except ShapeError as exc:
-            self.fail(FUNCTIONAL, label, in_shape, str(exc), exc.fix)
-        output = func(*args, **kwargs)
-        self.record(FUNCTIONAL, label, in_shape, step, tuple(output.shape))
-        return output
-
-    # -- bookkeeping ----------------------------------------------------------------------
-    def record(self, name: str, kind: str, in_shape: Shape, step: Step | None, out: Shape | None):
-        checked = False
-        if step is not None and out is not None:
-            if step.output != out:
-                self.mismatches.append(
-                    f"{name} ({kind}): analytic {fmt_shape(step.output[1:])} ≠ forward pass "
-                    f"{fmt_shape(out[1:])}"
-                )
-            else:
-                checked = True
-        self.rows.append(
-            LayerShape(
-                name,
-                kind,
-                in_shape[1:],
-                out[1:] if out is not None else None,
-                step.formula if step else None,
-                checked,
-            )
-        )
-
-    def fail(self, name: str, kind: str, in_shape: Shape, message: str, fix: str | None) -> None:
-        if "input features" in message and self.rows:
-            message += self._source_of_features()
-        self.error = Diagnosis(name, kind, in_shape[1:], message, fix)
-        raise _Stop
-
-    def _source_of_features(self) -> str:
-        """' = 64×7×7 from layer2.3': where a flat vector's features came from."""
-        for i in range(len(self.rows) - 1, -1, -1):
-            row = self.rows[i]
-            if row.output is not None and len(row.output) > 1:
-                return f" = {fmt_shape(row.output)} from {row.name}"
-        return ""
-
-
-@contextlib.contextmanager
-def _hooked(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
-    """Hooks on every leaf layer, removed on exit even when the forward pass fails."""
-    handles = []
-    try:
-        for module in model.modules():
-            if next(module.children(), None) is None:
-                handles.append(module.register_forward_pre_hook(tracer.pre))
-                handles.append(module.register_forward_hook(tracer.post))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _run(model: nn.Module, input_shape: Shape, device: torch.device) -> _Tracer:
-    names = {m: n for n, m in model.named_modules()}
-    tracer = _Tracer(names)
-    x = torch.zeros((1, *input_shape), device=device)
-    with _hooked(model, tracer), torch.no_grad(), warnings.catch_warnings(), _Recorder(tracer):
-        warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it
-        try:
-            model(x)
-        except _Stop:
-            pass
-        except Exception as exc:  # torch failed where no rule predicted it
-            where = tracer.current or FUNCTIONAL
-            first_line = (
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
-            tracer.error = Diagnosis(where, "forward pass", (), f"failed: {first_line}")
-            if tracer.current is not None and tracer.pending:
-                module, step, in_shape = tracer.pending[-1]
-                tracer.error.type = type(module).__name__
-                tracer.error.input = in_shape[1:]
-                if step is not None:
-                    tracer.mismatches.append(
-                        f"{where}: the analytic rule accepted the input but torch raised"
-                    )
-    return tracer
-
-
-def _notes(rows: list[LayerShape], model: nn.Module) -> list[str]:
-    """Teaching notes: what in this architecture is redundant or wrong."""
-    notes = []
-    modules = dict(model.named_modules())
-    # Linear layers with nothing non-linear between them compose to one linear map
-    chain: list[LayerShape] = []
-    passthrough = ("Dropout", "Identity")
-    for row in [*rows, None]:
-        if row is not None and row.type == "Linear":
-            chain.append(row)
-        elif row is not None and row.type.startswith(passthrough) and chain:
+def _fold(rows: list[Row], calls: dict[int, ModuleCall], depth: int) -> list[LayerShape]:
+    """Rows inside a module deeper than ``depth`` become one row per call of the block at
+    ``depth`` (its input, its output), as torchinfo's ``depth`` shows it."""
+    out: list[LayerShape] = []
+    new_index: dict[int, int] = {-1: -1}
+    block_rows: dict[int, list[Row]] = {}
+    emitted: dict[int, int] = {}
+    for old, row in enumerate(rows):
+        key = row.scope[depth - 1] if depth >= 1 and len(row.scope) >= depth else None
+        if depth == 0 and row.scope:
+            key = row.scope[0]
+        if key is None or key not in calls:
+            new_index[old] = len(out)
+            shape = _layer_shape(row)
+            shape.inputs = [new_index.get(i, i) for i in row.inputs]
+            out.append(shape)
             continue
-        else:
-            if len(chain) > 1:
-                first, last = chain[0].input[-1], chain[-1].output[-1]
-                params = sum(p.numel() for r in chain for p in modules[r.name].parameters())
-                notes.append(
-                    f"{' → '.join(r.name for r in chain)}: no activation between these Linear "
-                    f"layers, so they compose to one linear map {first} → {last}: a single "
-                    f"nn.Linear({first}, {last}) ({first * last + last:,} parameters) computes "
-                    f"anything these {len(chain)} ({params:,} parameters) can"
+        block_rows.setdefault(key, []).append(row)
+        if key not in emitted:
+            call = calls[key]
+            emitted[key] = len(out)
+            out.append(
+                LayerShape(
+                    call.name,
+                    call.type,
+                    call.input,
+                    call.output,
+                    None,
+                    False,
+                    [new_index.get(i, i) for i in call.inputs],
+                    list(call.parts),
                 )
-            chain = []
-    for row in rows:
-        if row.type in ("Dropout2d", "Dropout3d") and len(row.input) < 3:
-            notes.append(
-                f"{row.name}: {row.type} is meant for feature maps; on a flat "
-                f"{fmt_shape(row.input)} tensor PyTorch falls back to plain dropout with a "
-                "deprecation warning (a future release will raise): use nn.Dropout here"
             )
-    for prev, row in itertools.pairwise(rows):
-        conv = modules.get(prev.name)
-        if (
-            isinstance(conv, nn.modules.conv._ConvNd)
-            and conv.bias is not None
-            and row.type.startswith("BatchNorm")
-        ):
-            notes.append(
-                f"{prev.name}: its bias is cancelled by {row.name} ({row.type}), which subtracts "
-                f"the mean right after; bias=False would save {conv.bias.numel()} parameters"
-            )
-    for row, nxt in itertools.pairwise(rows):
-        reshape = row.name == FUNCTIONAL and row.type.startswith(("flatten", "view", "reshape"))
-        if reshape and nxt.type == "Linear" and row.formula:
-            notes.append(f"{row.formula} matches {nxt.name}.in_features")
-    return notes
+        new_index[old] = emitted[key]
+    for key, index in emitted.items():
+        inner = block_rows[key]
+        out[index].formula = f"{len(inner)} rows folded"
+        out[index].checked = all(r.checked for r in inner if r.formula)
+    return out
+
+
+def _input_dtype(model: nn.Module, dtype: torch.dtype | str | None) -> torch.dtype:
+    if isinstance(dtype, str):
+        named = {"float": torch.float32, "long": torch.long, "int": torch.long}
+        if dtype not in named and not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ArchlabError(f"--dtype {dtype!r}: use float or long (integer token ids)", 2)
+        return named.get(dtype) or getattr(torch, dtype)
+    if dtype is not None:
+        return dtype
+    first = next((m for m in model.modules() if next(m.children(), None) is None), None)
+    if isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
+        return torch.long  # token ids: an Embedding first takes integers
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
 
 def trace_shapes(
     model: str | nn.Module,
     input_shape: Sequence[int] | None = None,
     overrides: Sequence[str] = (),
+    *,
+    dtype: torch.dtype | str | None = None,
+    depth: int | None = None,
 ) -> ShapeReport:
-    """Trace the output shape of every layer, with formulas, checked by a forward pass.
+    """Trace the output shape of every layer and tensor operation, checked by a forward pass.
 
     Args:
-        model: a registered name (``"cnn"``), ``"file.py:Class"``, or an ``nn.Module``
-            (left as it was: same mode, no hooks, what-ifs applied to a copy).
-        input_shape: the per-sample ``(C, H, W)``. Default: the model's ``input_shape``,
-            else (1, 28, 28).
-        overrides: what-ifs like ``["layer2.0.padding=1"]``, applied to a copy.
+        model: a registered name (``"cnn"``), a spec (``"file.py:Class"``,
+            ``"torchvision.models:resnet18:num_classes=10"``) or an ``nn.Module`` (left as
+            it was: same mode, no hooks, what-ifs applied to a copy).
+        input_shape: one sample's shape, e.g. ``(C, H, W)``. Default: the model's
+            ``input_shape``, else (1, 28, 28).
+        overrides: what-ifs like ``["layer2.0.padding=1"]``, applied to a copy. Default: none.
+        dtype: the input's dtype: ``torch.long`` (or ``"long"``) for token ids. Default:
+            long when the first layer is an Embedding, else the parameters' float dtype.
+        depth: fold the rows inside modules deeper than this into one row per block (its
+            input and output), as torchinfo's ``depth``. Default: None, every row.
 
     Returns:
         A :class:`ShapeReport`; ``report.ok`` is False when the chain does not fit
@@ -397,9 +258,9 @@ def trace_shapes(
 
     Example::
 
-        >>> report = archlab.trace_shapes("cnn")  # doctest: +SKIP
-        >>> report.layers[-4].output  # after flatten                # doctest: +SKIP
-        (2304,)
+        >>> report = archlab.trace_shapes("cnn")
+        >>> report.layers[8].type, report.layers[8].output, report.layers[8].inputs
+        ('flatten(1)', (2304,), [7])
     """
     name = model_name(model)
     if isinstance(model, nn.Module):
@@ -408,25 +269,49 @@ def trace_shapes(
             set_hyperparameter(built, assignment)
     else:
         built = load_model(model, overrides)
-    shape = tuple(input_shape) if input_shape is not None else tuple(built.input_shape)
-    if not shape or any(d < 1 for d in shape):
+    default = getattr(built, "input_shape", (1, 28, 28))
+    shape = tuple(input_shape) if input_shape is not None else tuple(default)
+    if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
         raise ArchlabError(f"input shape {shape} must be positive sizes like 1,28,28")
-    # A zero tensor on the CPU, not the meta device: a classroom model's forward pass takes
-    # milliseconds, while the first meta forward imports torch._dynamo (about 1.4 s here).
-    was_training = built.training
+    if depth is not None and depth < 0:
+        raise ArchlabError(f"depth {depth} must be 0 or more")
+    in_dtype = _input_dtype(built, dtype)
+    report = ShapeReport(name, shape, list(overrides), depth=depth)
+    need = BATCH * math.prod(shape) * torch.empty((), dtype=in_dtype).element_size()
+    if need > _free_bytes() // 4:
+        report.error = Diagnosis(
+            "input",
+            "input",
+            shape,
+            f"{fmt_shape(shape)} per image needs {need / 2**30:.1f} GiB of memory for {BATCH} "
+            f"images before any layer runs, too much for this machine's "
+            f"{_free_bytes() / 2**30:.1f} GiB free",
+            "trace a smaller --input",
+        )
+        return report
+    # A zero tensor on the model's device, not the meta device: a classroom model's forward
+    # pass takes milliseconds, while the first meta forward imports torch._dynamo (~1.4 s).
+    modes = {m: m.training for m in built.modules()}  # restored exactly, even when mixed
     device = next(built.parameters(), torch.empty(0)).device
     try:
-        tracer = _run(built.eval(), shape, device)
+        if any(modes.values()):
+            built.eval()
+        tracer = Tracer(built, blocks=depth is not None)
+        x = torch.zeros((BATCH, *shape), dtype=in_dtype, device=device)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it
+            tracer.run(built, x)
     finally:
-        built.train(was_training)
-    report = ShapeReport(
-        name,
-        shape,
-        list(overrides),
-        tracer.rows,
-        error=tracer.error,
-        mismatches=tracer.mismatches,
-    )
-    if report.error is None:
-        report.notes = _notes(report.layers, built)
+        if any(modes.values()):
+            for module, mode in modes.items():
+                module.training = mode
+    full = [_layer_shape(r) for r in tracer.rows]
+    report.layers = full if depth is None else _fold(tracer.rows, tracer.calls, depth)
+    report.mismatches = tracer.mismatches
+    report.output = tracer.output
+    if tracer.failure is not None:
+        f = tracer.failure
+        report.error = Diagnosis(f.layer, f.type, f.input, f.message, f.fix, f.functional)
+    else:
+        report.notes = teaching_notes(full, built)
     return report

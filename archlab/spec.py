@@ -33,9 +33,8 @@ from pathlib import Path
 
 from torch import nn
 
+from archlab.data import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
 from archlab.errors import ArchlabError
-
-DEFAULT_INPUT_SHAPE = (1, 28, 28)
 
 
 @contextlib.contextmanager

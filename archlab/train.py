@@ -29,7 +29,7 @@ from torch import nn
 from archlab import __version__
 from archlab._alloc import keep_freed_memory
 from archlab.checkpoint import FORMAT, load_checkpoint
-from archlab.data import CLASSES, FashionMNIST, load_fashion_mnist
+from archlab.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.predict import evaluate, has_conv, to_input
@@ -134,15 +134,19 @@ def _sigint_flag() -> Iterator[dict]:
 
 
 def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
-    """Refuse a model that cannot take a 1×28×28 image or does not output 10 scores."""
+    """Refuse a model that cannot take one Fashion-MNIST image (1×28×28) or does not output
+    one score per class (10)."""
     from archlab.shapes import trace_shapes
 
     with user_code(f"tracing {spec.label}"):
-        report = trace_shapes(model, (1, 28, 28))
+        report = trace_shapes(model, IMAGE_SHAPE)
     if report.error is not None:
+        size = "×".join(map(str, IMAGE_SHAPE))
         raise ArchlabError(
-            f"{spec.label} cannot be trained on 1×28×28 Fashion-MNIST images: {report.error} "
-            f"(see `archlab shapes {spec.base} --input 1,28,28`)",
+            f"{spec.label} cannot be trained on {size} Fashion-MNIST images: {report.error} "
+            f"(see `archlab shapes {spec.base}"
+            + "".join(f" --set {o}" for o in spec.overrides)
+            + f" --input {','.join(map(str, IMAGE_SHAPE))}`)",
             1,
         )
     if report.output_shape != (len(CLASSES),):
@@ -595,6 +599,6 @@ def load_or_train(
     overrides = settings.get("overrides", ())
     ref = find_run(model, runs, overrides, settings.get("name"))
     finished = ref.checkpoint.is_file() and load_checkpoint(ref.checkpoint).get("finished")
-    if not finished:
-        train_model(model, data, out=runs, **settings)
+    if not finished and train_model(model, data, out=runs, **settings).interrupted:
+        raise KeyboardInterrupt  # stopped by Ctrl-C or SIGTERM: its checkpoint is saved
     return load_trained_model(model, runs, overrides, settings.get("name"))

@@ -4,22 +4,61 @@ never calls ``plt.show()``; :func:`save_figure` writes a PNG atomically and clos
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import matplotlib
 
-if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
-    matplotlib.use("Agg")  # headless: no window to open; Jupyter sets its own backend
+def _pick_backend() -> None:
+    """Agg where there is no display; the ``$MPLBACKEND`` the user (or Jupyter) set where
+    matplotlib can use it, else Agg with a one-line warning instead of a traceback."""
+    requested = os.environ.pop("MPLBACKEND", None)  # matplotlib's import fails on a bad one
+    try:
+        import matplotlib
+    finally:
+        if requested is not None:
+            os.environ["MPLBACKEND"] = requested  # for child processes, as it was
+    if not requested:
+        if not os.environ.get("DISPLAY"):
+            matplotlib.use("Agg")  # headless: no window to open
+        return
+    if requested.lower() == "agg":  # always loadable: no need to import pyplot to check
+        matplotlib.use("Agg")
+        return
+    try:
+        matplotlib.use(requested)  # ValueError: a name matplotlib does not know
+        import matplotlib.pyplot
 
-import torch
-from matplotlib.figure import Figure
+        matplotlib.pyplot.switch_backend(requested)  # ImportError: cannot load it here
+    except (ValueError, ImportError, RuntimeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(";")[0]
+        print(
+            f"archlab: warning: MPLBACKEND={requested} cannot be used ({reason}); drawing with Agg",
+            file=sys.stderr,
+        )
+        matplotlib.use("Agg", force=True)
 
-from archlab._atomic import atomic_path
+
+_pick_backend()
+
+import matplotlib  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from archlab._atomic import atomic_path  # noqa: E402
 
 # matplotlib.pyplot is imported inside the functions that open a figure with it: a figure
 # drawn only to be written to a file (curves.png at the end of `archlab train`) is made
 # with matplotlib.figure.Figure directly, and pyplot's import (0.5 s on 2 cores, on top of
 # matplotlib.figure's) is not paid for it.
+
+
+def __getattr__(name: str):
+    """``from archlab.viz import plt``: pyplot with archlab's backend, imported on use."""
+    if name == "plt":
+        import matplotlib.pyplot as plt
+
+        return plt
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -47,8 +86,10 @@ def plot_curves(history: dict, axes=None) -> Figure:
 
     Example::
 
-        >>> model, ckpt = archlab.load_trained_model("cnn")
-        >>> archlab.plot_curves(ckpt["history"])
+        >>> history = {"model": "toy", "train": [{"iteration": 50, "loss": 0.9}],
+        ...            "eval": [{"iteration": 50, "test_accuracy": 0.8, "test_loss": 0.6}]}
+        >>> archlab.plot_curves(history).axes[1].get_title()
+        'toy: test accuracy'
     """
     if axes is None:
         import matplotlib.pyplot as plt
@@ -147,8 +188,8 @@ def plot_attribution(
 
     Example::
 
-        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")
-        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)
+        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")  # doctest: +SKIP
+        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)  # doctest: +SKIP
     """
     fig, ax = _new_ax(ax)
     values = attribution.map.cpu()
@@ -178,6 +219,7 @@ def plot_explanation(explanation) -> Figure:
     Example::
 
         >>> archlab.plot_explanation(archlab.explain_test_image("cnn", 42, sanity=True))
+        ... # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
@@ -242,7 +284,9 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
 
     Example::
 
-        >>> archlab.plot_filters(*reversed(archlab.filter_weights(model, "layer1.0")))
+        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer1.0")
+        >>> len(archlab.plot_filters(weights, layer).axes)  # the kernels and a colour bar
+        2
     """
     import matplotlib.pyplot as plt
 
@@ -280,7 +324,9 @@ def plot_activations(activations, title: str = "") -> Figure:
 
     Example::
 
-        >>> archlab.plot_activations(archlab.activations(model, image, "cnn"), "test image 42")
+        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
+        >>> archlab.plot_activations(acts, "a black image")._suptitle.get_text()
+        'a black image'
     """
     import matplotlib.pyplot as plt
 
@@ -324,7 +370,9 @@ def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
 
     Example::
 
-        >>> archlab.plot_confusion(archlab.evaluate_report("cnn", model, data, ckpt["normalize"]))
+        >>> report = archlab.classification_report("toy", torch.eye(10), torch.arange(10))
+        >>> archlab.plot_confusion(report).axes[0].get_title()
+        'toy: accuracy 100.00%'
     """
     if ax is None:
         import matplotlib.pyplot as plt
@@ -364,10 +412,12 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
     Example::
 
-        >>> wrong = report.mistakes(data.test_labels, 16)
+        >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
+        ... # doctest: +SKIP
+        >>> wrong = report.mistakes(data.test_labels, 16)  # doctest: +SKIP
         >>> archlab.plot_mistakes(
         ...     data.test_images, data.test_labels, report.probs, wrong, report.classes
-        ... )
+        ... )  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
@@ -392,21 +442,26 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
 
 def plot_comparison(comparison) -> Figure:
-    """Both confusion matrices and the per-class accuracy of each model, in one figure.
+    """Every model's confusion matrix and the per-class accuracy of each, in one figure
+    (a whole figure: one panel per model, in rows of up to three).
 
     Example::
 
-        >>> archlab.plot_comparison(archlab.compare_models())
+        >>> archlab.plot_comparison(archlab.compare_models())  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
     models = comparison.models
-    fig = plt.figure(figsize=(7.5 * len(models), 11.5), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35, 1])
-    axes = top.subplots(1, len(models), squeeze=False)[0]
-    for ax, m in zip(axes, models, strict=True):
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig = plt.figure(figsize=(7.5 * cols, 6.5 * rows + 5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35 * rows, 1])
+    axes = top.subplots(rows, cols, squeeze=False).flatten()
+    for ax, m in zip(axes, models, strict=False):
         plot_confusion(m.report, ax=ax, colorbar=False)
         ax.set_title(f"{m.name}: {100 * m.report.accuracy:.2f}%, {m.params:,} parameters")
+    for ax in axes[len(models) :]:
+        ax.set_axis_off()
     ax = bottom.subplots()
     classes = models[0].report.classes
     width = 0.8 / len(models)
@@ -417,10 +472,47 @@ def plot_comparison(comparison) -> Figure:
     lowest = min(float(m.report.recall.min()) for m in models)
     ax.set_ylim(max(0, 10 * int(10 * lowest) - 10), 100)  # the differences, not the bars
     ax.set_ylabel("test accuracy per class (%)")
-    ax.legend()
+    ax.legend(fontsize=8, ncols=min(4, len(models)))
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("per class: where the convolutions pay")
-    fig.suptitle("DNN vs CNN on the Fashion-MNIST test set", fontsize=14)
+    ax.set_title("per class: where each architecture pays")
+    fig.suptitle(
+        " vs ".join(m.name for m in models) + " on the Fashion-MNIST test set", fontsize=14
+    )
+    return fig
+
+
+def plot_tradeoff(comparison, axes=None) -> Figure:
+    """Test accuracy against parameters and against multiply-accumulates (log x), one
+    labelled point per model: which idea buys what.
+
+    Args:
+        comparison: a :class:`~archlab.metrics.Comparison`.
+        axes: two matplotlib axes. Default: a new figure.
+
+    Example::
+
+        >>> archlab.plot_tradeoff(archlab.compare_models(["lecture", "zoo"]))  # doctest: +SKIP
+    """
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained", sharey=True)
+    else:
+        fig = axes[0].figure
+    models = comparison.models
+    for ax, key, label in zip(
+        axes, ("params", "macs"), ("parameters", "multiply-accumulates per image"), strict=True
+    ):
+        for m in models:
+            x, y = getattr(m, key), 100 * m.report.accuracy
+            lecture = _lecture_accuracy(m.name) is not None
+            ax.scatter(x, y, s=60, marker="s" if lecture else "o", zorder=3)
+            ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} (log scale)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("test accuracy (%)")
+    fig.suptitle("accuracy against cost (squares: the lecture's models)")
     return fig
 
 

@@ -32,6 +32,42 @@ def _constructor_args(module: nn.Module) -> dict[str, object]:
     return args
 
 
+# the smallest value each size argument takes (padding may also be 'same' or 'valid')
+_MINIMUM = {
+    "kernel_size": 1,
+    "stride": 1,
+    "dilation": 1,
+    "padding": 0,
+    "output_padding": 0,
+    "groups": 1,
+    "in_channels": 1,
+    "out_channels": 1,
+    "in_features": 1,
+    "out_features": 1,
+    "num_features": 1,
+    "num_channels": 1,
+    "num_groups": 1,
+    "output_size": 1,
+}
+
+
+def _check_value(assignment: str, kind: str, attr: str, value: object) -> None:
+    """Refuse a size that no layer can have (exit 1: the what-if is the user's mistake)."""
+    low = _MINIMUM.get(attr)
+    if low is None or (attr == "padding" and value in ("same", "valid")):
+        return
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    if attr == "output_size" and None in values:
+        values = tuple(v for v in values if v is not None)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
+        extra = " or 'same'/'valid'" if attr == "padding" and kind.startswith("Conv") else ""
+        raise ArchlabError(
+            f"--set {assignment}: {kind}'s {attr} must be a whole number ≥ {low} (or a tuple "
+            f"of them){extra}",
+            1,
+        )
+
+
 def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
     """Apply ``"layer2.0.padding=1"``: rebuild that layer with one argument changed.
 
@@ -64,11 +100,12 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
             f"it has: {', '.join(args)}"
         )
     args[attr] = _parse_value(value_text.strip())
+    _check_value(f"{target.strip()}={value_text.strip()}", type(old).__name__, attr, args[attr])
     try:
         new = type(old)(**args)
     except Exception as exc:
         raise ArchlabError(
-            f"--set {target}={value_text}: {type(old).__name__} rejects it: {exc}"
+            f"--set {target}={value_text}: {type(old).__name__} rejects it: {exc}", 1
         ) from exc
     new.train(old.training)
     parent_name, _, child = layer_name.rpartition(".")

@@ -27,6 +27,11 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "**
 html_theme = "furo"
 html_title = f"archlab {version}"
 templates_path: list[str] = []
+# Everything a page loads comes from the site itself, so it reads the same offline (a
+# lecture hall, an exam room, an archived copy); docs/check_site.py enforces it.
+html_static_path = ["_static"]
+html_css_files = ["archlab.css"]
+html_favicon = "_static/favicon.svg"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
@@ -52,4 +57,27 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "capture_repr": (),  # the figures are shown; their repr ("<Figure ...>") is noise
     "reset_modules": ("matplotlib",),
+    # the execution-times pages load jQuery, DataTables and Bootstrap from CDNs, and a
+    # reader has no use for them; the build prints the times
+    "write_computation_times": False,
 }
+
+
+# Maths is written in the Unicode notation that `archlab shapes` prints, not TeX:
+# Sphinx would typeset TeX with MathJax from a CDN, which shows raw TeX offline, and the
+# notation lets the reader match the formula on the page with the trace the CLI prints,
+# ⌊(28 + 2·1 − 1·(3−1) − 1)/1⌋ + 1 = 28, sign for sign, with no script at all.
+def _no_tex(app, doctree) -> None:
+    from docutils import nodes
+    from sphinx.util import logging
+
+    for node in doctree.findall(lambda n: isinstance(n, (nodes.math, nodes.math_block))):
+        logging.getLogger(__name__).warning(
+            "TeX maths needs MathJax from a CDN; write it in the Unicode notation "
+            "that `archlab shapes` prints (see docs/shapes.rst)",
+            location=node,
+        )
+
+
+def setup(app) -> None:
+    app.connect("doctree-read", _no_tex)

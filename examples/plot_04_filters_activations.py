@@ -28,7 +28,7 @@ archlab.plot_filters(weights, layer)
 # After layer1 each image is 32 maps of 14×14, after layer2 64 maps of 6×6: the sizes
 # ``archlab.trace_shapes("cnn")`` predicts.
 index = 42
-acts = archlab.activations(cnn, data.test_images[index], "cnn", checkpoint["normalize"])
+acts = archlab.activations(cnn, data.test_images[index], checkpoint["normalize"])
 for name, a in acts.items():
     print(name, tuple(a.shape))
 archlab.plot_activations(acts, f"cnn: test image {index}")
@@ -37,6 +37,6 @@ archlab.plot_activations(acts, f"cnn: test image {index}")
 # The DNN has no maps, only hidden units (after each ReLU).
 dnn, dnn_checkpoint = archlab.load_or_train("dnn", RUNS, data, epochs=1, progress=False)
 archlab.plot_activations(
-    archlab.activations(dnn, data.test_images[index], "dnn", dnn_checkpoint["normalize"]),
+    archlab.activations(dnn, data.test_images[index], dnn_checkpoint["normalize"]),
     f"dnn: test image {index}",
 )

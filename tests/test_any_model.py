@@ -55,9 +55,8 @@ def test_a_user_file_goes_through_every_analysis(runs, tiny):
     layer, weights = filter_weights(net)
     assert layer == "features.0" and tuple(weights.shape) == (4, 1, 5, 5)
     acts = activations(net, tiny.test_images[0], payload["normalize"])
-    # where the maps change size: 4@24×24 → pool → 4@12×12, then 8@8×8
+    # one flat block: after its pooling (4@24×24 → 4@12×12) and at its last map, 8@8×8
     assert {k: tuple(v.shape) for k, v in acts.items()} == {
-        "features.1": (4, 24, 24),
         "features.2": (4, 12, 12),
         "features": (8, 8, 8),
     }
@@ -164,3 +163,19 @@ def test_a_models_prints_never_reach_stdout(capsys):
 
     assert json.loads(captured.out)["ok"] is True
     assert "forward!" in captured.err
+
+
+def test_compare_draws_the_confusion_grid_and_the_tradeoff(runs, tiny, tmp_path):
+    from archlab.viz import plot_comparison, plot_tradeoff, save_figure
+
+    names = [LENET, MLP, "cnn+layer2.0.padding=1+fc1.in_features=3136"]
+    comparison = archlab.compare_models(names, runs, data=tiny)
+    assert "the hardest classes (recall):" in str(comparison)
+    fig = plot_tradeoff(comparison)
+    xs = [float(c.get_offsets()[0][0]) for c in fig.axes[0].collections]
+    assert xs == [m.params for m in comparison.models]
+    assert [t.get_text() for t in fig.axes[1].texts] == [m.name for m in comparison.models]
+    grid = plot_comparison(comparison)
+    assert len([a for a in grid.axes if a.get_title().endswith("parameters")]) == 3
+    save_figure(fig, tmp_path / "t.svg")
+    assert (tmp_path / "t.svg").read_text().lstrip().startswith("<?xml")

@@ -127,3 +127,14 @@ def test_gzip_module_roundtrip_sanity(tmp_path):
     assert D.hashlib.md5(blob).hexdigest() == sums["train-labels-idx1-ubyte"]
     assert isinstance(archlab.load_fashion_mnist, type(D.load_fashion_mnist))
     assert Path(D.default_data_dir()).name  # a documented default exists
+
+
+def test_data_report_compares_the_loaded_files_with_the_expected_checksums(tmp_path):
+    sums = write_idx_set(tmp_path / "system", gz=True)
+    data = D.load_fashion_mnist(
+        tmp_path / "data", system_dir=tmp_path / "system", download=False, checksums=sums
+    )
+    assert D.data_report(data, sums).ok
+    wrong = D.data_report(data)  # these synthetic files are not Fashion-MNIST's
+    assert not wrong.ok and "WRONG, expected f4a8712d7a061bf5bd6d2ca38dc4d50a" in str(wrong)
+    assert wrong.train_counts == [2] * 10  # 20 images, labels 0-9 twice

@@ -2,12 +2,18 @@ import pytest
 import torch
 
 import archlab
+from archlab.models import GROUPS
 
 EXPECTED_PARAMS = {"dnn": 235_146, "cnn": 1_475_338}
 
 
 def test_registry_lists_the_lecture_models():
-    assert archlab.list_models() == ["cnn", "dnn"]
+    assert archlab.list_models("lecture") == ["cnn", "dnn"]
+
+
+def test_every_model_belongs_to_one_group():
+    groups = [archlab.list_models(group) for group in GROUPS]
+    assert sorted(name for group in groups for name in group) == archlab.list_models()
 
 
 @pytest.mark.parametrize("name", archlab.list_models())
@@ -17,7 +23,7 @@ def test_every_model_builds_and_classifies_a_batch(name):
     assert archlab.model_description(name)
 
 
-@pytest.mark.parametrize("name", archlab.list_models())
+@pytest.mark.parametrize("name", archlab.list_models("lecture"))
 def test_parameter_counts_are_exact(name):
     model = archlab.create_model(name)
     assert sum(p.numel() for p in model.parameters()) == EXPECTED_PARAMS[name]
@@ -32,6 +38,6 @@ def test_cnn_layers_are_the_lectures():
 
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(
-        archlab.ArchlabError, match="unknown model 'resnet50'; known models: cnn, dnn"
+        archlab.ArchlabError, match="unknown model 'resnet50'; known models: cnn, dnn, lenet5"
     ):
         archlab.create_model("resnet50")

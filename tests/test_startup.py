@@ -57,6 +57,12 @@ print(sorted(m for m in ("torch._dynamo", "matplotlib.pyplot", "sympy") if m in 
     assert out.stdout.strip() == "[]"
 
 
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "archlab" / D._MD5_CACHE
+
+
 @pytest.fixture
 def cached(monkeypatch):
     """Cache even files written a moment ago, and count the MD5s computed."""
@@ -71,10 +77,12 @@ def _prepare(tmp_path, sums):
     return D.prepare(tmp_path / "data", system_dir=tmp_path / "sys", download=False, checksums=sums)
 
 
-def test_verification_is_cached_until_a_file_changes(tmp_path, cached):
+def test_verification_is_cached_until_a_file_changes(tmp_path, cached, cache_home):
     sums = write_idx_set(tmp_path / "sys")
     assert _prepare(tmp_path, sums).md5 == sums
     assert len(cached) == 4
+    assert cache_home.is_file()  # with the user's caches
+    assert not list(D.raw_dir(tmp_path / "data").glob(".*"))  # nothing in the data folder
     assert _prepare(tmp_path, sums).md5 == sums
     assert len(cached) == 4  # nothing read again
     victim = D.raw_dir(tmp_path / "data") / "t10k-images-idx3-ubyte"
@@ -88,12 +96,12 @@ def test_verification_is_cached_until_a_file_changes(tmp_path, cached):
     assert cached[4:] == ["t10k-images-idx3-ubyte"]
 
 
-def test_fresh_files_and_a_damaged_cache_are_verified_in_full(tmp_path, monkeypatch):
+def test_fresh_files_and_a_damaged_cache_are_verified_in_full(tmp_path, monkeypatch, cache_home):
     sums = write_idx_set(tmp_path / "sys")
     _prepare(tmp_path, sums)  # the files were just written: not cached
-    cache = D.raw_dir(tmp_path / "data") / D._MD5_CACHE
-    assert not cache.exists() or json.loads(cache.read_text()) == {}
+    assert not cache_home.exists() or json.loads(cache_home.read_text()) == {}
     monkeypatch.setattr(D, "_RACY_SECONDS", -1.0)
     _prepare(tmp_path, sums)
-    cache.write_text("{not json")
+    assert len(json.loads(cache_home.read_text())) == 4
+    cache_home.write_text("{not json")
     assert _prepare(tmp_path, sums).md5 == sums

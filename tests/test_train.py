@@ -101,7 +101,9 @@ def test_ctrl_c_saves_and_resume_finishes_the_same(tiny, tmp_path):
 
 def test_an_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    C.save_checkpoint({"format": C.FORMAT, "model": "dnn", "value": 1}, path)
+    C.save_checkpoint(
+        {"format": C.FORMAT, "model": "dnn", "value": 1, "state_dict": {"w": torch.zeros(1)}}, path
+    )
 
     def broken_save(obj, handle):
         handle.write(b"half a checkpoint")
@@ -109,7 +111,10 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path, mo
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
-        C.save_checkpoint({"format": C.FORMAT, "model": "dnn", "value": 2}, path)
+        C.save_checkpoint(
+            {"format": C.FORMAT, "model": "dnn", "value": 2, "state_dict": {"w": torch.zeros(1)}},
+            path,
+        )
     monkeypatch.undo()
     assert C.load_checkpoint(path)["value"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

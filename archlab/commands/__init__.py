@@ -10,6 +10,7 @@ COMMANDS = (
     "models",
     "shapes",
     "params",
+    "draw",
     "data",
     "train",
     "explain",

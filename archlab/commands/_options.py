@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
+import errno
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from archlab.errors import ArchlabError
@@ -18,18 +22,100 @@ SPEC_HELP = (
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
+# what archlab prints that a legacy console (ASCII, cp1252) may not encode, in ASCII
+ASCII_STAND_INS = {
+    "×": "x",
+    "·": "*",
+    "−": "-",
+    "–": "-",
+    "─": "-",
+    "→": "->",
+    "↔": "<->",
+    "⌊": "floor(",
+    "⌋": ")",
+    "⌈": "ceil(",
+    "⌉": ")",
+    "≤": "<=",
+    "≥": ">=",
+    "≠": "!=",
+    "∞": "inf",
+    "…": "...",
+    "✓": "ok",
+    "✗": "X",
+    "ρ": "rho",
+    "σ": "sigma",
+    "∂": "d",
+}
+
+
+def _ascii_stand_in(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(ASCII_STAND_INS.get(c, "?") for c in bad), exc.end
+
+
+codecs.register_error("archlab-ascii", _ascii_stand_in)
+
+
+def ascii_fallback(stream) -> None:
+    """Let ``stream`` write ASCII stand-ins (``28x28``, ``floor(``) for the characters its
+    encoding lacks (``PYTHONIOENCODING=ascii``, a cp1252 console) instead of failing."""
+    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(ValueError, OSError):
+            stream.reconfigure(errors="archlab-ascii")
+
+
+_output: list = []  # the stream archlab's own output goes to, while main() runs
+
+
+@contextlib.contextmanager
+def output_to(stream) -> Iterator[None]:
+    """Send :func:`echo`'s output to ``stream`` while ``sys.stdout`` points elsewhere (the
+    CLI sends everything else that prints, a user's model included, to stderr)."""
+    _output.append(stream)
+    try:
+        yield
+    finally:
+        _output.pop()
+
+
+def silence(stream) -> None:
+    """Point a stream whose reader has gone (a closed pipe) at /dev/null for good, so that
+    neither later output nor the flush at exit raises ``BrokenPipeError`` again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file: nothing to flush at exit
+        pass
+
+
 def echo(text: object = "", file=None) -> None:
     """print, but a closed pipe (``archlab ... | head -1``) never stops the work: the rest
     of the output is dropped and the command goes on to finish and save."""
-    stream = file or sys.stdout
+    stream = file or (_output[-1] if _output else sys.stdout)
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
-        devnull = open(os.devnull, "w")  # noqa: SIM115 (replaces the stream for good)
-        if stream is sys.stdout:
-            sys.stdout = devnull
-        else:
-            sys.stderr = devnull
+        silence(stream)
+    except OSError as exc:  # a full disk (> /dev/full), a vanished terminal
+        silence(stream)  # or the flush at exit fails again, with a traceback
+        name = "the output" if stream is not sys.stderr else "error messages"
+        raise ArchlabError(f"cannot write {name}: {os_error(exc)}", 1) from exc
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an ``OSError``: what failed, on which path, and why."""
+    reason = (
+        "no space left on device"
+        if exc.errno == errno.ENOSPC
+        else (exc.strerror or str(exc) or type(exc).__name__).lower()
+    )
+    if exc.filename is None:
+        return reason
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"cannot use {where}: {reason}"
 
 
 def shape_arg(text: str) -> tuple[int, ...]:

@@ -6,6 +6,12 @@ import argparse
 
 NAME = "compare"
 SUMMARY = "trained models side by side: parameters, MACs, time, accuracy, confusion matrices"
+DESCRIPTION = (
+    "Evaluate two or more trained runs on the whole test set and put them side by side: "
+    "parameters, MACs per image, training time, test accuracy, recall per class, the "
+    "confusion matrices (<out>), and accuracy against parameters and MACs "
+    "(<out stem>-tradeoff)."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,14 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from archlab.commands._options import check_figure_path, echo, save
     from archlab.metrics import compare_models
     from archlab.spec import expand_run_names
-    from archlab.viz import plot_comparison
+    from archlab.viz import plot_comparison, plot_tradeoff
 
     check_figure_path(args.out)
-    comparison = compare_models(
-        expand_run_names(args.models), runs=args.runs, data_dir=args.data_dir
-    )
+    names = expand_run_names(args.models)
+    comparison = compare_models(names, runs=args.runs, data_dir=args.data_dir)
     echo(comparison)
-    save(
-        plot_comparison(comparison), Path(args.out) if args.out else Path(args.runs) / "compare.png"
-    )
+    out = Path(args.out) if args.out else Path(args.runs) / "compare.png"
+    save(plot_comparison(comparison), out)
+    save(plot_tradeoff(comparison), out.with_name(f"{out.stem}-tradeoff{out.suffix}"))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "models"
-SUMMARY = "list the registered models with their parameter counts"
+SUMMARY = "list the registered models with their parameters and multiply-accumulates"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,14 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archlab import _table
     from archlab.commands._options import echo
-    from archlab.models import create_model, list_models, model_card
+    from archlab.params import model_table
 
-    rows = []
-    for name in list_models(args.group):
-        card = model_card(name)
-        n_params = sum(p.numel() for p in create_model(name).parameters())
-        rows.append([name, card.group, f"{n_params:,}", card.description])
-    echo(_table.text_table(["model", "group", "parameters", "description"], rows))
+    echo(model_table(args.group))
     return 0

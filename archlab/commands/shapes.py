@@ -9,7 +9,9 @@ SUMMARY = "trace each layer's output shape, with its formula, checked by a forwa
 DESCRIPTION = (
     "Trace each layer's output shape with its formula filled in, checked against a real "
     "forward pass of one zero image (no data needed). Exits 1 and says where and how to fix "
-    "it when the chain of layers does not fit."
+    "it when the chain of layers does not fit. Every tensor operation in forward that changes "
+    "a shape or merges tensors (pooling, cat, +, view, mean, indexing...) has its row; the "
+    "trace runs a batch of 2 images, so an operation that mixes them is caught."
 )
 
 
@@ -24,7 +26,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="per-sample input shape (default: the model's, 1,28,28 for dnn and cnn)",
     )
     set_option(p)
+    p.add_argument(
+        "--dtype",
+        choices=("float", "long"),
+        help="the input's type: long for token ids into an Embedding (default: long when "
+        "the first layer is an Embedding, else float)",
+    )
+    p.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="fold the rows inside modules deeper than N into one row per block, with its "
+        "input and output (default: every row)",
+    )
     p.add_argument("--json", action="store_true", help="print the trace as JSON")
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth 0, 1, 2, ...")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from archlab.shapes import trace_shapes
 
     with contextlib.redirect_stdout(sys.stderr):  # the model's own prints: not our output
-        report = trace_shapes(args.model, args.input, overrides=args.set)
+        report = trace_shapes(
+            args.model, args.input, overrides=args.set, dtype=args.dtype, depth=args.depth
+        )
     echo(report.to_json() if args.json else report)
     if report.mismatches:
         echo(

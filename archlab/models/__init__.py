@@ -1,6 +1,14 @@
 """Model registry and the registered architectures."""
 
-from archlab.models import cnn, dnn  # noqa: F401  (registers the builders)
+from archlab.models import (  # noqa: F401  (registers the builders)
+    cnn,
+    dnn,
+    lenet5,
+    mobilenet,
+    nin,
+    resnet,
+    vgg,
+)
 from archlab.models._registry import (
     GROUPS,
     ModelCard,

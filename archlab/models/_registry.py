@@ -37,6 +37,8 @@ class ModelCard:
         paper: where the idea comes from. Default: none.
         idea: the one idea it teaches. Default: none.
         lecture_accuracy: test accuracy (%) the lecture printed. Default: none.
+        lecture_claims: shapes the lecture claimed for some layers' outputs, as
+            ``((layer, (C, H, W)), ...)``, for ``archlab draw --claim``. Default: none.
         measured: what a run here measured (``{"accuracy": 91.76, "seconds": 148, ...}``),
             with the command in ``benchmarks/README.md``. Default: empty.
         train_time: how long ``archlab train NAME`` takes on a 2-core CPU. Default: unknown.
@@ -56,6 +58,7 @@ class ModelCard:
     paper: str | None = None
     idea: str | None = None
     lecture_accuracy: float | None = None
+    lecture_claims: tuple = ()
     measured: dict = field(default_factory=dict)
     train_time: str | None = None
 

@@ -51,6 +51,8 @@ class FashionCNN(nn.Module):
     "the lecture's CNN: two conv blocks (32, 64 maps) and 2304 → 600 → 120 → 10",
     idea="local 3×3 filters shared over the image, pooling to shrink the maps",
     lecture_accuracy=90.5,
+    # the post's mistake: 784 (the flattened length) taken for the side of the map
+    lecture_claims=(("layer1.0", (32, 784, 784)), ("layer1.3", (32, 392, 392))),
     # `archlab train cnn`, seed 0, careful recipe (benchmarks/README.md)
     measured={"accuracy": 91.76},
     train_time="about 3 min",

@@ -1,0 +1,746 @@
+"""Fault injection: the real CLI, in subprocesses, over a table of faults.
+
+Every case asserts the rule of issue 12: the expected exit code (0 ok, 1 the model, data
+or run is wrong, 2 bad usage, 3 a bug in archlab), no ``Traceback`` on stderr, one line of
+explanation, and every good file left byte-identical. The world is tiny and synthetic
+(600 training images, one epoch = 6 iterations), so each case costs about one start-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.faults import (
+    cli,
+    copy_run,
+    digest,
+    drop_file_permission_override,
+    env,
+    make_data,
+    train_in_process,
+)
+
+USER_MODELS = """
+import sys
+import torch
+from torch import nn
+
+
+class Printer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        print("hello from __init__")
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        print("hello from forward")
+        return self.fc(x.flatten(1))
+
+
+class Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        raise ValueError("boom in forward")
+
+
+class InitFails(nn.Module):
+    def __init__(self):
+        super().__init__()
+        raise RuntimeError("boom in __init__")
+
+
+class NoParams(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+class ShapeText(nn.Module):
+    input_shape = "abc"
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class ShapeNone(ShapeText):
+    input_shape = None
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Synthetic data, a trained dnn and cnn, user models and broken checkpoints."""
+    root = tmp_path_factory.mktemp("faults")
+    data = root / "data"
+    md5 = make_data(data)
+    runs = root / "runs"
+    for model in ("dnn", "cnn"):
+        train_in_process(model, data, md5, runs)
+    (root / "models.py").write_text(USER_MODELS)
+    (root / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    (root / "a-file").write_text("not a folder")
+    bad = root / "bad"
+    dnn = torch.load(runs / "dnn" / "checkpoint.pt", weights_only=True)
+    cnn = torch.load(runs / "cnn" / "checkpoint.pt", weights_only=True)
+
+    def broken(name: str, base: dict, change) -> None:
+        payload = copy.deepcopy(base)
+        change(payload)
+        (bad / name).mkdir(parents=True)
+        torch.save(payload, bad / name / "checkpoint.pt")
+
+    def cnn_as_dnn(p):
+        p.update(model="dnn", spec="dnn", finished=True)
+
+    def nan_weights(p):
+        p["state_dict"]["fc1.weight"][0, 0] = float("nan")
+
+    def wrong_shape(p):
+        p["state_dict"]["fc1.weight"] = torch.zeros(3, 3)
+
+    def missing_key(p):
+        del p["state_dict"]["fc1.weight"]
+
+    broken("cnn-as-dnn", cnn, cnn_as_dnn)
+    broken("nan", dnn, nan_weights)
+    broken("wrong-shape", dnn, wrong_shape)
+    broken("missing-key", dnn, missing_key)
+    broken("std-0", dnn, lambda p: p.update(normalize=[0.3, 0.0]))
+    broken("std-text", dnn, lambda p: p.update(normalize="0.3,0.35"))
+    unfinished = {"finished": False}
+    broken("no-config", dnn, lambda p: (p.update(unfinished), p.pop("config")))
+    broken("future-key", dnn, lambda p: (p.update(unfinished), p["config"].update(future=1)))
+    broken("no-optimizer", dnn, lambda p: (p.update(unfinished), p.pop("optimizer")))
+    broken("other-model", cnn, lambda p: (cnn_as_dnn(p), p.update(unfinished)))
+    (bad / "not-a-checkpoint").mkdir()
+    (bad / "not-a-checkpoint" / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a zip")
+    home = tmp_path_factory.mktemp("home")  # caches (matplotlib's) outside the world
+    return {"root": root, "data": data, "md5": md5, "runs": runs, "bad": bad, "home": home}
+
+
+def check(result, code: int, *needles: str, lines: int | None = 1) -> None:
+    """The rule: this exit code, no traceback, ``lines`` lines on stderr, each needle."""
+    err = result.stderr
+    assert result.returncode == code, f"exit {result.returncode}, not {code}:\n{err}"
+    assert "Traceback" not in err, err
+    if lines is not None:
+        assert len(err.strip().splitlines()) == lines, err
+    for needle in needles:
+        assert needle in err, err
+
+
+# -- the table ----------------------------------------------------------------------------
+# (id, argv with {data} {runs} {bad} {root} placeholders, exit code, text on stderr)
+COMMANDS = (  # each with the arguments it requires
+    "models",
+    "shapes cnn",
+    "params cnn",
+    "data",
+    "train",
+    "explain",
+    "filters",
+    "activations",
+    "confusion",
+    "compare",
+)
+D = ("--data-dir", "{data}")
+CASES = [
+    # bad usage: every subcommand with an unknown flag (argparse, no torch import)
+    *[
+        (f"{c}-unknown-flag", [*c.split(), "--no-such-flag"], 2, "unrecognized arguments")
+        for c in COMMANDS
+    ],
+    # a missing file: a model file, a run, a data folder that is a file
+    ("shapes-missing-model-file", ["shapes", "{root}/nope.py:Net"], 2, "no such file"),
+    ("params-missing-model-file", ["params", "{root}/nope.py:Net"], 2, "no such file"),
+    ("train-missing-model-file", ["train", "{root}/nope.py:Net", *D], 2, "no such file"),
+    ("explain-missing-run", ["explain", "--runs", "{root}/none", *D], 1, "no checkpoint"),
+    ("filters-missing-run", ["filters", "--runs", "{root}/none"], 1, "--out {root}/none"),
+    ("activations-missing-run", ["activations", "--runs", "{root}/none", *D], 1, "no checkpoint"),
+    (
+        "confusion-missing-run",
+        ["confusion", "dnn", "--runs", "{root}/none", *D],
+        1,
+        "no checkpoint",
+    ),
+    (
+        "compare-missing-run",
+        ["compare", "dnn", "cnn", "--runs", "{root}/none", *D],
+        1,
+        "no checkpoint",
+    ),
+    ("data-dir-is-a-file", ["data", "--data-dir", "{root}/a-file"], 2, "is a file, not a folder"),
+    ("models-unknown-group", ["models", "--group", "nope"], 2, "unknown group"),
+    # an output path that cannot be written (its folder is a file)
+    (
+        "filters-unwritable-out",
+        ["filters", "--runs", "{runs}", "--out", "{root}/a-file/f.png"],
+        1,
+        "cannot write",
+    ),
+    (
+        "activations-unwritable-out",
+        ["activations", "--runs", "{runs}", *D, "--out", "{root}/a-file/a.png"],
+        1,
+        "cannot write",
+    ),
+    (
+        "explain-unwritable-out",
+        [
+            "explain",
+            "--model",
+            "dnn",
+            "--methods",
+            "saliency",
+            "--runs",
+            "{runs}",
+            *D,
+            "--out",
+            "{root}/a-file/e.png",
+        ],
+        1,
+        "cannot write",
+    ),
+    (
+        "compare-unwritable-out",
+        ["compare", "dnn", "cnn", "--runs", "{runs}", *D, "--out", "{root}/a-file/c.png"],
+        1,
+        "cannot write",
+    ),
+    (
+        "train-unwritable-out",
+        ["train", "dnn", *D, "--out", "{root}/a-file"],
+        1,
+        "cannot create the folder",
+    ),
+    (
+        "out-suffix-refused",
+        ["filters", "--runs", "{runs}", "--out", "{root}/f.jpg"],
+        2,
+        "the suffix names the format",
+    ),
+    # quiet successes that are not
+    (
+        "mistakes-negative",
+        ["confusion", "--mistakes", "-5", "--runs", "{runs}"],
+        2,
+        "give a number from 0 to 100",
+    ),
+    ("sys-exit-at-import", ["shapes", "{root}/exits.py:Net"], 1, "called sys.exit(0)"),
+    (
+        "diverging-lr",
+        ["train", "dnn", *D, "--out", "{runs}", "--lr", "1e30", "--seed", "7"],
+        1,
+        "at iteration",
+    ),
+    # checkpoints that load but are wrong: refused where they are loaded
+    (
+        "ckpt-cnn-labelled-dnn",
+        ["filters", "--model", "cnn-as-dnn", "--runs", "{bad}"],
+        1,
+        "does not fit the dnn",
+    ),
+    ("ckpt-nan-weights", ["filters", "--model", "nan", "--runs", "{bad}"], 1, "non-finite weights"),
+    (
+        "ckpt-wrong-shape",
+        ["filters", "--model", "wrong-shape", "--runs", "{bad}"],
+        1,
+        "does not fit",
+    ),
+    (
+        "ckpt-missing-key",
+        ["filters", "--model", "missing-key", "--runs", "{bad}"],
+        1,
+        "does not fit",
+    ),
+    (
+        "ckpt-damaged",
+        ["filters", "--model", "not-a-checkpoint", "--runs", "{bad}"],
+        1,
+        "not a readable checkpoint",
+    ),
+    (
+        "explain-std-0",
+        ["explain", "--model", "std-0", "--methods", "saliency", "--runs", "{bad}", *D],
+        1,
+        "normalisation",
+    ),
+    (
+        "explain-std-text",
+        ["explain", "--model", "std-text", "--methods", "saliency", "--runs", "{bad}", *D],
+        1,
+        "normalisation",
+    ),
+    # --resume of checkpoints it cannot continue
+    (
+        "resume-no-config",
+        ["train", "dnn", "--name", "no-config", "--resume", "--out", "{bad}", *D],
+        1,
+        "no training settings",
+    ),
+    (
+        "resume-future-key",
+        ["train", "dnn", "--name", "future-key", "--resume", "--out", "{bad}", *D],
+        1,
+        "newer archlab",
+    ),
+    (
+        "resume-no-optimizer",
+        ["train", "dnn", "--name", "no-optimizer", "--resume", "--out", "{bad}", *D],
+        1,
+        "cannot be resumed",
+    ),
+    (
+        "resume-other-model",
+        ["train", "cnn", "--name", "other-model", "--resume", "--out", "{bad}", *D],
+        1,
+        "holds a run of dnn, not cnn",
+    ),
+    (
+        "resume-wrong-weights",
+        ["train", "dnn", "--name", "other-model", "--resume", "--out", "{bad}", *D],
+        1,
+        "cannot be resumed",
+    ),
+    # a failing forward pass in params, as in shapes
+    (
+        "params-chain-does-not-fit",
+        ["params", "cnn", "--input", "1,32,32"],
+        1,
+        "fc1 (Linear) expects 2304",
+    ),
+    (
+        "params-forward-raises",
+        ["params", "{root}/models.py:Raises", "--json"],
+        1,
+        "boom in forward",
+    ),
+    ("params-module-without-forward", ["params", "torch.nn:Module", "--json"], 1, "forward"),
+    ("params-huge-input", ["params", "cnn", "--input", "1,100000,100000"], 2, "memory"),
+    ("shapes-huge-input", ["shapes", "cnn", "--input", "1,100000,100000"], None, "memory"),
+    # user models: failing in __init__ and in forward are both "the model is wrong"
+    ("model-init-fails", ["shapes", "{root}/models.py:InitFails"], 1, "boom in __init__"),
+    ("model-forward-fails", ["shapes", "{root}/models.py:Raises"], 1, "boom in forward"),
+    ("input-shape-text", ["shapes", "{root}/models.py:ShapeText"], 1, "input_shape is 'abc'"),
+    (
+        "seed-too-large",
+        ["train", "dnn", *D, "--out", "{runs}", "--seed", "99999999999999999999"],
+        2,
+        "--seed",
+    ),
+    # data folders that are wrong
+    (
+        "data-file-is-a-folder",
+        ["data", "--data-dir", "{root}/folder-data"],
+        1,
+        "is a folder, not the data file",
+    ),
+]
+
+
+def _fill(argv, world) -> list[str]:
+    return [a.format(**world) for a in argv]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_fault_is_one_line_and_loses_nothing(world, argv, code, needle):
+    root = world["root"]
+    if "{root}/folder-data" in argv and not (root / "folder-data").exists():
+        raw = root / "folder-data" / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for f in world["data"].glob("*-ubyte"):
+            (raw / f.name).write_bytes(f.read_bytes())
+        (raw / "train-images-idx3-ubyte").unlink()
+        (raw / "train-images-idx3-ubyte").mkdir()
+    before = digest(root)
+    result = cli(_fill(argv, world), environ=env(world["md5"], world["home"]), cwd=root)
+    if code is None:  # the tracer owns this check (archlab._limits): refused either way
+        code = result.returncode if result.returncode in (1, 2) else 1
+    check(result, code, needle.format(root=root))
+    if code != 0:
+        assert digest(root) == before, "a refused command changed files"
+
+
+# -- every other class, each with its own set-up ------------------------------------------
+
+
+def test_a_model_that_prints_keeps_json_clean(world):
+    result = cli(
+        ["params", f"{world['root']}/models.py:Printer", "--json"],
+        environ=env(world["md5"]),
+        cwd=world["root"],
+    )
+    check(result, 0, "hello from forward", lines=None)
+    assert json.loads(result.stdout)[0]["total_params"] == 7850
+
+
+def test_a_parameterless_first_model_compares_without_dividing_by_zero(world):
+    result = cli(
+        ["params", f"{world['root']}/models.py:NoParams", "cnn"],
+        environ=env(world["md5"]),
+        cwd=world["root"],
+    )
+    check(result, 0, lines=0)
+    assert "comparison" in result.stdout
+
+
+def test_input_shape_none_means_the_default(world):
+    result = cli(
+        ["shapes", f"{world['root']}/models.py:ShapeNone"], environ=env(), cwd=world["root"]
+    )
+    check(result, 0, lines=0)
+    assert "input 1×28×28" in result.stdout
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+@pytest.mark.parametrize("command", [["shapes", "cnn"], ["models"], ["train", "--help"]])
+def test_a_console_that_cannot_encode_gets_ascii(world, encoding, command):
+    result = cli(command, environ=env(PYTHONIOENCODING=encoding), cwd=world["root"])
+    check(result, 0, lines=0)
+    if command == ["shapes", "cnn"]:
+        assert "1x28x28" in result.stdout or encoding == "cp1252"  # cp1252 has ×
+        assert "floor(" in result.stdout
+
+
+def test_an_unusable_mplbackend_falls_back_to_agg(world, tmp_path):
+    out = tmp_path / "filters.png"
+    result = cli(
+        ["filters", "--runs", world["runs"], "--out", out],
+        environ=env(MPLBACKEND="nonsense"),
+        cwd=world["root"],
+    )
+    check(result, 0, "MPLBACKEND=nonsense", "Agg")
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_bug_says_so_and_exits_3(world):
+    result = cli(["models"], environ=env(ARCHLAB_TEST_BUG="1"), cwd=world["root"])
+    check(result, 3, "archlab BUG, please report: ZeroDivisionError")
+
+
+def test_output_to_a_full_device_is_one_line(world):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        result = cli(["models"], environ=env(), cwd=world["root"], stdout=full)
+    check(result, 1, "no space left on device")
+
+
+@pytest.mark.parametrize("command", [["data", *D], ["params", "dnn", "cnn"], ["shapes", "cnn"]])
+def test_a_closed_pipe_ends_quietly(world, command):
+    args = _fill(command, world)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archlab", *args],
+        env=env(world["md5"]),
+        cwd=world["root"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert err == "", err
+
+
+def test_training_into_a_closed_pipe_keeps_training_and_saves(world, tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "archlab",
+            "train",
+            "dnn",
+            "--epochs",
+            "2",
+            "--out",
+            tmp_path,
+            "--data-dir",
+            world["data"],
+        ],
+        env=env(world["md5"]),
+        cwd=world["root"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err
+    ckpt = torch.load(tmp_path / "dnn" / "checkpoint.pt", weights_only=True)
+    assert ckpt["finished"] and ckpt["iteration"] == 12
+
+
+def test_a_second_train_into_the_same_folder_is_refused(world, tmp_path):
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "archlab",
+            "train",
+            "dnn",
+            "--epochs",
+            "50",
+            "--out",
+            tmp_path,
+            "--data-dir",
+            world["data"],
+        ],
+        env=env(world["md5"], ARCHLAB_TEST_STEP_SLEEP="0.05"),
+        cwd=world["root"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        lock = tmp_path / "dnn" / ".lock"
+        deadline = time.monotonic() + 120
+        while f"pid {first.pid}" not in (lock.read_text() if lock.exists() else ""):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.2)
+        second = cli(
+            ["train", "dnn", "--epochs", "1", "--out", tmp_path, "--data-dir", world["data"]],
+            environ=env(world["md5"]),
+            cwd=world["root"],
+        )
+        check(second, 1, f"pid {first.pid}", "is being trained into")
+        assert first.poll() is None  # the first run goes on
+        first.terminate()  # SIGTERM: it saves, then exits 130
+        assert first.wait(timeout=120) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert torch.load(tmp_path / "dnn" / "checkpoint.pt", weights_only=True)["iteration"] > 0
+
+
+@pytest.fixture
+def no_override(world):
+    prefix = drop_file_permission_override()
+    if prefix is None:
+        pytest.skip("root without setpriv (or CAP_SETPCAP): cannot make a file unreadable")
+    return prefix
+
+
+def test_an_unreadable_checkpoint_is_not_called_damaged(world, tmp_path, no_override):
+    run = copy_run(world["runs"] / "dnn", tmp_path / "dnn")
+    (run / "checkpoint.pt").chmod(0)
+    before = digest(tmp_path)
+    try:
+        result = cli(
+            ["filters", "--model", "dnn", "--runs", tmp_path],
+            environ=env(),
+            cwd=world["root"],
+            prefix=no_override,
+        )
+    finally:
+        (run / "checkpoint.pt").chmod(0o644)
+    check(result, 1, "cannot read", "permission denied")
+    assert "delete" not in result.stderr and "damaged" not in result.stderr
+    assert digest(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["filters", "--model", "dnn", "--runs", "{tmp}"],
+        ["train", "dnn", "--out", "{tmp}", "--data-dir", "{data}"],
+    ],
+)
+def test_an_unreadable_run_folder_is_one_line(world, tmp_path, no_override, command):
+    run = copy_run(world["runs"] / "dnn", tmp_path / "dnn")
+    run.chmod(0)
+    try:
+        result = cli(
+            [a.format(tmp=tmp_path, data=world["data"]) for a in command],
+            environ=env(world["md5"]),
+            cwd=world["root"],
+            prefix=no_override,
+        )
+    finally:
+        run.chmod(0o755)
+    check(result, 1, "permission denied")
+
+
+def test_an_unreadable_data_folder_is_one_line(world, tmp_path, no_override):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in world["data"].glob("*-ubyte"):
+        (raw / f.name).write_bytes(f.read_bytes())
+    (raw / "t10k-images-idx3-ubyte").chmod(0)
+    try:
+        one = cli(
+            ["data", "--data-dir", tmp_path],
+            environ=env(world["md5"]),
+            cwd=world["root"],
+            prefix=no_override,
+        )
+        raw.chmod(0)
+        folder = cli(
+            ["data", "--data-dir", tmp_path],
+            environ=env(world["md5"]),
+            cwd=world["root"],
+            prefix=no_override,
+        )
+    finally:
+        raw.chmod(0o755)
+        (raw / "t10k-images-idx3-ubyte").chmod(0o644)
+    check(one, 1, "cannot read", "t10k-images-idx3-ubyte", "permission denied")
+    check(folder, 1, "permission denied")
+
+
+# -- full and read-only disks: a small tmpfs where the machine allows mounting -------------
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """Mount a small tmpfs (root only, and only where the container allows it)."""
+    mounted = []
+
+    def make(size: str, files: dict | None = None, read_only: bool = False):
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        run = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+            capture_output=True,
+        )
+        if run.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {run.stderr.decode().strip()}")
+        mounted.append(point)
+        for name, blob in (files or {}).items():
+            (point / name).parent.mkdir(parents=True, exist_ok=True)
+            (point / name).write_bytes(blob)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        return point
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def _gz_files(world) -> dict:
+    import gzip
+
+    return {f"{f.name}.gz": gzip.compress(f.read_bytes(), 1) for f in world["data"].glob("*-ubyte")}
+
+
+def test_data_on_a_read_only_file_system_is_one_line(world, mount):
+    point = mount("4m", _gz_files(world), read_only=True)
+    result = cli(["data", "--data-dir", point], environ=env(world["md5"]), cwd=world["root"])
+    check(result, 1, "read-only file system", "--data-dir")
+
+
+def test_decompressing_onto_a_full_disk_is_one_line(world, mount):
+    point = mount("600k", _gz_files(world))
+    result = cli(["data", "--data-dir", point], environ=env(world["md5"]), cwd=world["root"])
+    check(result, 1, "no space left on device")
+    assert not list(point.rglob("*.partial"))
+
+
+def test_a_full_disk_while_saving_keeps_the_good_checkpoint(world, mount):
+    point = mount("4m")  # room for the old dnn run (2.8 MB), not for a second checkpoint
+    copy_run(world["runs"] / "dnn", point / "dnn")
+    (point / "dnn" / "curves.png").unlink()
+    before = (point / "dnn" / "checkpoint.pt").read_bytes()
+    result = cli(
+        [
+            "train",
+            "dnn",
+            "--out",
+            point,
+            "--data-dir",
+            world["data"],
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+        ],
+        environ=env(world["md5"]),
+        cwd=world["root"],
+    )
+    check(result, 1, "no space left on device")
+    assert "unexpected pos" not in result.stderr
+    assert (point / "dnn" / "checkpoint.pt").read_bytes() == before
+    assert not list(point.rglob("*.partial"))
+
+
+# -- ENOSPC injected at every write of a run (in-process: the same code, no mount needed) --
+
+
+@pytest.mark.parametrize(
+    "target", ["checkpoint.prev.pt", "checkpoint.pt", "history.json", "curves.png", ".lock"]
+)
+def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
+    world, tmp_path, monkeypatch, target
+):
+    import archlab
+    from archlab import runs as runs_module
+    from archlab.data import load_fashion_mnist
+
+    run = copy_run(world["runs"] / "dnn", tmp_path / "dnn")
+    good = torch.load(run / "checkpoint.pt", weights_only=True)
+    real_replace, real_open = os.replace, open
+
+    def full(path):
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def replace(src, dst):
+        if os.path.basename(dst) == target:
+            raise full(dst)
+        return real_replace(src, dst)
+
+    def open_lock(path, *args, **kwargs):
+        if os.path.basename(path) == target:
+            raise full(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(runs_module, "open", open_lock, raising=False)
+    data = load_fashion_mnist(world["data"], checksums=json.loads(world["md5"].read_text()))
+    with pytest.raises(archlab.ArchlabError) as caught:
+        archlab.train_model("dnn", data, out=tmp_path, epochs=1, seed=5, log=lambda s: None)
+    assert caught.value.exit_code == 1
+    assert "no space left on device" in str(caught.value) and "\n" not in str(caught.value)
+    monkeypatch.undo()
+    now = archlab.checkpoint.load_checkpoint(run / "checkpoint.pt")
+    if (run / "history.json").exists():  # never another run's history beside it
+        history = json.loads((run / "history.json").read_text())
+        assert history == json.loads(json.dumps(now["history"]))
+    assert now["config"]["seed"] in (good["config"]["seed"], 5)
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_stale_partials_of_dead_processes_are_removed(world, tmp_path):
+    from archlab.data import load_fashion_mnist
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in world["data"].glob("*-ubyte"):
+        (raw / f.name).write_bytes(f.read_bytes())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = raw / f".train-images-idx3-ubyte.{dead.pid}.partial"
+    live = raw / f".train-images-idx3-ubyte.{os.getpid()}.partial"
+    for partial in (stale, live):
+        partial.write_bytes(b"half of 47 MB")
+    load_fashion_mnist(tmp_path, checksums=json.loads(world["md5"].read_text()), download=False)
+    assert not stale.exists() and live.exists()  # a live writer's file is left alone
