@@ -75,6 +75,7 @@ docs-check: browser
 
 bench: setup data
 	$(BIN)/python benchmarks/shapes_startup.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/train_vs_lecture.py
 	$(BIN)/python benchmarks/explain_speed.py
 

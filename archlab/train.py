@@ -99,11 +99,16 @@ def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
-def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, lr: float, device: torch.device):
+    """Adam, bit-identical to ``torch.optim.Adam``, through torch's functional ``adam``:
+    constructing any ``torch.optim`` optimiser imports ``torch._dynamo`` (1.5-2 s, more
+    than a DNN epoch's compute), the functional API does not (``archlab/_adam.py``)."""
+    from archlab._adam import Adam
+
     # the fused kernel does the whole Adam update in one pass: measurably faster on a CPU
     # (MPS gained it only in later torch releases, so it keeps the default there)
     fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    return Adam(model.parameters(), lr=lr, fused=fused)
 
 
 @contextlib.contextmanager
