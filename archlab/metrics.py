@@ -155,7 +155,9 @@ class Comparison(_table.Tabular):
         ]
         headers = ["class", *(f"{m.name} accuracy" for m in self.models)]
         first = self.models[0]
-        for other in self.models[1:]:  # every model against the first, in points
+        # every model against the first, in points (beyond three models the table would be
+        # too wide to read: the hardest-classes table and the figure show them instead)
+        for other in self.models[1:] if len(self.models) <= 3 else []:
             headers.append(f"{other.name} − {first.name}")
             for i, row in enumerate(rows):
                 row.append(f"{100 * float(other.report.recall[i] - first.report.recall[i]):+.1f}")

@@ -254,16 +254,21 @@ def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:
 class ModelTable(_table.Tabular):
     """The registered models with their group, parameters and MACs (``archlab models``).
 
-    ``rows`` holds ``(name, group, parameters, MACs per image, description)`` per model.
+    ``rows`` holds ``(name, group, parameters, MACs per image, accuracy, description)`` per
+    model; accuracy is the card's measured test accuracy (%) after 5 epochs, or None.
     """
 
-    rows: list[tuple[str, str, int, int, str]]
+    rows: list[tuple[str, str, int, int, float | None, str]]
 
-    _HEADERS = ("model", "group", "parameters", "MACs per image", "description")
+    _HEADERS = ("model", "group", "parameters", "MACs per image", "accuracy", "description")
 
     def _parts(self) -> list[_table.Table | str]:
-        rows = [[n, g, f"{p:,}", f"{m:,}", d] for n, g, p, m, d in self.rows]
-        return [_table.Table(self._HEADERS, rows)]
+        rows = [
+            [n, g, f"{p:,}", f"{m:,}", f"{a:.2f}%" if a is not None else "-", d]
+            for n, g, p, m, a, d in self.rows
+        ]
+        note = "accuracy: test accuracy after 5 epochs, seed 0, measured by benchmarks/zoo.py"
+        return [_table.Table(self._HEADERS, rows), note]
 
 
 def model_table(group: str | None = None) -> ModelTable:
@@ -280,7 +285,7 @@ def model_table(group: str | None = None) -> ModelTable:
     Example:
 
         >>> table = archlab.model_table("lecture")
-        >>> [(name, params, macs) for name, _, params, macs, _ in table.rows]
+        >>> [(name, params, macs) for name, _, params, macs, _, _ in table.rows]
         [('cnn', 1475338, 4370826), ('dnn', 235146, 235146)]
     """
     from archlab.models import list_models, model_card
@@ -289,5 +294,8 @@ def model_table(group: str | None = None) -> ModelTable:
     for name in list_models(group):
         report = count_params(name)
         card = model_card(name)
-        rows.append((name, card.group, report.total_params, report.total_macs, card.description))
+        accuracy = card.measured.get("accuracy")
+        rows.append(
+            (name, card.group, report.total_params, report.total_macs, accuracy, card.description)
+        )
     return ModelTable(rows)

@@ -24,7 +24,7 @@ from torch import nn
 from archlab import _table
 from archlab._batch import BATCH
 from archlab._notes import teaching_notes
-from archlab._tracer import FUNCTIONAL, ModuleCall, Row, Tracer, _free_bytes
+from archlab._tracer import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, _free_bytes
 from archlab.errors import ArchlabError
 from archlab.formulas import Shape, fmt_shape
 from archlab.spec import load_model, model_name
@@ -55,15 +55,9 @@ class LayerShape:
 
 
 @dataclass
-class Diagnosis:
-    """Where and why the chain does not fit, and how to fix it."""
-
-    layer: str
-    type: str
-    input: Shape
-    message: str
-    fix: str | None = None
-    functional: bool = False
+class Diagnosis(Failure):
+    """Where and why the chain does not fit, and how to fix it: the tracer's
+    :class:`~archlab._tracer.Failure`, with the one line the CLI prints."""
 
     def __str__(self) -> str:
         fix = f"; fix: {self.fix}" if self.fix else ""
@@ -311,7 +305,7 @@ def trace_shapes(
     report.output = tracer.output
     if tracer.failure is not None:
         f = tracer.failure
-        report.error = Diagnosis(f.layer, f.type, f.input, f.message, f.fix, f.functional)
+        report.error = Diagnosis(**asdict(f))
     else:
         report.notes = teaching_notes(full, built)
     return report

@@ -151,6 +151,18 @@ def count_arg(limit: int):
     return parse
 
 
+def model_input_options(p: argparse.ArgumentParser) -> None:
+    """MODEL, ``--input`` and ``--set``: a model to trace (shapes, draw)."""
+    p.add_argument("model", metavar="MODEL", help=SPEC_HELP)
+    p.add_argument(
+        "--input",
+        type=shape_arg,
+        metavar="C,H,W",
+        help="per-sample input shape (default: the model's, 1,28,28 for dnn and cnn)",
+    )
+    set_option(p)
+
+
 def set_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",

@@ -16,16 +16,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import SPEC_HELP, runs_option, set_option, shape_arg
+    from archlab.commands._options import model_input_options, runs_option
 
-    p.add_argument("model", metavar="MODEL", help=SPEC_HELP)
-    p.add_argument(
-        "--input",
-        type=shape_arg,
-        metavar="C,H,W",
-        help="per-sample input shape (default: the model's, 1,28,28 for dnn and cnn)",
-    )
-    set_option(p)
+    model_input_options(p)
     p.add_argument(
         "--out",
         default=None,

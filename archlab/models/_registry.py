@@ -39,9 +39,11 @@ class ModelCard:
         lecture_accuracy: test accuracy (%) the lecture printed. Default: none.
         lecture_claims: shapes the lecture claimed for some layers' outputs, as
             ``((layer, (C, H, W)), ...)``, for ``archlab draw --claim``. Default: none.
-        measured: what a run here measured (``{"accuracy": 91.76, "seconds": 148, ...}``),
+        measured: what a run here measured (``{"accuracy": 91.72, "train_seconds": 103}``),
             with the command in ``benchmarks/README.md``. Default: empty.
         train_time: how long ``archlab train NAME`` takes on a 2-core CPU. Default: unknown.
+        lesson: what the measured run teaches, honestly (also where a model lands below the
+            lecture's CNN, and why). Default: none.
 
     Example:
 
@@ -61,6 +63,7 @@ class ModelCard:
     lecture_claims: tuple = ()
     measured: dict = field(default_factory=dict)
     train_time: str | None = None
+    lesson: str | None = None
 
 
 _MODELS: dict[str, ModelCard] = {}

@@ -68,7 +68,12 @@ class LeNet5(nn.Module):
     'recognition", Proc. IEEE, 1998',
     idea="convolution and subsampling: a few shared 5×5 filters instead of one weight per "
     "pixel; padding 2 keeps the 28×28 borders in view",
-    # benchmarks/step_time.py: 0.13-0.20× the cnn's time per step, × its 148 s
+    lesson=(
+        "88.5 %, three points below the lecture's CNN with 1/24 of its parameters: six and "
+        "sixteen maps see too few patterns to tell a shirt from a T-shirt; it matches the DNN"
+        " at a quarter of its size"
+    ),
+    measured={"accuracy": 88.54, "train_seconds": 23},  # benchmarks/zoo.py, 5 epochs, seed 0
     train_time="about 30 s",
 )
 def lenet5() -> nn.Module:

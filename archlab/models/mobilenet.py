@@ -85,7 +85,12 @@ class MobileNet(nn.Module):
     'efficient convolutional neural networks for mobile vision applications", 2017',
     idea="depthwise-separable convolutions: filter each channel, then mix channels with "
     "1×1; about 9× fewer parameters and MACs than full 3×3 convolutions",
-    # benchmarks/step_time.py: 0.80-0.85× the cnn's time per step, × its 148 s
+    lesson=(
+        "89.3 %, 2.4 points below the CNN with 1/46 of its parameters and under half its "
+        "MACs, yet nearly its training time: depthwise convolutions do little arithmetic per "
+        "byte, so on a CPU MACs are not time"
+    ),
+    measured={"accuracy": 89.3, "train_seconds": 97},  # benchmarks/zoo.py, 5 epochs, seed 0
     train_time="about 2 min",
 )
 def mobilenet() -> nn.Module:

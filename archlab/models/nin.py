@@ -73,8 +73,12 @@ class NiN(nn.Module):
     paper='Lin, Chen, Yan, "Network in Network", 2013',
     idea="1×1 convolutions as a per-pixel MLP, and global average pooling instead of fully "
     "connected layers: no in_features to get wrong",
-    # benchmarks/step_time.py: 0.91-1.07× the cnn's time per step, × its 148 s
-    train_time="about 2.5 min",
+    lesson=(
+        "90.6 % with 35,514 parameters and no Linear layer, 1.1 points below the CNN at 1/42 "
+        "of its size: ten averaged maps leave little room for the hard upper-body classes"
+    ),
+    measured={"accuracy": 90.6, "train_seconds": 101},  # benchmarks/zoo.py, 5 epochs, seed 0
+    train_time="about 2 min",
 )
 def nin() -> nn.Module:
     return NiN()

@@ -97,8 +97,12 @@ class ResNet(nn.Module):
     paper='He, Zhang, Ren, Sun, "Deep residual learning for image recognition", 2015',
     idea="residual connections: each block adds its input to its output (identity or 1×1 "
     "projection shortcut), so deep stacks stay trainable",
-    # benchmarks/step_time.py: 1.50-1.76× the cnn's time per step, × its 148 s
-    train_time="about 4 min",
+    lesson=(
+        "93.02 %, the zoo's best: the deepest model here trains as easily as the shallow ones"
+        " because each block only learns a correction to its shortcut"
+    ),
+    measured={"accuracy": 93.02, "train_seconds": 166},  # benchmarks/zoo.py, 5 epochs, seed 0
+    train_time="about 3 min",
 )
 def resnet() -> nn.Module:
     return ResNet()

@@ -81,8 +81,12 @@ class VGG(nn.Module):
     'recognition", 2014',
     idea="depth from repeating one block: two 3×3 convolutions see 5×5 with fewer weights "
     "than one 5×5; most parameters end up in the fully connected head",
-    # benchmarks/step_time.py: 1.02-1.34× the cnn's time per step, × its 148 s
-    train_time="about 3 min",
+    lesson=(
+        "92.7 %, a point above the CNN with 43 % of its parameters: two 3×3 convolutions see "
+        "as far as one 5×5 with fewer weights and one more ReLU"
+    ),
+    measured={"accuracy": 92.7, "train_seconds": 133},  # benchmarks/zoo.py, 5 epochs, seed 0
+    train_time="about 2.5 min",
 )
 def vgg() -> nn.Module:
     return VGG()
