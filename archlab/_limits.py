@@ -109,7 +109,7 @@ def check_forward_memory(model: nn.Module, input_shape: Sequence[int], what: str
         raise ArchlabError(
             f"--input {shape}: {what} on one such image needs at least {_size(needed)} of "
             f"memory, and {_size(available)} is available; give a smaller --input",
-            2,
+            1,  # as shapes' diagnosis of the same input: the machine refuses, exit 1
         )
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+import archlab
 from archlab.cli import main
 from archlab.train import train_model
 
@@ -54,7 +55,8 @@ def test_bad_input(runs, capsys, argv, code, message):
 
 def test_missing_and_foreign_checkpoints(tmp_path, runs, capsys):
     assert main(["filters", "--runs", str(tmp_path)]) == 1
-    assert f"run `archlab train cnn --out {tmp_path}` first (about 3 min" in capsys.readouterr().err
+    time = archlab.model_card("cnn").train_time
+    assert f"run `archlab train cnn --out {tmp_path}` first ({time} on" in capsys.readouterr().err
     (tmp_path / "cnn").mkdir()
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes((runs / "dnn" / "checkpoint.pt").read_bytes())
     assert main(["filters", "--runs", str(tmp_path)]) == 1

@@ -17,6 +17,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="trained models or run folders (default: lecture, i.e. dnn and cnn)",
     )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        dest="model_options",
+        metavar="MODEL",
+        help="the same as a MODEL argument, as the other commands spell it (repeatable)",
+    )
     set_option(p)
     p.add_argument(
         "--mistakes",
@@ -38,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from archlab.viz import plot_confusion, plot_mistakes
 
     loaded = [
-        load_trained_model(m, args.runs, args.set) for m in expand_run_names(args.models, args.set)
+        load_trained_model(m, args.runs, args.set)
+        for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
     data = load_fashion_mnist(args.data_dir)
     for net, payload in loaded:
