@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -133,6 +134,12 @@ class ModelSpec:
                     f"model {text!r}: expected path/to/file.py:ClassName or "
                     "package.module:ClassName (or :function)"
                 )
+        where, _, attr = source.rpartition(":")
+        if where.endswith(".py") or "/" in where or "\\" in where:
+            # one spelling per file (./net.py and net.py are one model, one run folder)
+            source = f"{os.path.normpath(where)}:{attr}"
+        # keyword order does not change the model: one spelling, one run folder
+        kwargs = tuple(sorted(kwargs))
         return cls(source, kwargs, tuple(o.strip() for o in overrides))
 
     @property
