@@ -243,6 +243,7 @@ def plot_explanation(explanation) -> Figure:
     bars.set_xlim(0, 1)
     bars.set_title(f"{explanation.model} predicts\n{top[0][0]} ({top[0][1]:.2f})")
     bars.set_xlabel("probability")
+    size = "×".join(map(str, explanation.image.shape))  # 28×28 for Fashion-MNIST
     for i, a in enumerate(attributions, start=1):
         plot_attribution(a, ax=axes[0, i])
         resolution = ""
@@ -251,7 +252,8 @@ def plot_explanation(explanation) -> Figure:
         axes[0, i].set_title(f"{a.title}{resolution}\n{_wrap(a.settings)}", fontsize=9)
         plot_attribution(a, explanation.image, ax=axes[1, i], blend=True)
         axes[1, i].set_title(
-            f"{a.method} over the image" + (" (28×28)" if a.native is not None else ""), fontsize=9
+            f"{a.method} over the image" + (f" ({size})" if a.native is not None else ""),
+            fontsize=9,
         )
     if sanity is not None:
         ax = axes[2, 0]
