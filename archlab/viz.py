@@ -379,7 +379,8 @@ def plot_activations(activations, title: str = "") -> Figure:
         cmap = plt.get_cmap("viridis").with_extremes(bad="white")
         # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
         # per map (192 axes made `archlab activations` spend seconds on layout)
-        ax.imshow(_mosaic(a, cols=16).numpy(), cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+        mosaic = _mosaic(a, cols=16).numpy()
+        ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
         size = "×".join(map(str, a.shape[1:]))
         sub.suptitle(f"{name}: {channels} maps of {size}", fontsize=11)
     if title:
