@@ -177,7 +177,7 @@ def train_hint(ref: RunRef) -> str:
     """ "run `archlab train ...` first", with how long it takes where the card says."""
     if ref.spec is None:
         return f"train it with `archlab train MODEL --name {ref.name}` first"
-    command = f"archlab train {ref.spec.base}" + "".join(f" --set {o}" for o in ref.spec.overrides)
+    command = f"archlab train {ref.spec.command_words}"
     if ref.name != ref.spec.run_name:
         command += f" --name {ref.name}"
     if ref.runs != Path("runs"):

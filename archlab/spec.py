@@ -163,6 +163,13 @@ class ModelSpec:
         return f"{self.base} with {', '.join(self.overrides)}" if self.overrides else self.base
 
     @property
+    def command_words(self) -> str:
+        """The spec and its what-ifs as a shell would take them: ``'m:f(k=1)' --set a=1``."""
+        import shlex
+
+        return shlex.quote(self.base) + "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
+
+    @property
     def short_name(self) -> str:
         """A display name: the registered name, or the class/function name."""
         return self.source.rpartition(":")[2]

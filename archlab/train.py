@@ -13,6 +13,7 @@ output that is not one score per class, is refused with the shape diagnosis.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -142,11 +143,16 @@ def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
         report = trace_shapes(model, IMAGE_SHAPE)
     if report.error is not None:
         size = "×".join(map(str, IMAGE_SHAPE))
+        error = report.error
+        layer = dict(model.named_modules()).get(error.layer)
+        if (error.fix or "").startswith("--input") and hasattr(layer, "in_channels"):
+            # train has no --input: the images are what they are, so the layer must change
+            error = copy.copy(error)
+            error.fix = f"--set {error.layer}.in_channels={IMAGE_SHAPE[0]}"
         raise ArchlabError(
-            f"{spec.label} cannot be trained on {size} Fashion-MNIST images: {report.error} "
-            f"(see `archlab shapes {spec.base}"
-            + "".join(f" --set {o}" for o in spec.overrides)
-            + f" --input {','.join(map(str, IMAGE_SHAPE))}`)",
+            f"{spec.label} cannot be trained on {size} Fashion-MNIST images: {error} "
+            f"(see `archlab shapes {spec.command_words} --input "
+            f"{','.join(map(str, IMAGE_SHAPE))}`)",
             1,
         )
     if report.output_shape != (len(CLASSES),):
