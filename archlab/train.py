@@ -476,6 +476,14 @@ def train_model(
             _refuse_other_model(ref)
         dev = pick_device(device)
         if payload is not None and payload.get("finished"):
+            try:  # its weights must still be this architecture's, as on every other load
+                spec.build().load_state_dict(payload["state_dict"])
+            except (RuntimeError, KeyError, TypeError) as exc:
+                raise ArchlabError(
+                    f"{ref.checkpoint} does not fit the {spec.label} architecture; train it "
+                    "afresh without --resume",
+                    1,
+                ) from exc
             log(
                 f"{ref.name}: already finished at iteration {payload['iteration']:,}; "
                 "nothing to resume"

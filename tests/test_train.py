@@ -210,3 +210,12 @@ def test_resume_refuses_other_data(tmp_path):
     data.source = DataSource(Path("x"), "test", md5={"train-images-idx3-ubyte": "bbb"})
     with pytest.raises(ArchlabError, match="trained on other data"):
         _run(data, tmp_path, resume=True, epochs=None, batch_size=None, log_every=None)
+
+
+def test_resume_of_a_finished_run_checks_its_weights(tiny, tmp_path):
+    result = _run(tiny, tmp_path, epochs=1)
+    payload = torch.load(result.checkpoint, weights_only=True)
+    payload["state_dict"]["fc1.weight"] = torch.zeros(3, 3)  # loadable, but not a dnn's
+    torch.save(payload, result.checkpoint)
+    with pytest.raises(ArchlabError, match="does not fit the dnn architecture"):
+        train_model("dnn", tiny, out=tmp_path, resume=True, **QUIET)
