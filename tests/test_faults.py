@@ -19,6 +19,7 @@ import time
 import pytest
 import torch
 
+from archlab.commands import COMMANDS as ALL_COMMANDS
 from tests.faults import (
     cli,
     copy_run,
@@ -146,18 +147,10 @@ def check(result, code: int, *needles: str, lines: int | None = 1) -> None:
 
 # -- the table ----------------------------------------------------------------------------
 # (id, argv with {data} {runs} {bad} {root} placeholders, exit code, text on stderr)
-COMMANDS = (  # each with the arguments it requires
-    "models",
-    "shapes cnn",
-    "params cnn",
-    "data",
-    "train",
-    "explain",
-    "filters",
-    "activations",
-    "confusion",
-    "compare",
-)
+# every subcommand the CLI has (the one list, archlab.commands.COMMANDS), each with the
+# arguments it requires: a new command is covered without being listed here again
+REQUIRED_ARGS = {"shapes": "cnn", "params": "cnn", "draw": "cnn"}
+COMMANDS = tuple(f"{c} {REQUIRED_ARGS.get(c, '')}".strip() for c in ALL_COMMANDS)
 D = ("--data-dir", "{data}")
 CASES = [
     # bad usage: every subcommand with an unknown flag (argparse, no torch import)
