@@ -1,5 +1,3 @@
-import sys
+from archlab.cli import entry_point
 
-from archlab.cli import main
-
-sys.exit(main())
+entry_point()

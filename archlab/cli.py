@@ -111,6 +111,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
+def entry_point() -> None:
+    """The ``archlab`` command (and ``python -m archlab``): :func:`main`, then exit.
+
+    Before exiting, every object still alive is moved out of the garbage collector's
+    reach with the documented ``gc.freeze()``: the interpreter's final collections would
+    otherwise walk the million-odd objects that importing torch, matplotlib and captum
+    made, only to free them a moment before the process ends (about 0.3 s of every
+    command on 2 cores). Exit handlers still run and output is still flushed; what the
+    command wrote was closed before.
+    """
+    import gc
+
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 def _is_out_of_memory(exc: RuntimeError) -> bool:
     """torch reports a failed allocation as a RuntimeError (CUDA: its OutOfMemoryError)."""
     text = str(exc)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from archlab._alloc import keep_freed_memory
+
 
 def to_input(
     images: torch.Tensor,
@@ -50,15 +52,27 @@ def predict_logits(
     model: nn.Module,
     images: torch.Tensor,
     normalize: tuple[float, float] | None = None,
-    batch_size: int = 1000,
+    batch_size: int = 250,
 ) -> torch.Tensor:
-    """Logits ``(N, classes)`` for uint8 images ``(N, H, W)``, in eval mode and large batches.
+    """Logits ``(N, classes)`` for uint8 images ``(N, H, W)``, in eval mode.
 
-    The model's train/eval mode is restored afterwards.
+    A conv net runs with its weights and inputs in the NHWC layout for the pass (as
+    training does); the model's train/eval mode and its weights' layout are restored
+    afterwards. Batches of 250 keep each batch's activations in memory that malloc
+    reuses (the CNN's 10,000 test images: 0.9 s here, against 2.9 s in batches of 1,000
+    with NCHW weights).
+
+    Args:
+        model: the classifier.
+        images: uint8 ``(N, H, W)``.
+        normalize: the (mean, std) it was trained with, or None. Default: None.
+        batch_size: images per forward pass. Default: 250.
     """
     device = model_device(model)
     channels_last = has_conv(model)
+    keep_freed_memory()
     was_training = model.training
+    restore = _to_channels_last(model) if channels_last else []
     model.eval()
     outputs = []
     try:
@@ -68,7 +82,19 @@ def predict_logits(
                 outputs.append(model(to_input(batch, normalize, channels_last)).float())
     finally:
         model.train(was_training)
+        for param in restore:
+            param.data = param.data.contiguous()
     return torch.cat(outputs) if outputs else torch.empty(0, 0)
+
+
+def _to_channels_last(model: nn.Module) -> list[torch.Tensor]:
+    """Put the model's 4-d weights in NHWC; returns those that were NCHW before."""
+    changed = []
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=torch.channels_last):
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+            changed.append(tensor)
+    return changed
 
 
 def evaluate(

@@ -62,16 +62,16 @@ def __getattr__(name: str):
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save ``fig`` in the format its suffix names (.png, .svg, .pdf; else PNG) through a
-    temporary file renamed into place, and close it."""
+    """Save ``fig`` as laid out, in the format its suffix names (.png, .svg, .pdf; else
+    PNG), through a temporary file renamed into place, and close it."""
     suffix = Path(path).suffix.lower().lstrip(".")
     try:
         with atomic_path(path) as partial:
             fmt = suffix if suffix in ("png", "svg", "pdf") else "png"
-            # a constrained layout already fits the figure to its canvas; "tight" on top
-            # of it lays the figure out twice (a third of `archlab explain`'s time)
-            tight = None if fig.get_layout_engine() is not None else "tight"
-            fig.savefig(partial, format=fmt, dpi=dpi, bbox_inches=tight)
+            # saved as laid out: every archlab figure fits itself to its canvas (a
+            # constrained layout, or panels placed by hand); bbox_inches="tight" would
+            # draw the figure a second time only to measure it
+            fig.savefig(partial, format=fmt, dpi=dpi)
     finally:
         if fig.canvas.manager is not None:  # opened by pyplot: it keeps it until closed
             import matplotlib.pyplot as plt
@@ -172,7 +172,8 @@ def plot_image(image, title: str = "", ax=None) -> Figure:
         vmin=0,
         vmax=255 if image.dtype.is_floating_point is False else None,
     )
-    ax.set_title(title)
+    if title:
+        ax.set_title(title)
     ax.set_axis_off()
     return fig
 
@@ -219,59 +220,115 @@ def plot_explanation(explanation) -> Figure:
     a heat map (top row) and the map blended over the image (bottom row); with the sanity
     check, a third row shows the fully randomised model's maps and ρ per step.
 
+    The panels are placed by hand (a whole figure): sized from their titles' lines, the
+    figure is drawn once when saved, where a constrained layout measured every tick label
+    of 22 axes twice (two thirds of the save, the larger part of `archlab explain`).
+
     Example::
 
         >>> archlab.plot_explanation(archlab.explain_test_image("cnn", 42, sanity=True))
         ... # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
 
     attributions = explanation.attributions
     n = len(attributions)
     sanity = explanation.sanity
-    rows = 3 if sanity is not None else 2
-    fig, axes = plt.subplots(
-        rows, n + 1, figsize=(3.1 * (n + 1), 3.0 * rows), layout="constrained", squeeze=False
-    )
     classes = explanation.classes
+    top = explanation.top(3)
     label = f"true: {classes[explanation.label]}" if explanation.label is not None else "image"
     where = f"test image {explanation.index}" if explanation.index is not None else "image"
-    plot_image(explanation.image, f"{where}\n{label}", ax=axes[0, 0])
-    top = explanation.top(3)
-    bars = axes[1, 0]
+    size = "×".join(map(str, explanation.image.shape))  # 28×28 for Fashion-MNIST
+    # every panel's title first: the layout is sized from them
+    big = FontProperties(size=plt.rcParams["axes.titlesize"]).get_size_in_points()
+    titles = [
+        [(f"{where}\n{label}", big)],
+        [(f"{explanation.model} predicts\n{top[0][0]} ({top[0][1]:.2f})", big)],
+    ]
+    for a in attributions:
+        native = f" ({'×'.join(map(str, a.native.shape))} native)" if a.native is not None else ""
+        titles[0].append((f"{a.title}{native}\n{_wrap(a.settings)}", 9))
+        over = f" ({size})" if a.native is not None else ""
+        titles[1].append((f"{a.method} over the image{over}", 9))
+    if sanity is not None:
+        titles.append([("ρ(trained, randomised)\nlayers reset from the top", 9)])
+        titles[2] += [
+            (f"{a.method}, all layers random\nρ = {sanity.rho[a.method][-1]:+.2f}", 9)
+            for a in attributions
+        ]
+    fig = plt.figure()
+    axes = _panel_grid(
+        fig,
+        titles,
+        panel=2.3,
+        left=[0.95] + [0.15] * n,  # class names left of the bars; colour bars right of maps
+        right=[0.25] + [0.75] * n,
+        below=[0.1, 0.5, 0.75][: len(titles)],  # tick labels and axis labels under a row
+        suptitle=0.35,
+    )
+    for row, texts in zip(axes, titles, strict=True):
+        for ax, (text, fontsize) in zip(row, texts, strict=True):
+            # a fixed y: no panel has tick labels above it, and matplotlib would
+            # otherwise measure every axis of every panel to place each title
+            ax.set_title(text, fontsize=fontsize, y=1.0)
+    plot_image(explanation.image, ax=axes[0][0])
+    bars = axes[1][0]
     bars.barh([c for c, _ in top][::-1], [p for _, p in top][::-1], color="tab:blue")
     bars.set_xlim(0, 1)
-    bars.set_title(f"{explanation.model} predicts\n{top[0][0]} ({top[0][1]:.2f})")
     bars.set_xlabel("probability")
-    size = "×".join(map(str, explanation.image.shape))  # 28×28 for Fashion-MNIST
     for i, a in enumerate(attributions, start=1):
-        plot_attribution(a, ax=axes[0, i])
-        resolution = ""
-        if a.native is not None:
-            resolution = f" ({'×'.join(map(str, a.native.shape))} native)"
-        axes[0, i].set_title(f"{a.title}{resolution}\n{_wrap(a.settings)}", fontsize=9)
-        plot_attribution(a, explanation.image, ax=axes[1, i], blend=True)
-        axes[1, i].set_title(
-            f"{a.method} over the image" + (f" ({size})" if a.native is not None else ""),
-            fontsize=9,
-        )
+        plot_attribution(a, ax=axes[0][i], colorbar=False)
+        _colorbar_beside(axes[0][i])
+        # the blend has the same colour scale as the map above it: one bar per method
+        plot_attribution(a, explanation.image, ax=axes[1][i], blend=True, colorbar=False)
     if sanity is not None:
-        ax = axes[2, 0]
+        ax = axes[2][0]
         for method, rhos in sanity.rho.items():
             ax.plot(range(1, len(rhos) + 1), rhos, "o-", label=method)
         ax.set_xticks(range(1, len(sanity.steps) + 1), sanity.steps, rotation=60, fontsize=7)
         ax.set_ylim(-1.05, 1.05)
         ax.axhline(0, color="gray", lw=0.5)
-        ax.set_title("ρ(trained, randomised)\nlayers reset from the top", fontsize=9)
         ax.legend(fontsize=7, loc="lower left", ncols=2)
         for i, a in enumerate(attributions, start=1):
             randomised = type(a)(a.method, a.title, a.settings, sanity.maps[a.method], a.signed)
-            plot_attribution(randomised, ax=axes[2, i])
-            axes[2, i].set_title(
-                f"{a.method}, all layers random\nρ = {sanity.rho[a.method][-1]:+.2f}", fontsize=9
-            )
+            plot_attribution(randomised, ax=axes[2][i], colorbar=False)
+            _colorbar_beside(axes[2][i])
     fig.suptitle(explanation.verdict, fontsize=13)
     return fig
+
+
+def _colorbar_beside(ax, width: float = 0.12, pad: float = 0.08) -> None:
+    """A colour bar for the last image on ``ax``, ``pad`` inches right of it and as tall,
+    in the room a hand-placed layout left there (the panel keeps its size)."""
+    fig = ax.figure
+    w = fig.get_size_inches()[0]
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + pad / w, box.y0, width / w, box.height))
+    fig.colorbar(ax.images[-1], cax=cax).ax.tick_params(labelsize=8)
+
+
+def _panel_grid(fig, titles, panel, left, right, below, suptitle) -> list[list]:
+    """Square panels in rows, placed by hand (sizes in inches) and the figure sized to
+    fit: column ``c`` has ``left[c]`` and ``right[c]`` of room beside its panel, row
+    ``r`` room for the tallest of its ``titles[r]`` (text, font size) above and
+    ``below[r]`` under it. Returns the axes, row by row."""
+    line = 1.3 / 72  # inches per point of font size, with the line spacing
+    heads = [0.12 + max((t.count("\n") + 1) * size * line for t, size in row) for row in titles]
+    width = sum(left) + sum(right) + panel * len(left)
+    height = suptitle + sum(heads) + sum(below) + panel * len(titles)
+    fig.set_size_inches(width, height)
+    axes, y = [], height - suptitle
+    for head, room, row in zip(heads, below, titles, strict=True):
+        y -= head + panel
+        x, placed = 0.0, []
+        for c in range(len(row)):
+            x += left[c]
+            placed.append(fig.add_axes((x / width, y / height, panel / width, panel / height)))
+            x += panel + right[c]
+        axes.append(placed)
+        y -= room
+    return axes
 
 
 def _wrap(text: str, width: int = 34) -> str:
