@@ -82,18 +82,25 @@ def predict_logits(
                 outputs.append(model(to_input(batch, normalize, channels_last)).float())
     finally:
         model.train(was_training)
-        for param in restore:
-            param.data = param.data.contiguous()
+        for tensor, data in restore:
+            tensor.data = data
     return torch.cat(outputs) if outputs else torch.empty(0, 0)
 
 
-def _to_channels_last(model: nn.Module) -> list[torch.Tensor]:
-    """Put the model's 4-d weights in NHWC; returns those that were NCHW before."""
+def _to_channels_last(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Put the model's 4-d weights in NHWC; returns (tensor, its data before) to restore.
+
+    ``Tensor.to(memory_format=...)`` as ``Module.to`` does it, not ``.contiguous()``: a
+    kernel with one input channel is "contiguous" in both layouts, but only NHWC strides
+    make the CNN's first convolution take the fast path (1.5 s against 0.9 s here).
+    """
     changed = []
     for tensor in (*model.parameters(), *model.buffers()):
-        if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=torch.channels_last):
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-            changed.append(tensor)
+        if tensor.dim() == 4:
+            nhwc = tensor.data.to(memory_format=torch.channels_last)
+            if nhwc.stride() != tensor.stride():
+                changed.append((tensor, tensor.data))
+                tensor.data = nhwc
     return changed
 
 

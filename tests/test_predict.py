@@ -35,3 +35,17 @@ def test_a_channels_last_model_stays_channels_last():
 
 def test_no_images_no_logits():
     assert predict_logits(archlab.create_model("dnn"), torch.zeros(0, 28, 28)).numel() == 0
+
+
+def test_the_pass_runs_with_nhwc_weights_even_with_one_input_channel():
+    # a 32×1×3×3 kernel counts as contiguous in both layouts; only NHWC strides make the
+    # first convolution take oneDNN's fast path (tested here by the strides it sees)
+    model = archlab.create_model("cnn")
+    conv = model.layer1[0]
+    nhwc = conv.weight.to(memory_format=torch.channels_last).stride()
+    assert nhwc != conv.weight.stride()
+    seen = []
+    conv.register_forward_pre_hook(lambda m, args: seen.append(m.weight.stride()))
+    predict_logits(model, torch.zeros(3, 28, 28, dtype=torch.uint8))
+    assert seen == [nhwc]
+    assert conv.weight.stride() != nhwc  # and back as it was

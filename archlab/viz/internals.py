@@ -1,0 +1,117 @@
+"""Figures of a model's insides: its convolution kernels and its feature maps."""
+
+from __future__ import annotations
+
+import matplotlib
+import torch
+from matplotlib.figure import Figure
+
+from archlab.viz._figure import _symmetric
+
+
+def plot_filters(weights, layer: str, ax=None) -> Figure:
+    """Convolution kernels as a grid on one diverging scale centred at 0, with a colour bar.
+
+    ``weights`` is ``(out, in, k, k)``. With one input channel, each kernel is a tile (a
+    4×8 grid for layer1.0's 32); with several, the mosaic has one row per output map and
+    one column per input map (layer2.0: 64 rows × 32 columns of 3×3 kernels).
+
+    Example::
+
+        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer1.0")
+        >>> len(archlab.plot_filters(weights, layer).axes)  # the kernels and a colour bar
+        2
+    """
+    import matplotlib.pyplot as plt
+
+    out_c, in_c, kh, kw = weights.shape
+    vmax = _symmetric(weights)
+    gap = 1
+    if in_c == 1:
+        cols = 8 if out_c % 8 == 0 else min(out_c, 8)
+        rows = -(-out_c // cols)
+        tiles = [(i // cols, i % cols, weights[i, 0]) for i in range(out_c)]
+        note = f"{out_c} kernels {kh}×{kw}"
+    else:
+        rows, cols = out_c, in_c
+        tiles = [(o, i, weights[o, i]) for o in range(out_c) for i in range(in_c)]
+        note = f"all {out_c}×{in_c} kernels {kh}×{kw}: row = output map, column = input map"
+    canvas = torch.full((rows * (kh + gap) - gap, cols * (kw + gap) - gap), float("nan"))
+    for r, c, k in tiles:
+        canvas[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = k
+    if ax is None:
+        height = max(3.0, min(16.0, 0.22 * rows * (kh + gap) / 2))
+        fig, ax = plt.subplots(
+            figsize=(max(5.0, 0.22 * cols * (kw + gap) / 2 + 1.5), height), layout="constrained"
+        )
+    fig = ax.figure
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    shown = ax.imshow(canvas.numpy(), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="weight")
+    ax.set_title(f"{layer}: {note}")
+    ax.set_axis_off()
+    return fig
+
+
+def _mosaic(maps: torch.Tensor, cols: int, gap: int = 1) -> torch.Tensor:
+    """``(C, H, W)`` maps tiled ``cols`` to a row, NaN between them (drawn as background).
+
+    Example:
+
+        >>> archlab.viz.internals._mosaic(torch.ones(3, 2, 2), cols=2).shape
+        torch.Size([5, 5])
+    """
+    c, h, w = maps.shape
+    cols = min(cols, c)
+    rows = -(-c // cols)
+    out = torch.full((rows * (h + gap) - gap, cols * (w + gap) - gap), float("nan"))
+    for i in range(c):
+        r, k = divmod(i, cols)
+        out[r * (h + gap) : r * (h + gap) + h, k * (w + gap) : k * (w + gap) + w] = maps[i]
+    return out
+
+
+def plot_activations(activations, title: str = "") -> Figure:
+    """Feature maps (``(C, H, W)``, a grid per block) or hidden units (``(N,)``, a strip).
+
+    Example::
+
+        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
+        >>> archlab.plot_activations(acts, "a black image")._suptitle.get_text()
+        'a black image'
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(activations)
+    heights = []
+    for name in names:
+        a = activations[name]
+        heights.append(1.2 if a.dim() == 1 else 1.0 + 0.55 * -(-a.shape[0] // 16))
+    fig = plt.figure(figsize=(12, sum(heights) + 0.8), layout="constrained")
+    subfigs = fig.subfigures(len(names), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for sub, name in zip(subfigs, names, strict=True):
+        a = activations[name].detach().cpu()
+        if a.dim() == 1:
+            ax = sub.subplots()
+            shown = ax.imshow(
+                a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
+            )
+            ax.set_yticks([])
+            ax.set_xlabel("unit")
+            sub.colorbar(shown, ax=ax, fraction=0.02, pad=0.01)
+            sub.suptitle(f"{name}: {a.shape[0]} units", fontsize=11)
+            continue
+        channels = a.shape[0]
+        ax = sub.subplots()
+        ax.set_axis_off()
+        vmax = float(a.max()) or 1.0
+        cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+        # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
+        # per map (192 axes made `archlab activations` spend seconds on layout)
+        mosaic = _mosaic(a, cols=16).numpy()
+        ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+        size = "×".join(map(str, a.shape[1:]))
+        sub.suptitle(f"{name}: {channels} maps of {size}", fontsize=11)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    return fig

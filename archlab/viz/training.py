@@ -1,0 +1,112 @@
+"""Figures of a run: its training curves, and how a model's feature maps shrink."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+
+def plot_curves(history: dict, axes=None) -> Figure:
+    """Training loss and test accuracy against iteration, from a run's ``history``.
+
+    Args:
+        history: ``TrainResult.history`` or a loaded ``history.json``.
+        axes: two matplotlib axes (loss, accuracy). Default: a new 1×2 figure.
+
+    Example::
+
+        >>> history = {"model": "toy", "train": [{"iteration": 50, "loss": 0.9}],
+        ...            "eval": [{"iteration": 50, "test_accuracy": 0.8, "test_loss": 0.6}]}
+        >>> archlab.plot_curves(history).axes[1].get_title()
+        'toy: test accuracy'
+    """
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    ax_loss, ax_acc = axes
+    fig = ax_loss.figure
+    model = history.get("model", "")
+    train = history.get("train", [])
+    evals = history.get("eval", [])
+    ax_loss.plot(
+        [p["iteration"] for p in train],
+        [p["loss"] for p in train],
+        label="training loss (mean of 50 iterations)",
+        color="tab:blue",
+    )
+    ax_loss.plot(
+        [p["iteration"] for p in evals],
+        [p["test_loss"] for p in evals],
+        "o-",
+        label="test loss",
+        color="tab:orange",
+    )
+    ax_loss.set(xlabel="iteration", ylabel="cross-entropy", title=f"{model}: loss")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    ax_acc.plot(
+        [p["iteration"] for p in evals],
+        [100 * p["test_accuracy"] for p in evals],
+        "o-",
+        color="tab:green",
+        label="test accuracy (eval mode)",
+    )
+    for i, p in enumerate(evals):
+        if i == len(evals) - 1:
+            ax_acc.annotate(
+                f"{100 * p['test_accuracy']:.2f}%",
+                (p["iteration"], 100 * p["test_accuracy"]),
+                textcoords="offset points",
+                xytext=(-10, 8),
+                ha="right",
+            )
+    lecture = _lecture_accuracy(model)
+    if lecture is not None:
+        ax_acc.axhline(lecture, ls="--", color="gray", label=f"the lecture's {lecture}%")
+    ax_acc.set(xlabel="iteration", ylabel="accuracy (%)", title=f"{model}: test accuracy")
+    ax_acc.legend(loc="lower right")
+    ax_acc.grid(alpha=0.3)
+    return fig
+
+
+def _lecture_accuracy(model: str) -> float | None:
+    from archlab.models import is_model, model_card
+
+    return model_card(model).lecture_accuracy if is_model(model) else None
+
+
+def plot_shapes(report, ax=None) -> Figure:
+    """How the feature map's side shrinks layer by layer (a :class:`~archlab.ShapeReport`).
+
+    Each bar is one layer's output height; flat layers (after the flatten) are left out.
+
+    Example::
+
+        >>> archlab.plot_shapes(archlab.trace_shapes("cnn"))  # doctest: +SKIP
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
+    fig = ax.figure
+    rows = [("input", report.input_shape)] + [
+        (r.name, r.output) for r in report.layers if r.output is not None and len(r.output) == 3
+    ]
+    names = [name for name, _ in rows]
+    sides = [shape[-2] for _, shape in rows]
+    bars = ax.bar(range(len(rows)), sides, color="tab:blue")
+    for bar, (_, shape) in zip(bars, rows, strict=True):
+        ax.annotate(
+            "×".join(map(str, shape)),
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+    ax.set_ylabel("map height (pixels)")
+    ax.set_ylim(0, max(sides) * 1.18)
+    ax.set_title(f"{report.model}: feature-map size after each layer (C×H×W)")
+    return fig
