@@ -69,7 +69,7 @@ def predict_logits(
         batch_size: images per forward pass. Default: 250.
     """
     device = model_device(model)
-    channels_last = has_conv(model)
+    channels_last = has_conv(model) and nhwc_runs(model, to_input(images[:2].to(device), normalize))
     keep_freed_memory()
     was_training = model.training
     restore = _to_channels_last(model) if channels_last else []
@@ -85,6 +85,45 @@ def predict_logits(
         for tensor, data in restore:
             tensor.data = data
     return torch.cat(outputs) if outputs else torch.empty(0, 0)
+
+
+def nhwc_runs(model: nn.Module, sample: torch.Tensor) -> bool:
+    """Whether the model runs in the NHWC layout: True for torch's own layers; False for a
+    forward that needs contiguous NCHW tensors, such as ``x.view(x.size(0), -1)`` after a
+    convolution (the lecture's own CNN), which then runs as it is, in NCHW.
+
+    One forward pass of ``sample`` ``(N, C, H, W)`` in eval mode without gradients, its
+    weights put in NHWC for it; the weights, the mode and the random state are restored.
+
+    Example:
+
+        >>> class Viewing(torch.nn.Module):  # the lecture's flatten
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.conv = torch.nn.Conv2d(1, 4, 3)
+        ...     def forward(self, x):
+        ...         return self.conv(x).view(x.size(0), -1)
+        >>> sample = torch.zeros(2, 1, 28, 28)
+        >>> archlab.predict.nhwc_runs(Viewing(), sample)
+        False
+        >>> archlab.predict.nhwc_runs(archlab.create_model("cnn"), sample)
+        True
+    """
+    device = sample.device
+    was_training = model.training
+    restore = _to_channels_last(model)
+    model.eval()
+    try:
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            model(sample.contiguous(memory_format=torch.channels_last))
+        return True
+    except Exception:  # whatever NHWC broke, NCHW is what the model was written for
+        return False
+    finally:
+        model.train(was_training)
+        for tensor, data in restore:
+            tensor.data = data
 
 
 def _to_channels_last(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -33,7 +33,7 @@ from archlab.checkpoint import FORMAT, load_checkpoint
 from archlab.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
-from archlab.predict import evaluate, has_conv, to_input
+from archlab.predict import evaluate, has_conv, nhwc_runs, to_input
 from archlab.recipes import RECIPES, TrainConfig, cosine_lr
 from archlab.runs import (
     RunRef,
@@ -185,9 +185,16 @@ class _Trainer:
 
         torch.manual_seed(config.seed)
         net = spec.build().to(dev)
-        self.channels_last = has_conv(net)
+        sample = to_input(data.test_images[:2].to(dev), self.normalize)
+        self.channels_last = has_conv(net) and nhwc_runs(net, sample)
         if self.channels_last:  # NHWC: measurably faster conv, pooling and BN on a CPU
             net = net.to(memory_format=torch.channels_last)
+        elif has_conv(net):
+            log(
+                f"{ref.name}: training in the NCHW layout: its forward pass needs contiguous "
+                "tensors (a .view after a convolution?); .flatten(1) or .reshape would let "
+                "it run in NHWC, faster on a CPU"
+            )
         self.net = net
         self.optimizer = _optimizer(net, config.lr, dev)
         self.params = sum(p.numel() for p in net.parameters())

@@ -17,6 +17,13 @@ breakdown is printed:
   writing                 checkpoints at the epochs' ends, history.json, curves.png
   exit                    the result table, interpreter shutdown
 
+`confusion` and `compare` evaluate the 10,000 test images for each model: that is their
+work, so their overhead is also shown less the time spent in `predict_logits`.
+
+Every command runs as the `archlab` entry point runs it (`archlab.cli.entry_point`, which
+skips the interpreter's final garbage collection walk); `confusion`, `compare` and `train`
+run in-process under a probe that only reads clocks around the phases.
+
 The analysis commands need trained runs of dnn and cnn: missing ones are trained once
 into --runs with `--epochs 1` (the analysis work does not depend on the epochs).
 
@@ -39,37 +46,60 @@ import tempfile
 import time
 from pathlib import Path
 
-# runs `archlab train` in-process, noting when each phase starts and ends (the wrappers
-# only read clocks: the command does the same work as `python -m archlab train`)
-_TRAIN_PROBE = r"""
-import json, os, sys, time
+# runs the command in-process as the `archlab` entry point does, noting when each phase
+# starts and ends (the wrappers only read clocks: the command does the same work as
+# `python -m archlab ...`); the times are written when the process exits
+_PROBE = r"""
+import atexit, json, os, sys, time
 T = {"start": time.time()}
 import torch
 T["torch"] = time.time()
-import archlab.train as tr
-run, save = tr._Trainer.run, tr._Trainer.save
-def timed_run(self, stop_at):
-    T["loop_start"] = time.time()
-    try:
-        return run(self, stop_at)
-    finally:
-        T["loop_end"] = time.time()
-        T["train_s"], T["eval_s"] = self.progress.seconds, self.progress.eval_seconds
-def timed_save(self, finished, figures=False):
-    t = time.time()
-    try:
-        return save(self, finished, figures)
-    finally:
-        key = "save_loop_s" if "loop_end" not in T else "save_end_s"
-        T[key] = T.get(key, 0.0) + time.time() - t
-tr._Trainer.run, tr._Trainer.save = timed_run, timed_save
-from archlab.cli import main
-rc = main(sys.argv[1:])
-T["end"] = time.time()
-with open(os.environ["ARCHLAB_BENCH_TIMES"], "w") as f:
-    json.dump(T, f)
-sys.exit(rc)
+
+def clocked(owner, name, key):
+    inner = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        t = time.time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            T[key] = T.get(key, 0.0) + time.time() - t
+    setattr(owner, name, wrapper)
+
+import archlab.predict
+clocked(archlab.predict, "predict_logits", "predict_s")
+if sys.argv[1] == "train":
+    import archlab.train as tr
+    run = tr._Trainer.run
+    def timed_run(self, stop_at):
+        T["loop_start"] = time.time()
+        try:
+            return run(self, stop_at)
+        finally:
+            T["loop_end"] = time.time()
+            T["train_s"], T["eval_s"] = self.progress.seconds, self.progress.eval_seconds
+    tr._Trainer.run = timed_run
+    save = tr._Trainer.save
+    def save_in_loop(self, *args, **kwargs):
+        key = "save_end_s" if "loop_end" in T else "save_loop_s"
+        t = time.time()
+        try:
+            return save(self, *args, **kwargs)
+        finally:
+            T[key] = T.get(key, 0.0) + time.time() - t
+    tr._Trainer.save = save_in_loop
+
+def dump():
+    T["end"] = time.time()
+    with open(os.environ["ARCHLAB_BENCH_TIMES"], "w") as f:
+        json.dump(T, f)
+atexit.register(dump)
+from archlab.cli import entry_point
+entry_point()
 """
+
+# commands whose own work is evaluating the test set: their overhead is also shown less
+# that evaluation (as `train`'s is less its training and evaluation)
+_EVALUATING = ("confusion", "compare")
 
 
 def _cpu() -> float:
@@ -123,12 +153,19 @@ def _commands(runs: Path, tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def _train_once(model: str, out: Path, times_file: Path, epochs: int) -> dict:
+def _probed(args: list[str], times_file: Path) -> tuple[float, float, dict]:
+    """(wall, CPU, the probe's clocks) of one in-process run of ``archlab ARGS``."""
     env = {**os.environ, "ARCHLAB_BENCH_TIMES": str(times_file)}
-    cmd = [sys.executable, "-c", _TRAIN_PROBE, "train", model, "--out", str(out)]
-    cmd += ["--epochs", str(epochs)]
-    wall, cpu, started = _run(cmd, env)
-    t = json.loads(times_file.read_text())
+    wall, cpu, started = _run([sys.executable, "-c", _PROBE, *args], env)
+    times = json.loads(times_file.read_text())
+    times["started"] = started
+    return wall, cpu, times
+
+
+def _train_once(model: str, out: Path, times_file: Path, epochs: int) -> dict:
+    args = ["train", model, "--out", str(out), "--epochs", str(epochs)]
+    wall, cpu, t = _probed(args, times_file)
+    started = t["started"]
     loop = t["loop_end"] - t["loop_start"]
     save_loop, save_end = t.get("save_loop_s", 0.0), t.get("save_end_s", 0.0)
     return {
@@ -182,6 +219,7 @@ def main() -> None:
         floor: list[tuple[float, float]] = []
         runs_of: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         breakdowns: dict[str, list[dict]] = {n: [] for n in names if n.startswith("train")}
+        evaluations: dict[str, list[float]] = {n: [] for n in names}
         for i in range(args.rounds):
             for name in names:
                 floor.append(_run(floor_cmd)[:2])
@@ -190,6 +228,10 @@ def main() -> None:
                     b = _train_once(name.split()[1], out, tmp / "times.json", args.train_epochs)
                     breakdowns[name].append(b)
                     runs_of[name].append((b["wall"], b["cpu"]))
+                elif name.split()[0] in _EVALUATING:
+                    wall, cpu, t = _probed(commands[name][3:], tmp / "times.json")
+                    runs_of[name].append((wall, cpu))
+                    evaluations[name].append(t.get("predict_s", 0.0))
                 else:
                     runs_of[name].append(_run(commands[name])[:2])
                 w, c = runs_of[name][-1]
@@ -210,6 +252,10 @@ def main() -> None:
             work = statistics.median(b["training"] + b["evaluation"] for b in breakdowns[name])
             note = f" (less {work:.2f} s training + evaluation)"
             cpu_over = "–"  # training's CPU time counts every thread: not comparable
+        elif evaluations[name]:
+            work = statistics.median(evaluations[name])
+            note = f" (less {work:.2f} s evaluating the test set)"
+            cpu_over = "–"
         print(
             f"| archlab {name} | {w:.2f} s | **{w - fw - work:.2f} s**{note} | {c:.2f} s | "
             f"{cpu_over} | ≤ 1 s |"

@@ -179,3 +179,19 @@ def test_compare_draws_the_confusion_grid_and_the_tradeoff(runs, tiny, tmp_path)
     assert len([a for a in grid.axes if a.get_title().endswith("parameters")]) == 3
     save_figure(fig, tmp_path / "t.svg")
     assert (tmp_path / "t.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_model_that_views_its_activations_trains_and_evaluates_in_nchw(tiny, tmp_path):
+    # .view(N, -1) after a convolution fails on NHWC tensors ("view size is not
+    # compatible"): archlab runs such a model as written and says why it is slower
+    spec = f"{LAB}:ViewingLeNet"
+    lines = []
+    result = train_model(spec, tiny, out=tmp_path, epochs=1, **{**QUIET, "log": lines.append})
+    assert any("NCHW layout" in line and ".view" in line for line in lines)
+    net, payload = archlab.load_trained_model(spec, tmp_path)
+    report = evaluate_report("viewing", net, tiny, payload["normalize"])
+    assert report.accuracy == pytest.approx(result.test_accuracy)
+    flat = []  # the same network with flatten(1) trains in NHWC, to about the same accuracy
+    lenet = train_model(LENET, tiny, out=tmp_path, epochs=1, **{**QUIET, "log": flat.append})
+    assert flat and not any("NCHW" in line for line in flat)
+    assert lenet.test_accuracy == pytest.approx(result.test_accuracy, abs=0.05)

@@ -33,3 +33,12 @@ def small_mlp(hidden: int, classes: int = 10) -> nn.Module:
         nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, classes)
     )
     return model
+
+
+class ViewingLeNet(SmallLeNet):
+    """Flattens as the lecture's own CNN does, with ``out.view(out.size(0), -1)``: only
+    contiguous NCHW activations can be viewed that way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.max_pool2d(self.features(x), 2)
+        return self.head(out.view(out.size(0), -1))
