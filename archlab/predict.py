@@ -88,12 +88,13 @@ def predict_logits(
 
 
 def nhwc_runs(model: nn.Module, sample: torch.Tensor) -> bool:
-    """Whether the model runs in the NHWC layout: True for torch's own layers; False for a
-    forward that needs contiguous NCHW tensors, such as ``x.view(x.size(0), -1)`` after a
-    convolution (the lecture's own CNN), which then runs as it is, in NCHW.
+    """Whether the model runs in the NHWC layout: True for torch's own layers; False only
+    for a forward pass that fails in NHWC and runs in NCHW, such as one with
+    ``x.view(x.size(0), -1)`` after a convolution (the lecture's own CNN), which then runs
+    as written, in NCHW. (A model that fails in both layouts is not the layout's fault.)
 
-    One forward pass of ``sample`` ``(N, C, H, W)`` in eval mode without gradients, its
-    weights put in NHWC for it; the weights, the mode and the random state are restored.
+    A forward pass of ``sample`` ``(N, C, H, W)`` in eval mode without gradients; the
+    weights (put in NHWC for it), the mode and the random state are restored.
 
     Example:
 
@@ -109,16 +110,21 @@ def nhwc_runs(model: nn.Module, sample: torch.Tensor) -> bool:
         >>> archlab.predict.nhwc_runs(archlab.create_model("cnn"), sample)
         True
     """
-    device = sample.device
+    return _runs(model, sample, nhwc=True) or not _runs(model, sample, nhwc=False)
+
+
+def _runs(model: nn.Module, sample: torch.Tensor, nhwc: bool) -> bool:
+    """Whether one forward pass of ``sample`` runs, with nothing about the model changed."""
     was_training = model.training
-    restore = _to_channels_last(model)
+    restore = _to_channels_last(model) if nhwc else []
     model.eval()
+    devices = [sample.device] if sample.device.type == "cuda" else []
     try:
-        devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
-            model(sample.contiguous(memory_format=torch.channels_last))
+            layout = torch.channels_last if nhwc else torch.contiguous_format
+            model(sample.contiguous(memory_format=layout))
         return True
-    except Exception:  # whatever NHWC broke, NCHW is what the model was written for
+    except Exception:  # the caller runs the model for real and reports what goes wrong
         return False
     finally:
         model.train(was_training)

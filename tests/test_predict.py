@@ -49,3 +49,17 @@ def test_the_pass_runs_with_nhwc_weights_even_with_one_input_channel():
     predict_logits(model, torch.zeros(3, 28, 28, dtype=torch.uint8))
     assert seen and all(strides == nhwc for strides in seen)  # the layout check and the pass
     assert conv.weight.stride() != nhwc  # and back as it was
+
+
+def test_a_model_that_fails_in_both_layouts_is_not_blamed_on_the_layout():
+    class Broken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            raise ValueError("broken either way")
+
+    from archlab.predict import nhwc_runs
+
+    assert nhwc_runs(Broken(), torch.zeros(2, 1, 28, 28))  # NHWC is not what breaks it
