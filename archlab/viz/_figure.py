@@ -124,7 +124,7 @@ def panel_grid(fig, titles, panel, left, right, below, suptitle) -> list[list]:
         x, placed = 0.0, []
         for c in range(len(row)):
             x += left[c]
-            placed.append(fig.add_axes((x / width, y / height, panel / width, panel / height)))
+            placed.append(add_axes_inches(fig, x, y, panel, panel))
             x += panel + right[c]
         axes.append(placed)
         y -= room
