@@ -142,7 +142,7 @@ def _fail(line: str, code: int) -> int:
 
 
 def _innermost_archlab_frame(exc: BaseException) -> str:
-    """``archlab/train.py:123``: where in archlab the bug surfaced, for the report."""
+    """``archlab/training/train.py:123``: where in archlab the bug surfaced, for the report."""
     import traceback
 
     frames = [

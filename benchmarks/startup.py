@@ -65,10 +65,10 @@ def clocked(owner, name, key):
             T[key] = T.get(key, 0.0) + time.time() - t
     setattr(owner, name, wrapper)
 
-import archlab.predict
-clocked(archlab.predict, "predict_logits", "predict_s")
+import archlab.training.predict
+clocked(archlab.training.predict, "predict_logits", "predict_s")
 if sys.argv[1] == "train":
-    import archlab.train as tr
+    import archlab.training.train as tr
     run = tr._Trainer.run
     def timed_run(self, stop_at):
         T["loop_start"] = time.time()

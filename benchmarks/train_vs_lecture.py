@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 import archlab
-from archlab.data import raw_dir
-from archlab.train import to_input
+from archlab.training.data import raw_dir
+from archlab.training.train import to_input
 
 WARMUP = 10
 
@@ -168,7 +168,7 @@ def main() -> None:
     for name in args.models:  # a single model
         n = args.iterations or (600 if name == "dnn" else 150)
         # the two without archlab's allocator setting first: train_model applies it to the
-        # whole process (archlab/_alloc.py), and it cannot be taken back
+        # whole process (archlab/training/_alloc.py), and it cannot be taken back
         times = {"lecture": lecture(name, root, n)}
         times["bare (lecture layout)"] = bare(name, data, n, fast=False)
         times["archlab"] = ours(name, data, n)

@@ -24,7 +24,7 @@ def real_data(tmp_path_factory):
 
     Skipped only where the package is not installed (CI installs it: make test).
     """
-    from archlab import data
+    from archlab.training import data
 
     if not data.DEBIAN_DIR.is_dir():
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

@@ -30,7 +30,7 @@ def train_in_process(model: str, data: Path, md5: Path, runs: Path, **settings) 
     """Train quickly without a subprocess; the checkpoint records the synthetic checksums
     exactly as the CLI would."""
     import archlab
-    from archlab.data import load_fashion_mnist
+    from archlab.training.data import load_fashion_mnist
 
     checksums = json.loads(md5.read_text())
     dataset = load_fashion_mnist(data, checksums=checksums, download=False)

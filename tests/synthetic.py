@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from archlab.data import FashionMNIST
+from archlab.training.data import FashionMNIST
 
 
 def idx_bytes(tensor: torch.Tensor) -> bytes:

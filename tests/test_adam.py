@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from archlab._adam import Adam
-from archlab.recipes import cosine_lr
+from archlab.training._adam import Adam
+from archlab.training.recipes import cosine_lr
 
 
 def _net(seed: int = 0) -> nn.Module:
@@ -109,7 +109,7 @@ def test_a_state_for_other_parameters_is_refused():
 def test_does_not_import_dynamo():
     code = (
         "import sys, torch\n"
-        "from archlab._adam import Adam\n"
+        "from archlab.training._adam import Adam\n"
         "net = torch.nn.Linear(4, 2)\n"
         "opt = Adam(net.parameters(), fused=True)\n"
         "net(torch.randn(3, 4)).sum().backward()\n"

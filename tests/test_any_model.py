@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import archlab
+from archlab.analysis.evaluation import evaluate_report
+from archlab.analysis.features import activations, filter_weights
 from archlab.cli import main
 from archlab.errors import ArchlabError
-from archlab.internals import activations, filter_weights
-from archlab.metrics import evaluate_report
-from archlab.train import train_model
+from archlab.training.train import train_model
 
 from .synthetic import learnable_dataset
 

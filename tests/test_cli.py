@@ -114,7 +114,7 @@ def test_train_unwritable_out(capsys, tmp_path):
 
 
 def test_data_without_any_source(capsys, tmp_path, monkeypatch):
-    from archlab import data
+    from archlab.training import data
 
     monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
 

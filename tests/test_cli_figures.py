@@ -4,7 +4,7 @@ import pytest
 
 import archlab
 from archlab.cli import main
-from archlab.train import train_model
+from archlab.training.train import train_model
 
 from .synthetic import learnable_dataset
 

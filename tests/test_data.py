@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import archlab
-from archlab import data as D
 from archlab.errors import ArchlabError
+from archlab.training import data as D
 
 from .synthetic import idx_bytes, write_idx_set
 

@@ -25,7 +25,7 @@ from archlab.cli import main
 from archlab.drawing import Drawing, draw
 from archlab.drawing._graph import graph_layout, render_graph
 from archlab.drawing._stages import is_chain, stages, tensor_label
-from archlab.shapes import LayerShape, ShapeReport
+from archlab.trace.shapes import LayerShape, ShapeReport
 
 ROOT = Path(__file__).parent.parent
 README_PICTURE = ROOT / "docs" / "_static" / "cnn.svg"

@@ -2,10 +2,10 @@ import pytest
 import torch
 
 import archlab
-from archlab import explain as E
+from archlab.analysis import explain as E
+from archlab.analysis.features import activations, capture, filter_weights
 from archlab.errors import ArchlabError
-from archlab.internals import activations, capture, filter_weights
-from archlab.train import train_model
+from archlab.training.train import train_model
 
 from .synthetic import learnable_dataset
 

@@ -364,7 +364,7 @@ def test_fault_is_one_line_and_loses_nothing(world, argv, code, needle):
         (raw / "train-images-idx3-ubyte").mkdir()
     before = digest(root)
     result = cli(_fill(argv, world), environ=env(world["md5"], world["home"]), cwd=root)
-    if code is None:  # the tracer owns this check (archlab._limits): refused either way
+    if code is None:  # the tracer owns this check (archlab.trace._limits): refused either way
         code = result.returncode if result.returncode in (1, 2) else 1
     check(result, code, needle.format(root=root))
     if code != 0:
@@ -686,8 +686,8 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
     world, tmp_path, monkeypatch, target
 ):
     import archlab
-    from archlab import runs as runs_module
-    from archlab.data import load_fashion_mnist
+    from archlab.training import runs as runs_module
+    from archlab.training.data import load_fashion_mnist
 
     run = copy_run(world["runs"] / "dnn", tmp_path / "dnn")
     good = torch.load(run / "checkpoint.pt", weights_only=True)
@@ -714,7 +714,7 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
     assert caught.value.exit_code == 1
     assert "no space left on device" in str(caught.value) and "\n" not in str(caught.value)
     monkeypatch.undo()
-    now = archlab.checkpoint.load_checkpoint(run / "checkpoint.pt")
+    now = archlab.training.checkpoint.load_checkpoint(run / "checkpoint.pt")
     if (run / "history.json").exists():  # never another run's history beside it
         history = json.loads((run / "history.json").read_text())
         assert history == json.loads(json.dumps(now["history"]))
@@ -723,7 +723,7 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
 
 
 def test_stale_partials_of_dead_processes_are_removed(world, tmp_path):
-    from archlab.data import load_fashion_mnist
+    from archlab.training.data import load_fashion_mnist
 
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from archlab.formulas import ShapeError, flatten_shape, infer_step, reshape_shape
+from archlab.trace.formulas import ShapeError, flatten_shape, infer_step, reshape_shape
 
 small = st.integers(1, 4)
 

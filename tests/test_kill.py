@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from archlab.checkpoint import load_checkpoint
+from archlab.training.checkpoint import load_checkpoint
 from tests.faults import cli, env, make_data, train_in_process
 
 

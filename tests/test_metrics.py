@@ -1,6 +1,10 @@
 import torch
 
-from archlab.metrics import ClassificationReport, classification_report, confusion_matrix
+from archlab.analysis.evaluation import (
+    ClassificationReport,
+    classification_report,
+    confusion_matrix,
+)
 
 
 def test_confusion_matrix_by_hand():

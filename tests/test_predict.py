@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import archlab
-from archlab.predict import predict_logits, to_input
+from archlab.training.predict import predict_logits, to_input
 
 
 @pytest.mark.parametrize("name", ["cnn", "resnet", "dnn"])
@@ -60,6 +60,6 @@ def test_a_model_that_fails_in_both_layouts_is_not_blamed_on_the_layout():
         def forward(self, x):
             raise ValueError("broken either way")
 
-    from archlab.predict import nhwc_runs
+    from archlab.training.predict import nhwc_runs
 
     assert nhwc_runs(Broken(), torch.zeros(2, 1, 28, 28))  # NHWC is not what breaks it

@@ -5,12 +5,12 @@ from pathlib import Path
 import torch
 
 import archlab
-from archlab.data import DataReport, DataSource
-from archlab.explain import SanityCheck
-from archlab.metrics import Comparison, ModelResult, classification_report
-from archlab.recipes import TrainConfig
-from archlab.summary import TrainSummary
-from archlab.train import TrainResult
+from archlab.analysis.evaluation import Comparison, ModelResult, classification_report
+from archlab.analysis.explain import SanityCheck
+from archlab.training.data import DataReport, DataSource
+from archlab.training.recipes import TrainConfig
+from archlab.training.table import TrainSummary
+from archlab.training.train import TrainResult
 
 
 def _reports():

@@ -164,7 +164,7 @@ def test_an_unanalysed_layer_still_gets_its_shape_from_the_forward_pass():
 
 
 def test_a_wrong_rule_is_reported_as_a_bug(monkeypatch):
-    from archlab import formulas
+    from archlab.trace import formulas
 
     real = formulas._conv
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from archlab import data as D
 from archlab.errors import ArchlabError
+from archlab.training import data as D
 
 from .synthetic import write_idx_set
 
@@ -27,7 +27,7 @@ def _history() -> dict:
 
 def test_curves_png_is_the_picture_pyplot_draws(tmp_path):
     from archlab import viz
-    from archlab.runs import write_run_files
+    from archlab.training.runs import write_run_files
 
     payload = {"history": _history(), "format": 1}
     files = write_run_files(tmp_path / "run", payload)
@@ -43,7 +43,7 @@ def test_training_imports_neither_dynamo_nor_pyplot(tmp_path):
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.synthetic import learnable_dataset
-from archlab.train import train_model
+from archlab.training.train import train_model
 r = train_model("cnn", learnable_dataset(), out={str(tmp_path)!r}, epochs=1, batch_size=50,
                 log_every=5, log=lambda line: None, progress=False)
 assert (r.checkpoint.parent / "curves.png").is_file()

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import archlab
-from archlab import checkpoint as C
 from archlab.errors import ArchlabError
-from archlab.predict import to_input
-from archlab.recipes import cosine_lr
-from archlab.train import train_model
+from archlab.training import checkpoint as C
+from archlab.training.predict import to_input
+from archlab.training.recipes import cosine_lr
+from archlab.training.train import train_model
 
 from .synthetic import learnable_dataset
 
@@ -202,7 +202,7 @@ def test_a_short_real_run_learns(real_data, tmp_path):
 def test_resume_refuses_other_data(tmp_path):
     from pathlib import Path
 
-    from archlab.data import DataSource
+    from archlab.training.data import DataSource
 
     data = learnable_dataset()
     data.source = DataSource(Path("x"), "test", md5={"train-images-idx3-ubyte": "aaa"})

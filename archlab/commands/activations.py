@@ -26,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from archlab.analysis.explain import check_index
+    from archlab.analysis.features import activations
     from archlab.commands._options import check_figure_path, echo, figure_path, save
-    from archlab.data import CLASSES, load_fashion_mnist
-    from archlab.explain import check_index
-    from archlab.internals import activations
-    from archlab.runs import load_trained_model
+    from archlab.training.data import CLASSES, load_fashion_mnist
+    from archlab.training.runs import load_trained_model
     from archlab.viz import plot_activations
 
     check_figure_path(args.out)

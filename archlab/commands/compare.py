@@ -32,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from archlab.analysis.evaluation import compare_models
     from archlab.commands._options import check_figure_path, echo, save
-    from archlab.metrics import compare_models
-    from archlab.spec import expand_run_names
+    from archlab.models.spec import expand_run_names
     from archlab.viz import plot_comparison, plot_tradeoff
 
     check_figure_path(args.out)

@@ -38,11 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from archlab.analysis.evaluation import evaluate_report
     from archlab.commands._options import echo, figure_path, save
-    from archlab.data import load_fashion_mnist
-    from archlab.metrics import evaluate_report
-    from archlab.runs import load_trained_model
-    from archlab.spec import expand_run_names
+    from archlab.models.spec import expand_run_names
+    from archlab.training.data import load_fashion_mnist
+    from archlab.training.runs import load_trained_model
     from archlab.viz import plot_confusion, plot_mistakes
 
     loaded = [

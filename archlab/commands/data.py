@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from archlab.commands._options import echo
-    from archlab.data import data_report, load_fashion_mnist
+    from archlab.training.data import data_report, load_fashion_mnist
 
     report = data_report(load_fashion_mnist(args.data_dir))
     echo(report)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from archlab.commands._options import echo
     from archlab.drawing import check_suffix, draw
-    from archlab.spec import ModelSpec
+    from archlab.models.spec import ModelSpec
 
     spec = ModelSpec.parse(args.model, args.set)  # an unknown model fails here, before work
     if args.out is not None:

@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from archlab.analysis.explain import explain_test_image
     from archlab.commands._options import check_figure_path, echo, figure_path, save
-    from archlab.explain import explain_test_image
     from archlab.viz import plot_explanation
 
     check_figure_path(args.out)

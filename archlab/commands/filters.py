@@ -19,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from archlab.analysis.features import filter_weights
     from archlab.commands._options import check_figure_path, echo, figure_path, save
-    from archlab.internals import filter_weights
-    from archlab.runs import load_trained_model
+    from archlab.training.runs import load_trained_model
     from archlab.viz import plot_filters
 
     check_figure_path(args.out)

@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from archlab.commands._options import echo
-    from archlab.params import model_table
+    from archlab.trace.params import model_table
 
     echo(model_table(args.group))
     return 0

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from archlab.commands._options import echo
-    from archlab.params import compare_params, count_params
-    from archlab.spec import ModelSpec
+    from archlab.models.spec import ModelSpec
+    from archlab.trace.params import compare_params, count_params
 
     with contextlib.redirect_stdout(sys.stderr):  # the model's own prints: not our output
         specs = [ModelSpec.parse(m, args.set) for m in args.models]

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from archlab.commands._options import echo
-    from archlab.shapes import trace_shapes
+    from archlab.trace.shapes import trace_shapes
 
     with contextlib.redirect_stdout(sys.stderr):  # the model's own prints: not our output
         report = trace_shapes(

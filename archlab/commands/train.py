@@ -11,7 +11,7 @@ SUMMARY = "train models on Fashion-MNIST (the lecture's two, the zoo, or your ow
 def description() -> str:
     import textwrap
 
-    from archlab.recipes import RECIPES
+    from archlab.training.recipes import RECIPES
 
     recipes = "\n".join(
         textwrap.fill(
@@ -43,7 +43,7 @@ an uninterrupted run. A fresh run keeps the previous run's files as *.prev.*.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.commands._options import data_dir_option, set_option
-    from archlab.recipes import MAX_SEED
+    from archlab.training.recipes import MAX_SEED
 
     p.add_argument(
         "models",
@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from archlab.commands._options import echo
-    from archlab.summary import TrainSummary
-    from archlab.train import train_models
+    from archlab.training.table import TrainSummary
+    from archlab.training.train import train_models
 
     results = train_models(
         args.models or ["lecture"],

@@ -152,8 +152,8 @@ def check_suffix(path: str | Path) -> None:
 def _build(model, overrides: Sequence[str]):
     from torch import nn
 
-    from archlab.spec import load_model
-    from archlab.whatif import set_hyperparameter
+    from archlab.models.spec import load_model
+    from archlab.models.whatif import set_hyperparameter
 
     if isinstance(model, nn.Module):
         built = copy.deepcopy(model) if overrides else model  # never change the caller's
@@ -200,8 +200,8 @@ def draw(
         >>> [b.label for b in picture.layout.boxes]
         ['1@28×28', '32@28×28', '32@14×14', '64@12×12', '64@6×6', '2304', '600', '120', '10']
     """
-    from archlab.shapes import trace_shapes
-    from archlab.spec import model_name
+    from archlab.models.spec import model_name
+    from archlab.trace.shapes import trace_shapes
 
     built = _build(model, overrides)
     shape = input_shape if input_shape is not None else getattr(built, "input_shape", (1, 28, 28))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archlab.formulas import Shape, fmt_shape
-from archlab.shapes import FUNCTIONAL
+from archlab.trace.formulas import Shape, fmt_shape
+from archlab.trace.shapes import FUNCTIONAL
 
 INPUT = -1  # in a row's ``inputs``: the model's input
 

@@ -4,7 +4,7 @@ A :class:`ModelCard` holds every fact archlab knows about a registered model tha
 read off the model itself: its description, the paper and idea it teaches, the input it is
 built for, the accuracy the lecture printed and the accuracy measured here. What *can* be
 read off the model (its convolutions, where its blocks end, its Grad-CAM layer) is derived
-from it (``archlab.internals``), so a user's model gets the same treatment.
+from it (``archlab.analysis.features``), so a user's model gets the same treatment.
 """
 
 from __future__ import annotations

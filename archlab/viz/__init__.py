@@ -1,18 +1,20 @@
 """Figures. Each plot function takes ``ax=None`` (or ``axes``), returns the Figure and
 never calls ``plt.show()``; :func:`save_figure` writes a PNG atomically and closes it.
 
-One module per subject: ``training`` (curves, shapes), ``explanation`` (attributions),
-``internals`` (filters, activations), ``evaluation`` (confusion matrices, comparisons);
+One module per subject: ``architecture`` (shapes), ``curves`` (training history),
+``explanation`` (attributions),
+``features`` (filters, activations), ``evaluation`` (confusion matrices, comparisons);
 ``_figure`` picks the backend and saves.
 """
 
 from __future__ import annotations
 
 from archlab.viz._figure import save_figure
+from archlab.viz.architecture import plot_shapes
+from archlab.viz.curves import plot_curves
 from archlab.viz.evaluation import plot_comparison, plot_confusion, plot_mistakes, plot_tradeoff
 from archlab.viz.explanation import plot_attribution, plot_explanation, plot_image
-from archlab.viz.internals import plot_activations, plot_filters
-from archlab.viz.training import plot_curves, plot_shapes
+from archlab.viz.features import plot_activations, plot_filters
 
 __all__ = [
     "plot_activations",

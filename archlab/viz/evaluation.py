@@ -6,8 +6,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from archlab.viz._figure import add_axes_inches, colorbar_beside
+from archlab.viz.curves import _lecture_accuracy
 from archlab.viz.explanation import plot_image
-from archlab.viz.training import _lecture_accuracy
 
 # a confusion matrix's square in its cell, inches from the lower left: room for the class
 # names left and below (rotated), the title above
@@ -150,7 +150,7 @@ def plot_tradeoff(comparison, axes=None) -> Figure:
     labelled point per model: which idea buys what.
 
     Args:
-        comparison: a :class:`~archlab.metrics.Comparison`.
+        comparison: a :class:`~archlab.analysis.evaluation.Comparison`.
         axes: two matplotlib axes. Default: a new figure.
 
     Example::

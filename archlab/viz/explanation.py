@@ -28,7 +28,7 @@ def plot_attribution(
     """One attribution map: signed maps on a diverging scale centred at 0, others from 0.
 
     Args:
-        attribution: an :class:`~archlab.explain.Attribution`.
+        attribution: an :class:`~archlab.analysis.explain.Attribution`.
         image: the uint8 ``(28, 28)`` image, needed for ``blend``.
         ax: where to draw. Default: a new figure.
         blend: draw the map over the image (half transparent). Default: False.

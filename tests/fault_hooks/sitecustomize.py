@@ -18,18 +18,18 @@ import json
 import os
 
 if os.environ.get("ARCHLAB_TEST_MD5"):
-    import archlab.data
+    import archlab.training.data
 
     with open(os.environ["ARCHLAB_TEST_MD5"], encoding="utf-8") as _handle:
         _md5 = json.load(_handle)
-    archlab.data.CHECKSUMS.clear()
-    archlab.data.CHECKSUMS.update(_md5)
+    archlab.training.data.CHECKSUMS.clear()
+    archlab.training.data.CHECKSUMS.update(_md5)
 
 if os.environ.get("ARCHLAB_TEST_KILL"):
     import signal
 
-    import archlab.checkpoint
-    import archlab.runs
+    import archlab.training.checkpoint
+    import archlab.training.runs
 
     _point, _, _n = os.environ["ARCHLAB_TEST_KILL"].partition(":")
     _seen = {"count": 0}
@@ -65,9 +65,9 @@ if os.environ.get("ARCHLAB_TEST_KILL"):
         handle = open(path, mode, *args, **kwargs)  # noqa: SIM115
         return _KillingFile(handle) if "w" in mode else handle
 
-    archlab.checkpoint.open = _open  # the module's global, shadowing the builtin
+    archlab.training.checkpoint.open = _open  # the module's global, shadowing the builtin
 
-    _fsync = archlab.checkpoint.os.fsync
+    _fsync = archlab.training.checkpoint.os.fsync
 
     class _Os:
         def __getattr__(self, name):
@@ -78,39 +78,39 @@ if os.environ.get("ARCHLAB_TEST_KILL"):
             _fsync(fd)
             _reached("checkpoint-synced")
 
-    archlab.checkpoint.os = _Os()
+    archlab.training.checkpoint.os = _Os()
 
-    _keep = archlab.runs._keep_previous
+    _keep = archlab.training.runs._keep_previous
 
     def _keep_previous(folder):
         moved = _keep(folder)
         _reached("kept")
         return moved
 
-    archlab.runs._keep_previous = _keep_previous
+    archlab.training.runs._keep_previous = _keep_previous
 
-    _save_checkpoint = archlab.checkpoint.save_checkpoint
+    _save_checkpoint = archlab.training.checkpoint.save_checkpoint
 
     def _save_then_stop(payload, path):
         result = _save_checkpoint(payload, path)
         _reached("history")
         return result
 
-    archlab.checkpoint.save_checkpoint = _save_then_stop
+    archlab.training.checkpoint.save_checkpoint = _save_then_stop
 
 if os.environ.get("ARCHLAB_TEST_STEP_SLEEP"):
     import time
 
-    import archlab.train
+    import archlab.training.train
 
-    _step = archlab.train._Trainer._step
+    _step = archlab.training.train._Trainer._step
     _pause = float(os.environ["ARCHLAB_TEST_STEP_SLEEP"])
 
     def _slow_step(self, idx, loss_fn):
         time.sleep(_pause)
         return _step(self, idx, loss_fn)
 
-    archlab.train._Trainer._step = _slow_step
+    archlab.training.train._Trainer._step = _slow_step
 
 if os.environ.get("ARCHLAB_TEST_BUG"):
     import archlab.commands.models

@@ -22,13 +22,13 @@ import torch
 from torch import nn
 
 from archlab import _table
-from archlab._batch import BATCH
-from archlab._notes import teaching_notes
-from archlab._tracer import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, _free_bytes
 from archlab.errors import ArchlabError
-from archlab.formulas import Shape, fmt_shape
-from archlab.spec import load_model, model_name
-from archlab.whatif import set_hyperparameter
+from archlab.models.spec import load_model, model_name
+from archlab.models.whatif import set_hyperparameter
+from archlab.trace._batch import BATCH
+from archlab.trace._engine import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, _free_bytes
+from archlab.trace._notes import teaching_notes
+from archlab.trace.formulas import Shape, fmt_shape
 
 __all__ = ["FUNCTIONAL", "Diagnosis", "LayerShape", "ShapeReport", "trace_shapes"]
 
@@ -57,7 +57,7 @@ class LayerShape:
 @dataclass
 class Diagnosis(Failure):
     """Where and why the chain does not fit, and how to fix it: the tracer's
-    :class:`~archlab._tracer.Failure`, with the one line the CLI prints."""
+    :class:`~archlab.trace._engine.Failure`, with the one line the CLI prints."""
 
     def __str__(self) -> str:
         fix = f"; fix: {self.fix}" if self.fix else ""

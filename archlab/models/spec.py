@@ -34,8 +34,8 @@ from pathlib import Path
 
 from torch import nn
 
-from archlab.data import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
 from archlab.errors import ArchlabError
+from archlab.training.data import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
 
 
 @contextlib.contextmanager
@@ -194,7 +194,7 @@ class ModelSpec:
 
     def build(self) -> nn.Module:
         """A fresh model, what-ifs applied, with ``input_shape`` (C, H, W) set on it."""
-        from archlab.whatif import set_hyperparameter
+        from archlab.models.whatif import set_hyperparameter
 
         if self.registered:
             from archlab.models import create_model

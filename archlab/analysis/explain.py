@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab._table import Table, Tabular
-from archlab.checkpoint import check_normalize
-from archlab.data import CLASSES
 from archlab.errors import ArchlabError
-from archlab.predict import to_input
+from archlab.training.checkpoint import check_normalize
+from archlab.training.data import CLASSES
+from archlab.training.predict import to_input
 
 METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
 IG_STEPS = 50
@@ -435,8 +435,8 @@ def explain_test_image(
         >>> e.verdict                                    # doctest: +SKIP
         'true: Sneaker · predicted: Sneaker (1.00)'
     """
-    from archlab.data import load_fashion_mnist
-    from archlab.runs import load_trained_model
+    from archlab.training.data import load_fashion_mnist
+    from archlab.training.runs import load_trained_model
 
     _check_methods(methods)
     net, payload = load_trained_model(model, runs, overrides, name)

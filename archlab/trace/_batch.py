@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from archlab.formulas import Shape
+from archlab.trace.formulas import Shape
 
 BATCH = 2  # images per trace: 2, so that an operation that mixes images shows
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archlab._alloc import keep_freed_memory
+from archlab.training._alloc import keep_freed_memory
 
 
 def to_input(
@@ -23,7 +23,7 @@ def to_input(
 
     Example:
 
-        >>> x = archlab.predict.to_input(torch.full((2, 28, 28), 255, dtype=torch.uint8))
+        >>> x = archlab.training.predict.to_input(torch.full((2, 28, 28), 255, dtype=torch.uint8))
         >>> x.shape, float(x.max())
         (torch.Size([2, 1, 28, 28]), 1.0)
     """
@@ -105,9 +105,9 @@ def nhwc_runs(model: nn.Module, sample: torch.Tensor) -> bool:
         ...     def forward(self, x):
         ...         return self.conv(x).view(x.size(0), -1)
         >>> sample = torch.zeros(2, 1, 28, 28)
-        >>> archlab.predict.nhwc_runs(Viewing(), sample)
+        >>> archlab.training.predict.nhwc_runs(Viewing(), sample)
         False
-        >>> archlab.predict.nhwc_runs(archlab.create_model("cnn"), sample)
+        >>> archlab.training.predict.nhwc_runs(archlab.create_model("cnn"), sample)
         True
     """
     return _runs(model, sample, nhwc=True) or not _runs(model, sample, nhwc=False)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from archlab.data import IMAGE_SHAPE
 from archlab.errors import ArchlabError
-from archlab.predict import to_input
+from archlab.training.data import IMAGE_SHAPE
+from archlab.training.predict import to_input
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -83,7 +83,7 @@ def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[s
 
     Example:
 
-        >>> [p[2] for p in archlab.internals.activation_points(archlab.create_model("cnn"))]
+        >>> [p[2] for p in archlab.analysis.features.activation_points(archlab.create_model("cnn"))]
         ['layer1', 'layer2']
     """
     calls: list[tuple[str, tuple, tuple]] = []  # (leaf, input shape, output shape)

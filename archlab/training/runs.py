@@ -24,7 +24,7 @@ from torch import nn
 
 from archlab._atomic import atomic_path, remove_stale_partials
 from archlab.errors import ArchlabError
-from archlab.spec import ModelSpec
+from archlab.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def find_run(
 
     Example:
 
-        >>> archlab.runs.find_run("cnn", "runs", ["layer2.0.padding=1"]).folder
+        >>> archlab.training.runs.find_run("cnn", "runs", ["layer2.0.padding=1"]).folder
         PosixPath('runs/cnn+layer2.0.padding=1')
     """
     runs = Path(runs)
@@ -152,7 +152,7 @@ def load_trained_model(
         >>> ckpt["test_accuracy"]                              # doctest: +SKIP
         0.9176
     """
-    from archlab.checkpoint import load_checkpoint
+    from archlab.training.checkpoint import load_checkpoint
 
     ref = find_run(model, runs, overrides, name)
     if ref.spec is not None and ref.spec.overrides and not ref.checkpoint.is_file():
@@ -273,7 +273,7 @@ def write_run_files(
 ) -> list[Path]:
     """Write a run's ``checkpoint.pt`` and ``history.json`` (and ``curves.png``), each
     atomically; with ``keep_previous`` the earlier run's files are kept first."""
-    from archlab.checkpoint import save_checkpoint
+    from archlab.training.checkpoint import save_checkpoint
 
     checkpoint, history = folder / "checkpoint.pt", folder / "history.json"
     written = [checkpoint, history]
@@ -290,7 +290,7 @@ def write_run_files(
             partial.write_text(json.dumps(payload["history"], indent=1), encoding="utf-8")
         if figures:
             from archlab.viz import save_figure
-            from archlab.viz.training import curves_figure
+            from archlab.viz.curves import curves_figure
 
             fig = curves_figure(payload["history"])
             written.append(save_figure(fig, folder / "curves.png"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from archlab.formulas import fmt_shape
+from archlab.trace.formulas import fmt_shape
 
 _PASSTHROUGH = ("Dropout", "Identity", "F.dropout")
 

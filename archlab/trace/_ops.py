@@ -1,8 +1,8 @@
 """Shape rules for the tensor operations a ``forward`` calls directly (not through a layer).
 
 Each rule takes a :class:`Call` (the operation's arguments with its tensors' full shapes,
-batch first) and returns a :class:`~archlab.formulas.Step`, or raises
-:class:`~archlab.formulas.ShapeError` where torch would fail, naming the branches that
+batch first) and returns a :class:`~archlab.trace.formulas.Step`, or raises
+:class:`~archlab.trace.formulas.ShapeError` where torch would fail, naming the branches that
 produced the tensors. :func:`label` writes an operation as the table shows it
 (``F.max_pool2d(2)``, ``view(-1, 784)``, ``mean((2, 3))``).
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from archlab._batch import BATCH
-from archlab.formulas import (
+from archlab.trace._batch import BATCH
+from archlab.trace.formulas import (
     Shape,
     ShapeError,
     Step,

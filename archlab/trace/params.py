@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from archlab import _table
-from archlab._limits import check_forward_memory
 from archlab.errors import ArchlabError
-from archlab.formulas import Shape, fmt_shape
-from archlab.spec import load_model, model_name, user_code
+from archlab.models.spec import load_model, model_name, user_code
+from archlab.trace._limits import check_forward_memory
+from archlab.trace.formulas import Shape, fmt_shape
 
 
 @dataclass
@@ -190,7 +190,7 @@ def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
                 failure = exc.__cause__
     finally:
         built.train(was_training)
-    from archlab.shapes import trace_shapes
+    from archlab.trace.shapes import trace_shapes
 
     with user_code(f"tracing {name}"):
         report = trace_shapes(built, shape)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import torch
 
 from archlab import _table
-from archlab.data import CLASSES
 from archlab.errors import ArchlabError
+from archlab.training.data import CLASSES
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 10) -> torch.Tensor:
@@ -196,9 +196,9 @@ def compare_models(
 
         >>> print(archlab.compare_models(["dnn", "cnn", "resnet"]))  # doctest: +SKIP
     """
-    from archlab.data import load_fashion_mnist
-    from archlab.params import count_params
-    from archlab.runs import find_run, load_trained_model
+    from archlab.trace.params import count_params
+    from archlab.training.data import load_fashion_mnist
+    from archlab.training.runs import find_run, load_trained_model
 
     for name in models:  # every name is checked before any run is loaded
         find_run(name, runs)
@@ -245,7 +245,7 @@ def evaluate_report(model_name: str, net, data, normalize) -> ClassificationRepo
         >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
         ... # doctest: +SKIP
     """
-    from archlab.predict import predict_logits
+    from archlab.training.predict import predict_logits
 
     normalize = tuple(normalize) if normalize is not None else None
     probs = torch.softmax(predict_logits(net, data.test_images, normalize), dim=1)

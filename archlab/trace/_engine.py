@@ -3,7 +3,7 @@
 Layers are seen through module hooks; every other tensor operation in a ``forward``
 through a :class:`~torch.overrides.TorchFunctionMode`. Each traced tensor maps, by a
 weak reference (an ``id`` reused after a tensor dies no longer matches), to the row that
-produced it, with its :class:`~archlab._batch.Batch`. An operation gets a row when it
+produced it, with its :class:`~archlab.trace._batch.Batch`. An operation gets a row when it
 changes a shape, merges traced tensors, reshapes, or is an activation; the others
 (``contiguous``, ``x * 0.5``) pass their input's row on. Before a layer or an operation
 with a rule runs, its analytic output is computed; a misfit stops the pass with a
@@ -28,9 +28,17 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from archlab import _batch, _ops
-from archlab._batch import BATCH, Batch
-from archlab.formulas import ChannelError, RankError, Shape, ShapeError, Step, fmt_shape, infer_step
+from archlab.trace import _batch, _ops
+from archlab.trace._batch import BATCH, Batch
+from archlab.trace.formulas import (
+    ChannelError,
+    RankError,
+    Shape,
+    ShapeError,
+    Step,
+    fmt_shape,
+    infer_step,
+)
 
 FUNCTIONAL = "(forward)"  # the name column for operations in the model's own forward
 
@@ -86,7 +94,7 @@ _PASSIVE = {
 
 @dataclass
 class Row:
-    """One row as the engine records it; :mod:`archlab.shapes` turns it into a LayerShape."""
+    """One row as the engine records it; :mod:`archlab.trace.shapes` turns it into a LayerShape."""
 
     name: str
     type: str

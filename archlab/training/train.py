@@ -1,6 +1,6 @@
 """Training any model on Fashion-MNIST held in memory.
 
-Two recipes (``archlab.recipes``), both Adam at lr 1e-3, batch 100, cross-entropy, 5 epochs
+Two recipes (``archlab.training.recipes``), both Adam at lr 1e-3, batch 100, cross-entropy, 5 epochs
 (3,000 iterations). Batches are built by indexing the in-memory uint8 tensors and scaled
 per batch: no per-sample PIL image or ``ToTensor``. On a GPU the whole dataset is moved
 there once. Test accuracy is measured on all 10,000 test images in eval mode (the lecture
@@ -28,14 +28,15 @@ import torch
 from torch import nn
 
 from archlab import __version__
-from archlab._alloc import keep_freed_memory
-from archlab.checkpoint import FORMAT, load_checkpoint
-from archlab.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
-from archlab.predict import evaluate, has_conv, nhwc_runs, to_input
-from archlab.recipes import RECIPES, TrainConfig, cosine_lr
-from archlab.runs import (
+from archlab.models.spec import ModelSpec, user_code
+from archlab.training._alloc import keep_freed_memory
+from archlab.training.checkpoint import FORMAT, load_checkpoint
+from archlab.training.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
+from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
+from archlab.training.recipes import RECIPES, TrainConfig, cosine_lr
+from archlab.training.runs import (
     RunRef,
     check_same_model,
     find_run,
@@ -43,7 +44,6 @@ from archlab.runs import (
     train_hint,
     write_run_files,
 )
-from archlab.spec import ModelSpec, user_code
 
 _SETTINGS = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every")
 
@@ -103,8 +103,8 @@ def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
 def _optimizer(model: nn.Module, lr: float, device: torch.device):
     """Adam, bit-identical to ``torch.optim.Adam``, through torch's functional ``adam``:
     constructing any ``torch.optim`` optimiser imports ``torch._dynamo`` (1.5-2 s, more
-    than a DNN epoch's compute), the functional API does not (``archlab/_adam.py``)."""
-    from archlab._adam import Adam
+    than a DNN epoch's compute), the functional API does not (``archlab/training/_adam.py``)."""
+    from archlab.training._adam import Adam
 
     # the fused kernel does the whole Adam update in one pass: measurably faster on a CPU
     # (MPS gained it only in later torch releases, so it keeps the default there)
@@ -137,7 +137,7 @@ def _sigint_flag() -> Iterator[dict]:
 def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
     """Refuse a model that cannot take one Fashion-MNIST image (1×28×28) or does not output
     one score per class (10)."""
-    from archlab.shapes import trace_shapes
+    from archlab.trace.shapes import trace_shapes
 
     with user_code(f"tracing {spec.label}"):
         report = trace_shapes(model, IMAGE_SHAPE)
@@ -430,7 +430,7 @@ def train_model(
         data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         overrides: ``--set`` what-ifs such as ``["layer2.0.padding=1"]``. Default: none.
         name: the run folder's name. Default: from the spec (``cnn+layer2.0.padding=1``).
-        recipe: ``"careful"`` or ``"lecture"`` (``archlab.recipes``). Default: careful.
+        recipe: ``"careful"`` or ``"lecture"`` (``archlab.training.recipes``). Default: careful.
         epochs: passes over the 60,000 training images. Default: 5.
         batch_size: images per step. Default: 100.
         lr: Adam's learning rate. Default: 1e-3.
@@ -438,7 +438,7 @@ def train_model(
         log_every: iterations between test-set evaluations and log lines. Default: 500.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``. Default: auto.
         data_dir: where to find or put the data when ``data`` is None. Default: see
-            :func:`~archlab.data.default_data_dir`.
+            :func:`~archlab.training.data.default_data_dir`.
         out: the runs folder. Default: ``"runs"``.
         resume: continue from the run's checkpoint; the result equals an uninterrupted
             run with the same seed. Default: False.
@@ -550,7 +550,7 @@ def train_models(
 
         >>> results = archlab.train_models(["dnn", "cnn"], epochs=1)  # doctest: +SKIP
     """
-    from archlab.spec import expand_models
+    from archlab.models.spec import expand_models
 
     specs = expand_models(models, settings.get("overrides", ()))
     names = [settings["name"]] if settings.get("name") else []
@@ -615,7 +615,7 @@ def load_or_train(
 
         >>> model, ckpt = archlab.load_or_train("dnn", "runs", epochs=1)  # doctest: +SKIP
     """
-    from archlab.runs import load_trained_model
+    from archlab.training.runs import load_trained_model
 
     overrides = settings.get("overrides", ())
     ref = find_run(model, runs, overrides, settings.get("name"))

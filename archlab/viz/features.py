@@ -58,7 +58,7 @@ def _mosaic(maps: torch.Tensor, cols: int, gap: int = 1) -> torch.Tensor:
 
     Example:
 
-        >>> archlab.viz.internals._mosaic(torch.ones(3, 2, 2), cols=2).shape
+        >>> archlab.viz.features._mosaic(torch.ones(3, 2, 2), cols=2).shape
         torch.Size([5, 5])
     """
     c, h, w = maps.shape

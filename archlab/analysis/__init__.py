@@ -1,0 +1,6 @@
+"""Looking inside a trained model: attributions, filters, activations, evaluation.
+
+- ``explain``: Captum attributions for one image and their sanity check;
+- ``features``: a model's kernels and the feature maps one image makes;
+- ``evaluation``: confusion matrices, per-class scores, mistakes, runs compared.
+"""

@@ -1,0 +1,22 @@
+"""Training, data and run folders: everything between a model and a trained run.
+
+- ``data``: Fashion-MNIST found, checked by MD5 and read;
+- ``recipes``: the lecture's recipe and the careful one;
+- ``train``: the training loop, returning a trained run;
+- ``predict``: running a model over a dataset (logits, accuracy);
+- ``runs``: run folders, the trained :class:`~archlab.Run` and how it is loaded;
+- ``checkpoint``: writing atomically and loading safely (``weights_only=True``);
+- ``table``: the table ``archlab train`` ends with;
+- ``_adam``, ``_alloc``: the fast optimiser step and the allocator settings.
+"""
+
+from archlab._lazy import lazy_exports
+
+_EXPORTS = {
+    "load_fashion_mnist": "archlab.training.data",
+    "train": "archlab.training.train",
+    "Run": "archlab.training.runs",
+    "load_run": "archlab.training.runs",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
