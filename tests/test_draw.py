@@ -328,7 +328,7 @@ def test_cli_bad_input(capsys, tmp_path, monkeypatch, argv, code, message):
 def test_cli_unwritable_path(capsys, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    _one_line_error(capsys, ["draw", "cnn", "--out", str(blocker / "x.svg")], 2, "cannot write")
+    _one_line_error(capsys, ["draw", "cnn", "--out", str(blocker / "x.svg")], 1, "cannot write")
 
 
 def test_cli_graphviz_absent(capsys, tmp_path, monkeypatch):

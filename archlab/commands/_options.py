@@ -48,9 +48,12 @@ ASCII_STAND_INS = {
 }
 
 
-def _ascii_stand_in(exc: UnicodeError) -> tuple[str, int]:
+def _ascii_stand_in(exc: UnicodeError) -> tuple[str | bytes, int]:
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
+    first = exc.object[exc.start]
+    if "\udc80" <= first <= "\udcff":  # a byte surrogateescape decoded (a file name): as it was
+        return bytes([ord(first) - 0xDC00]), exc.start + 1
     bad = exc.object[exc.start : exc.end]
     return "".join(ASCII_STAND_INS.get(c, "?") for c in bad), exc.end
 
@@ -60,8 +63,11 @@ codecs.register_error("archlab-ascii", _ascii_stand_in)
 
 def ascii_fallback(stream) -> None:
     """Let ``stream`` write ASCII stand-ins (``28x28``, ``floor(``) for the characters its
-    encoding lacks (``PYTHONIOENCODING=ascii``, a cp1252 console) instead of failing."""
-    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+    encoding lacks (``PYTHONIOENCODING=ascii``, a cp1252 console, the C locale with UTF-8
+    coercion off, whose ``surrogateescape`` still passes undecodable bytes through)
+    instead of failing."""
+    errors = getattr(stream, "errors", None)
+    if errors in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
         with contextlib.suppress(ValueError, OSError):
             stream.reconfigure(errors="archlab-ascii")
 

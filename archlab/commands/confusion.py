@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 NAME = "confusion"
 SUMMARY = "confusion matrix, per-class precision/recall/F1 and the most confused pairs"
@@ -33,28 +34,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also draw the N most confident wrong predictions, 0-100 (default: 0)",
     )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="the confusion matrix to write, .png, .svg or .pdf; with several models one "
+        "FILE-<run> each, and --mistakes beside it as FILE-mistakes (default: "
+        "<runs>/<run>/figures/confusion.png and mistakes.png)",
+    )
     runs_option(p)
     data_dir_option(p)
 
 
+def _figure(args: argparse.Namespace, run: str, stem: str, several: bool):
+    """``--out`` (with ``-<run>`` and ``-mistakes`` as needed), else the run's figures."""
+    from archlab.commands._options import figure_path
+
+    if not args.out:
+        return figure_path(args, run, stem)
+    out = Path(args.out)
+    tail = (f"-{run}" if several else "") + ("" if stem == "confusion" else f"-{stem}")
+    return out.with_name(f"{out.stem}{tail}{out.suffix}")
+
+
 def run(args: argparse.Namespace) -> int:
     from archlab.analysis.evaluation import evaluate_report
-    from archlab.commands._options import echo, figure_path, save
+    from archlab.commands._options import check_figure_path, echo, save
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
     from archlab.training.runs import load_trained_model
     from archlab.viz import plot_confusion, plot_mistakes
 
+    check_figure_path(args.out)
     loaded = [
         load_trained_model(m, args.runs, args.set)
         for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
     data = load_fashion_mnist(args.data_dir)
+    several = len(loaded) > 1
     for net, payload in loaded:
         name = payload["run"]
         report = evaluate_report(name, net, data, payload.get("normalize"))
         echo(report)
-        save(plot_confusion(report), figure_path(args, name, "confusion"))
+        save(plot_confusion(report), _figure(args, name, "confusion", several))
         if args.mistakes:
             wrong = report.mistakes(data.test_labels, args.mistakes)
             fig = plot_mistakes(
@@ -65,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
                 report.classes,
                 f"{name}: the {len(wrong)} most confident mistakes",
             )
-            save(fig, figure_path(args, name, "mistakes"))
+            save(fig, _figure(args, name, "mistakes", several))
         echo()
     return 0

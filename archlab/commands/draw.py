@@ -50,9 +50,9 @@ def _check_writable(path) -> None:
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise ArchlabError(f"--out {path}: cannot write in {folder}")
+        raise ArchlabError(f"--out {path}: cannot write in {folder}", 1)
     if path.is_dir():
-        raise ArchlabError(f"--out {path} is a folder: give a file name ending .svg or .png")
+        raise ArchlabError(f"--out {path} is a folder: give a file name ending .svg or .png", 1)
 
 
 def run(args: argparse.Namespace) -> int:

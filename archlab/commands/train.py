@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from archlab.commands._options import echo
+    from archlab.training.runs import resume_command
     from archlab.training.table import TrainSummary
     from archlab.training.train import train_models
 
@@ -118,12 +119,10 @@ def run(args: argparse.Namespace) -> int:
     )
     for result in results:
         if result.interrupted:
-            again = " ".join(["archlab train", result.model, "--resume"])
-            if args.out != "runs":
-                again += f" --out {args.out}"
+            again = resume_command(args.out, result.model)
             echo(
-                f"interrupted at iteration {result.iterations:,}; saved {result.checkpoint}; "
-                f"continue with `{again}`",
+                f"interrupted at iteration {result.iterations:,}; saved {result.checkpoint}"
+                + (f"; continue with `{again}`" if again else ""),
                 file=sys.stderr,
             )
             return 130

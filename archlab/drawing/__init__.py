@@ -136,7 +136,7 @@ class Drawing:
             with atomic_path(path) as partial:
                 partial.write_bytes(data)
         except OSError as exc:
-            raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 2) from exc
+            raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc
         return path
 
     def _repr_svg_(self) -> str:

@@ -394,7 +394,8 @@ def expand_run_names(names: Sequence[str], overrides: Sequence[str] = ()) -> lis
 
     found: list[str | ModelSpec] = []
     for name in names or ["lecture"]:
-        if name in GROUPS or name == "all" or ":" in name or is_model(name):
+        spec_like = isinstance(name, ModelSpec) or ":" in name or is_model(name)
+        if spec_like or name in GROUPS or name == "all":
             found += [s for s in expand_models([name], overrides) if s not in found]
         elif name not in found:
             found.append(name)

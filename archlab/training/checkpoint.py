@@ -127,6 +127,12 @@ def validate_checkpoint(payload: object, path: str | os.PathLike = "the checkpoi
     def refuse(problem: str) -> ArchlabError:
         return ArchlabError(f"{path} {problem}; delete it or train again", 1)
 
+    if isinstance(payload, dict) and _newer(payload.get("format")):
+        raise ArchlabError(
+            f"{path} was written by a newer archlab (checkpoint format {payload['format']!r}, "
+            f"this one reads {FORMAT!r}): upgrade archlab to use it",
+            1,
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArchlabError(f"{path} is not an archlab checkpoint", 1)
     if not isinstance(payload.get("model"), str) or not payload["model"]:
@@ -157,6 +163,15 @@ def validate_checkpoint(payload: object, path: str | os.PathLike = "the checkpoi
     if accuracy is not None and (not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1):
         raise refuse(f"is invalid: test accuracy {accuracy!r} is not a fraction from 0 to 1")
     return payload
+
+
+def _newer(format: object) -> bool:
+    """True for ``archlab-checkpoint/N`` with N above this archlab's."""
+    family, _, version = FORMAT.partition("/")
+    if not isinstance(format, str) or not format.startswith(family + "/"):
+        return False
+    number = format[len(family) + 1 :]
+    return number.isdigit() and int(number) > int(version)
 
 
 def check_normalize(norm: object) -> tuple[float, float] | None:

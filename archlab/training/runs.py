@@ -22,7 +22,8 @@ from pathlib import Path
 
 from torch import nn
 
-from archlab._atomic import atomic_path, remove_stale_partials
+from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_partials
+from archlab._shell import shell_command
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec
 
@@ -116,15 +117,48 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
         raise ArchlabError(
             f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; {advice}", 1
         )
-    if ref.spec is None and not recorded.registered:
+    if ref.spec is None and not recorded.registered and training:
+        command = train_command(RunRef(ref.runs, ref.name, recorded))
         raise ArchlabError(
-            f"run {ref.name} was trained from {recorded.label}; archlab imports a model's "
-            f"code only when you name it: --model '{recorded.base}'"
-            + (f" --set {' --set '.join(recorded.overrides)}" if recorded.overrides else "")
-            + (f" --name {ref.name}" if ref.name != recorded.run_name else ""),
+            f"run {ref.name} was trained from {recorded.label!r}; archlab imports a model's "
+            "code only when you name it: "
+            + (
+                f"`{command}` (add --resume to continue it)"
+                if command is not None
+                else "name it as MODEL (its recorded spec has characters no command line can carry)"
+            ),
+            2,
+        )
+    if ref.spec is None and not recorded.registered:
+        words = ["--model", recorded.base]
+        for override in recorded.overrides:
+            words += ["--set", override]
+        if ref.name != recorded.run_name:
+            words += ["--name", ref.name]
+        options = shell_command(*words)  # the spec is the checkpoint's: quoted, never trusted
+        raise ArchlabError(
+            f"run {ref.name} was trained from {recorded.label!r}; archlab imports a model's "
+            "code only when you name it: "
+            + (
+                options
+                if options is not None
+                else "name it with --model (its recorded spec has characters no command "
+                "line can carry)"
+            ),
             2,
         )
     return recorded
+
+
+def named_run(ref: RunRef) -> RunRef:
+    """A run folder named where a MODEL goes (``dnn+drop.p=0.5``), with the spec its
+    checkpoint records; a model outside the registry must be named on the command line."""
+    from archlab.training.checkpoint import load_checkpoint
+
+    if ref.spec is not None:
+        return ref
+    payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
+    return RunRef(ref.runs, ref.name, check_same_model(ref, payload, training=True))
 
 
 def load_trained_model(
@@ -155,17 +189,21 @@ def load_trained_model(
     from archlab.training.checkpoint import load_checkpoint
 
     ref = find_run(model, runs, overrides, name)
-    if ref.spec is not None and ref.spec.overrides and not ref.checkpoint.is_file():
-        ref.spec.build()  # a what-if on a layer the model lacks is named as such
+    spec = ref.spec
+    if spec is not None and (spec.overrides or not spec.registered) and not ref.checkpoint.exists():
+        from archlab.training.train import check_trainable
+
+        check_trainable(spec, spec.build())  # never advise training what `train` refuses
     payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
     spec = check_same_model(ref, payload)
     net = spec.build()
     try:
         net.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
+        command = train_command(RunRef(ref.runs, ref.name, spec))
         raise ArchlabError(
             f"{ref.checkpoint} does not fit the {spec.label} architecture; "
-            f"retrain with `archlab train {spec.base}`",
+            + (f"retrain with `{command}`" if command else "train it again"),
             1,
         ) from exc
     payload["run"] = ref.name
@@ -173,15 +211,41 @@ def load_trained_model(
     return net.eval(), payload
 
 
+def train_command(ref: RunRef) -> str | None:
+    """The ``archlab train`` command that trains ``ref.spec`` into ``ref``'s folder, every
+    word quoted for the shell (None: a word no pasted line can carry)."""
+    assert ref.spec is not None
+    words = ["archlab", "train", ref.spec.base]
+    for override in ref.spec.overrides:
+        words += ["--set", override]
+    if ref.name != ref.spec.run_name:
+        words += ["--name", ref.name]
+    if ref.runs != Path("runs"):
+        words += ["--out", str(ref.runs)]
+    return shell_command(*words)
+
+
+def resume_command(runs: str | os.PathLike, name: str) -> str | None:
+    """The command that continues the interrupted run ``runs/name``: ``archlab train``
+    with the spec its checkpoint records, quoted (None: none can be printed)."""
+    from archlab.training.checkpoint import load_checkpoint
+
+    try:
+        spec = recorded_spec(load_checkpoint(Path(runs) / name / "checkpoint.pt"))
+    except ArchlabError:
+        return None
+    command = train_command(RunRef(Path(runs), name, spec))
+    return f"{command} --resume" if command is not None else None
+
+
 def train_hint(ref: RunRef) -> str:
     """ "run `archlab train ...` first", with how long it takes where the card says."""
     if ref.spec is None:
-        return f"train it with `archlab train MODEL --name {ref.name}` first"
-    command = f"archlab train {ref.spec.command_words}"
-    if ref.name != ref.spec.run_name:
-        command += f" --name {ref.name}"
-    if ref.runs != Path("runs"):
-        command += f" --out {ref.runs}"
+        folder = shell_command(ref.name)
+        return f"train a model into it with --name {folder} first" if folder else "train it first"
+    command = train_command(ref)
+    if command is None:
+        return "train it first"
     time = None
     if ref.spec.registered and not ref.spec.overrides:
         from archlab.models import model_card
@@ -196,12 +260,17 @@ def lock_run(folder: Path) -> Iterator[None]:
     into the same folder is refused with one line. The lock dies with its process.
 
     Files a killed run left half-written (``.checkpoint.pt.<pid>.partial``) are removed.
+    A symbolic link, or a folder, where the run keeps one of its own files is refused
+    with one line before anything is opened: archlab never writes through a link.
     """
     folder = writable_dir(folder)
     lock_file = folder / ".lock"
-    try:
-        handle = open(lock_file, "a+")  # noqa: SIM115 (held for the whole block)
+    check_run_files(folder)
+    try:  # O_NOFOLLOW: a link planted since the check is refused, not followed
+        handle = open(lock_file, "a+", opener=no_follow)  # noqa: SIM115 (held for the block)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            refuse_link(lock_file)
         raise ArchlabError(f"cannot write to the run folder {folder}: {_reason(exc)}", 1) from exc
     try:
         try:
@@ -229,6 +298,34 @@ def lock_run(folder: Path) -> Iterator[None]:
         handle.close()
 
 
+# the files a run keeps in its folder: each is archlab's own, written only by renaming
+RUN_FILES = (
+    ".lock",
+    "checkpoint.pt",
+    "history.json",
+    "curves.png",
+    "checkpoint.prev.pt",
+    "history.prev.json",
+    "curves.prev.png",
+    "checkpoint.failed.pt",
+    "history.failed.json",
+    "curves.failed.png",
+)
+
+
+def check_run_files(folder: Path) -> None:
+    """Refuse, with one line, a link or a folder where a run keeps one of its files."""
+    for name in RUN_FILES:
+        path = folder / name
+        refuse_link(path)
+        if path.is_dir():
+            raise ArchlabError(
+                f"{path} is a folder where archlab keeps the run's {name}; move it away "
+                "and train again (nothing was written)",
+                1,
+            )
+
+
 def _reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
@@ -242,7 +339,11 @@ def writable_dir(path: Path) -> Path:
     except OSError as exc:
         raise ArchlabError(f"cannot create the folder {path}: {_reason(exc)}", 1) from exc
     if not os.access(path, os.W_OK):
-        raise ArchlabError(f"cannot write to the folder {path}: permission denied", 1)
+        reason = "permission denied"
+        with contextlib.suppress(OSError, AttributeError):
+            if os.statvfs(path).f_flag & os.ST_RDONLY:
+                reason = "read-only file system"
+        raise ArchlabError(f"cannot write to the folder {path}: {reason}", 1)
     return path
 
 
@@ -256,16 +357,23 @@ def _keep_previous(folder: Path) -> list[tuple[Path, Path]]:
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.is_file():
         with atomic_path(folder / "checkpoint.prev.pt") as partial:
+            partial.unlink()  # os.link makes it anew (and never writes through a link)
             try:
                 os.link(checkpoint, partial)
             except OSError:
-                shutil.copy2(checkpoint, partial)
+                with open(checkpoint, "rb") as src, open(partial, "xb") as dst:
+                    shutil.copyfileobj(src, dst)
     moved = []
-    for name, prev in (("history.json", "history.prev.json"), ("curves.png", "curves.prev.png")):
+    for name, prev in zip(_CURRENT[1:], _PREVIOUS[1:], strict=True):
         if (folder / name).exists():
             os.replace(folder / name, folder / prev)
             moved.append((folder / name, folder / prev))
     return moved
+
+
+_CURRENT = ("checkpoint.pt", "history.json", "curves.png")
+_PREVIOUS = ("checkpoint.prev.pt", "history.prev.json", "curves.prev.png")
+FAILED = ("checkpoint.failed.pt", "history.failed.json", "curves.failed.png")
 
 
 def write_run_files(
@@ -273,12 +381,22 @@ def write_run_files(
 ) -> list[Path]:
     """Write a run's ``checkpoint.pt`` and ``history.json`` (and ``curves.png``), each
     atomically; with ``keep_previous`` the earlier run's files are kept first."""
-    from archlab.training.checkpoint import save_checkpoint
-
-    checkpoint, history = folder / "checkpoint.pt", folder / "history.json"
-    written = [checkpoint, history]
     try:
         moved = _keep_previous(folder) if keep_previous else []
+    except OSError as exc:
+        raise ArchlabError(f"cannot write {exc.filename or folder}: {_reason(exc)}", 1) from exc
+    return _write_run(folder, payload, _CURRENT, figures, moved)
+
+
+def _write_run(
+    folder: Path, payload: dict, names: Sequence[str], figures: bool, moved=()
+) -> list[Path]:
+    from archlab.training.checkpoint import save_checkpoint
+
+    checkpoint, history, curves = (folder / name for name in names)
+    written = [checkpoint, history]
+    saved = False
+    try:
         try:
             save_checkpoint(payload, checkpoint)
         except BaseException:  # the old checkpoint is still the current one: so are its files
@@ -286,6 +404,7 @@ def write_run_files(
                 with contextlib.suppress(OSError):
                     os.replace(prev, current)
             raise
+        saved = True
         with atomic_path(history) as partial:
             partial.write_text(json.dumps(payload["history"], indent=1), encoding="utf-8")
         if figures:
@@ -293,8 +412,31 @@ def write_run_files(
             from archlab.viz.curves import curves_figure
 
             fig = curves_figure(payload["history"])
-            written.append(save_figure(fig, folder / "curves.png"))
+            written.append(save_figure(fig, curves))
     except OSError as exc:
         where = exc.filename or folder
-        raise ArchlabError(f"cannot write {where}: {_reason(exc)}", 1) from exc
+        safe = f"; the checkpoint {checkpoint} is saved and complete" if saved else ""
+        raise ArchlabError(f"cannot write {where}: {_reason(exc)}{safe}", 1) from exc
+    return written
+
+
+def keep_failed_run(
+    folder: Path, payload: dict, replaced_current: bool, figures: bool = True
+) -> list[Path]:
+    """Keep a run that learned nothing beside the good one, as ``checkpoint.failed.pt``,
+    ``history.failed.json`` and ``curves.failed.png``; returns the files written.
+
+    ``checkpoint.pt``, where every command looks, stays the previous run's: when the
+    failed run had already replaced it (``replaced_current``: its epoch-end saves), the
+    previous run's files (``*.prev.*``) are put back, or the failed run's removed."""
+    written = _write_run(folder, payload, FAILED, figures)
+    if replaced_current:
+        try:
+            for current, prev in zip(_CURRENT, _PREVIOUS, strict=True):
+                if (folder / prev).exists():
+                    os.replace(folder / prev, folder / current)
+                else:
+                    (folder / current).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ArchlabError(f"cannot write {exc.filename or folder}: {_reason(exc)}", 1) from exc
     return written

@@ -41,6 +41,7 @@ from archlab.training.runs import (
     check_same_model,
     find_run,
     lock_run,
+    named_run,
     train_hint,
     write_run_files,
 )
@@ -462,15 +463,17 @@ def train_model(
         for k, v in zip(_SETTINGS, (recipe, epochs, batch_size, lr, seed, log_every), strict=True)
     }
     ref = find_run(model, out, overrides, name)
-    if ref.spec is None and not resume:  # a run folder's name: only --resume can mean that
-        raise ArchlabError(
-            f"{ref.name} is a run folder, not a model; train a model spec, or add --resume"
-        )
+    if ref.spec is None and not resume:  # a run folder's name: train its spec afresh
+        ref = named_run(ref)
     if not resume:  # settings and model are checked before anything is created
         TrainConfig(ref.name, **{k: v for k, v in given.items() if v is not None}).validate()
         check_trainable(ref.spec, ref.spec.build())
-    elif not ref.checkpoint.is_file():
-        load_checkpoint(ref.checkpoint, hint=train_hint(ref))  # says there is none
+    else:  # a finished run has nothing to write: no lock, so a read-only disk is no matter
+        early = load_checkpoint(ref.checkpoint, hint=train_hint(ref))  # or: there is none
+        if early.get("finished"):
+            spec = check_same_model(ref, early, training=True)
+            _resume_config(early, given)
+            return _already_finished(ref, spec, early, pick_device(device), log)
     with lock_run(ref.folder):
         payload = None
         if resume:
@@ -483,19 +486,7 @@ def train_model(
             _refuse_other_model(ref)
         dev = pick_device(device)
         if payload is not None and payload.get("finished"):
-            try:  # its weights must still be this architecture's, as on every other load
-                spec.build().load_state_dict(payload["state_dict"])
-            except (RuntimeError, KeyError, TypeError) as exc:
-                raise ArchlabError(
-                    f"{ref.checkpoint} does not fit the {spec.label} architecture; train it "
-                    "afresh without --resume",
-                    1,
-                ) from exc
-            log(
-                f"{ref.name}: already finished at iteration {payload['iteration']:,}; "
-                "nothing to resume"
-            )
-            return _result(ref, spec, payload, str(dev), [])
+            return _already_finished(ref, spec, payload, dev, log)
         if resume:
             check_trainable(spec, spec.build())
         if dev.type == "cpu":
@@ -506,8 +497,70 @@ def train_model(
         stop_at = trainer.total if max_iterations is None else min(trainer.total, max_iterations)
         interrupted = trainer.run(stop_at)
         finished = not interrupted and trainer.progress.iteration == trainer.total
+        failure = _learned_nothing(trainer.progress) if finished else None
+        if failure is not None:
+            _refuse_failed_run(trainer, failure, figures)
         files = trainer.save(finished, figures=figures)
         return trainer.result(files, interrupted)
+
+
+# a run this long has had time to learn something: judged at its end
+JUDGED_AFTER = 100
+
+
+def _learned_nothing(progress: _Progress) -> str | None:
+    """Why a finished run learned nothing (its test accuracy at chance level, or its
+    training loss ending above where it began), or None. Runs shorter than
+    ``JUDGED_AFTER`` iterations are not judged: chance is normal after a few steps."""
+    if progress.iteration < JUDGED_AFTER:
+        return None
+    chance = 1 / len(CLASSES)
+    accuracy = progress.test_accuracy
+    if accuracy is not None and accuracy < 2 * chance:
+        return (
+            f"its test accuracy {100 * accuracy:.2f}% is chance level "
+            f"({100 * chance:.0f}% for {len(CLASSES)} classes)"
+        )
+    losses = [point["loss"] for point in progress.history.get("train", [])]
+    if len(losses) >= 2 and losses[-1] > losses[0]:
+        return f"its training loss ended at {losses[-1]:.4g}, above its start ({losses[0]:.4g})"
+    return None
+
+
+def _refuse_failed_run(trainer: _Trainer, failure: str, figures: bool) -> None:
+    """Keep a run that learned nothing as ``*.failed.*`` beside the previous good run,
+    which stays ``checkpoint.pt``, and stop with one line (exit 1)."""
+    from archlab.training.runs import keep_failed_run
+
+    ref = trainer.ref
+    kept = keep_failed_run(ref.folder, trainer.snapshot(True), trainer.backed_up, figures)
+    current = (
+        f"{ref.checkpoint} is still the previous run"
+        if ref.checkpoint.is_file()
+        else f"no {ref.checkpoint.name} was written"
+    )
+    raise ArchlabError(
+        f"{ref.name} learned nothing: {failure}; its files are kept as {kept[0]} and "
+        f"{', '.join(p.name for p in kept[1:])} for inspection, {current}; "
+        f"try a smaller --lr than {trainer.config.lr:g}, or more epochs",
+        1,
+    )
+
+
+def _already_finished(
+    ref: RunRef, spec: ModelSpec, payload: dict, dev: torch.device, log
+) -> TrainResult:
+    """--resume of a finished run: nothing to train and nothing to write."""
+    try:  # its weights must still be this architecture's, as on every other load
+        spec.build().load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ArchlabError(
+            f"{ref.checkpoint} does not fit the {spec.label} architecture; train it "
+            "afresh without --resume",
+            1,
+        ) from exc
+    log(f"{ref.name}: already finished at iteration {payload['iteration']:,}; nothing to resume")
+    return _result(ref, spec, payload, str(dev), [])
 
 
 def _refuse_other_model(ref: RunRef) -> None:
@@ -550,14 +603,21 @@ def train_models(
 
         >>> results = archlab.train_models(["dnn", "cnn"], epochs=1)  # doctest: +SKIP
     """
-    from archlab.models.spec import expand_models
+    from archlab.models.spec import expand_run_names
 
-    specs = expand_models(models, settings.get("overrides", ()))
+    overrides = settings.get("overrides", ())
+    specs = expand_run_names(models, overrides)  # a run folder's name stays a name
     names = [settings["name"]] if settings.get("name") else []
     if names and len(specs) > 1:
         raise ArchlabError("--name names one run; train one model with it")
     given = {k: settings[k] for k in _SETTINGS if settings.get(k) is not None}
-    refs = [find_run(s, settings.get("out", "runs"), (), settings.get("name")) for s in specs]
+    out = settings.get("out", "runs")
+    refs = [
+        find_run(s, out, overrides if isinstance(s, str) else (), settings.get("name"))
+        for s in specs
+    ]
+    if not settings.get("resume"):
+        refs = [named_run(ref) for ref in refs]
     folders = [r.folder for r in refs]
     if len(set(folders)) < len(folders):
         raise ArchlabError(
@@ -572,10 +632,10 @@ def train_models(
     pick_device(settings.get("device", "auto"))
     if data is None and not settings.get("resume"):
         data = load_fashion_mnist(settings.get("data_dir"))
-    settings = {k: v for k, v in settings.items() if k != "overrides"}
+    settings = {k: v for k, v in settings.items() if k not in ("overrides", "name")}
     results = []
-    for spec in specs:
-        results.append(train_model(spec, data, **settings))
+    for ref in refs:
+        results.append(train_model(ref.spec or ref.name, data, name=ref.name, **settings))
         if results[-1].interrupted:
             break
     return results
