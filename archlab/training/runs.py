@@ -119,11 +119,12 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
         )
     if ref.spec is None and not recorded.registered and training:
         command = train_command(RunRef(ref.runs, ref.name, recorded))
-        raise ArchlabError(
+        raise ArchlabError(  # no backquotes: the spec may hold some; the command ends the line
             f"run {ref.name} was trained from {recorded.label!r}; archlab imports a model's "
-            "code only when you name it: "
+            "code only when you name it, so to train it (add --resume to continue the run) "
+            "name it: "
             + (
-                f"`{command}` (add --resume to continue it)"
+                command
                 if command is not None
                 else "name it as MODEL (its recorded spec has characters no command line can carry)"
             ),

@@ -540,9 +540,9 @@ def _refuse_failed_run(trainer: _Trainer, failure: str, figures: bool) -> None:
         else f"no {ref.checkpoint.name} was written"
     )
     raise ArchlabError(
-        f"{ref.name} learned nothing: {failure}; its files are kept as {kept[0]} and "
-        f"{', '.join(p.name for p in kept[1:])} for inspection, {current}; "
-        f"try a smaller --lr than {trainer.config.lr:g}, or more epochs",
+        f"{ref.name} learned nothing: {failure}; its files are kept for inspection as "
+        f"{kept[0]} (and {', '.join(p.name for p in kept[1:])}), {current}; "
+        f"try another --lr than {trainer.config.lr:g}",
         1,
     )
 
