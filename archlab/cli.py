@@ -18,8 +18,9 @@ from archlab.errors import ArchlabError
 EXIT_CODES = """\
 exit codes:
   0    done
-  1    the model, data or run is wrong, or the machine refused (a permission, a full
-       disk, memory); one line says where and what to do
+  1    the model, data or run is wrong (a run that learned nothing too), or the
+       machine refused (a permission, a full disk, memory); one line says where and
+       what to do
   2    bad usage (an unknown option, model or file, a value out of range)
   3    a bug in archlab (please report it with the command you ran;
        ARCHLAB_TRACEBACK=1 shows the traceback)

@@ -911,6 +911,26 @@ def test_a_figure_over_a_link_replaces_the_link_not_its_target(world, tmp_path):
     assert not figure.is_symlink() and figure.read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_run_folders_name_works_as_trains_model(world, tmp_path):
+    train_in_process("dnn", world["data"], world["md5"], tmp_path, overrides=["drop.p=0.5"])
+    environ = env(world["md5"], world["home"])
+    resumed = cli(
+        ["train", "dnn+drop.p=0.5", "--resume", "--out", tmp_path, *_fill(D, world)],
+        environ=environ,
+        cwd=world["root"],
+    )
+    check(resumed, 0, lines=None)
+    assert "already finished" in resumed.stdout + resumed.stderr
+    again = cli(
+        ["train", "dnn+drop.p=0.5", "--seed", "3", "--out", tmp_path, *_fill(D, world)],
+        environ=environ,
+        cwd=world["root"],
+    )
+    check(again, 0, lines=None)
+    payload = torch.load(tmp_path / "dnn+drop.p=0.5" / "checkpoint.pt", weights_only=True)
+    assert payload["overrides"] == ["drop.p=0.5"] and payload["config"]["seed"] == 3
+
+
 # -- a run that learned nothing -------------------------------------------------------------
 
 

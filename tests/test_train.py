@@ -219,3 +219,32 @@ def test_resume_of_a_finished_run_checks_its_weights(tiny, tmp_path):
     torch.save(payload, result.checkpoint)
     with pytest.raises(ArchlabError, match="does not fit the dnn architecture"):
         train_model("dnn", tiny, out=tmp_path, resume=True, **QUIET)
+
+
+def test_a_run_that_learns_is_judged_and_passes(tiny, tmp_path):
+    # 100 iterations at batch 6: long enough to be judged (train.JUDGED_AFTER)
+    result = _run(tiny, tmp_path, epochs=1, batch_size=6, log_every=50)
+    assert result.iterations == 100 and result.test_accuracy > 0.5
+    assert sorted(p.name for p in (tmp_path / "dnn").iterdir() if p.name != ".lock") == [
+        "checkpoint.pt",
+        "curves.png",
+        "history.json",
+    ]
+
+
+def test_learned_nothing_reasons():
+    from archlab.training.train import _learned_nothing, _Progress
+
+    def progress(iteration, accuracy, losses):
+        return _Progress(
+            iteration=iteration,
+            test_accuracy=accuracy,
+            history={
+                "train": [{"iteration": 50 * (i + 1), "loss": v} for i, v in enumerate(losses)]
+            },
+        )
+
+    assert "chance level" in _learned_nothing(progress(600, 0.1032, [2.3, 2.2]))
+    assert "above its start" in _learned_nothing(progress(600, 0.6, [1.0, 0.5, 1.2]))
+    assert _learned_nothing(progress(600, 0.6, [1.0, 0.5, 0.9])) is None
+    assert _learned_nothing(progress(99, 0.1, [2.3])) is None  # too short to judge

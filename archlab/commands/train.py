@@ -28,7 +28,8 @@ where Loss is the mean training loss since the last line and Accuracy is measure
 
 MODEL is a registered name (`archlab models`), a group (lecture: dnn and cnn, the
 default; zoo: the classic architectures; all), path/to/file.py:Class, package.module:Class
-or a factory 'package.module:function(num_classes=10)'. Each model is first traced on one
+or a factory 'package.module:function(num_classes=10)', or a run folder's name (its
+checkpoint says which model it trained). Each model is first traced on one
 1×28×28 image: one that does not fit, or does not output 10 scores, is refused (exit 1).
 Each run lands in <out>/<run name>/ (checkpoint.pt, history.json, curves.png), the name
 derived from the spec and its --set what-ifs (cnn+layer2.0.padding=1) or given by --name.
@@ -37,7 +38,10 @@ recipes:
 {recipes}
 
 Ctrl-C (or SIGTERM) saves a checkpoint first; --resume continues it to the same result as
-an uninterrupted run. A fresh run keeps the previous run's files as *.prev.*.
+an uninterrupted run. A fresh run keeps the previous run's files as *.prev.*. A run of
+100 iterations or more that learned nothing (test accuracy at chance level, or a training
+loss that ended above its start) exits 1 and is kept as *.failed.*, beside the previous
+run's checkpoint.pt.
 """
 
 
