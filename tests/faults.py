@@ -35,7 +35,7 @@ def train_in_process(model: str, data: Path, md5: Path, runs: Path, **settings) 
     checksums = json.loads(md5.read_text())
     dataset = load_fashion_mnist(data, checksums=checksums, download=False)
     settings = {"epochs": 1, "batch_size": 100, "log": lambda line: None, **settings}
-    return archlab.train_model(model, dataset, out=runs, progress=False, **settings).checkpoint
+    return archlab.train(model, data=dataset, runs=runs, progress=False, **settings).checkpoint
 
 
 def env(md5: Path | None = None, home: Path | None = None, **extra: str) -> dict[str, str]:

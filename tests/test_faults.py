@@ -710,7 +710,7 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
     monkeypatch.setattr(runs_module, "open", open_lock, raising=False)
     data = load_fashion_mnist(world["data"], checksums=json.loads(world["md5"].read_text()))
     with pytest.raises(archlab.ArchlabError) as caught:
-        archlab.train_model("dnn", data, out=tmp_path, epochs=1, seed=5, log=lambda s: None)
+        archlab.train("dnn", data=data, runs=tmp_path, epochs=1, seed=5, log=lambda s: None)
     assert caught.value.exit_code == 1
     assert "no space left on device" in str(caught.value) and "\n" not in str(caught.value)
     monkeypatch.undo()

@@ -32,6 +32,14 @@ class ClassificationReport(Report):
     """A run on the test set: the confusion matrix and what follows from it (what
     :func:`evaluate` returns). Prints as tables; ``.plot(ax=None)`` draws the confusion
     matrix, ``.plot_mistakes(n)`` the ``n`` most confident mistakes; Jupyter shows both.
+
+    Example::
+
+        >>> from archlab.analysis.evaluation import classification_report
+        >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> report = classification_report("toy", probs, torch.tensor([0, 1, 1]))
+        >>> report.recall.tolist(), report.plot().axes[0].get_title()
+        ([1.0, 0.5], 'toy: accuracy 66.67%')
     """
 
     model: str
@@ -164,8 +172,10 @@ def classification_report(
         >>> report.accuracy, report.matrix.tolist()
         (0.6666666666666666, [[1, 0], [1, 1]])
     """
-    matrix = confusion_matrix(probs.argmax(1), labels, probs.shape[1])
-    return ClassificationReport(model_name, matrix, probs)
+    n = probs.shape[1]
+    matrix = confusion_matrix(probs.argmax(1), labels, n)
+    classes = CLASSES if n == len(CLASSES) else tuple(str(i) for i in range(n))
+    return ClassificationReport(model_name, matrix, probs, classes)
 
 
 @dataclass
@@ -185,6 +195,12 @@ class Comparison(Report):
     """Trained runs side by side: costs, how each was trained, test accuracy, and recall
     per class (what :func:`compare` returns). ``.plot()`` draws accuracy against
     parameters and MACs and the recall per class; ``.plot(ax)`` accuracy against parameters.
+
+    Example::
+
+        >>> comparison = archlab.compare(["dnn", "cnn"])   # doctest: +SKIP
+        >>> [m.trained for m in comparison.models]          # doctest: +SKIP
+        ['5 epochs, careful', '5 epochs, careful']
     """
 
     models: list[ModelResult]

@@ -63,6 +63,12 @@ class Explanation(Report):
     method (and the sanity check when asked for). ``str()`` gives the verdict and each
     method's settings; ``.plot()`` draws the whole figure (image, maps, overlays, the
     sanity check), ``.plot(ax)`` the first map over the image; Jupyter shows the figure.
+
+    Example::
+
+        >>> e = archlab.explain("cnn", 42)           # doctest: +SKIP
+        >>> e.verdict, [a.method for a in e.attributions][:2]   # doctest: +SKIP
+        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'ig'])
     """
 
     _shows_figure = True
