@@ -158,7 +158,7 @@ def plot_explanation(explanation) -> Figure:
         ax.set_xticks(range(1, len(sanity.steps) + 1), sanity.steps, rotation=60, fontsize=7)
         ax.set_ylim(-1.05, 1.05)
         ax.axhline(0, color="gray", lw=0.5)
-        ax.legend(fontsize=6, loc="lower left", ncols=2 if panel >= 2 else 1)
+        ax.legend(fontsize=7, loc="lower left", ncols=2 if panel >= 2 else 1)
         for i, a in enumerate(attributions, start=1):
             randomised = type(a)(a.method, a.title, a.settings, sanity.maps[a.method], a.signed)
             plot_attribution(randomised, ax=axes[2][i], colorbar=False)
