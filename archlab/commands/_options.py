@@ -163,6 +163,17 @@ def model_input_options(p: argparse.ArgumentParser) -> None:
     set_option(p)
 
 
+def depth_arg(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth 0, 1, 2, ...")
+    return int(text)
+
+
+def depth_option(p: argparse.ArgumentParser, help: str) -> None:
+    """``--depth N``: fold the blocks deeper than N (shapes, draw)."""
+    p.add_argument("--depth", type=depth_arg, metavar="N", help=help)
+
+
 def set_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",

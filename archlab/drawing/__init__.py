@@ -163,6 +163,8 @@ def draw(
     overrides: Sequence[str] = (),
     claim: bool = False,
     graph: bool | None = None,
+    *,
+    depth: int | None = None,
 ) -> Drawing:
     """Draw a model's architecture, to scale, from its shape trace.
 
@@ -182,7 +184,11 @@ def draw(
         claim: draw the lecture's claimed maps ([32, 784, 784], [32, 392, 392]) next to
             the traced ones at one scale (the lecture's ``cnn`` only). Default: False.
         graph: True draws a graph, False a chain; default (None): a graph only where the
-            model branches.
+            model branches. A graph is laid out one block of the model to a row, the rows
+            top to bottom, so that it keeps a slide's shape.
+        depth: draw each module this deep as one box (as :func:`archlab.trace_shapes`'s
+            ``depth``); ``depth=1`` folds resnet's residual blocks, and a model whose
+            branches all fold away is drawn as a chain. Default: None, every layer.
 
     Returns:
         A :class:`Drawing`: ``.save("cnn.svg")``, ``.plot(ax=None)`` → Figure, and an
@@ -199,7 +205,7 @@ def draw(
 
     built = _build(model, overrides)
     shape = input_shape if input_shape is not None else getattr(built, "input_shape", (1, 28, 28))
-    report = trace_shapes(built, shape)
+    report = trace_shapes(built, shape, depth=depth)
     report.model, report.overrides = model_name(model), list(overrides)
     modules = dict(built.named_modules())
     parts = stages(report, modules)

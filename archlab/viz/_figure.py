@@ -54,6 +54,10 @@ _pick_backend()
 
 from matplotlib.figure import Figure  # noqa: E402
 
+# a 16:9 slide, inches (PowerPoint's and Keynote's widescreen): every figure fits in it at
+# its own size, or scaled down no further than its smallest text stays readable
+SLIDE_WIDTH, SLIDE_HEIGHT = 13.33, 7.5
+
 from archlab._atomic import atomic_path  # noqa: E402
 
 
@@ -162,3 +166,32 @@ def panel_grid(fig, titles, panel, left, right, below, suptitle) -> list[list]:
         axes.append(placed)
         y -= room
     return axes
+
+
+def wrap_title(text: str, inches: float, fontsize: float) -> str:
+    """``text`` in lines that fit ``inches`` at ``fontsize`` points: a long run name
+    (``cnn+layer2.0.padding=1+fc1.in_features=3136``) breaks after a ``+``, ``,`` or
+    space, never off the figure's edge.
+
+    Example:
+
+        >>> wrap_title("cnn+layer2.0.padding=1+fc1.in_features=3136 predicts", 2.0, 10)
+        'cnn+layer2.0.padding=1+\\nfc1.in_features=3136\\npredicts'
+    """
+    import re
+
+    # DejaVu Sans averages about 0.6 em a character; a little room to spare
+    most = max(8, int(inches * 72 / (0.62 * fontsize)))
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for piece in re.findall(r"[^+, ]+[+, ]*|[+, ]+", paragraph):
+            if line and len(line) + len(piece.rstrip()) > most:
+                lines.append(line.rstrip())
+                line = ""
+            while len(piece) > most:  # one piece longer than a line: cut it
+                lines.append(piece[:most])
+                piece = piece[most:]
+            line += piece
+        lines.append(line.rstrip())
+    return "\n".join(lines)

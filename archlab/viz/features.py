@@ -6,15 +6,19 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
-from archlab.viz._figure import _symmetric, figure, subplots
+from archlab.viz._figure import _symmetric, figure, subplots, wrap_title
+
+MOST_TILES = 128  # kernels drawn at most: more are not read on a slide
 
 
 def plot_filters(weights, layer: str, ax=None) -> Figure:
     """Convolution kernels as a grid on one diverging scale centred at 0, with a colour bar.
 
     ``weights`` is ``(out, in, k, k)``. With one input channel, each kernel is a tile (a
-    4×8 grid for layer1.0's 32); with several, the mosaic has one row per output map and
-    one column per input map (layer2.0: 64 rows × 32 columns of 3×3 kernels).
+    4×8 grid for layer1.0's 32); with several, each output map's tile is the mean of its
+    kernels over the input maps (layer2.0: 64 tiles, where all its kernels are 2,048), and
+    the title says so. At most the first 128 are drawn (the title says so too), so that
+    the figure fits a 16:9 slide.
 
     Example::
 
@@ -23,30 +27,36 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
         2
     """
     out_c, in_c, kh, kw = weights.shape
-    vmax = _symmetric(weights)
-    gap = 1
+    shown_c = min(out_c, MOST_TILES)
     if in_c == 1:
-        cols = 8 if out_c % 8 == 0 else min(out_c, 8)
-        rows = -(-out_c // cols)
-        tiles = [(i // cols, i % cols, weights[i, 0]) for i in range(out_c)]
+        kernels = weights[:shown_c, 0]
         note = f"{out_c} kernels {kh}×{kw}"
     else:
-        rows, cols = out_c, in_c
-        tiles = [(o, i, weights[o, i]) for o in range(out_c) for i in range(in_c)]
-        note = f"all {out_c}×{in_c} kernels {kh}×{kw}: row = output map, column = input map"
+        # all 64 × 32 kernels of layer2.0 are 2,048 tiles: unreadable at any size; the
+        # mean over the input maps keeps one tile per output map, on the same scale
+        kernels = weights[:shown_c].mean(1)
+        note = f"{out_c} kernels {kh}×{kw}, each the mean over its {in_c} input maps"
+    if shown_c < out_c:
+        note += f" (the first {shown_c})"
+    vmax = _symmetric(kernels)
+    gap = 1
+    cols = 8 if shown_c <= 64 else 16
+    cols = min(shown_c, cols)
+    rows = -(-shown_c // cols)
+    tiles = [(i // cols, i % cols, kernels[i]) for i in range(shown_c)]
     canvas = torch.full((rows * (kh + gap) - gap, cols * (kw + gap) - gap), float("nan"))
     for r, c, k in tiles:
         canvas[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = k
     if ax is None:
-        height = max(3.0, min(16.0, 0.22 * rows * (kh + gap) / 2))
-        fig, ax = subplots(
-            figsize=(max(5.0, 0.22 * cols * (kw + gap) / 2 + 1.5), height), layout="constrained"
-        )
+        # tiles of at most 0.5 in, the grid within a 16:9 slide's 13.33 × 7.5 in
+        tile = min(0.5, 11.0 / cols, 6.0 / rows)
+        width = max(5.0, tile * cols + 1.5)
+        fig, ax = subplots(figsize=(width, max(3.0, tile * rows + 1.0)), layout="constrained")
     fig = ax.figure
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
     shown = ax.imshow(canvas.numpy(), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="weight")
-    ax.set_title(f"{layer}: {note}")
+    ax.set_title(wrap_title(f"{layer}: {note}", fig.get_figwidth() - 1.0, 12), fontsize=12)
     ax.set_axis_off()
     return fig
 
