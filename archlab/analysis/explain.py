@@ -63,6 +63,13 @@ class Explanation(Report):
     method (and the sanity check when asked for). ``str()`` gives the verdict and each
     method's settings; ``.plot()`` draws the whole figure (image, maps, overlays, the
     sanity check), ``.plot(ax)`` the first map over the image; Jupyter shows the figure.
+
+    Example::
+
+        >>> e = archlab.explain("cnn", 42, methods=["saliency", "gradcam"])   # doctest: +SKIP
+        >>> e.verdict, [a.method for a in e.attributions]   # doctest: +SKIP
+        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'gradcam'])
+        >>> e.save("explain.png")   # doctest: +SKIP
     """
 
     _shows_figure = True
@@ -298,6 +305,17 @@ _METHOD_FUNCTIONS = {
 }
 
 
+def _import_captum() -> None:
+    """Import Captum without the TqdmWarning its ``tqdm.auto`` raises in a Jupyter kernel
+    without ipywidgets (a red box in a lecture notebook, about a progress bar archlab never
+    shows); the methods' own imports then find it loaded."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import captum.attr  # noqa: F401
+
+
 def _attribute(
     model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
 ) -> Attribution | str:
@@ -379,6 +397,7 @@ def explain_image(
         torch.Size([28, 28])
     """
     chosen = check_methods(methods)
+    _import_captum()
     try:
         normalize = check_normalize(normalize)
     except ValueError as exc:
