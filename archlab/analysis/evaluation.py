@@ -32,6 +32,13 @@ class ClassificationReport(Report):
     """A run on the test set: the confusion matrix and what follows from it (what
     :func:`evaluate` returns). Prints as tables; ``.plot(ax=None)`` draws the confusion
     matrix, ``.plot_mistakes(n)`` the ``n`` most confident mistakes; Jupyter shows both.
+
+    Example::
+
+        >>> report = archlab.evaluate("cnn")   # doctest: +SKIP
+        >>> report.accuracy, report.confused_pairs(1)   # doctest: +SKIP
+        (0.9172, [(6, 0, 125, 67)])
+        >>> report.plot_mistakes(16).savefig("mistakes.png")   # doctest: +SKIP
     """
 
     model: str
@@ -183,8 +190,16 @@ class ModelResult:
 @dataclass
 class Comparison(Report):
     """Trained runs side by side: costs, how each was trained, test accuracy, and recall
-    per class (what :func:`compare` returns). ``.plot()`` draws accuracy against
-    parameters and MACs and the recall per class; ``.plot(ax)`` accuracy against parameters.
+    per class (what :func:`compare` returns). ``.plot()`` draws each run's confusion matrix
+    and the recall per class; ``.plot(ax)`` accuracy against parameters;
+    ``.plot_tradeoff()`` accuracy against parameters and against MACs.
+
+    Example::
+
+        >>> comparison = archlab.compare(["dnn", "cnn"])   # doctest: +SKIP
+        >>> [(m.name, m.trained) for m in comparison.models]   # doctest: +SKIP
+        [('dnn', '5 epochs, careful'), ('cnn', '5 epochs, careful')]
+        >>> comparison.save("compare.png")   # doctest: +SKIP
     """
 
     models: list[ModelResult]
@@ -196,6 +211,13 @@ class Comparison(Report):
         if ax is None:
             return plot_comparison(self)
         return plot_tradeoff(self, axes=[ax])
+
+    def plot_tradeoff(self):
+        """Test accuracy against parameters and against MACs (log x), one point per run
+        (what ``archlab compare`` saves as ``<out>-tradeoff.png``)."""
+        from archlab.viz.evaluation import plot_tradeoff
+
+        return plot_tradeoff(self)
 
     def to_dict(self) -> dict:
         return {
