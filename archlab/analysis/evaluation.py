@@ -193,14 +193,16 @@ class ModelResult:
 @dataclass
 class Comparison(Report):
     """Trained runs side by side: costs, how each was trained, test accuracy, and recall
-    per class (what :func:`compare` returns). ``.plot()`` draws accuracy against
-    parameters and MACs and the recall per class; ``.plot(ax)`` accuracy against parameters.
+    per class (what :func:`compare` returns). ``.plot()`` draws each run's confusion matrix
+    and the recall per class; ``.plot(ax)`` accuracy against parameters;
+    ``.plot_tradeoff()`` accuracy against parameters and against MACs.
 
     Example::
 
         >>> comparison = archlab.compare(["dnn", "cnn"])   # doctest: +SKIP
-        >>> [m.trained for m in comparison.models]          # doctest: +SKIP
-        ['5 epochs, careful', '5 epochs, careful']
+        >>> [(m.name, m.trained) for m in comparison.models]   # doctest: +SKIP
+        [('dnn', '5 epochs, careful'), ('cnn', '5 epochs, careful')]
+        >>> comparison.save("compare.png")   # doctest: +SKIP
     """
 
     models: list[ModelResult]
@@ -212,6 +214,13 @@ class Comparison(Report):
         if ax is None:
             return plot_comparison(self)
         return plot_tradeoff(self, axes=[ax])
+
+    def plot_tradeoff(self):
+        """Test accuracy against parameters and against MACs (log x), one point per run
+        (what ``archlab compare`` saves as ``<out>-tradeoff.png``)."""
+        from archlab.viz.evaluation import plot_tradeoff
+
+        return plot_tradeoff(self)
 
     def to_dict(self) -> dict:
         return {

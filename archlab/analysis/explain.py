@@ -66,9 +66,10 @@ class Explanation(Report):
 
     Example::
 
-        >>> e = archlab.explain("cnn", 42)           # doctest: +SKIP
-        >>> e.verdict, [a.method for a in e.attributions][:2]   # doctest: +SKIP
-        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'ig'])
+        >>> e = archlab.explain("cnn", 42, methods=["saliency", "gradcam"])   # doctest: +SKIP
+        >>> e.verdict, [a.method for a in e.attributions]   # doctest: +SKIP
+        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'gradcam'])
+        >>> e.save("explain.png")   # doctest: +SKIP
     """
 
     _shows_figure = True
@@ -304,6 +305,17 @@ _METHOD_FUNCTIONS = {
 }
 
 
+def _import_captum() -> None:
+    """Import Captum without the TqdmWarning its ``tqdm.auto`` raises in a Jupyter kernel
+    without ipywidgets (a red box in a lecture notebook, about a progress bar archlab never
+    shows); the methods' own imports then find it loaded."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import captum.attr  # noqa: F401
+
+
 def _attribute(
     model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
 ) -> Attribution | str:
@@ -385,6 +397,7 @@ def explain_image(
         torch.Size([28, 28])
     """
     chosen = check_methods(methods)
+    _import_captum()
     try:
         normalize = check_normalize(normalize)
     except ValueError as exc:
