@@ -616,7 +616,10 @@ class Tracer(TorchFunctionMode):
         """A trial run's change to a layer's input: flattened, or its dims 1 and 2 swapped."""
         x = self._materialize(x)
         found = self._lookup(x)
-        new = torch.flatten(x, 1) if what == "flatten" else x.transpose(1, 2)
+        if what == "flatten":
+            new = torch.flatten(x, 1)
+        else:
+            new = x.transpose(*what) if isinstance(what, tuple) else x.transpose(1, 2)
         if found is not None:
             self._register(new, *found)
         return new
@@ -649,6 +652,8 @@ class Tracer(TorchFunctionMode):
             hint = exc.fix
         if isinstance(module, nn.Linear):
             expected = module.in_features
+        elif isinstance(module, nn.LayerNorm):
+            expected = module.normalized_shape[-1]
         self.fail(
             name,
             kind,
@@ -775,7 +780,7 @@ class Tracer(TorchFunctionMode):
                 batches.append(Batch(o.dim() - 2))  # h and c: (layers, N, H)
                 continue
             found = _batch.follow(full_in, batch0, tuple(o.shape)) if batch0.known else None
-            batches.append(found or Batch(None))
+            batches.append(found or (Batch(None) if batch0.known else batch0))  # lost stays lost
         return batches
 
     # -- the pass ----------------------------------------------------------------------------

@@ -44,7 +44,12 @@ def settle(
     local = failure.fix
     upstream = list(_upstream(failure, tracer))
     if local is not None and _moved(failure):
-        candidates = [*upstream, local]
+        # the size is there, in the wrong dim: a transpose just before, then upstream
+        k = failure.input.index(failure.expected) + 1  # + 1: the batch's dim 0
+        last = len(failure.input)
+        text = f"x.transpose({k}, {last}) before {failure.layer}"
+        swap = Fix("code", failure.layer, text=text, edit=("before", failure.layer, (k, last)))
+        candidates = [swap, *upstream, local]
     else:
         candidates = [c for c in (local, *upstream) if c is not None]
     if not candidates:

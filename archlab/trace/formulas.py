@@ -344,8 +344,8 @@ def _norm(m: nn.Module, in_shape: Shape) -> Step:
         want = tuple(m.normalized_shape)
         if tuple(in_shape[-len(want) :]) != want:
             raise ShapeError(
-                f"LayerNorm normalises the last dims {fmt_shape(want)} but receives "
-                f"{fmt_shape(in_shape[1:])}",
+                f"LayerNorm normalises the last dims {fmt_shape(want)} but its input ends in "
+                f"{fmt_shape(in_shape[-len(want) :])}",
                 fix=f"set normalized_shape={tuple(in_shape[-len(want) :])}",
                 change=("set", "normalized_shape", tuple(in_shape[-len(want) :])),
             )
