@@ -145,3 +145,44 @@ def test_random_mistakes_any_printed_fix_makes_the_model_run(case):
             set_argument(rebuilt, step.layer, step.argument, step.value)
     out = rebuilt.eval()(torch.zeros(3, 1, 8, 8))
     assert tuple(out.shape) == (3, 10)
+
+
+def test_sys_exit_in_forward_is_a_diagnosis_not_a_silent_exit(capsys):
+    class Exits(nn.Module):
+        def forward(self, x):
+            import sys
+
+            sys.exit(0)
+
+    report = archlab.trace_shapes(Exits(), (4,))
+    assert not report.ok and "sys.exit(0)" in str(report.error)
+
+
+def test_params_shares_the_traces_batch_check(capsys):
+    assert main(["params", "dnn", "--input", "3,28,28"]) == 1
+    err = capsys.readouterr().err
+    assert "view(-1, 784)" in err and "x.view(x.size(0), -1)" in err
+
+
+@pytest.mark.parametrize("returns", ["dict", "tuple", "none"])
+def test_train_refuses_a_forward_that_returns_no_tensor(returns):
+    from archlab.errors import ArchlabError
+    from archlab.models.spec import ModelSpec
+    from archlab.training.train import check_trainable
+
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(784, 10)
+
+        def forward(self, x):
+            out = self.fc(x.flatten(1))
+            return {"dict": {"logits": out}, "tuple": (out, x), "none": None}[returns]
+
+    spec = ModelSpec.parse("cnn")  # only its label is used in the message
+    with pytest.raises(ArchlabError) as caught:
+        check_trainable(spec, Odd())
+    assert caught.value.exit_code == 1
+    assert {"dict": "a dict", "tuple": "a tuple of 2", "none": "returns None"}[returns] in str(
+        caught.value
+    )

@@ -140,6 +140,7 @@ class Failure:
     hint: str | None = None
     inputs: tuple[int, ...] = ()
     expected: int | None = None  # the size the layer wanted, where it says one
+    op: int | None = None  # the failing operation's call number, where an operation failed
 
 
 class _Stop(BaseException):
@@ -265,9 +266,10 @@ class Tracer(TorchFunctionMode):
         hint: str | None = None,
         inputs: tuple[int, ...] = (),
         expected: int | None = None,
+        op: int | None = None,
     ):
         self.failure = Failure(
-            layer, kind, shape, message, fix, functional, hint, tuple(inputs), expected
+            layer, kind, shape, message, fix, functional, hint, tuple(inputs), expected, op
         )
         raise _Stop
 
@@ -399,6 +401,7 @@ class Tracer(TorchFunctionMode):
             functional=True,
             hint=hint,
             inputs=producers,
+            op=self._current_op,
         )
 
     def _check_memory(self, func, args, kwargs, traced, out: Shape) -> None:

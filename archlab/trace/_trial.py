@@ -115,6 +115,8 @@ def _fails_at(failure: Failure) -> str:
 # -- where the wrong shape was made ------------------------------------------------------------
 def _upstream(failure: Failure, tracer: Tracer) -> Iterator[Fix]:
     """Changes to the operations and layers that fed the misfit, nearest first."""
+    if failure.op is not None and failure.op in tracer.op_calls:  # the operation itself
+        yield from _op_fixes(failure.layer, failure.op, tracer.op_calls[failure.op], failure, 0)
     rows, seen = tracer.rows, set()
     frontier = [i for i in failure.inputs if i >= 0]
     modules = dict(tracer.root.named_modules())
@@ -126,7 +128,8 @@ def _upstream(failure: Failure, tracer: Tracer) -> Iterator[Fix]:
         row = rows[index]
         frontier += [i for i in row.inputs if i >= 0]
         if row.functional and row.op is not None and row.op in tracer.op_calls:
-            yield from _op_fixes(row, tracer.op_calls[row.op], failure)
+            flat = len(row.output or ()) == 1
+            yield from _op_fixes(row.name, row.op, tracer.op_calls[row.op], failure, flat)
         elif not row.functional and failure.expected is not None:
             module = modules.get(row.name)
             for argument in ("out_channels", "out_features"):
@@ -135,31 +138,32 @@ def _upstream(failure: Failure, tracer: Tracer) -> Iterator[Fix]:
                     break
 
 
-def _op_fixes(row, call: tuple, failure: Failure) -> Iterator[Fix]:
+def _op_fixes(where: str, op: int, call: tuple, failure: Failure, flat: bool) -> Iterator[Fix]:
+    """Other arguments for the ``op``-th call: a cat's other dims, a transpose's other
+    pairs, a permute's other orders (the batch's dim kept), a reshape that keeps the batch."""
     func, rank, batch, detail = call
     keep = {batch % rank} if batch is not None and rank else set()
     free = [d for d in range(rank) if d not in keep]
-    where = row.name
     if func in _ops.CATS:
         current = detail % rank if rank else detail
         for d in free:
             if d != current:
                 text = f"torch.cat(..., dim={d}) instead of dim={detail}"
-                yield Fix("code", where, text=text, edit=("op", row.op, ("dim", d)))
+                yield Fix("code", where, text=text, edit=("op", op, ("dim", d)))
     elif func in (torch.Tensor.transpose, torch.transpose):
         current = tuple(sorted(d % rank for d in detail))
         for pair in itertools.combinations(free, 2):
             if pair != current:
                 text = f"transpose{pair} instead of transpose{tuple(detail)}"
-                yield Fix("code", where, text=text, edit=("op", row.op, ("dims", pair)))
+                yield Fix("code", where, text=text, edit=("op", op, ("dims", pair)))
     elif func in _ops.PERMUTES and rank <= 4:
         current = tuple(d % rank for d in detail)
         for order in itertools.permutations(range(rank)):
             if order != current and all(order[d] == d for d in keep):
                 text = f"permute{order} instead of permute{tuple(detail)}"
-                yield Fix("code", where, text=text, edit=("op", row.op, ("order", order)))
-    elif func in _ops.RESHAPES and failure.expected is not None and len(row.output) != 1:
+                yield Fix("code", where, text=text, edit=("op", op, ("order", order)))
+    elif func in _ops.RESHAPES and failure.expected is not None and not flat:
         kind = _ops.RESHAPES[func]
         change = ("start", 1) if kind == "flatten" else ("shape", (BATCH, -1))
         text = "torch.flatten(x, 1)" if kind == "flatten" else f"x.{kind}(x.size(0), -1)"
-        yield Fix("code", where, text=text, edit=("op", row.op, change))
+        yield Fix("code", where, text=text, edit=("op", op, change))
