@@ -7,7 +7,6 @@ import pytest
 
 import archlab
 from archlab.cli import main
-from archlab.training.train import train_model
 
 from .synthetic import learnable_dataset
 
@@ -29,9 +28,8 @@ def test_shapes_draw_and_params_take_a_textbook_model(name, tmp_path, capsys):
 def test_train_materialises_lazy_layers_and_the_run_loads_back(name, tmp_path):
     spec = f"{BOOK}:{name}"
     data = learnable_dataset()
-    result = train_model(spec, data, out=tmp_path, epochs=1, **QUIET)
-    net, payload = archlab.load_trained_model(spec, tmp_path)
-    assert payload["spec"] == spec
-    params = sum(p.numel() for p in net.parameters())  # no uninitialised parameter left
-    assert params == archlab.count_params(spec).total_params
-    assert result is not None
+    run = archlab.train(spec, runs=tmp_path, data=data, epochs=1, **QUIET)
+    loaded = archlab.load_run(spec, runs=tmp_path)
+    assert loaded.spec == run.spec and loaded.iteration == run.iteration
+    params = sum(p.numel() for p in loaded.model.parameters())  # none uninitialised
+    assert params == run.params == archlab.count_params(spec).total_params

@@ -63,6 +63,9 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     log_every: int = 500
+    # the iteration a warm restart began at: a finished run given more epochs runs a new
+    # cosine from lr over the added iterations (0: one schedule over the whole run)
+    restart: int = 0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
