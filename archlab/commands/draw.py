@@ -93,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 3
     if report.error is not None and not args.claim:
-        echo(f"archlab: error: {report.error}", file=sys.stderr)
+        echo(f"archlab: error: {report.error.render(flags=True)}", file=sys.stderr)
         return 1
     return 0

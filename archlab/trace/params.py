@@ -153,6 +153,7 @@ def count_params(
     default = getattr(built, "input_shape", (1, 28, 28))
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
     check_forward_memory(built, shape, f"counting {name}'s multiply-accumulates")
+    _check_trace(built, shape, name)
     stats = _summary(built, shape, name)
     names = {id(m): n for n, m in built.named_modules()}
     layers, seen = [], set()
@@ -185,6 +186,19 @@ def count_params(
     )
 
 
+def _check_trace(built: nn.Module, shape: tuple[int, ...], name: str) -> None:
+    """The shape trace's checks first (exit 1, its diagnosis): torchinfo runs one image,
+    so on its own it would count ``view(-1, 784)`` on a 3×28×28 image as three images."""
+    from archlab.trace.shapes import trace_shapes
+
+    with user_code(f"tracing {name}"):
+        report = trace_shapes(built, shape)
+    if report.error is not None:
+        raise ArchlabError(
+            f"{name}: {report.error}", 1, cli_message=f"{name}: {report.error.render(flags=True)}"
+        )
+
+
 def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
     """torchinfo's summary of one forward pass; a pass that fails is diagnosed the way
     ``archlab shapes`` diagnoses it, in one line."""
@@ -201,12 +215,6 @@ def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
                 failure = exc.__cause__
     finally:
         built.train(was_training)
-    from archlab.trace.shapes import trace_shapes
-
-    with user_code(f"tracing {name}"):
-        report = trace_shapes(built, shape)
-    if report.error is not None:
-        raise ArchlabError(f"{name}: {report.error}", 1)
     text = str(failure).strip().splitlines()
     detail = f": {text[0]}" if text else ""
     raise ArchlabError(

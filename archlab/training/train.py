@@ -13,7 +13,6 @@ output that is not one score per class, is refused with the shape diagnosis.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import signal
@@ -114,9 +113,11 @@ _TRAINABLE: set[ModelSpec] = set()  # specs already checked in this process
 
 
 def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
-    """Refuse a model that cannot take one Fashion-MNIST image (1×28×28) or does not output
-    one score per class (10). A spec is traced once per process (``train_models`` checks
-    every model before the first step; ``train`` then does not trace it again)."""
+    """Refuse a model that cannot take one Fashion-MNIST image (1×28×28), does not return
+    a tensor, or does not output one score per class (10). A spec is traced once per
+    process (``train_models`` checks every model before the first step; ``train`` then
+    does not trace it again). A lazy model (``nn.LazyLinear``) is materialised by the
+    trace's forward pass."""
     if spec in _TRAINABLE:
         return
     if model is None:
@@ -124,19 +125,22 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
     from archlab.trace.shapes import trace_shapes
 
     with user_code(f"tracing {spec.label}"):
-        report = trace_shapes(model, IMAGE_SHAPE)
+        # the images are what they are: a fix changes the model, never the input
+        report = trace_shapes(model, IMAGE_SHAPE, expect=(len(CLASSES),), input_fixed=True)
+    size = "×".join(map(str, IMAGE_SHAPE))
     if report.error is not None:
-        size = "×".join(map(str, IMAGE_SHAPE))
-        error = report.error
-        layer = dict(model.named_modules()).get(error.layer)
-        if (error.fix or "").startswith("--input") and hasattr(layer, "in_channels"):
-            # train has no --input: the images are what they are, so the layer must change
-            error = copy.copy(error)
-            error.fix = f"--set {error.layer}.in_channels={IMAGE_SHAPE[0]}"
+        shape = ",".join(map(str, IMAGE_SHAPE))
+        see = f"(see `archlab shapes {spec.command_words} --input {shape}`)"
+        head = f"{spec.label} cannot be trained on {size} Fashion-MNIST images:"
         raise ArchlabError(
-            f"{spec.label} cannot be trained on {size} Fashion-MNIST images: {error} "
-            f"(see `archlab shapes {spec.command_words} --input "
-            f"{','.join(map(str, IMAGE_SHAPE))}`)",
+            f"{head} {report.error} {see}",
+            1,
+            cli_message=f"{head} {report.error.render(flags=True)} {see}",
+        )
+    if report.returns != "a tensor":
+        raise ArchlabError(
+            f"{spec.label}'s forward returns {report.returns}; training needs the scores "
+            f"tensor itself, (N, {len(CLASSES)}): return it alone (e.g. return out[0])",
             1,
         )
     if report.output_shape != (len(CLASSES),):
@@ -147,6 +151,26 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
             1,
         )
     _TRAINABLE.add(spec)
+
+
+def materialize(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """Give a lazy model (``nn.LazyConv2d``, ``nn.LazyLinear``, as d2l writes them) its
+    parameters by one forward pass on ``sample``, before anything needs them (the
+    optimiser, the parameter count, a checkpoint). Other models are left as they are."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    if any(
+        isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()
+    ):
+        modes = {m: m.training for m in model.modules()}
+        try:  # eval: no batch statistics or dropout on this one pass
+            model.eval()
+            with torch.no_grad():
+                model(sample)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+    return model
 
 
 class _Trainer:
@@ -169,8 +193,8 @@ class _Trainer:
             self.normalize = data.pixel_stats() if self.recipe.normalize else None
 
         torch.manual_seed(config.seed)
-        net = spec.build().to(dev)
         sample = to_input(data.test_images[:2].to(dev), self.normalize)
+        net = materialize(spec.build().to(dev), sample)
         self.channels_last = has_conv(net) and nhwc_runs(net, sample)
         if self.channels_last:  # NHWC: measurably faster conv, pooling and BN on a CPU
             net = net.to(memory_format=torch.channels_last)
