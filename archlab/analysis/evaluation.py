@@ -248,5 +248,5 @@ def evaluate_report(model_name: str, net, data, normalize) -> ClassificationRepo
     from archlab.training.predict import predict_logits
 
     normalize = tuple(normalize) if normalize is not None else None
-    probs = torch.softmax(predict_logits(net, data.test_images, normalize), dim=1)
+    probs = torch.softmax(predict_logits(net, data.test_images, normalize), dim=1).cpu()
     return classification_report(model_name, probs, data.test_labels)

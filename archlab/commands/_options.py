@@ -193,6 +193,15 @@ def runs_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where to compute: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps "
+        "(default: auto)",
+    )
+
+
 def data_dir_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
