@@ -182,7 +182,11 @@ class Comparison(_table.Tabular):
 
 
 def compare_models(
-    models: Sequence[str] = ("dnn", "cnn"), runs: str = "runs", data=None, data_dir=None
+    models: Sequence[str] = ("dnn", "cnn"),
+    runs: str = "runs",
+    data=None,
+    data_dir=None,
+    device: str = "cpu",
 ) -> Comparison:
     """Evaluate trained runs once each on the whole test set and put them side by side.
 
@@ -191,11 +195,13 @@ def compare_models(
             Default: the lecture's two.
         runs: the runs folder. Default: ``"runs"``.
         data: the dataset in memory. Default: loaded from ``data_dir``.
+        device: where to evaluate (``"auto"``, ``"cuda"``...). Default: ``"cpu"``.
 
     Example::
 
         >>> print(archlab.compare_models(["dnn", "cnn", "resnet"]))  # doctest: +SKIP
     """
+    from archlab.device import pick_device
     from archlab.trace.params import count_params
     from archlab.training.data import load_fashion_mnist
     from archlab.training.runs import find_run, load_trained_model
@@ -207,12 +213,14 @@ def compare_models(
     duplicate = next((r for r in runs_seen if runs_seen.count(r) > 1), None)
     if duplicate is not None:
         raise ArchlabError(f"run {duplicate} is named twice; compare different runs")
+    dev = pick_device(device)
     if data is None:
         data = load_fashion_mnist(data_dir)
     results = []
     for net, payload in loaded:
         name = payload["run"]
-        report = evaluate_report(name, net, data, payload.get("normalize"))
+        report = evaluate_report(name, net.to(dev), data, payload.get("normalize"))
+        net.cpu()  # the MAC count traces it with inputs on the CPU
         results.append(
             ModelResult(
                 name,

@@ -32,7 +32,7 @@ from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 from archlab.training.checkpoint import check_normalize
 from archlab.training.data import CLASSES
-from archlab.training.predict import to_input
+from archlab.training.predict import model_device, to_input
 
 METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
 IG_STEPS = 50
@@ -284,8 +284,14 @@ _METHOD_FUNCTIONS = {
 def _attribute(
     model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
 ) -> Attribution | str:
-    """One method's attribution, or the reason it does not apply."""
-    return _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    """One method's attribution (its maps on the CPU, wherever the model ran), or the
+    reason it does not apply."""
+    result = _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    if isinstance(result, Attribution):
+        result.map = result.map.cpu()
+        if result.native is not None:
+            result.native = result.native.cpu()
+    return result
 
 
 def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -364,11 +370,11 @@ def explain_image(
         normalize = check_normalize(normalize)
     except ValueError as exc:
         raise ArchlabError(f"normalize: {exc}") from None
-    x = to_input(image.unsqueeze(0), normalize)
+    x = to_input(image.unsqueeze(0).to(model_device(model)), normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     with _prepared(model):
         with torch.no_grad():
-            probs = F.softmax(model(x), dim=1)[0]
+            probs = F.softmax(model(x), dim=1)[0].cpu()
         tgt = _resolve_target(target, probs, label)
         explanation = Explanation(
             model_name or type(model).__name__, index, image, label, probs, tgt
@@ -418,6 +424,7 @@ def explain_test_image(
     target: str | int = "pred",
     sanity: bool = False,
     layer: str | None = None,
+    device: str = "cpu",
 ) -> Explanation:
     """:func:`explain_image` for test image ``index`` and a trained run.
 
@@ -428,6 +435,7 @@ def explain_test_image(
         runs, overrides, name: find the run as :func:`~archlab.load_trained_model` does.
         layer: the convolution for Grad-CAM. Default: the model's last convolution.
         methods, target, sanity: as in :func:`explain_image`.
+        device: where to compute (``"auto"``, ``"cuda"``...). Default: ``"cpu"``.
 
     Example::
 
@@ -439,7 +447,7 @@ def explain_test_image(
     from archlab.training.runs import load_trained_model
 
     _check_methods(methods)
-    net, payload = load_trained_model(model, runs, overrides, name)
+    net, payload = load_trained_model(model, runs, overrides, name, device=device)
     if data is None:
         data = load_fashion_mnist(data_dir)
     check_index(index, len(data.test_labels))

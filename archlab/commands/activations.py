@@ -9,7 +9,13 @@ SUMMARY = "the feature maps after each block for one test image"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, index_arg, out_option, run_options
+    from archlab.commands._options import (
+        data_dir_option,
+        device_option,
+        index_arg,
+        out_option,
+        run_options,
+    )
 
     p.add_argument(
         "--index", type=index_arg, default=42, help="which test image, 0-9999 (default: 42)"
@@ -23,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     out_option(p, "<runs>/<run>/figures/activations-INDEX.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from archlab.viz import plot_activations
 
     check_figure_path(args.out)
-    net, payload = load_trained_model(args.model, args.runs, args.set, args.name)
+    net, payload = load_trained_model(args.model, args.runs, args.set, args.name, args.device)
     data = load_fashion_mnist(args.data_dir)
     check_index(args.index, len(data.test_labels))
     acts = activations(net, data.test_images[args.index], payload.get("normalize"), args.layer)

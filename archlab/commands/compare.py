@@ -15,7 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, out_option, runs_option
+    from archlab.commands._options import data_dir_option, device_option, out_option, runs_option
 
     p.add_argument(
         "models",
@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     runs_option(p)
     out_option(p, "<runs>/compare.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_figure_path(args.out)
     names = expand_run_names(args.models)
-    comparison = compare_models(names, runs=args.runs, data_dir=args.data_dir)
+    comparison = compare_models(names, runs=args.runs, data_dir=args.data_dir, device=args.device)
     echo(comparison)
     out = Path(args.out) if args.out else Path(args.runs) / "compare.png"
     save(plot_comparison(comparison), out)

@@ -9,7 +9,13 @@ SUMMARY = "confusion matrix, per-class precision/recall/F1 and the most confused
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import count_arg, data_dir_option, runs_option, set_option
+    from archlab.commands._options import (
+        count_arg,
+        data_dir_option,
+        device_option,
+        runs_option,
+        set_option,
+    )
 
     p.add_argument(
         "models",
@@ -35,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     runs_option(p)
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from archlab.viz import plot_confusion, plot_mistakes
 
     loaded = [
-        load_trained_model(m, args.runs, args.set)
+        load_trained_model(m, args.runs, args.set, device=args.device)
         for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
     data = load_fashion_mnist(args.data_dir)

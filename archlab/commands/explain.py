@@ -14,7 +14,13 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, index_arg, out_option, run_options
+    from archlab.commands._options import (
+        data_dir_option,
+        device_option,
+        index_arg,
+        out_option,
+        run_options,
+    )
 
     p.add_argument(
         "--index", type=index_arg, default=42, help="which test image, 0-9999 (default: 42)"
@@ -38,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     out_option(p, "<runs>/<run>/figures/explain-INDEX.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         sanity=args.sanity,
         layer=args.layer,
+        device=args.device,
     )
     echo(explanation.describe())
     if explanation.sanity is not None:

@@ -132,8 +132,9 @@ def load_trained_model(
     runs: str | os.PathLike = "runs",
     overrides: Sequence[str] = (),
     name: str | None = None,
+    device: str = "cpu",
 ) -> tuple[nn.Module, dict]:
-    """The trained model of a run, in eval mode, on the CPU.
+    """The trained model of a run, in eval mode, on the CPU (or ``device``).
 
     Args:
         model: a spec (``"cnn"``, ``"net.py:Net"``, ``"torchvision.models:resnet18"``)
@@ -141,6 +142,8 @@ def load_trained_model(
         runs: the folder ``archlab train --out`` wrote. Default: ``"runs"``.
         overrides: the ``--set`` what-ifs it was trained with. Default: none.
         name: the run folder, when it was trained with ``--name``. Default: from the spec.
+        device: where to put the model, as :func:`~archlab.pick_device` names it
+            (``"auto"``, ``"cuda"``...). Default: ``"cpu"``.
 
     Returns:
         ``(model, checkpoint)``; ``checkpoint["normalize"]`` is the (mean, std) its inputs
@@ -170,6 +173,10 @@ def load_trained_model(
         ) from exc
     payload["run"] = ref.name
     payload["spec_label"] = spec.label
+    if device != "cpu":
+        from archlab.device import pick_device
+
+        net = net.to(pick_device(device))
     return net.eval(), payload
 
 
