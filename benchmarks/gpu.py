@@ -32,12 +32,12 @@ from datetime import date
 
 def _train(model: str, data, out: str, epochs: int, **settings) -> dict:
     from archlab.training.checkpoint import load_checkpoint
-    from archlab.training.train import train_model
+    from archlab.training.train import train
 
-    result = train_model(
+    result = train(
         model,
-        data,
-        out=out,
+        data=data,
+        runs=out,
         epochs=epochs,
         device="cuda",
         progress=False,
@@ -45,7 +45,7 @@ def _train(model: str, data, out: str, epochs: int, **settings) -> dict:
         figures=False,
         **settings,
     )
-    cuda = load_checkpoint(result.checkpoint)["history"].get("cuda", {})
+    cuda = load_checkpoint(result.folder / "checkpoint.pt")["history"].get("cuda", {})
     return {
         "model": model,
         "train_s": result.seconds,

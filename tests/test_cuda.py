@@ -9,9 +9,8 @@ import sys
 import pytest
 import torch
 
-import archlab
 from archlab.training import checkpoint as C
-from archlab.training.train import train_model
+from archlab.training.train import train
 
 from .synthetic import learnable_dataset
 
@@ -30,7 +29,7 @@ def tiny():
 
 
 def _ckpt(result):
-    return C.load_checkpoint(result.checkpoint)
+    return C.load_checkpoint(result.folder / "checkpoint.pt")
 
 
 def _same_weights(a, b) -> bool:
@@ -40,10 +39,10 @@ def _same_weights(a, b) -> bool:
 
 @pytest.mark.parametrize("model", ["dnn", "cnn"])
 def test_resume_equals_an_uninterrupted_run_in_the_deterministic_mode(tiny, tmp_path, model):
-    whole = train_model(model, tiny, out=tmp_path / "whole", **KW)
-    part = train_model(model, tiny, out=tmp_path / "part", max_iterations=7, **KW)
+    whole = train(model, data=tiny, runs=tmp_path / "whole", **KW)
+    part = train(model, data=tiny, runs=tmp_path / "part", max_iterations=7, **KW)
     assert not _ckpt(part)["finished"]
-    resumed = train_model(model, tiny, out=tmp_path / "part", resume=True, **QUIET)
+    resumed = train(model, data=tiny, runs=tmp_path / "part", resume=True, **QUIET)
     a, b = _ckpt(whole), _ckpt(resumed)
     assert a["config"]["deterministic"] is True
     assert _same_weights(a, b)
@@ -52,17 +51,17 @@ def test_resume_equals_an_uninterrupted_run_in_the_deterministic_mode(tiny, tmp_
 
 @pytest.mark.parametrize("model", ["dnn", "cnn", "lenet5", "resnet"])
 def test_same_seed_same_weights(tiny, tmp_path, model):
-    a = train_model(model, tiny, out=tmp_path / "a", **KW)
-    b = train_model(model, tiny, out=tmp_path / "b", **KW)
+    a = train(model, data=tiny, runs=tmp_path / "a", **KW)
+    b = train(model, data=tiny, runs=tmp_path / "b", **KW)
     assert _same_weights(_ckpt(a), _ckpt(b))
     assert a.test_accuracy == b.test_accuracy
 
 
 @pytest.mark.parametrize("model", ["dnn", "cnn", "resnet"])
 def test_the_graphed_step_equals_the_eager_step(tiny, tmp_path, monkeypatch, model):
-    graphed = _ckpt(train_model(model, tiny, out=tmp_path / "graph", **KW))
+    graphed = _ckpt(train(model, data=tiny, runs=tmp_path / "graph", **KW))
     monkeypatch.setenv("ARCHLAB_CUDA_GRAPH", "0")
-    eager = _ckpt(train_model(model, tiny, out=tmp_path / "eager", **KW))
+    eager = _ckpt(train(model, data=tiny, runs=tmp_path / "eager", **KW))
     assert graphed["history"]["cuda"]["step"] == "CUDA graph"
     assert eager["history"]["cuda"]["step"] == "eager: ARCHLAB_CUDA_GRAPH=0"
     assert _same_weights(graphed, eager)
@@ -88,22 +87,21 @@ class Syncs(nn.Module):  # reads a value on the host in its forward: not captura
 def test_a_model_that_cannot_be_captured_trains_eagerly_and_says_why(tiny, tmp_path):
     (tmp_path / "syncs.py").write_text(_SYNCS)
     lines = []
-    result = train_model(
-        f"{tmp_path / 'syncs.py'}:Syncs", tiny, out=tmp_path / "runs", **{**KW, "log": lines.append}
-    )
+    spec = f"{tmp_path / 'syncs.py'}:Syncs"
+    result = train(spec, data=tiny, runs=tmp_path / "runs", **{**KW, "log": lines.append})
     step = _ckpt(result)["history"]["cuda"]["step"]
     assert step.startswith("eager: capture failed"), step
     assert any("eager steps on CUDA: capture failed" in line for line in lines)
-    assert result.iterations == 24
+    assert result.iteration == 24
 
 
 def test_the_batch_that_does_not_divide_the_data_is_eager(tiny, tmp_path):
-    result = train_model("dnn", tiny, out=tmp_path, **{**KW, "batch_size": 70})
+    result = train("dnn", data=tiny, runs=tmp_path, **{**KW, "batch_size": 70})
     assert "does not divide the 600 training images" in _ckpt(result)["history"]["cuda"]["step"]
 
 
 def test_the_fast_mode_is_recorded(tiny, tmp_path):
-    result = train_model("cnn", tiny, out=tmp_path, deterministic=False, **KW)
+    result = train("cnn", data=tiny, runs=tmp_path, deterministic=False, **KW)
     payload = _ckpt(result)
     assert payload["config"]["deterministic"] is False
     assert payload["history"]["cuda"]["mode"] == "fast"
@@ -111,10 +109,10 @@ def test_the_fast_mode_is_recorded(tiny, tmp_path):
 
 
 def test_a_cuda_checkpoint_loads_with_no_gpu(tiny, tmp_path):
-    train_model("cnn", tiny, out=tmp_path, **KW)
+    train("cnn", data=tiny, runs=tmp_path, **KW)
     code = (
         "import sys, torch, archlab; assert not torch.cuda.is_available(); "
-        f"net, ckpt = archlab.load_trained_model('cnn', {str(tmp_path)!r}); "
+        f"net = archlab.load_run('cnn', runs={str(tmp_path)!r}).model; "
         "x = torch.zeros(2, 1, 28, 28); assert net(x).shape == (2, 10); "
         "print(next(net.parameters()).device)"
     )
@@ -126,19 +124,19 @@ def test_a_cuda_checkpoint_loads_with_no_gpu(tiny, tmp_path):
 
 
 def test_the_analyses_run_on_cuda_and_agree_with_the_cpu(tiny, tmp_path):
-    from archlab.analysis.evaluation import evaluate_report
-    from archlab.analysis.features import activations
+    from archlab.analysis.evaluation import evaluate
+    from archlab.analysis.explain import explain
+    from archlab.analysis.features import activation_maps
+    from archlab.training.run import load_run
 
-    train_model("cnn", tiny, out=tmp_path, **KW)
-    cpu, ckpt = archlab.load_trained_model("cnn", tmp_path)
-    gpu, _ = archlab.load_trained_model("cnn", tmp_path, device="cuda")
-    assert next(gpu.parameters()).is_cuda
-    norm = ckpt["normalize"]
-    a = evaluate_report("cnn", cpu, tiny, norm)
-    b = evaluate_report("cnn", gpu, tiny, norm)
+    train("cnn", data=tiny, runs=tmp_path, **KW)
+    cpu = load_run("cnn", runs=tmp_path)
+    gpu = load_run("cnn", runs=tmp_path)
+    gpu.model.cuda()
+    a, b = evaluate(cpu, data=tiny), evaluate(gpu, data=tiny)
     assert b.probs.device.type == "cpu"
     torch.testing.assert_close(a.probs, b.probs, atol=1e-4, rtol=1e-4)
-    acts = activations(gpu, tiny.test_images[0], norm)
+    acts = activation_maps(gpu.model, tiny.test_images[0], gpu.normalize)
     assert all(t.device.type == "cpu" for t in acts.values())
-    e = archlab.explain_image(gpu, tiny.test_images[0], int(tiny.test_labels[0]), normalize=norm)
+    e = explain(gpu, image=tiny.test_images[0], label=int(tiny.test_labels[0]))
     assert all(at.map.device.type == "cpu" for at in e.attributions)

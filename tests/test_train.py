@@ -10,7 +10,7 @@ from archlab.errors import ArchlabError
 from archlab.training import checkpoint as C
 from archlab.training.predict import to_input
 from archlab.training.recipes import cosine_lr
-from archlab.training.train import train_model
+from archlab.training.train import train, train_model
 
 from .synthetic import learnable_dataset
 
@@ -249,23 +249,22 @@ def test_a_diverging_loss_names_its_iteration_and_saves_nothing_after_it(tiny, t
     (tmp_path / "nan15.py").write_text(_NAN_AT_15)
     spec = f"{tmp_path / 'nan15.py'}:NanAt15"
     with pytest.raises(ArchlabError, match=r"became nan at iteration 15 \(training diverged\)"):
-        train_model(spec, tiny, out=tmp_path / "runs", epochs=3, batch_size=50, **QUIET)
+        train(spec, data=tiny, runs=tmp_path / "runs", epochs=3, batch_size=50, **QUIET)
     saved = C.load_checkpoint(next((tmp_path / "runs").glob("*/checkpoint.pt")))
     assert saved["iteration"] == 12  # the first epoch's end
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())
 
 
 def test_the_determinism_mode_is_recorded_and_changes_nothing_on_the_cpu(tiny, tmp_path):
-    exact = _run(tiny, tmp_path / "a")
-    fast = _run(tiny, tmp_path / "b", deterministic=False)
-    a, b = C.load_checkpoint(exact.checkpoint), C.load_checkpoint(fast.checkpoint)
+    kw = {"epochs": 2, "batch_size": 50, "log_every": 10, **QUIET}
+    exact = train("dnn", data=tiny, runs=tmp_path / "a", **kw)
+    fast = train("dnn", data=tiny, runs=tmp_path / "b", deterministic=False, **kw)
+    a = C.load_checkpoint(exact.folder / "checkpoint.pt")
+    b = C.load_checkpoint(fast.folder / "checkpoint.pt")
     assert a["config"]["deterministic"] is True and b["config"]["deterministic"] is False
     assert _states_equal(a["state_dict"], b["state_dict"])
     assert "cuda" not in a["history"]  # what a CUDA run records of its mode and its step
     if not torch.cuda.is_available():  # the CUDA-only modules stay off the CPU path
         assert not {"archlab.training._graph", "archlab.training._cuda"} & set(sys.modules)
     with pytest.raises(ArchlabError, match="trained with deterministic=True, not False"):
-        _run(
-            tiny, tmp_path / "a", resume=True, deterministic=False,
-            epochs=None, batch_size=None, log_every=None,
-        )  # fmt: skip
+        train("dnn", data=tiny, runs=tmp_path / "a", resume=True, deterministic=False, **QUIET)

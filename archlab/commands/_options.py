@@ -202,6 +202,14 @@ def device_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def on_device(run, device: str):
+    """``run`` with its model moved to ``--device``: the analyses compute where it is."""
+    from archlab.device import pick_device
+
+    run.model.to(pick_device(device))
+    return run
+
+
 def data_dir_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",

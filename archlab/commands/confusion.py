@@ -45,33 +45,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archlab.analysis.evaluation import evaluate_report
-    from archlab.commands._options import echo, figure_path, save
+    from archlab.analysis.evaluation import evaluate
+    from archlab.commands._options import echo, figure_path, on_device, save
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
-    from archlab.training.runs import load_trained_model
-    from archlab.viz import plot_confusion, plot_mistakes
+    from archlab.training.run import load_run
 
     loaded = [
-        load_trained_model(m, args.runs, args.set, device=args.device)
+        on_device(load_run(m, args.set, runs=args.runs), args.device)
         for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
     data = load_fashion_mnist(args.data_dir)
-    for net, payload in loaded:
-        name = payload["run"]
-        report = evaluate_report(name, net, data, payload.get("normalize"))
+    for run in loaded:
+        report = evaluate(run, data=data)
         echo(report)
-        save(plot_confusion(report), figure_path(args, name, "confusion"))
+        save(report.plot(), figure_path(args, run.name, "confusion"))
         if args.mistakes:
-            wrong = report.mistakes(data.test_labels, args.mistakes)
-            fig = plot_mistakes(
-                data.test_images,
-                data.test_labels,
-                report.probs,
-                wrong,
-                report.classes,
-                f"{name}: the {len(wrong)} most confident mistakes",
-            )
-            save(fig, figure_path(args, name, "mistakes"))
+            save(report.plot_mistakes(args.mistakes), figure_path(args, run.name, "mistakes"))
         echo()
     return 0

@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     results = train_models(
         args.models or ["lecture"],
-        overrides=args.set,
+        args.set,
+        runs=args.out,
         name=args.name,
         recipe=args.recipe,
         epochs=args.epochs,
@@ -127,17 +128,16 @@ def run(args: argparse.Namespace) -> int:
         deterministic=args.deterministic,
         device=args.device,
         data_dir=args.data_dir,
-        out=args.out,
         resume=args.resume,
         log=echo,
     )
     for result in results:
         if result.interrupted:
-            again = " ".join(["archlab train", result.model, "--resume"])
+            again = " ".join(["archlab train", result.name, "--resume"])
             if args.out != "runs":
                 again += f" --out {args.out}"
             echo(
-                f"interrupted at iteration {result.iterations:,}; saved {result.checkpoint}; "
+                f"interrupted at iteration {result.iteration:,}; saved {result.checkpoint}; "
                 f"continue with `{again}`",
                 file=sys.stderr,
             )
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     echo()
     for result in results:
         if result.files:
-            echo(f"{result.model}: wrote " + ", ".join(str(p) for p in result.files))
+            echo(f"{result.name}: wrote " + ", ".join(str(p) for p in result.files))
     echo()
     echo(TrainSummary(results))
     return 0

@@ -11,7 +11,6 @@ drawing), ``_render`` and ``_graph`` draw it.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -94,7 +93,9 @@ class Drawing:
         image = plt.imread(io.BytesIO(png))
         if ax is None:
             h, w = image.shape[:2]
-            fig = plt.figure(figsize=(w / 96, h / 96))
+            from archlab.viz._figure import figure
+
+            fig = figure(figsize=(w / 96, h / 96))
             ax = fig.add_axes((0, 0, 1, 1))
         ax.imshow(image)
         ax.axis("off")
@@ -109,6 +110,7 @@ class Drawing:
         import io
 
         from archlab.viz import plt
+        from archlab.viz._figure import close_figure
 
         fig = self.plot()
         buffer = io.BytesIO()
@@ -122,7 +124,7 @@ class Drawing:
             with plt.rc_context(rc):
                 fig.savefig(buffer, format=fmt, dpi=150, metadata=metadata)
         finally:
-            plt.close(fig)
+            close_figure(fig)
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> Path:
@@ -150,17 +152,9 @@ def check_suffix(path: str | Path) -> None:
 
 
 def _build(model, overrides: Sequence[str]):
-    from torch import nn
+    from archlab.models.spec import resolve_model
 
-    from archlab.models.spec import load_model
-    from archlab.models.whatif import set_hyperparameter
-
-    if isinstance(model, nn.Module):
-        built = copy.deepcopy(model) if overrides else model  # never change the caller's
-        for assignment in overrides:
-            set_hyperparameter(built, assignment)
-        return built
-    return load_model(model, overrides)
+    return resolve_model(model, overrides)[0]
 
 
 def draw(

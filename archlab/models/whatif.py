@@ -80,7 +80,7 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
 
     Example::
 
-        >>> archlab.set_hyperparameter(model, "layer2.0.padding=1")  # doctest: +SKIP
+        >>> archlab.models.whatif.set_hyperparameter(model, "layer2.0.padding=1")  # doctest: +SKIP
     """
     target, eq, value_text = assignment.partition("=")
     layer_name, _, attr = target.strip().rpartition(".")

@@ -11,7 +11,6 @@ compared with the real one: a disagreement is an archlab bug and is reported as 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import warnings
@@ -22,9 +21,9 @@ import torch
 from torch import nn
 
 from archlab import _table
+from archlab._report import Report
 from archlab.errors import ArchlabError
-from archlab.models.spec import load_model, model_name
-from archlab.models.whatif import set_hyperparameter
+from archlab.models.spec import resolve_model
 from archlab.trace._batch import BATCH
 from archlab.trace._engine import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, _free_bytes
 from archlab.trace._notes import teaching_notes
@@ -79,7 +78,7 @@ def _cell(row: LayerShape) -> str:
 
 
 @dataclass
-class ShapeReport(_table.Tabular):
+class ShapeReport(Report):
     """The result of :func:`trace_shapes`: rows, teaching notes, and any failure.
 
     ``str(report)`` is the terminal table; in Jupyter the report renders as HTML.
@@ -120,8 +119,14 @@ class ShapeReport(_table.Tabular):
         data["ok"] = self.ok
         return data
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def plot(self, ax=None):
+        """How the feature map's side shrinks layer by layer (one bar per layer)."""
+        from archlab.viz.architecture import plot_shapes
+
+        return plot_shapes(self, ax)
 
     def _rows(self) -> list[list[object]]:
         rows = [
@@ -256,13 +261,7 @@ def trace_shapes(
         >>> report.layers[8].type, report.layers[8].output, report.layers[8].inputs
         ('flatten(1)', (2304,), [7])
     """
-    name = model_name(model)
-    if isinstance(model, nn.Module):
-        built = copy.deepcopy(model) if overrides else model  # never change the caller's
-        for assignment in overrides:
-            set_hyperparameter(built, assignment)
-    else:
-        built = load_model(model, overrides)
+    built, name = resolve_model(model, overrides)
     default = getattr(built, "input_shape", (1, 28, 28))
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
     if not shape or any(not isinstance(d, int) or d < 1 for d in shape):

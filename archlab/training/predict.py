@@ -170,7 +170,8 @@ def evaluate(
 
         >>> model = archlab.create_model("dnn")
         >>> images, labels = torch.zeros(4, 28, 28, dtype=torch.uint8), torch.arange(4)
-        >>> accuracy, loss = archlab.evaluate(model, images, labels)
+        >>> from archlab.training.predict import evaluate
+        >>> accuracy, loss = evaluate(model, images, labels)
         >>> 0.0 <= accuracy <= 1.0
         True
     """

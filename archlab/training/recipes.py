@@ -63,6 +63,9 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     log_every: int = 500
+    # the iteration a warm restart began at: a finished run given more epochs runs a new
+    # cosine from lr over the added iterations (0: one schedule over the whole run)
+    restart: int = 0
     # on CUDA, deterministic kernels (a seed reproduces the run) or the fastest ones
     # (archlab.training._cuda); the CPU's are deterministic either way
     deterministic: bool = True

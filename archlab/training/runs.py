@@ -20,8 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 from archlab._atomic import atomic_path, remove_stale_partials
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec
@@ -125,59 +123,6 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
             2,
         )
     return recorded
-
-
-def load_trained_model(
-    model: str | ModelSpec = "cnn",
-    runs: str | os.PathLike = "runs",
-    overrides: Sequence[str] = (),
-    name: str | None = None,
-    device: str = "cpu",
-) -> tuple[nn.Module, dict]:
-    """The trained model of a run, in eval mode, on the CPU (or ``device``).
-
-    Args:
-        model: a spec (``"cnn"``, ``"net.py:Net"``, ``"torchvision.models:resnet18"``)
-            or the name of a run folder (``"cnn+layer2.0.padding=1"``). Default: cnn.
-        runs: the folder ``archlab train --out`` wrote. Default: ``"runs"``.
-        overrides: the ``--set`` what-ifs it was trained with. Default: none.
-        name: the run folder, when it was trained with ``--name``. Default: from the spec.
-        device: where to put the model, as :func:`~archlab.pick_device` names it
-            (``"auto"``, ``"cuda"``...). Default: ``"cpu"``.
-
-    Returns:
-        ``(model, checkpoint)``; ``checkpoint["normalize"]`` is the (mean, std) its inputs
-        were normalised with, or None; ``checkpoint["run"]`` is the run folder's name.
-
-    Example::
-
-        >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
-        >>> ckpt["test_accuracy"]                              # doctest: +SKIP
-        0.9176
-    """
-    from archlab.training.checkpoint import load_checkpoint
-
-    ref = find_run(model, runs, overrides, name)
-    if ref.spec is not None and ref.spec.overrides and not ref.checkpoint.is_file():
-        ref.spec.build()  # a what-if on a layer the model lacks is named as such
-    payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
-    spec = check_same_model(ref, payload)
-    net = spec.build()
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise ArchlabError(
-            f"{ref.checkpoint} does not fit the {spec.label} architecture; "
-            f"retrain with `archlab train {spec.base}`",
-            1,
-        ) from exc
-    payload["run"] = ref.name
-    payload["spec_label"] = spec.label
-    if device != "cpu":
-        from archlab.device import pick_device
-
-        net = net.to(pick_device(device))
-    return net.eval(), payload
 
 
 def train_hint(ref: RunRef) -> str:

@@ -13,7 +13,7 @@ class TrainSummary(Tabular):
 
     Example::
 
-        >>> print(TrainSummary(archlab.train_models(["dnn"], epochs=1)))  # doctest: +SKIP
+        >>> print(TrainSummary([archlab.train("dnn", epochs=1)]))  # doctest: +SKIP
     """
 
     results: list  # TrainResult

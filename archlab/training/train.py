@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -36,6 +36,7 @@ from archlab.training.checkpoint import FORMAT, load_checkpoint
 from archlab.training.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
 from archlab.training.recipes import RECIPES, TrainConfig, cosine_lr
+from archlab.training.run import Run, weights_into
 from archlab.training.runs import (
     RunRef,
     check_same_model,
@@ -46,31 +47,6 @@ from archlab.training.runs import (
 )
 
 _SETTINGS = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every", "deterministic")
-
-
-@dataclass
-class TrainResult:
-    """What a run produced: the files, the final test accuracy and the time it took.
-
-    Example::
-
-        >>> result = archlab.train_model("dnn", epochs=1)  # doctest: +SKIP
-        >>> result.test_accuracy, result.checkpoint        # doctest: +SKIP
-    """
-
-    model: str  # the run's name
-    config: TrainConfig
-    checkpoint: Path
-    test_accuracy: float
-    iterations: int
-    seconds: float  # in training steps (batches, forward, backward, update)
-    eval_seconds: float  # in test-set evaluations
-    params: int
-    device: str
-    spec: str = ""  # the spec with its what-ifs, for titles
-    interrupted: bool = False
-    history: dict = field(default_factory=dict, repr=False)
-    files: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -135,9 +111,17 @@ def _sigint_flag() -> Iterator[dict]:
             signal.signal(s, h)
 
 
-def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
+_TRAINABLE: set[ModelSpec] = set()  # specs already checked in this process
+
+
+def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
     """Refuse a model that cannot take one Fashion-MNIST image (1×28×28) or does not output
-    one score per class (10)."""
+    one score per class (10). A spec is traced once per process (``train_models`` checks
+    every model before the first step; ``train`` then does not trace it again)."""
+    if spec in _TRAINABLE:
+        return
+    if model is None:
+        model = spec.build()
     from archlab.trace.shapes import trace_shapes
 
     with user_code(f"tracing {spec.label}"):
@@ -163,6 +147,7 @@ def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
             f"make its last layer output {len(CLASSES)} (e.g. nn.Linear(..., {len(CLASSES)}))",
             1,
         )
+    _TRAINABLE.add(spec)
 
 
 class _Trainer:
@@ -320,7 +305,10 @@ class _Trainer:
         p, config = self.progress, self.config
         started = time.perf_counter()
         if self.recipe.schedule == "cosine":  # a function of the iteration: nothing to save
-            self.optimizer.set_lr(cosine_lr(config.lr, p.iteration, self.total))
+            # after a warm restart (more epochs for a finished run) a new cosine
+            # runs from the recipe's rate over the added iterations
+            start = config.restart
+            self.optimizer.set_lr(cosine_lr(config.lr, p.iteration - start, self.total - start))
         if self.graphed is not None:
             loss = self.graphed.step(idx)
         else:
@@ -434,35 +422,26 @@ class _Trainer:
         self.backed_up = True
         return files
 
-    def result(self, files: Sequence[Path], interrupted: bool = False) -> TrainResult:
-        return _result(self.ref, self.spec, self.snapshot(False), str(self.dev), files, interrupted)
+    def result(self, files: Sequence[Path], finished: bool, interrupted: bool) -> Run:
+        payload = self.snapshot(finished)
+        return _result(self.ref, self.spec, payload, str(self.dev), files, interrupted)
 
 
 def _result(
     ref: RunRef, spec: ModelSpec, payload: dict, device: str, files, interrupted: bool = False
-) -> TrainResult:
-    return TrainResult(
-        model=ref.name,
-        config=TrainConfig.from_dict(payload["config"]),
-        checkpoint=ref.checkpoint,
-        test_accuracy=payload.get("test_accuracy") or float("nan"),
-        iterations=payload["iteration"],
-        seconds=payload.get("seconds", 0.0),
-        eval_seconds=payload.get("eval_seconds", 0.0),
-        params=payload.get("params", 0),
-        device=device,
-        spec=spec.label,
-        interrupted=interrupted,
-        history=payload.get("history", {}),
-        files=list(files),
+) -> Run:
+    net = weights_into(spec, payload, ref)
+    return Run.from_checkpoint(
+        ref.folder, payload, spec, net, device=device, interrupted=interrupted, files=list(files)
     )
 
 
-def train_model(
+def train(
     model: str | ModelSpec,
-    data: FashionMNIST | None = None,
-    *,
     overrides: Sequence[str] = (),
+    *,
+    runs: str | os.PathLike = "runs",
+    data: FashionMNIST | None = None,
     name: str | None = None,
     recipe: str | None = None,
     epochs: int | None = None,
@@ -473,14 +452,15 @@ def train_model(
     deterministic: bool | None = None,
     device: str = "auto",
     data_dir: str | os.PathLike | None = None,
-    out: str | os.PathLike = "runs",
     resume: bool = False,
+    reuse: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
     max_iterations: int | None = None,
     figures: bool = True,
-) -> TrainResult:
-    """Train one model on Fashion-MNIST and write its files under ``out/<run name>``.
+) -> Run:
+    """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
+    return the trained :class:`~archlab.Run`.
 
     Files: ``checkpoint.pt`` (atomically, at each epoch end, on Ctrl-C and at the end),
     ``history.json`` (every logged point) and ``curves.png`` (loss and accuracy). A fresh
@@ -489,8 +469,9 @@ def train_model(
 
     Args:
         model: a spec: ``"cnn"``, ``"path/net.py:Net"``, ``"module:factory(k=v)"``...
-        data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         overrides: ``--set`` what-ifs such as ``["layer2.0.padding=1"]``. Default: none.
+        runs: the runs folder. Default: ``"runs"``.
+        data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         name: the run folder's name. Default: from the spec (``cnn+layer2.0.padding=1``).
         recipe: ``"careful"`` or ``"lecture"`` (``archlab.training.recipes``). Default: careful.
         epochs: passes over the 60,000 training images. Default: 5.
@@ -505,9 +486,12 @@ def train_model(
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``. Default: auto.
         data_dir: where to find or put the data when ``data`` is None. Default: see
             :func:`~archlab.training.data.default_data_dir`.
-        out: the runs folder. Default: ``"runs"``.
         resume: continue from the run's checkpoint; the result equals an uninterrupted
-            run with the same seed. Default: False.
+            run with the same seed. A finished run given more ``epochs`` continues with a
+            warm restart: a new cosine from the recipe's rate over the added epochs
+            (recorded in its settings as ``restart``). Default: False.
+        reuse: return the finished run already in the folder, trained with these
+            settings, instead of training again (notebooks, the docs). Default: False.
         progress: show a progress bar. Default: only when stderr is a terminal.
         log: where the ``Iteration: 500, Loss: ..., Accuracy: ...%`` lines go. Default: print.
         max_iterations: stop after this many iterations (quick demos, benchmarks).
@@ -515,13 +499,14 @@ def train_model(
         figures: draw ``curves.png`` at the end. Default: True.
 
     Returns:
-        A :class:`TrainResult`.
+        The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
 
     Example::
 
-        >>> result = archlab.train_model("cnn", overrides=["layer2.0.padding=1"], epochs=1)
-        ... # doctest: +SKIP
+        >>> run = archlab.train("cnn", ["layer2.0.padding=1", "fc1.in_features=3136"],
+        ...                     epochs=1)  # doctest: +SKIP
         Iteration: 500, Loss: 0.4123, Accuracy: 86.01%
+        >>> run.test_accuracy  # doctest: +SKIP
     """
     given = {
         k: v
@@ -531,14 +516,18 @@ def train_model(
             strict=True,
         )
     }
-    ref = find_run(model, out, overrides, name)
+    ref = find_run(model, runs, overrides, name)
+    if reuse and not resume:
+        reused = _finished_run(ref, given, device)
+        if reused is not None:
+            return reused
     if ref.spec is None and not resume:  # a run folder's name: only --resume can mean that
         raise ArchlabError(
             f"{ref.name} is a run folder, not a model; train a model spec, or add --resume"
         )
     if not resume:  # settings and model are checked before anything is created
         TrainConfig(ref.name, **{k: v for k, v in given.items() if v is not None}).validate()
-        check_trainable(ref.spec, ref.spec.build())
+        check_trainable(ref.spec)
     elif not ref.checkpoint.is_file():
         load_checkpoint(ref.checkpoint, hint=train_hint(ref))  # says there is none
     with lock_run(ref.folder):
@@ -553,21 +542,20 @@ def train_model(
             _refuse_other_model(ref)
         dev = pick_device(device)
         if payload is not None and payload.get("finished"):
-            try:  # its weights must still be this architecture's, as on every other load
-                spec.build().load_state_dict(payload["state_dict"])
-            except (RuntimeError, KeyError, TypeError) as exc:
-                raise ArchlabError(
-                    f"{ref.checkpoint} does not fit the {spec.label} architecture; train it "
-                    "afresh without --resume",
-                    1,
-                ) from exc
+            if config.epochs == payload["config"]["epochs"]:
+                log(
+                    f"{ref.name}: already finished at iteration {payload['iteration']:,}; "
+                    "nothing to resume (give more --epochs to continue it)"
+                )
+                return _result(ref, spec, payload, str(dev), [])
+            weights_into(spec, payload, ref)  # its weights must still fit, as on every load
+            payload = {**payload, "finished": False, "config": asdict(config)}
             log(
-                f"{ref.name}: already finished at iteration {payload['iteration']:,}; "
-                "nothing to resume"
+                f"{ref.name}: continuing a finished run from epoch {payload['epoch']} to "
+                f"{config.epochs}, with a warm restart of the learning-rate schedule"
             )
-            return _result(ref, spec, payload, str(dev), [])
         if resume:
-            check_trainable(spec, spec.build())
+            check_trainable(spec)
         if dev.type == "cpu":
             keep_freed_memory()
         if data is None:
@@ -577,7 +565,24 @@ def train_model(
         interrupted = trainer.run(stop_at)
         finished = not interrupted and trainer.progress.iteration == trainer.total
         files = trainer.save(finished, figures=figures)
-        return trainer.result(files, interrupted)
+        return trainer.result(files, finished, interrupted)
+
+
+def _finished_run(ref: RunRef, given: dict, device: str) -> Run | None:
+    """The finished run in ``ref``'s folder when its settings are the ones asked for."""
+    if not ref.checkpoint.is_file():
+        return None
+    try:
+        payload = load_checkpoint(ref.checkpoint)
+        spec = check_same_model(ref, payload)
+    except ArchlabError:
+        return None  # damaged, or another model's: training says why
+    if not payload.get("finished"):
+        return None
+    config = payload.get("config") or {}
+    if any(v is not None and config.get(k) != v for k, v in given.items()):
+        return None
+    return _result(ref, spec, payload, str(pick_device(device)), [])
 
 
 def _refuse_other_model(ref: RunRef) -> None:
@@ -593,41 +598,52 @@ def _refuse_other_model(ref: RunRef) -> None:
 
 def _resume_config(payload: dict, given: dict) -> TrainConfig:
     config = TrainConfig.from_dict(payload.get("config"))
+    more = given.get("epochs")
+    if payload.get("finished") and more is not None and more > config.epochs:
+        # a finished run continued: a warm restart at the iteration it finished
+        config = replace(config, epochs=more, restart=int(payload["iteration"]))
+        given = {**given, "epochs": None}
     for key, value in given.items():
         if value is not None and getattr(config, key) != value:
+            more_ok = " (a finished run can be given more --epochs)" if key == "epochs" else ""
             raise ArchlabError(
                 f"--resume: the checkpoint was trained with {key}={getattr(config, key)}, "
-                f"not {value}; drop that option or start afresh without --resume"
+                f"not {value}{more_ok}; drop that option or start afresh without --resume"
             )
     return config
 
 
 def train_models(
-    models: Sequence[str | ModelSpec], data: FashionMNIST | None = None, **settings
-) -> list[TrainResult]:
-    """Train several models on one copy of the data with one recipe, checking them all first.
+    models: Sequence[str | ModelSpec],
+    overrides: Sequence[str] = (),
+    *,
+    runs: str | os.PathLike = "runs",
+    data: FashionMNIST | None = None,
+    **settings,
+) -> list[Run]:
+    """Train several models on one copy of the data with one recipe, checking them all
+    before the first step (``archlab train dnn cnn``).
 
     Args:
-        models: specs (or group names, see :func:`archlab.expand_models`), in this order.
-        data: as in :func:`train_model`. Default: loaded once for all of them.
-        **settings: the keyword arguments of :func:`train_model`; ``overrides`` apply to
-            every model.
+        models: specs (or group names, see :func:`archlab.models.spec.expand_models`).
+        overrides: what-ifs applied to every model. Default: none.
+        runs, data: as in :func:`train`.
+        **settings: the other keyword arguments of :func:`train`.
 
     Returns:
-        One :class:`TrainResult` per model trained; it stops after one was interrupted.
+        One :class:`~archlab.Run` per model trained; it stops after one was interrupted.
 
     Example::
 
-        >>> results = archlab.train_models(["dnn", "cnn"], epochs=1)  # doctest: +SKIP
+        >>> runs = archlab.training.train.train_models(["dnn", "cnn"], epochs=1)  # doctest: +SKIP
     """
     from archlab.models.spec import expand_models
 
-    specs = expand_models(models, settings.get("overrides", ()))
-    names = [settings["name"]] if settings.get("name") else []
-    if names and len(specs) > 1:
+    specs = expand_models(models, overrides)
+    if settings.get("name") and len(specs) > 1:
         raise ArchlabError("--name names one run; train one model with it")
     given = {k: settings[k] for k in _SETTINGS if settings.get(k) is not None}
-    refs = [find_run(s, settings.get("out", "runs"), (), settings.get("name")) for s in specs]
+    refs = [find_run(s, runs, (), settings.get("name")) for s in specs]
     folders = [r.folder for r in refs]
     if len(set(folders)) < len(folders):
         raise ArchlabError(
@@ -638,14 +654,13 @@ def train_models(
         TrainConfig("check", **given).validate()
         for ref in refs:
             _refuse_other_model(ref)
-            check_trainable(ref.spec, ref.spec.build())
+            check_trainable(ref.spec)
     pick_device(settings.get("device", "auto"))
     if data is None and not settings.get("resume"):
         data = load_fashion_mnist(settings.get("data_dir"))
-    settings = {k: v for k, v in settings.items() if k != "overrides"}
     results = []
     for spec in specs:
-        results.append(train_model(spec, data, **settings))
+        results.append(train(spec, runs=runs, data=data, **settings))
         if results[-1].interrupted:
             break
     return results
@@ -654,7 +669,8 @@ def train_models(
 def _progress_bar(show: bool, first: int, last: int, epoch: int, epochs: int):
     if not show:
         return None
-    from tqdm.auto import tqdm
+    # tqdm.std, not tqdm.auto: a text bar everywhere, no ipywidgets warning in Jupyter
+    from tqdm.std import tqdm
 
     return tqdm(
         total=last,
@@ -664,32 +680,3 @@ def _progress_bar(show: bool, first: int, last: int, epoch: int, epochs: int):
         leave=False,
         dynamic_ncols=True,
     )
-
-
-def load_or_train(
-    model: str, runs: str | os.PathLike = "runs", data: FashionMNIST | None = None, **settings
-) -> tuple[nn.Module, dict]:
-    """The trained model of a run, training it first if there is no finished checkpoint
-    (for notebooks and the docs, which train once and reuse).
-
-    Args:
-        model: a spec, e.g. ``"dnn"`` or ``"cnn"``.
-        runs: the runs folder. Default: ``"runs"``.
-        data: passed to :func:`train_model` if it has to train. Default: loaded.
-        **settings: :func:`train_model`'s settings (``epochs=1``, ``overrides``...).
-
-    Returns:
-        ``(model, checkpoint)`` as :func:`~archlab.load_trained_model` gives them.
-
-    Example::
-
-        >>> model, ckpt = archlab.load_or_train("dnn", "runs", epochs=1)  # doctest: +SKIP
-    """
-    from archlab.training.runs import load_trained_model
-
-    overrides = settings.get("overrides", ())
-    ref = find_run(model, runs, overrides, settings.get("name"))
-    finished = ref.checkpoint.is_file() and load_checkpoint(ref.checkpoint).get("finished")
-    if not finished and train_model(model, data, out=runs, **settings).interrupted:
-        raise KeyboardInterrupt  # stopped by Ctrl-C or SIGTERM: its checkpoint is saved
-    return load_trained_model(model, runs, overrides, settings.get("name"))

@@ -69,18 +69,51 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
             # draw the figure a second time only to measure it
             fig.savefig(partial, format=fmt, dpi=dpi)
     finally:
-        if fig.canvas.manager is not None:  # opened by pyplot: it keeps it until closed
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+        close_figure(fig)
     return Path(path)
+
+
+def _inline_kernel() -> bool:
+    """Inside a Jupyter kernel drawing inline: a figure pyplot holds would show twice there
+    (once when the cell ends, once as the value the cell returns)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    import matplotlib
+
+    return "inline" in matplotlib.get_backend().lower()
+
+
+def figure(**kwargs) -> Figure:
+    """A new Figure: pyplot's (scripts, ``plt.show()``, sphinx-gallery's scraper) except in
+    an inline Jupyter kernel, where a Figure of its own shows once, as the cell's value."""
+    if _inline_kernel():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = Figure(**kwargs)
+        FigureCanvasAgg(fig)
+        return fig
+    import matplotlib.pyplot as plt
+
+    return plt.figure(**kwargs)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, layout=None, **kwargs):
+    """``(fig, axes)`` as ``plt.subplots`` gives them, on a :func:`figure`."""
+    fig = figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def close_figure(fig: Figure) -> None:
+    """Let go of ``fig`` (pyplot keeps the figures it opened until they are closed)."""
+    if fig.canvas.manager is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def _new_ax(ax, figsize=(4, 4)):
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+        _, ax = subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from archlab.viz._figure import add_axes_inches, colorbar_beside
+from archlab.viz._figure import add_axes_inches, colorbar_beside, figure, subplots
 from archlab.viz.curves import _lecture_accuracy
 from archlab.viz.explanation import plot_image
 
@@ -20,16 +20,15 @@ def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
 
     Example::
 
-        >>> report = archlab.classification_report("toy", torch.eye(10), torch.arange(10))
-        >>> archlab.plot_confusion(report).axes[0].get_title()
+        >>> from archlab.analysis.evaluation import classification_report
+        >>> report = classification_report("toy", torch.eye(10), torch.arange(10))
+        >>> report.plot().axes[0].get_title()
         'toy: accuracy 100.00%'
     """
     if ax is None:
-        import matplotlib.pyplot as plt
-
         # placed in inches: class names left and below, the colour bar right; a
         # constrained layout would draw the figure once more only to measure its labels
-        ax = add_axes_inches(plt.figure(figsize=(7.8, 7.0)), *_MATRIX)
+        ax = add_axes_inches(figure(figsize=(7.8, 7.0)), *_MATRIX)
         beside = True
     else:
         beside = False
@@ -70,19 +69,12 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
     Example::
 
-        >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
-        ... # doctest: +SKIP
-        >>> wrong = report.mistakes(data.test_labels, 16)  # doctest: +SKIP
-        >>> archlab.plot_mistakes(
-        ...     data.test_images, data.test_labels, report.probs, wrong, report.classes
-        ... )  # doctest: +SKIP
+        >>> archlab.evaluate("cnn").plot_mistakes(16)  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
-
     n = len(indices)
     cols = min(n, 8) or 1
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows, cols, figsize=(1.9 * cols, 2.3 * rows), layout="constrained", squeeze=False
     )
     for ax in axes.flat:
@@ -105,17 +97,15 @@ def plot_comparison(comparison) -> Figure:
 
     Example::
 
-        >>> archlab.plot_comparison(archlab.compare_models())  # doctest: +SKIP
+        >>> archlab.compare(["dnn", "cnn"]).plot()  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
-
     models = comparison.models
     cols = min(3, len(models))
     rows = -(-len(models) // cols)
     cell_w, cell_h = _MATRIX_CELL
     bars_h, title_h = 4.4, 0.7  # the per-class bars under the matrices; the suptitle
     width = max(cell_w * cols, 9.0)
-    fig = plt.figure(figsize=(width, title_h + cell_h * rows + bars_h))
+    fig = figure(figsize=(width, title_h + cell_h * rows + bars_h))
     x0, y0, side, _ = _MATRIX
     for k, m in enumerate(models):
         row, col = divmod(k, cols)
@@ -151,26 +141,24 @@ def plot_tradeoff(comparison, axes=None) -> Figure:
 
     Args:
         comparison: a :class:`~archlab.analysis.evaluation.Comparison`.
-        axes: two matplotlib axes. Default: a new figure.
+        axes: two matplotlib axes (against parameters, against MACs), or one (against
+            parameters). Default: a new figure.
 
     Example::
 
-        >>> archlab.plot_tradeoff(archlab.compare_models(["lecture", "zoo"]))  # doctest: +SKIP
+        >>> archlab.compare(["lecture", "zoo"]).plot()  # doctest: +SKIP
     """
     if axes is None:
-        import matplotlib.pyplot as plt
-
         # placed in inches (no second draw to measure): the y labels left, the axis
         # labels below, the title above; the right panel shares the left one's y axis
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+        fig, axes = subplots(1, 2, figsize=(12, 4.8), sharey=True)
         fig.subplots_adjust(left=0.8 / 12, right=1 - 0.2 / 12, bottom=0.7 / 4.8, top=1 - 0.55 / 4.8)
         fig.subplots_adjust(wspace=0.06)
     else:
         fig = axes[0].figure
     models = comparison.models
-    for ax, key, label in zip(
-        axes, ("params", "macs"), ("parameters", "multiply-accumulates per image"), strict=True
-    ):
+    panels = (("params", "parameters"), ("macs", "multiply-accumulates per image"))
+    for ax, (key, label) in zip(axes, panels[: len(axes)], strict=True):
         for m in models:
             x, y = getattr(m, key), 100 * m.report.accuracy
             lecture = _lecture_accuracy(m.name) is not None

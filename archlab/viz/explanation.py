@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from archlab.viz._figure import _new_ax, _symmetric, colorbar_beside, panel_grid
+from archlab.viz._figure import _new_ax, _symmetric, colorbar_beside, figure, panel_grid
 
 
 def plot_image(image, title: str = "", ax=None) -> Figure:
@@ -36,8 +36,9 @@ def plot_attribution(
 
     Example::
 
-        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")  # doctest: +SKIP
-        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)  # doctest: +SKIP
+        >>> from archlab.viz import plot_attribution
+        >>> e = archlab.explain("cnn", 42, methods="ig")  # doctest: +SKIP
+        >>> plot_attribution(e.attributions[0], e.image, blend=True)  # doctest: +SKIP
     """
     fig, ax = _new_ax(ax)
     values = attribution.map.cpu()
@@ -70,10 +71,10 @@ def plot_explanation(explanation) -> Figure:
 
     Example::
 
-        >>> archlab.plot_explanation(archlab.explain_test_image("cnn", 42, sanity=True))
+        >>> archlab.explain("cnn", 42, sanity=True).plot()
         ... # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
     from matplotlib.font_manager import FontProperties
 
     attributions = explanation.attributions
@@ -85,7 +86,7 @@ def plot_explanation(explanation) -> Figure:
     where = f"test image {explanation.index}" if explanation.index is not None else "image"
     size = "×".join(map(str, explanation.image.shape))  # 28×28 for Fashion-MNIST
     # every panel's title first: the layout is sized from them
-    big = FontProperties(size=plt.rcParams["axes.titlesize"]).get_size_in_points()
+    big = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
     titles = [
         [(f"{where}\n{label}", big)],
         [(f"{explanation.model} predicts\n{top[0][0]} ({top[0][1]:.2f})", big)],
@@ -101,7 +102,7 @@ def plot_explanation(explanation) -> Figure:
             (f"{a.method}, all layers random\nρ = {sanity.rho[a.method][-1]:+.2f}", 9)
             for a in attributions
         ]
-    fig = plt.figure()
+    fig = figure()
     axes = panel_grid(
         fig,
         titles,

@@ -6,7 +6,7 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
-from archlab.viz._figure import _symmetric
+from archlab.viz._figure import _symmetric, figure, subplots
 
 
 def plot_filters(weights, layer: str, ax=None) -> Figure:
@@ -18,12 +18,10 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
 
     Example::
 
-        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer1.0")
-        >>> len(archlab.plot_filters(weights, layer).axes)  # the kernels and a colour bar
+        >>> from archlab.viz import plot_filters
+        >>> len(plot_filters(torch.randn(32, 1, 3, 3), "layer1.0").axes)  # and a colour bar
         2
     """
-    import matplotlib.pyplot as plt
-
     out_c, in_c, kh, kw = weights.shape
     vmax = _symmetric(weights)
     gap = 1
@@ -41,7 +39,7 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
         canvas[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = k
     if ax is None:
         height = max(3.0, min(16.0, 0.22 * rows * (kh + gap) / 2))
-        fig, ax = plt.subplots(
+        fig, ax = subplots(
             figsize=(max(5.0, 0.22 * cols * (kw + gap) / 2 + 1.5), height), layout="constrained"
         )
     fig = ax.figure
@@ -76,42 +74,50 @@ def plot_activations(activations, title: str = "") -> Figure:
 
     Example::
 
-        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
-        >>> archlab.plot_activations(acts, "a black image")._suptitle.get_text()
-        'a black image'
+        >>> from archlab.viz import plot_activations
+        >>> maps = {"layer1": torch.rand(32, 14, 14), "fc1": torch.rand(600)}
+        >>> plot_activations(maps, "random maps")._suptitle.get_text()
+        'random maps'
     """
-    import matplotlib.pyplot as plt
-
     names = list(activations)
     heights = []
     for name in names:
         a = activations[name]
         heights.append(1.2 if a.dim() == 1 else 1.0 + 0.55 * -(-a.shape[0] // 16))
-    fig = plt.figure(figsize=(12, sum(heights) + 0.8), layout="constrained")
+    fig = figure(figsize=(12, sum(heights) + 0.8), layout="constrained")
     subfigs = fig.subfigures(len(names), 1, height_ratios=heights, squeeze=False)[:, 0]
     for sub, name in zip(subfigs, names, strict=True):
-        a = activations[name].detach().cpu()
-        if a.dim() == 1:
-            ax = sub.subplots()
-            shown = ax.imshow(
-                a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
-            )
-            ax.set_yticks([])
-            ax.set_xlabel("unit")
-            sub.colorbar(shown, ax=ax, fraction=0.02, pad=0.01)
-            sub.suptitle(f"{name}: {a.shape[0]} units", fontsize=11)
-            continue
-        channels = a.shape[0]
         ax = sub.subplots()
-        ax.set_axis_off()
-        vmax = float(a.max()) or 1.0
-        cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-        # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
-        # per map (192 axes made `archlab activations` spend seconds on layout)
-        mosaic = _mosaic(a, cols=16).numpy()
-        ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
-        size = "×".join(map(str, a.shape[1:]))
-        sub.suptitle(f"{name}: {channels} maps of {size}", fontsize=11)
+        shown, text = _block(activations[name], name, ax)
+        if shown is not None:
+            sub.colorbar(shown, ax=ax, fraction=0.02, pad=0.01)
+        sub.suptitle(text, fontsize=11)
     if title:
         fig.suptitle(title, fontsize=13)
     return fig
+
+
+def plot_activation_block(maps, name: str, ax) -> Figure:
+    """One block's feature maps (a mosaic) or hidden units (a strip) on ``ax``."""
+    _, text = _block(maps, name, ax)
+    ax.set_title(text, fontsize=11)
+    return ax.figure
+
+
+def _block(a, name: str, ax):
+    """Draw one block on ``ax``; returns (the image to give a colour bar, or None; title)."""
+    a = a.detach().cpu()
+    if a.dim() == 1:
+        shown = ax.imshow(a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_xlabel("unit")
+        return shown, f"{name}: {a.shape[0]} units"
+    ax.set_axis_off()
+    vmax = float(a.max()) or 1.0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+    # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
+    # per map (192 axes made `archlab activations` spend seconds on layout)
+    mosaic = _mosaic(a, cols=16).numpy()
+    ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+    size = "×".join(map(str, a.shape[1:]))
+    return None, f"{name}: {a.shape[0]} maps of {size}"
