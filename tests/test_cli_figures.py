@@ -87,3 +87,23 @@ def test_explain_42_on_a_briefly_trained_cnn(real_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "most confused pairs" in out and "10,000 images" in out
     assert (tmp_path / "cnn" / "figures" / "mistakes.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "--index", "3"],
+        ["filters"],
+        ["activations", "--index", "3"],
+        ["confusion", "cnn"],
+        ["compare", "dnn", "cnn"],
+    ],
+)
+def test_every_analysis_takes_a_device(runs, capsys, argv):
+    """``--device`` (auto by default) on each command that computes; a device that does not
+    exist is one line before any work."""
+    assert main([*argv, "--runs", str(runs), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device 'tpu'" in err[0]
+    if argv[0] == "filters":
+        assert main([*argv, "--runs", str(runs), "--device", "cpu"]) == 0

@@ -1,5 +1,6 @@
 import os
 import signal
+import sys
 
 import pytest
 import torch
@@ -261,3 +262,51 @@ def test_a_run_is_a_report(tiny, tmp_path):
     assert [ax.get_title() for ax in fig.axes] == ["dnn: loss", "dnn: test accuracy"]
     assert run.save(tmp_path / "run.json").read_text().startswith("{")
     assert "<img" in run._repr_html_() or "<table>" in run._repr_html_()
+
+
+_NAN_AT_15 = """
+import torch
+from torch import nn
+
+
+class NanAt15(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        if self.training and x.shape[0] == 50:
+            self.calls += 1
+            if self.calls == 15:
+                out = out * float("nan")
+        return out
+"""
+
+
+def test_a_diverging_loss_names_its_iteration_and_saves_nothing_after_it(tiny, tmp_path):
+    """Losses are read from the device in groups, not per step: the error must still
+    name the first bad iteration, and no checkpoint may hold a state after it."""
+    (tmp_path / "nan15.py").write_text(_NAN_AT_15)
+    spec = f"{tmp_path / 'nan15.py'}:NanAt15"
+    with pytest.raises(ArchlabError, match=r"became nan at iteration 15 \(training diverged\)"):
+        train(spec, data=tiny, runs=tmp_path / "runs", epochs=3, batch_size=50, **QUIET)
+    saved = C.load_checkpoint(next((tmp_path / "runs").glob("*/checkpoint.pt")))
+    assert saved["iteration"] == 12  # the first epoch's end
+    assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())
+
+
+def test_the_determinism_mode_is_recorded_and_changes_nothing_on_the_cpu(tiny, tmp_path):
+    kw = {"epochs": 2, "batch_size": 50, "log_every": 10, **QUIET}
+    exact = train("dnn", data=tiny, runs=tmp_path / "a", **kw)
+    fast = train("dnn", data=tiny, runs=tmp_path / "b", deterministic=False, **kw)
+    a = C.load_checkpoint(exact.folder / "checkpoint.pt")
+    b = C.load_checkpoint(fast.folder / "checkpoint.pt")
+    assert a["config"]["deterministic"] is True and b["config"]["deterministic"] is False
+    assert _states_equal(a["state_dict"], b["state_dict"])
+    assert "cuda" not in a["history"]  # what a CUDA run records of its mode and its step
+    if not torch.cuda.is_available():  # the CUDA-only modules stay off the CPU path
+        assert not {"archlab.training._graph", "archlab.training._cuda"} & set(sys.modules)
+    with pytest.raises(ArchlabError, match="trained with deterministic=True, not False"):
+        train("dnn", data=tiny, runs=tmp_path / "a", resume=True, deterministic=False, **QUIET)

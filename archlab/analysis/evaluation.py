@@ -304,6 +304,7 @@ def compare(
     *,
     runs: str | os.PathLike = "runs",
     data=None,
+    device: str = "cpu",
 ) -> Comparison:
     """Evaluate trained runs once each on the whole test set and put them side by side.
 
@@ -312,11 +313,14 @@ def compare(
             (``"cnn+layer2.0.padding=1"``), two or more. Default: the lecture's two.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
+        device: where to evaluate (``"auto"``, ``"cuda"``...); the models are put back on
+            the CPU afterwards. Default: ``"cpu"``.
 
     Example::
 
         >>> print(archlab.compare(["dnn", "cnn", "resnet"]))  # doctest: +SKIP
     """
+    from archlab.device import pick_device
     from archlab.trace.params import count_params
     from archlab.training.run import Run, as_run
     from archlab.training.runs import find_run
@@ -335,20 +339,32 @@ def compare(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    dev = pick_device(device)
     results = []
     for run in loaded:
         net = run.model
+        report = evaluate(run, data=data) if dev.type == "cpu" else _evaluate_on(run, data, dev)
         results.append(
             ModelResult(
                 run.name,
                 sum(p.numel() for p in net.parameters()),
                 count_params(net, tuple(net.input_shape)).total_macs,
                 run.seconds,
-                evaluate(run, data=data),
+                report,
                 run.what,
             )
         )
     return Comparison(results)
+
+
+def _evaluate_on(run, data, device) -> ClassificationReport:
+    """:func:`evaluate` with the run's model on ``device`` for the pass, then on the CPU
+    again (the MAC count traces it with inputs on the CPU)."""
+    run.model.to(device)
+    try:
+        return evaluate(run, data=data)
+    finally:
+        run.model.cpu()
 
 
 def evaluate(run, *, runs: str | os.PathLike = "runs", data=None) -> ClassificationReport:
@@ -378,7 +394,8 @@ def evaluate(run, *, runs: str | os.PathLike = "runs", data=None) -> Classificat
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
-    probs = torch.softmax(predict_logits(run.model, data.test_images, run.normalize), dim=1)
+    logits = predict_logits(run.model, data.test_images, run.normalize)
+    probs = torch.softmax(logits, dim=1).cpu()  # on the CPU wherever the model ran
     report = classification_report(run.name, probs, data.test_labels)
     report.labels, report.images = data.test_labels, data.test_images
     return report

@@ -34,7 +34,7 @@ from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 from archlab.training.checkpoint import check_normalize
 from archlab.training.data import CLASSES
-from archlab.training.predict import to_input
+from archlab.training.predict import model_device, to_input
 
 METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
 IG_STEPS = 50
@@ -320,7 +320,12 @@ def _attribute(
     model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
 ) -> Attribution | str:
     """One method's attribution, or the reason it does not apply."""
-    return _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    result = _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    if not isinstance(result, str):  # maps on the CPU for reports, wherever the model ran
+        result.map = result.map.cpu()
+        if result.native is not None:
+            result.native = result.native.cpu()
+    return result
 
 
 def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -402,11 +407,11 @@ def explain_image(
         normalize = check_normalize(normalize)
     except ValueError as exc:
         raise ArchlabError(f"normalize: {exc}") from None
-    x = to_input(image.unsqueeze(0), normalize)
+    x = to_input(image.unsqueeze(0).to(model_device(model)), normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     with _prepared(model):
         with torch.no_grad():
-            probs = F.softmax(model(x), dim=1)[0]
+            probs = F.softmax(model(x), dim=1)[0].cpu()
         tgt = _resolve_target(target, probs, label)
         explanation = Explanation(
             model_name or type(model).__name__, index, image, label, probs, tgt

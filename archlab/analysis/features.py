@@ -14,7 +14,7 @@ from archlab._report import Report
 from archlab._table import Table
 from archlab.errors import ArchlabError
 from archlab.training.data import IMAGE_SHAPE
-from archlab.training.predict import to_input
+from archlab.training.predict import model_device, to_input
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -199,10 +199,10 @@ def activation_maps(
     model.eval()
     try:
         with capture(model, points) as captured, torch.no_grad():
-            model(to_input(image.unsqueeze(0), normalize))
+            model(to_input(image.unsqueeze(0).to(model_device(model)), normalize))
     finally:
         model.train(was_training)
-    return {label: t[0] for label, t in captured.items()}
+    return {label: t[0].cpu() for label, t in captured.items()}
 
 
 @dataclass

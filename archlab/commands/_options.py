@@ -204,6 +204,23 @@ def runs_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where to compute: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps "
+        "(default: auto)",
+    )
+
+
+def on_device(run, device: str):
+    """``run`` with its model moved to ``--device``: the analyses compute where it is."""
+    from archlab.device import pick_device
+
+    run.model.to(pick_device(device))
+    return run
+
+
 def data_dir_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",

@@ -9,7 +9,13 @@ SUMMARY = "confusion matrix, per-class precision/recall/F1 and the most confused
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import count_arg, data_dir_option, runs_option, set_option
+    from archlab.commands._options import (
+        count_arg,
+        data_dir_option,
+        device_option,
+        runs_option,
+        set_option,
+    )
 
     p.add_argument(
         "models",
@@ -35,17 +41,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     runs_option(p)
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from archlab.analysis.evaluation import evaluate
-    from archlab.commands._options import echo, figure_path, save
+    from archlab.commands._options import echo, figure_path, on_device, save
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
     from archlab.training.run import load_run
 
     loaded = [
-        load_run(m, args.set, runs=args.runs)
+        on_device(load_run(m, args.set, runs=args.runs), args.device)
         for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
     data = load_fashion_mnist(args.data_dir)

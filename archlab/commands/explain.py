@@ -14,7 +14,13 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, index_arg, out_option, run_options
+    from archlab.commands._options import (
+        data_dir_option,
+        device_option,
+        index_arg,
+        out_option,
+        run_options,
+    )
 
     p.add_argument(
         "--index", type=index_arg, default=42, help="which test image, 0-9999 (default: 42)"
@@ -38,17 +44,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     out_option(p, "<runs>/<run>/figures/explain-INDEX.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from archlab.analysis.explain import check_methods, explain
-    from archlab.commands._options import check_figure_path, echo, figure_path, save
+    from archlab.commands._options import check_figure_path, echo, figure_path, on_device, save
     from archlab.training.data import load_fashion_mnist
     from archlab.training.run import load_run
 
     check_figure_path(args.out)
     check_methods(args.methods)
-    run = load_run(args.model, args.set, runs=args.runs, name=args.name)
+    run = on_device(load_run(args.model, args.set, runs=args.runs, name=args.name), args.device)
     explanation = explain(
         run,
         args.index,

@@ -42,7 +42,7 @@ an uninterrupted run. A fresh run keeps the previous run's files as *.prev.*.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, set_option
+    from archlab.commands._options import data_dir_option, device_option, set_option
     from archlab.training.recipes import MAX_SEED
 
     p.add_argument(
@@ -75,10 +75,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="evaluate on the test set and print a line every N iterations (default: 500)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (cuda, then mps, then cpu), cpu, cuda or mps (default: auto)",
+    device_option(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--deterministic",
+        dest="deterministic",
+        action="store_const",
+        const=True,
+        default=None,
+        help="on CUDA, deterministic kernels: a seed reproduces the run on the same GPU and "
+        "software (the default; the CPU is always deterministic)",
+    )
+    mode.add_argument(
+        "--fast",
+        dest="deterministic",
+        action="store_const",
+        const=False,
+        help="on CUDA, the fastest kernels, which may differ from run to run; the run "
+        "records the mode",
     )
     data_dir_option(p)
     p.add_argument(
@@ -111,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         log_every=args.log_every,
+        deterministic=args.deterministic,
         device=args.device,
         data_dir=args.data_dir,
         resume=args.resume,

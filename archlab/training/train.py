@@ -45,7 +45,7 @@ from archlab.training.runs import (
     write_run_files,
 )
 
-_SETTINGS = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every")
+_SETTINGS = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every", "deterministic")
 
 
 @dataclass
@@ -82,9 +82,10 @@ def _optimizer(model: nn.Module, lr: float, device: torch.device):
     from archlab.training._adam import Adam
 
     # the fused kernel does the whole Adam update in one pass: measurably faster on a CPU
-    # (MPS gained it only in later torch releases, so it keeps the default there)
+    # (MPS gained it only in later torch releases, so it keeps the default there); on CUDA
+    # its learning rate lives on the device, so a CUDA graph of the step follows a schedule
     fused = device.type in ("cpu", "cuda")
-    return Adam(model.parameters(), lr=lr, fused=fused)
+    return Adam(model.parameters(), lr=lr, fused=fused, capturable=device.type == "cuda")
 
 
 @contextlib.contextmanager
@@ -192,6 +193,10 @@ class _Trainer:
         else:
             self.normalize = data.pixel_stats() if self.recipe.normalize else None
 
+        if dev.type == "cuda":
+            from archlab.training._cuda import prepare
+
+            prepare(dev, config.deterministic)  # before the first cuBLAS call
         torch.manual_seed(config.seed)
         sample = to_input(data.test_images[:2].to(dev), self.normalize)
         net = materialize(spec.build().to(dev), sample)
@@ -216,6 +221,8 @@ class _Trainer:
         self.show_bar = sys.stderr.isatty() if progress is None else progress
         self.bar = None
         self.backed_up = False
+        self.pending: list[torch.Tensor] = []  # losses on the device, not yet read
+        self.graphed = None  # the step as a CUDA graph, while run() runs on CUDA
         if payload is not None:
             self._restore(payload)
 
@@ -246,14 +253,17 @@ class _Trainer:
         """Train up to iteration ``stop_at``; True when stopped by Ctrl-C or SIGTERM."""
         config, p = self.config, self.progress
         rec = self.recipe
+        mode = ""
+        if self.dev.type == "cuda":
+            mode = " (deterministic)" if config.deterministic else " (fast, not deterministic)"
         self.log(
             f"{self.ref.name}: recipe {rec.name} ({rec.summary}); {config.epochs} epochs × "
             f"{self.per_epoch} iterations of batch {config.batch_size}, Adam lr {config.lr:g}, "
-            f"seed {config.seed}, on {self.dev}"
+            f"seed {config.seed}, on {self.dev}{mode}"
         )
         loss_fn = nn.CrossEntropyLoss()
         self.net.train()
-        with _sigint_flag() as flag:
+        with _sigint_flag() as flag, self._on_cuda(loss_fn):
             while p.iteration < stop_at:
                 epoch = p.iteration // self.per_epoch
                 order = _epoch_order(len(self.labels), config.seed, epoch, rec.shuffle)
@@ -281,36 +291,65 @@ class _Trainer:
                     self.save(finished=False)
         return False
 
+    @contextlib.contextmanager
+    def _on_cuda(self, loss_fn) -> Iterator[None]:
+        """On CUDA: the run's determinism mode, and the step captured in a CUDA graph where
+        the model allows it, both recorded in the history; elsewhere nothing at all."""
+        if self.dev.type != "cuda":
+            yield
+            return
+        from archlab.training._cuda import cuda_mode
+        from archlab.training._graph import graph_step
+
+        with cuda_mode(self.dev, self.config.deterministic) as left_to_chance:
+            self.graphed, how = graph_step(
+                self.net,
+                self.optimizer,
+                loss_fn,
+                self.images,
+                self.labels,
+                self.config.batch_size,
+                self.normalize,
+                self.channels_last,
+            )
+            if self.graphed is None:
+                self.log(f"{self.ref.name}: eager steps on CUDA: {how}")
+            self.progress.history["cuda"] = {
+                "gpu": torch.cuda.get_device_name(self.dev),
+                "mode": "deterministic" if self.config.deterministic else "fast",
+                "step": how if self.graphed is not None else f"eager: {how}",
+                "nondeterministic_ops": left_to_chance,  # filled as torch reports them
+            }
+            try:
+                yield
+            finally:
+                self.graphed = None
+
     def _step(self, idx: torch.Tensor, loss_fn) -> None:
         p, config = self.progress, self.config
         started = time.perf_counter()
-        # index_select: 3× faster than images[idx] for a batch of 100 here
-        x = to_input(self.images.index_select(0, idx), self.normalize, self.channels_last)
         if self.recipe.schedule == "cosine":  # a function of the iteration: nothing to save
             # after a warm restart (more epochs for a finished run) a new cosine
             # runs from the recipe's rate over the added iterations
             start = config.restart
-            lr_now = cosine_lr(config.lr, p.iteration - start, self.total - start)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr_now
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
-        value = loss.item()
-        if not math.isfinite(value):
-            raise ArchlabError(
-                f"{self.ref.name}: the training loss became {value} at iteration "
-                f"{p.iteration + 1:,} (training diverged); nothing of this iteration was "
-                f"saved, {self.ref.checkpoint} is the last good state; try a smaller --lr "
-                f"than {config.lr:g}",
-                1,
-            )
-        loss.backward()
-        self.optimizer.step()
+            self.optimizer.set_lr(cosine_lr(config.lr, p.iteration - start, self.total - start))
+        if self.graphed is not None:
+            loss = self.graphed.step(idx)
+        else:
+            # index_select: 3× faster than images[idx] for a batch of 100 here
+            x = to_input(self.images.index_select(0, idx), self.normalize, self.channels_last)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
+            loss.backward()
+            self.optimizer.step()
+        self.pending.append(loss.detach())
         p.iteration += 1
-        p.add_loss(value)
-        p.seconds += time.perf_counter() - started
         it = p.iteration
-        if it % 50 == 0 or it == self.total:
+        history_point = it % 50 == 0 or it == self.total
+        if history_point or it % config.log_every == 0:
+            self._read_losses()  # the loop's only wait for the device
+        p.seconds += time.perf_counter() - started
+        if history_point:
             s, c = p.window
             p.history["train"].append({"iteration": it, "loss": s / c})
             p.window = [0.0, 0]
@@ -319,11 +358,32 @@ class _Trainer:
         if self.bar is not None:
             self.bar.update()
 
+    def _read_losses(self) -> None:
+        """Add the losses of the steps since the last read to the accumulators, in order
+        (one host-device sync for all of them); a non-finite one stops the run before
+        anything more is saved."""
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).tolist()
+        self.pending = []
+        first = self.progress.iteration - len(values) + 1
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise ArchlabError(
+                    f"{self.ref.name}: the training loss became {value} at iteration "
+                    f"{first + i:,} (training diverged); nothing since was saved, "
+                    f"{self.ref.checkpoint} is the last good state; try a smaller --lr "
+                    f"than {self.config.lr:g}",
+                    1,
+                )
+            self.progress.add_loss(value)
+
     def _log_point(self, regular: bool = True) -> None:
         """Evaluate, print the lecture's line, and (at a regular point) add it to history.
 
         A stop requested with ``max_iterations`` is evaluated but leaves the history and
         the loss accumulators alone, so a resumed run ends with the same history."""
+        self._read_losses()
         p = self.progress
         started = time.perf_counter()
         accuracy, test_loss = evaluate(self.net, self.test_images, self.test_labels, self.normalize)
@@ -354,6 +414,7 @@ class _Trainer:
 
     # -- files ------------------------------------------------------------------------------
     def snapshot(self, finished: bool) -> dict:
+        self._read_losses()
         p = self.progress
         return {
             "format": FORMAT,
@@ -412,6 +473,7 @@ def train(
     lr: float | None = None,
     seed: int | None = None,
     log_every: int | None = None,
+    deterministic: bool | None = None,
     device: str = "auto",
     data_dir: str | os.PathLike | None = None,
     resume: bool = False,
@@ -441,6 +503,10 @@ def train(
         lr: Adam's learning rate. Default: 1e-3.
         seed: seeds initialisation, shuffling and dropout. Default: 0.
         log_every: iterations between test-set evaluations and log lines. Default: 500.
+        deterministic: on CUDA, deterministic kernels, so that a seed reproduces the run
+            on the same GPU and software; False picks the fastest kernels instead
+            (``archlab train --fast``). No effect on the CPU, whose kernels are
+            deterministic. Default: True.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``. Default: auto.
         data_dir: where to find or put the data when ``data`` is None. Default: see
             :func:`~archlab.training.data.default_data_dir`.
@@ -468,7 +534,11 @@ def train(
     """
     given = {
         k: v
-        for k, v in zip(_SETTINGS, (recipe, epochs, batch_size, lr, seed, log_every), strict=True)
+        for k, v in zip(
+            _SETTINGS,
+            (recipe, epochs, batch_size, lr, seed, log_every, deterministic),
+            strict=True,
+        )
     }
     ref = find_run(model, runs, overrides, name)
     if reuse and not resume:
