@@ -80,4 +80,4 @@ bench: setup data
 	$(BIN)/python benchmarks/explain_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build docs/auto_examples docs/sg_execution_times.rst docs/cli.rst
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build docs/auto_examples docs/sg_execution_times.rst docs/cli.rst docs/api.rst

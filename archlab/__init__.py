@@ -1,84 +1,76 @@
-"""archlab: take the lecture's Fashion-MNIST DNN and CNN apart.
+"""archlab: take neural networks apart, starting with the lecture's Fashion-MNIST DNN and CNN.
 
-The public API lives here; every name is imported lazily so that ``archlab --help``
-answers without importing torch.
+One door per question; each answer is a report that prints as a table, renders itself in
+Jupyter, draws itself (``.plot(ax=None)``), saves itself (``.save(path)``) and exports its
+numbers (``.to_dict()``). The surface, by group (see the API page):
+
+- models: :func:`create_model` (any spec, untrained), :func:`list_models`,
+  :func:`model_card`, :func:`register_model`;
+- architecture: :func:`trace_shapes`, :func:`count_params`, :func:`draw`;
+- data and training: :func:`load_fashion_mnist`, :func:`train`, :func:`load_run`;
+- a trained run, inside: :func:`explain`, :func:`filters`, :func:`activations`,
+  :func:`evaluate`, :func:`compare`.
+
+Every function that looks at a model takes ``(model, input_shape=None, overrides=(), *,
+depth=None, ...)``; every function that looks at a trained run takes ``(run, ..., *,
+runs="runs", data=None)``, where ``run`` is a :class:`Run` or the name of one. Names are
+imported lazily, so ``archlab --help`` answers without importing torch.
 
 Example::
 
     >>> import archlab
-    >>> print(archlab.trace_shapes("cnn"))  # doctest: +SKIP
+    >>> archlab.trace_shapes("cnn").output_shape
+    (10,)
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archlab._lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-# public name -> module that defines it (the single place the public surface is listed)
-_EXPORTS: dict[str, str] = {
-    "ArchlabError": "archlab.errors",
-    "Drawing": "archlab.drawing",
-    "FashionMNIST": "archlab.training.data",
-    "ParamReport": "archlab.trace.params",
-    "ShapeReport": "archlab.trace.shapes",
-    "TrainResult": "archlab.training.train",
-    "activations": "archlab.analysis.features",
-    "classification_report": "archlab.analysis.evaluation",
-    "compare_models": "archlab.analysis.evaluation",
-    "compare_params": "archlab.trace.params",
-    "confusion_matrix": "archlab.analysis.evaluation",
-    "count_params": "archlab.trace.params",
-    "create_model": "archlab.models",
-    "draw": "archlab.drawing",
-    "evaluate": "archlab.training.predict",
-    "evaluate_report": "archlab.analysis.evaluation",
-    "explain_image": "archlab.analysis.explain",
-    "explain_test_image": "archlab.analysis.explain",
-    "filter_weights": "archlab.analysis.features",
-    "list_models": "archlab.models",
-    "load_or_train": "archlab.training.train",
-    "load_fashion_mnist": "archlab.training.data",
-    "load_model": "archlab.models.spec",
-    "expand_models": "archlab.models.spec",
-    "expand_run_names": "archlab.models.spec",
-    "ModelSpec": "archlab.models.spec",
-    "ModelCard": "archlab.models",
-    "is_model": "archlab.models",
-    "model_card": "archlab.models",
-    "load_trained_model": "archlab.training.runs",
-    "model_description": "archlab.models",
-    "model_table": "archlab.trace.params",
-    "pick_device": "archlab.device",
-    "plot_activations": "archlab.viz",
-    "plot_attribution": "archlab.viz",
-    "plot_comparison": "archlab.viz",
-    "plot_confusion": "archlab.viz",
-    "plot_curves": "archlab.viz",
-    "plot_explanation": "archlab.viz",
-    "plot_filters": "archlab.viz",
-    "plot_mistakes": "archlab.viz",
-    "plot_shapes": "archlab.viz",
-    "plot_tradeoff": "archlab.viz",
-    "register_model": "archlab.models",
-    "set_hyperparameter": "archlab.models.whatif",
-    "trace_shapes": "archlab.trace.shapes",
-    "train_model": "archlab.training.train",
-    "train_models": "archlab.training.train",
+# public name -> module that defines it, by group (the single place the surface is listed;
+# docs/api.rst is generated from _GROUPS)
+_GROUPS: dict[str, dict[str, str]] = {
+    "Models": {
+        "create_model": "archlab.models.spec",
+        "list_models": "archlab.models",
+        "model_card": "archlab.models",
+        "register_model": "archlab.models",
+        "ModelCard": "archlab.models",
+    },
+    "Architecture": {
+        "trace_shapes": "archlab.trace.shapes",
+        "count_params": "archlab.trace.params",
+        "draw": "archlab.drawing",
+        "ShapeReport": "archlab.trace.shapes",
+        "ParamReport": "archlab.trace.params",
+        "Drawing": "archlab.drawing",
+    },
+    "Data and training": {
+        "load_fashion_mnist": "archlab.training.data",
+        "train": "archlab.training.train",
+        "load_run": "archlab.training.run",
+        "FashionMNIST": "archlab.training.data",
+        "Run": "archlab.training.run",
+    },
+    "Inside a trained run": {
+        "explain": "archlab.analysis.explain",
+        "filters": "archlab.analysis.features",
+        "activations": "archlab.analysis.features",
+        "evaluate": "archlab.analysis.evaluation",
+        "compare": "archlab.analysis.evaluation",
+        "Explanation": "archlab.analysis.explain",
+        "Filters": "archlab.analysis.features",
+        "Activations": "archlab.analysis.features",
+        "ClassificationReport": "archlab.analysis.evaluation",
+        "Comparison": "archlab.analysis.evaluation",
+    },
+    "Errors": {
+        "ArchlabError": "archlab.errors",
+    },
 }
+_EXPORTS: dict[str, str] = {name: mod for group in _GROUPS.values() for name, mod in group.items()}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'archlab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _options.output_to(sys.stdout), contextlib.redirect_stdout(sys.stderr):
             return args.handler(args)
     except ArchlabError as exc:
-        return _fail(f"archlab: error: {exc}", exc.exit_code)
+        return _fail(f"archlab: error: {exc.cli_message}", exc.exit_code)
     except KeyboardInterrupt:
         return _fail("archlab: interrupted", 130)
     except BrokenPipeError:  # `archlab ... | head`: the reader has all it wanted

@@ -19,7 +19,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
     Example::
 
-        >>> archlab.pick_device("cpu")  # "auto": cuda on a GPU machine, else mps, else cpu
+        >>> archlab.device.pick_device("cpu")  # "auto": cuda on a GPU machine, else mps, else cpu
         device(type='cpu')
     """
     if name == "auto":

@@ -19,6 +19,8 @@ class ArchlabError(Exception):
         2 unknown model 'resnet50'
     """
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str, exit_code: int = 2, cli_message: str | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        # the same line for the command line, a fix written as its flags (--set, --input)
+        self.cli_message = cli_message or message

@@ -20,7 +20,7 @@ print(report)
 # %%
 # The side of the feature map, layer by layer: padding 1 keeps 28, each 2×2 pooling
 # halves it, and the unpadded 3×3 convolution trims one pixel on each side.
-archlab.plot_shapes(report)
+report.plot()
 
 # %%
 # What if layer2's convolution were padded too?

@@ -14,13 +14,13 @@ import archlab
 
 RUNS = os.environ.get("ARCHLAB_DOCS_RUNS", "runs")
 data = archlab.load_fashion_mnist()
-archlab.load_or_train("cnn", RUNS, data, epochs=1, progress=False)
+cnn = archlab.train("cnn", runs=RUNS, data=data, epochs=1, reuse=True)
 
-explanation = archlab.explain_test_image("cnn", 42, runs=RUNS, data=data, sanity=True)
+explanation = archlab.explain(cnn, 42, sanity=True, data=data)
 print(explanation)
 
 # %%
 # Top row: each method's map (Grad-CAM at its native resolution); middle row: the map
 # over the image; bottom row: the same method on the fully randomised model, and the
 # rank correlation as layers are re-initialised from the top down.
-archlab.plot_explanation(explanation)
+explanation.plot()

@@ -13,17 +13,16 @@ import archlab
 
 RUNS = os.environ.get("ARCHLAB_DOCS_RUNS", "runs")
 data = archlab.load_fashion_mnist()
-cnn, checkpoint = archlab.load_or_train("cnn", RUNS, data, epochs=1, progress=False)
+cnn = archlab.train("cnn", runs=RUNS, data=data, epochs=1, reuse=True)
 
-report = archlab.evaluate_report("cnn", cnn, data, checkpoint["normalize"])
+report = archlab.evaluate(cnn, data=data)
 print(report)
 
 # %%
-archlab.plot_confusion(report)
+report.plot()
 
 # %%
 # The most confident mistakes
 # ---------------------------
 # Some of them are honest ambiguities of the labels, not only of the model.
-wrong = report.mistakes(data.test_labels, 16)
-archlab.plot_mistakes(data.test_images, data.test_labels, report.probs, wrong, report.classes)
+report.plot_mistakes(16)

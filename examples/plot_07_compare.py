@@ -3,7 +3,8 @@ DNN vs CNN
 ==========
 
 The lecture's conclusion, with numbers measured on this build's models: parameters,
-multiply-accumulates, training time and test accuracy, overall and per class.
+multiply-accumulates, how each was trained, training time and test accuracy, overall
+and per class.
 """
 
 # %%
@@ -13,11 +14,10 @@ import archlab
 
 RUNS = os.environ.get("ARCHLAB_DOCS_RUNS", "runs")
 data = archlab.load_fashion_mnist()
-for name in ("dnn", "cnn"):
-    archlab.load_or_train(name, RUNS, data, epochs=1, progress=False)
+trained = [archlab.train(m, runs=RUNS, data=data, epochs=1, reuse=True) for m in ("dnn", "cnn")]
 
-comparison = archlab.compare_models(runs=RUNS, data=data)
+comparison = archlab.compare(trained, data=data)
 print(comparison)
 
 # %%
-archlab.plot_comparison(comparison)
+comparison.plot()

@@ -64,33 +64,33 @@ class MyLeNet(nn.Module):
 LENET = f"{student}:MyLeNet"
 
 # %%
-# Train both (or reuse the cached runs)
+# Train them (or reuse the cached runs)
 # -------------------------------------
 # Each run gets its own folder, named from the spec and its what-ifs, and its checkpoint
 # records them, so every later command rebuilds exactly this architecture.
 data = archlab.load_fashion_mnist()
-for spec, overrides in (("dnn", []), ("cnn", []), ("cnn", VARIANT), (LENET, [])):
-    model, checkpoint = archlab.load_or_train(
-        spec, RUNS, data, epochs=1, overrides=overrides, progress=False, log=lambda line: None
-    )
-    print(f"{checkpoint['run']}: test accuracy {100 * checkpoint['test_accuracy']:.2f}%")
+trained = [
+    archlab.train(spec, what_ifs, runs=RUNS, data=data, epochs=1, reuse=True)
+    for spec, what_ifs in (("dnn", []), ("cnn", []), ("cnn", VARIANT), (LENET, []))
+]
+for run in trained:
+    print(f"{run.name}: test accuracy {100 * run.test_accuracy:.2f}%")
 
 # %%
 # Explain the student's model
 # ---------------------------
 # Grad-CAM finds the model's own last convolution (conv2, 8×8 maps).
-explanation = archlab.explain_test_image(LENET, 42, runs=RUNS, data=data)
+explanation = archlab.explain(trained[-1], 42, data=data)
 print(explanation.describe())
-archlab.plot_explanation(explanation)
+explanation.plot()
 
 # %%
 # Side by side
 # ------------
-# Runs are named by their folder as well: the variant is ``cnn+layer2.0.padding=1+...``.
-comparison = archlab.compare_models(
-    ["dnn", "cnn", "cnn+layer2.0.padding=1+fc1.in_features=3136", LENET], RUNS, data=data
-)
+# A run is named by its folder as well: ``archlab.load_run("cnn+layer2.0.padding=1+...")``
+# or ``archlab compare cnn+layer2.0.padding=1+...`` on the command line.
+comparison = archlab.compare(trained, data=data)
 print(comparison)
 
 # %%
-archlab.plot_tradeoff(comparison)
+comparison.plot_tradeoff()

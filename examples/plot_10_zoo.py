@@ -24,7 +24,10 @@ import os
 
 import archlab
 
-print(archlab.model_table())
+names = archlab.list_models("lecture") + archlab.list_models("zoo")
+for name in names:
+    cost = archlab.count_params(name)
+    print(f"{name:10} {cost.total_params:>9,} parameters {cost.total_macs:>11,} MACs per image")
 
 # %%
 # One block of each idea
@@ -60,18 +63,13 @@ subset = archlab.FashionMNIST(
     full.test_labels,
     full.source,
 )
-names = [str(spec) for spec in archlab.expand_models(["lecture", "zoo"])]
-for name in names:
-    _, checkpoint = archlab.load_or_train(
-        name, RUNS, subset, epochs=1, progress=False, log=lambda line: None
-    )
-    print(f"{name:10} {100 * checkpoint['test_accuracy']:.2f}%")
+trained = [archlab.train(name, runs=RUNS, data=subset, epochs=1, reuse=True) for name in names]
 
 # %%
 # Accuracy against cost
 # ---------------------
-comparison = archlab.compare_models(names, RUNS, data=full)
+comparison = archlab.compare(trained, data=full)
 print(comparison)
 
 # %%
-archlab.plot_tradeoff(comparison)
+comparison.plot_tradeoff()

@@ -3,16 +3,30 @@ synthetic world of data and runs, and the real CLI run in a subprocess."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-HOOKS = Path(__file__).resolve().parent / "fault_hooks"
+
+
+@cache
+def hooks_dir() -> Path:
+    """A folder holding only a ``sitecustomize.py`` that imports ``tests.fault_hooks``: on a
+    subprocess's ``PYTHONPATH`` it installs the hooks at start-up. Written once per test
+    process into a temporary folder, so that no file in the tree is named
+    ``sitecustomize.py`` (pytest would collect it, and clash with the system's)."""
+    folder = Path(tempfile.mkdtemp(prefix="archlab-fault-hooks-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "sitecustomize.py").write_text("import tests.fault_hooks  # noqa: F401\n")
+    return folder
 
 
 def make_data(folder: Path) -> Path:
@@ -35,7 +49,7 @@ def train_in_process(model: str, data: Path, md5: Path, runs: Path, **settings) 
     checksums = json.loads(md5.read_text())
     dataset = load_fashion_mnist(data, checksums=checksums, download=False)
     settings = {"epochs": 1, "batch_size": 100, "log": lambda line: None, **settings}
-    return archlab.train_model(model, dataset, out=runs, progress=False, **settings).checkpoint
+    return archlab.train(model, data=dataset, runs=runs, progress=False, **settings).checkpoint
 
 
 def env(md5: Path | None = None, home: Path | None = None, **extra: str) -> dict[str, str]:
@@ -47,7 +61,7 @@ def env(md5: Path | None = None, home: Path | None = None, **extra: str) -> dict
         if k not in ("ARCHLAB_DATA", "MPLBACKEND", "PYTHONIOENCODING", "ARCHLAB_TRACEBACK")
         and not k.startswith("ARCHLAB_TEST_")
     }
-    base.update(PYTHONPATH=f"{REPO}{os.pathsep}{HOOKS}", MPLBACKEND="Agg")
+    base.update(PYTHONPATH=f"{REPO}{os.pathsep}{hooks_dir()}", MPLBACKEND="Agg")
     if md5 is not None:
         base["ARCHLAB_TEST_MD5"] = str(md5)
     if home is not None:

@@ -8,11 +8,9 @@ import pytest
 import torch
 
 import archlab
-from archlab.analysis.evaluation import evaluate_report
-from archlab.analysis.features import activations, filter_weights
 from archlab.cli import main
 from archlab.errors import ArchlabError
-from archlab.training.train import train_model
+from archlab.training.train import train
 
 from .synthetic import learnable_dataset
 
@@ -32,7 +30,7 @@ def tiny():
 def runs(tmp_path_factory, tiny):
     out = tmp_path_factory.mktemp("runs")
     for spec, overrides in ((LENET, []), (MLP, []), ("cnn", VARIANT)):
-        train_model(spec, tiny, overrides=overrides, out=out, epochs=1, **QUIET)
+        train(spec, data=tiny, overrides=overrides, runs=out, epochs=1, **QUIET)
     return out
 
 
@@ -46,48 +44,50 @@ def test_each_model_gets_its_own_readable_run_folder(runs):
 
 
 def test_a_user_file_goes_through_every_analysis(runs, tiny):
-    net, payload = archlab.load_trained_model(LENET, runs)
-    assert payload["spec"] == LENET and type(net).__name__ == "SmallLeNet"
-    e = archlab.explain_test_image(LENET, 3, runs=runs, data=tiny, methods="saliency,gradcam")
+    run = archlab.load_run(LENET, runs=runs)
+    net = run.model
+    assert run.spec.base == LENET and type(net).__name__ == "SmallLeNet"
+    e = archlab.explain(run, 3, data=tiny, methods="saliency,gradcam")
     assert [a.method for a in e.attributions] == ["saliency", "gradcam"]
     assert "features.3" in e.attributions[1].title  # its own last convolution
     assert tuple(e.attributions[1].native.shape) == (8, 8)
-    layer, weights = filter_weights(net)
-    assert layer == "features.0" and tuple(weights.shape) == (4, 1, 5, 5)
-    acts = activations(net, tiny.test_images[0], payload["normalize"])
+    kernels = archlab.filters(run)
+    assert kernels.layer == "features.0" and tuple(kernels.weights.shape) == (4, 1, 5, 5)
+    acts = archlab.activations(LENET, 0, runs=runs, data=tiny).maps
     # one flat block: after its pooling (4@24×24 → 4@12×12) and at its last map, 8@8×8
     assert {k: tuple(v.shape) for k, v in acts.items()} == {
         "features.2": (4, 12, 12),
         "features": (8, 8, 8),
     }
-    report = evaluate_report("lenet", net, tiny, payload["normalize"])
+    report = archlab.evaluate(run, data=tiny)
     assert int(report.matrix.sum()) == len(tiny.test_labels)
+    assert report.accuracy == pytest.approx(run.test_accuracy)
 
 
 def test_a_factory_is_rebuilt_with_its_arguments(runs, tiny):
-    net, payload = archlab.load_trained_model(MLP, runs)
-    assert payload["spec"] == "tests.user_lab:small_mlp(hidden=16)"
-    assert net[1].out_features == 16
+    run = archlab.load_run(MLP, runs=runs)
+    assert run.spec.base == "tests.user_lab:small_mlp(hidden=16)"
+    assert run.model[1].out_features == 16
     with pytest.raises(ArchlabError, match="has no convolution"):
-        filter_weights(net)
-    e = archlab.explain_test_image(MLP, 0, runs=runs, data=tiny, methods="gradcam")
+        archlab.filters(run)
+    e = archlab.explain(MLP, 0, runs=runs, data=tiny, methods="gradcam")
     assert "no convolution" in e.skipped["gradcam"]
-    acts = activations(net, tiny.test_images[0], payload["normalize"])
+    acts = archlab.activations(run, 0, data=tiny).maps
     assert [tuple(a.shape) for a in acts.values()] == [(16,)]
 
 
 def test_a_variant_is_rebuilt_with_the_edited_layer(runs):
-    by_spec, payload = archlab.load_trained_model("cnn", runs, VARIANT)
-    by_name, _ = archlab.load_trained_model("cnn+layer2.0.padding=1+fc1.in_features=3136", runs)
-    for net in (by_spec, by_name):
-        assert net.layer2[0].padding == (1, 1) and net.fc1.in_features == 3136
-    assert payload["overrides"] == VARIANT
-    assert torch.equal(by_spec.fc1.weight, by_name.fc1.weight)
+    by_spec = archlab.load_run("cnn", VARIANT, runs=runs)
+    by_name = archlab.load_run("cnn+layer2.0.padding=1+fc1.in_features=3136", runs=runs)
+    for run in (by_spec, by_name):
+        assert run.model.layer2[0].padding == (1, 1) and run.model.fc1.in_features == 3136
+        assert list(run.overrides) == VARIANT
+    assert torch.equal(by_spec.model.fc1.weight, by_name.model.fc1.weight)
 
 
 def test_two_user_models_and_a_variant_side_by_side(runs, tiny):
-    comparison = archlab.compare_models(
-        [LENET, MLP, "cnn+layer2.0.padding=1+fc1.in_features=3136"], runs, data=tiny
+    comparison = archlab.compare(
+        [LENET, MLP, "cnn+layer2.0.padding=1+fc1.in_features=3136"], runs=runs, data=tiny
     )
     text = str(comparison)
     assert [m.name for m in comparison.models] == [
@@ -118,7 +118,7 @@ def test_untrainable_models_are_refused_before_any_work(
     tmp_path, tiny, spec, overrides, code, message
 ):
     with pytest.raises(ArchlabError, match=message) as info:
-        train_model(spec, tiny, overrides=overrides, out=tmp_path, **QUIET)
+        train(spec, data=tiny, overrides=overrides, runs=tmp_path, **QUIET)
     assert info.value.exit_code == code
     assert not any(tmp_path.iterdir())  # nothing written
 
@@ -146,14 +146,17 @@ def test_bad_run_references_are_one_line(runs, capsys):
 def test_another_model_never_overwrites_a_run(runs, tiny):
     before = (runs / "user_lab.SmallLeNet" / "checkpoint.pt").read_bytes()
     with pytest.raises(ArchlabError, match=r"holds a run of .*SmallLeNet, not dnn; give another"):
-        train_model("dnn", tiny, out=runs, name="user_lab.SmallLeNet", **QUIET)
+        train("dnn", data=tiny, runs=runs, name="user_lab.SmallLeNet", **QUIET)
     assert (runs / "user_lab.SmallLeNet" / "checkpoint.pt").read_bytes() == before
 
 
 def test_groups_expand_from_the_registry():
-    assert [str(s) for s in archlab.expand_models([])] == ["dnn", "cnn"]
-    assert [str(s) for s in archlab.expand_models(["cnn", "lecture"])] == ["cnn", "dnn"]
-    assert all(archlab.is_model(str(s)) for s in archlab.expand_models(["all"]))
+    from archlab.models import is_model
+    from archlab.models.spec import expand_models
+
+    assert [str(s) for s in expand_models([])] == ["dnn", "cnn"]
+    assert [str(s) for s in expand_models(["cnn", "lecture"])] == ["cnn", "dnn"]
+    assert all(is_model(str(s)) for s in expand_models(["all"]))
 
 
 def test_a_models_prints_never_reach_stdout(capsys):
@@ -169,7 +172,7 @@ def test_compare_draws_the_confusion_grid_and_the_tradeoff(runs, tiny, tmp_path)
     from archlab.viz import plot_comparison, plot_tradeoff, save_figure
 
     names = [LENET, MLP, "cnn+layer2.0.padding=1+fc1.in_features=3136"]
-    comparison = archlab.compare_models(names, runs, data=tiny)
+    comparison = archlab.compare(names, runs=runs, data=tiny)
     assert "the hardest classes (recall):" in str(comparison)
     fig = plot_tradeoff(comparison)
     xs = [float(c.get_offsets()[0][0]) for c in fig.axes[0].collections]
@@ -186,12 +189,11 @@ def test_a_model_that_views_its_activations_trains_and_evaluates_in_nchw(tiny, t
     # compatible"): archlab runs such a model as written and says why it is slower
     spec = f"{LAB}:ViewingLeNet"
     lines = []
-    result = train_model(spec, tiny, out=tmp_path, epochs=1, **{**QUIET, "log": lines.append})
+    result = train(spec, data=tiny, runs=tmp_path, epochs=1, **{**QUIET, "log": lines.append})
     assert any("NCHW layout" in line and ".view" in line for line in lines)
-    net, payload = archlab.load_trained_model(spec, tmp_path)
-    report = evaluate_report("viewing", net, tiny, payload["normalize"])
+    report = archlab.evaluate(spec, runs=tmp_path, data=tiny)
     assert report.accuracy == pytest.approx(result.test_accuracy)
     flat = []  # the same network with flatten(1) trains in NHWC, to about the same accuracy
-    lenet = train_model(LENET, tiny, out=tmp_path, epochs=1, **{**QUIET, "log": flat.append})
+    lenet = train(LENET, data=tiny, runs=tmp_path, epochs=1, **{**QUIET, "log": flat.append})
     assert flat and not any("NCHW" in line for line in flat)
     assert lenet.test_accuracy == pytest.approx(result.test_accuracy, abs=0.05)

@@ -4,7 +4,7 @@ import pytest
 
 import archlab
 from archlab.cli import main
-from archlab.training.train import train_model
+from archlab.training.train import train
 
 from .synthetic import learnable_dataset
 
@@ -16,7 +16,7 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     data = learnable_dataset()
     for name in ("dnn", "cnn"):
-        train_model(name, data, out=out, epochs=1, batch_size=100, **QUIET)
+        train(name, data=data, runs=out, epochs=1, batch_size=100, **QUIET)
     return out
 
 
@@ -74,7 +74,7 @@ def test_unwritable_output(runs, tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_explain_42_on_a_briefly_trained_cnn(real_data, tmp_path, capsys):
-    train_model("cnn", real_data, out=tmp_path, max_iterations=60, **QUIET)
+    train("cnn", data=real_data, runs=tmp_path, max_iterations=60, **QUIET)
     data_dir = str(real_data.source.root)
     argv = ["--runs", str(tmp_path), "--data-dir", data_dir]
     assert main(["explain", "--index", "42", *argv]) == 0
@@ -82,8 +82,28 @@ def test_explain_42_on_a_briefly_trained_cnn(real_data, tmp_path, capsys):
     assert out.strip().splitlines()[-1].startswith("true: ")
     assert _png(tmp_path / "cnn" / "figures" / "explain-42.png")[0] > 1000
     assert main(["activations", "--index", "42", *argv]) == 0
-    assert "layer1: 32×14×14" in capsys.readouterr().out
+    assert "layer1  32×14×14" in capsys.readouterr().out
     assert main(["confusion", "--model", "cnn", "--mistakes", "8", *argv]) == 0
     out = capsys.readouterr().out
     assert "most confused pairs" in out and "10,000 images" in out
     assert (tmp_path / "cnn" / "figures" / "mistakes.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "--index", "3"],
+        ["filters"],
+        ["activations", "--index", "3"],
+        ["confusion", "cnn"],
+        ["compare", "dnn", "cnn"],
+    ],
+)
+def test_every_analysis_takes_a_device(runs, capsys, argv):
+    """``--device`` (auto by default) on each command that computes; a device that does not
+    exist is one line before any work."""
+    assert main([*argv, "--runs", str(runs), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device 'tpu'" in err[0]
+    if argv[0] == "filters":
+        assert main([*argv, "--runs", str(runs), "--device", "cpu"]) == 0

@@ -274,6 +274,58 @@ def test_a_real_residual_model_is_drawn_as_a_graph():
     assert picture.to_bytes("svg").startswith(b"<?xml")
 
 
+@pytest.mark.parametrize("name", archlab.list_models())
+def test_every_parameter_is_in_exactly_one_node(name):
+    """The stages' counts add up to the model's: a functional operation (``add``,
+    ``F.relu``), named after the block whose forward calls it, counts none of the block's."""
+    model = archlab.create_model(name)
+    total = sum(p.numel() for p in model.parameters())
+    for depth in (None, 1):
+        assert sum(s.params for s in draw(model, depth=depth).stages) == total, (name, depth)
+
+
+def test_a_residual_add_counts_no_parameters():
+    picture = draw("resnet")
+    adds = [s for s in picture.stages if s.types[:1] == ["add"]]
+    assert [s.names[0] for s in adds] == ["stage1", "stage2", "stage3"]
+    assert [s.params for s in adds] == [0, 0, 0]
+    # stage3's own layers: conv1 3·3·64·128 + bn 256, conv2 3·3·128·128 + bn 256
+    by_name = {s.names[0]: s.params for s in picture.stages[1:]}
+    assert by_name["stage3.conv1"] == 73_728 + 256
+    assert by_name["stage3.conv2"] == 147_456 + 256
+
+
+def test_the_graph_wraps_one_block_to_a_row():
+    rows = draw("resnet").layout.rows
+    names = {s: n for s, n in enumerate(draw("resnet").stages)}
+    first = [names[int(row[0][1:])].names[0] if int(row[0][1:]) else "input" for row in rows]
+    assert first == ["input", "stage1.conv1", "stage2.conv1", "stage3.conv1", "head.0"]
+    assert max(len(r) for r in rows) <= 5
+    assert sorted(int(n[1:]) for r in rows for n in r) == list(range(len(names)))
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@needs_dot
+def test_resnet_graph_fits_a_slide():
+    """Drawn in one line, resnet was 3,845 × 213 px; wrapped by block it must fit a 16:9
+    slide (13.33 × 7.5 in) at Graphviz's 96 dpi, where its 9-point text stays 9 points."""
+    width, height = _png_size(draw("resnet").to_bytes("png"))
+    assert width <= 13.33 * 96 and height <= 7.5 * 96, (width, height)
+    assert 1.0 <= width / height <= 16 / 9 + 0.4, (width, height)
+
+
+def test_depth_folds_resnet_into_a_chain():
+    picture = draw("resnet", depth=1)
+    assert picture.kind == "chain"
+    assert [b.label for b in picture.layout.boxes] == [
+        "1@28×28", "32@14×14", "64@7×7", "128@4×4", "10",
+    ]  # fmt: skip
+
+
 # -- the command -------------------------------------------------------------------------
 def test_cli_writes_the_cnn(tmp_path, capsys):
     out = tmp_path / "cnn.svg"

@@ -3,9 +3,9 @@ import torch
 
 import archlab
 from archlab.analysis import explain as E
-from archlab.analysis.features import activations, capture, filter_weights
+from archlab.analysis.features import capture
 from archlab.errors import ArchlabError
-from archlab.training.train import train_model
+from archlab.training.train import train
 
 from .synthetic import learnable_dataset
 
@@ -21,7 +21,7 @@ def tiny():
 def runs(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     for name in ("dnn", "cnn"):
-        train_model(name, tiny, out=out, epochs=3, batch_size=50, log_every=36, **QUIET)
+        train(name, data=tiny, runs=out, epochs=3, batch_size=50, log_every=36, **QUIET)
     return out
 
 
@@ -34,16 +34,11 @@ def _no_hooks(model):
 
 @pytest.mark.parametrize("name", ["cnn", "dnn"])
 def test_attributions_have_the_input_shape_and_leave_the_model_alone(runs, tiny, name):
-    model, payload = archlab.load_trained_model(name, runs)
+    run = archlab.load_run(name, runs=runs)
+    model = run.model
     model.train()  # explain must switch to eval and back
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    e = archlab.explain_image(
-        model,
-        tiny.test_images[3],
-        int(tiny.test_labels[3]),
-        normalize=payload["normalize"],
-        model_name=name,
-    )
+    e = archlab.explain(run, 3, data=tiny)
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert _no_hooks(model)
@@ -62,14 +57,14 @@ def test_attributions_have_the_input_shape_and_leave_the_model_alone(runs, tiny,
 
 
 def test_explanation_verdict_and_probabilities(runs, tiny):
-    e = E.explain_test_image("cnn", 5, runs=str(runs), data=tiny, methods="saliency")
+    e = archlab.explain("cnn", 5, runs=str(runs), data=tiny, methods="saliency")
     assert e.probs.sum().item() == pytest.approx(1.0, abs=1e-5)
     assert e.verdict.startswith(f"true: {e.classes[int(tiny.test_labels[5])]} · predicted: ")
     assert len(e.top(3)) == 3
 
 
 def test_sanity_check_randomised_maps_correlate_less(runs, tiny):
-    e = E.explain_test_image(
+    e = archlab.explain(
         "cnn", 7, runs=str(runs), data=tiny, methods="saliency,gradcam", sanity=True
     )
     s = e.sanity
@@ -95,7 +90,7 @@ def test_in_place_relu_is_handled_and_restored():
         torch.nn.ReLU(inplace=True),
         torch.nn.Linear(16, 10),
     )
-    e = archlab.explain_image(model, torch.zeros(28, 28, dtype=torch.uint8), methods="saliency")
+    e = E.explain_image(model, torch.zeros(28, 28, dtype=torch.uint8), methods="saliency")
     assert e.attributions[0].map.shape == (28, 28)
     assert model[2].inplace
 
@@ -110,33 +105,36 @@ def test_in_place_relu_is_handled_and_restored():
 )
 def test_bad_explain_input(runs, tiny, kw, message):
     with pytest.raises(ArchlabError, match=message):
-        E.explain_test_image("cnn", 0, runs=str(runs), data=tiny, **kw)
+        archlab.explain("cnn", 0, runs=str(runs), data=tiny, **kw)
 
 
 def test_index_out_of_range(runs, tiny):
     with pytest.raises(ArchlabError, match="numbered 0-199"):
-        E.explain_test_image("cnn", 200, runs=str(runs), data=tiny)
+        archlab.explain("cnn", 200, runs=str(runs), data=tiny)
 
 
 def test_filters(runs):
-    model, _ = archlab.load_trained_model("cnn", runs)
-    assert filter_weights(model)[1].shape == (32, 1, 3, 3)
-    assert filter_weights(model, "layer2.0")[1].shape == (64, 32, 3, 3)
+    run = archlab.load_run("cnn", runs=runs)
+    first = archlab.filters(run)
+    assert first.layer == "layer1.0" and first.weights.shape == (32, 1, 3, 3)
+    assert torch.equal(first.weights, run.model.layer1[0].weight)
+    assert archlab.filters("cnn", "layer2.0", runs=runs).weights.shape == (64, 32, 3, 3)
     with pytest.raises(ArchlabError, match=r"choose from layer1\.0, layer2\.0"):
-        filter_weights(model, "fc1")
-    dnn, _ = archlab.load_trained_model("dnn", runs)
+        archlab.filters(run, "fc1")
     with pytest.raises(ArchlabError, match="has no convolution"):
-        filter_weights(dnn)
+        archlab.filters("dnn", runs=runs)
+    assert "32×1 kernels of 3×3" in str(first) and len(first.plot().axes) == 2
 
 
 def test_activation_shapes_match_the_shape_trace(runs, tiny):
-    model, payload = archlab.load_trained_model("cnn", runs)
-    acts = activations(model, tiny.test_images[0], payload["normalize"])
+    run = archlab.load_run("cnn", runs=runs)
+    model = run.model
+    acts = archlab.activations(run, 0, data=tiny).maps
     trace = {r.name: r.output for r in archlab.trace_shapes("cnn").layers}
     assert acts["layer1"].shape == trace["layer1.3"] == (32, 14, 14)
     assert acts["layer2"].shape == trace["layer2.3"] == (64, 6, 6)
-    dnn, payload = archlab.load_trained_model("dnn", runs)
-    acts = activations(dnn, tiny.test_images[0], payload["normalize"])
+    dnn = archlab.load_run("dnn", runs=runs).model
+    acts = archlab.activations("dnn", 0, runs=runs, data=tiny).maps
     assert [tuple(a.shape) for a in acts.values()] == [(256,), (128,)]
     assert all((a >= 0).all() for a in acts.values())  # after ReLU
     assert _no_hooks(model) and _no_hooks(dnn)

@@ -750,7 +750,7 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
     monkeypatch.setattr(runs_module, "open", open_lock, raising=False)
     data = load_fashion_mnist(world["data"], checksums=json.loads(world["md5"].read_text()))
     with pytest.raises(archlab.ArchlabError) as caught:
-        archlab.train_model("dnn", data, out=tmp_path, epochs=1, seed=5, log=lambda s: None)
+        archlab.train("dnn", data=data, runs=tmp_path, epochs=1, seed=5, log=lambda s: None)
     assert caught.value.exit_code == 1
     assert "no space left on device" in str(caught.value) and "\n" not in str(caught.value)
     monkeypatch.undo()
@@ -954,8 +954,8 @@ def test_a_run_that_learned_nothing_fails_and_keeps_the_good_run(world, tmp_path
     assert failed["iteration"] == 100 * int(epochs) and failed["config"]["lr"] == 1000
     history = json.loads((run / "history.failed.json").read_text())
     assert history["config"]["lr"] == 1000 and (run / "curves.failed.png").is_file()
-    _, payload = archlab.load_trained_model("dnn", tmp_path)  # as every command loads it
-    assert payload["config"]["lr"] == 0.001
+    run = archlab.load_run("dnn", runs=tmp_path)  # as every command loads it
+    assert run.config.lr == 0.001
 
 
 def test_a_first_run_that_learned_nothing_writes_no_checkpoint(world, tmp_path):

@@ -2,7 +2,7 @@
 loadable ``checkpoint.pt``, and ``history.json`` (when there is one) belongs to it.
 
 A fresh run (seed 2, 3 epochs of 6 iterations) is started over an earlier good run
-(seed 1) and killed: by the hooks of ``tests/fault_hooks`` at a named point (half-way
+(seed 1) and killed: by the hooks of ``tests/fault_hooks.py`` at a named point (half-way
 through a checkpoint's bytes, after its fsync, after the old files were moved aside,
 between the checkpoint and the history), or by SIGKILL from outside after a random delay.
 """

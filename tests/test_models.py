@@ -20,7 +20,7 @@ def test_every_model_belongs_to_one_group():
 def test_every_model_builds_and_classifies_a_batch(name):
     model = archlab.create_model(name).eval()
     assert model(torch.zeros(3, *model.input_shape)).shape == (3, 10)
-    assert archlab.model_description(name)
+    assert archlab.models.model_description(name)
 
 
 @pytest.mark.parametrize("name", archlab.list_models("lecture"))
@@ -38,6 +38,6 @@ def test_cnn_layers_are_the_lectures():
 
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(
-        archlab.ArchlabError, match="unknown model 'resnet50'; known models: cnn, dnn, lenet5"
+        archlab.ArchlabError, match="unknown model 'resnet50'; registered: cnn, dnn, lenet5"
     ):
         archlab.create_model("resnet50")

@@ -79,7 +79,9 @@ def test_frozen_layers_are_counted_as_not_trainable():
 
 
 def test_comparison_puts_totals_side_by_side():
-    text = str(archlab.compare_params([archlab.count_params("dnn"), archlab.count_params("cnn")]))
+    from archlab.trace.params import compare_params
+
+    text = str(compare_params([archlab.count_params("dnn"), archlab.count_params("cnn")]))
     assert "235,146" in text and "1,475,338" in text
     assert "cnn has 6.27× the parameters of dnn" in text
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import archlab
+from archlab.trace.fixes import Fix
 
 HERE = Path(__file__).parent
 USER = f"{HERE / 'user_models.py'}"
@@ -58,7 +59,8 @@ def test_wrong_input_size_names_fc1_and_its_source():
     assert "expects 2304 input features but receives 3136 = 64×7×7 from layer2.3" in str(
         report.error
     )
-    assert "nn.Linear(3136, 600)" in report.error.fix
+    assert "nn.Linear(3136, 600)" in str(report.error.fix)
+    assert report.error.fix == Fix("set", "fc1", "in_features", 3136, report.error.fix.text)
     assert report.layers[-1].output == (3136,)  # the trace up to the failure
 
 

@@ -43,9 +43,9 @@ def test_training_imports_neither_dynamo_nor_pyplot(tmp_path):
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.synthetic import learnable_dataset
-from archlab.training.train import train_model
-r = train_model("cnn", learnable_dataset(), out={str(tmp_path)!r}, epochs=1, batch_size=50,
-                log_every=5, log=lambda line: None, progress=False)
+from archlab.training.train import train
+r = train("cnn", data=learnable_dataset(), runs={str(tmp_path)!r}, epochs=1, batch_size=50,
+          log_every=5, log=lambda line: None, progress=False)
 assert (r.checkpoint.parent / "curves.png").is_file()
 print(sorted(m for m in ("torch._dynamo", "matplotlib.pyplot", "sympy") if m in sys.modules))
 """

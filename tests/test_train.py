@@ -1,15 +1,17 @@
 import os
 import signal
+import sys
 
 import pytest
 import torch
 
 import archlab
+from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.training import checkpoint as C
-from archlab.training.predict import to_input
+from archlab.training.predict import evaluate, to_input
 from archlab.training.recipes import cosine_lr
-from archlab.training.train import train_model
+from archlab.training.train import train
 
 from .synthetic import learnable_dataset
 
@@ -23,7 +25,7 @@ def tiny():
 
 def _run(tiny, out, **kw):
     settings = {"epochs": 2, "batch_size": 50, "log_every": 10, **QUIET, **kw}
-    return train_model("dnn", tiny, out=out, **settings)
+    return train("dnn", data=tiny, runs=out, **settings)
 
 
 def _states_equal(a: dict, b: dict) -> bool:
@@ -35,7 +37,7 @@ def test_loss_falls_and_files_are_written(tiny, tmp_path):
     evals = result.history["eval"]
     assert evals[-1]["train_loss"] < 0.5 * evals[0]["train_loss"]
     assert evals[-1]["test_loss"] < evals[0]["test_loss"]
-    assert result.test_accuracy > 0.5 and result.iterations == 36
+    assert result.test_accuracy > 0.5 and result.iteration == 36
     for name in ("checkpoint.pt", "history.json", "curves.png"):
         assert (tmp_path / "dnn" / name).stat().st_size > 0
 
@@ -50,13 +52,12 @@ def test_log_lines_are_the_lectures(tiny, tmp_path):
 
 def test_checkpoint_round_trips(tiny, tmp_path):
     result = _run(tiny, tmp_path)
-    model, payload = archlab.load_trained_model("dnn", tmp_path)
-    assert payload["finished"] and payload["iteration"] == 24
-    assert payload["config"]["batch_size"] == 50 and payload["versions"]["torch"]
-    accuracy, _ = archlab.evaluate(
-        model, tiny.test_images, tiny.test_labels, tuple(payload["normalize"])
-    )
+    run = archlab.load_run("dnn", runs=tmp_path)
+    assert run.finished and run.iteration == 24 and run.config.batch_size == 50
+    assert C.load_checkpoint(run.checkpoint)["versions"]["torch"]
+    accuracy, _ = evaluate(run.model, tiny.test_images, tiny.test_labels, run.normalize)
     assert accuracy == pytest.approx(result.test_accuracy)
+    assert run.normalize == result.normalize and run.normalize is not None
 
 
 def test_same_seed_same_result(tiny, tmp_path):
@@ -71,10 +72,10 @@ def test_same_seed_same_result(tiny, tmp_path):
 @pytest.mark.parametrize("model", ["dnn", "cnn"])
 def test_resume_equals_an_uninterrupted_run(tiny, tmp_path, model):
     kw = {"epochs": 2, "batch_size": 50, "log_every": 5, **QUIET}
-    whole = train_model(model, tiny, out=tmp_path / "whole", **kw)
-    part = train_model(model, tiny, out=tmp_path / "part", max_iterations=7, **kw)
+    whole = train(model, data=tiny, runs=tmp_path / "whole", **kw)
+    part = train(model, data=tiny, runs=tmp_path / "part", max_iterations=7, **kw)
     assert not C.load_checkpoint(part.checkpoint)["finished"]
-    resumed = train_model(model, tiny, out=tmp_path / "part", resume=True, **QUIET)
+    resumed = train(model, data=tiny, runs=tmp_path / "part", resume=True, **QUIET)
     a = C.load_checkpoint(whole.checkpoint)
     b = C.load_checkpoint(resumed.checkpoint)
     assert _states_equal(a["state_dict"], b["state_dict"])
@@ -89,7 +90,7 @@ def test_ctrl_c_saves_and_resume_finishes_the_same(tiny, tmp_path):
 
     whole = _run(tiny, tmp_path / "whole", log_every=5)
     stopped = _run(tiny, tmp_path / "part", log_every=5, log=interrupt)
-    assert stopped.interrupted and stopped.iterations == 5
+    assert stopped.interrupted and stopped.iteration == 5
     resumed = _run(
         tiny, tmp_path / "part", resume=True, epochs=None, batch_size=None, log_every=None
     )
@@ -163,7 +164,7 @@ def test_resume_problems(tiny, tmp_path):
         (tmp_path / "dnn" / "checkpoint.pt").read_bytes()
     )
     with pytest.raises(ArchlabError, match="cnn holds a run of dnn, not cnn; give another --name"):
-        train_model("cnn", tiny, out=tmp_path, resume=True, **QUIET)
+        train("cnn", data=tiny, runs=tmp_path, resume=True, **QUIET)
     with pytest.raises(ArchlabError, match=r"trained with lr=0\.001, not 0\.5"):
         _run(tiny, tmp_path, resume=True, lr=0.5, epochs=None, batch_size=None, log_every=None)
 
@@ -183,19 +184,19 @@ def test_cosine_schedule_starts_at_lr_and_ends_at_zero():
 
 
 def test_device_choice():
-    assert archlab.pick_device("cpu").type == "cpu"
-    assert archlab.pick_device("auto").type in ("cpu", "cuda", "mps")
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ArchlabError, match="is not a device"):
-        archlab.pick_device("gpu0")
+        pick_device("gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(ArchlabError, match="no CUDA GPU"):
-            archlab.pick_device("cuda")
+            pick_device("cuda")
 
 
 @pytest.mark.realdata
 def test_a_short_real_run_learns(real_data, tmp_path):
-    result = train_model("dnn", real_data, out=tmp_path, max_iterations=300, log_every=300, **QUIET)
-    assert result.iterations == 300
+    result = train("dnn", data=real_data, runs=tmp_path, max_iterations=300, log_every=300, **QUIET)
+    assert result.iteration == 300
     assert result.test_accuracy > 0.75
 
 
@@ -218,13 +219,103 @@ def test_resume_of_a_finished_run_checks_its_weights(tiny, tmp_path):
     payload["state_dict"]["fc1.weight"] = torch.zeros(3, 3)  # loadable, but not a dnn's
     torch.save(payload, result.checkpoint)
     with pytest.raises(ArchlabError, match="does not fit the dnn architecture"):
-        train_model("dnn", tiny, out=tmp_path, resume=True, **QUIET)
+        train("dnn", data=tiny, runs=tmp_path, resume=True, **QUIET)
+
+
+def test_a_finished_run_continues_for_more_epochs_with_a_warm_restart(tiny, tmp_path):
+    lrs = []
+    first = _run(tiny, tmp_path, epochs=1)
+    assert first.finished and first.iteration == 12 and first.config.restart == 0
+    more = _run(tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None)
+    assert more.finished and more.iteration == 36 and more.epochs == 3
+    assert more.config.restart == 12  # recorded in the run's settings
+    # the added epochs start again at the recipe's rate and decay to 0 over 24 iterations
+    lrs = [cosine_lr(1e-3, i - 12, 36 - 12) for i in (12, 24, 36)]
+    assert lrs == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-12)
+    assert [p["iteration"] for p in more.history["eval"]][:2] == [10, 12]
+    # the same again is "already finished"; fewer epochs are refused
+    again = _run(tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None)
+    assert again.iteration == 36 and not again.files
+    with pytest.raises(ArchlabError, match="trained with epochs=3, not 2"):
+        _run(tiny, tmp_path, resume=True, epochs=2, batch_size=None, log_every=None)
+
+
+def test_reuse_returns_the_finished_run_without_training(tiny, tmp_path):
+    first = _run(tiny, tmp_path, epochs=1)
+    lines = []
+    again = _run(tiny, tmp_path, epochs=1, reuse=True, log=lines.append)
+    assert not lines and not again.files  # nothing trained, nothing written
+    assert again.test_accuracy == first.test_accuracy and again.normalize == first.normalize
+    assert _states_equal(again.model.state_dict(), first.model.state_dict())
+    other = _run(tiny, tmp_path, epochs=1, seed=3, reuse=True, log=lines.append)
+    assert lines and other.config.seed == 3  # other settings: trained afresh
+
+
+def test_a_run_is_a_report(tiny, tmp_path):
+    run = _run(tiny, tmp_path, epochs=1)
+    text = str(run)
+    assert "1 epoch, careful" in text and f"{run.params:,}" in text
+    assert repr(run).startswith("<archlab.Run dnn: ")
+    data = run.to_dict()
+    assert data["config"]["epochs"] == 1 and data["history"]["eval"]
+    fig = run.plot()
+    assert [ax.get_title() for ax in fig.axes] == ["dnn: loss", "dnn: test accuracy"]
+    assert run.save(tmp_path / "run.json").read_text().startswith("{")
+    assert "<img" in run._repr_html_() or "<table>" in run._repr_html_()
+
+
+_NAN_AT_15 = """
+import torch
+from torch import nn
+
+
+class NanAt15(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        if self.training and x.shape[0] == 50:
+            self.calls += 1
+            if self.calls == 15:
+                out = out * float("nan")
+        return out
+"""
+
+
+def test_a_diverging_loss_names_its_iteration_and_saves_nothing_after_it(tiny, tmp_path):
+    """Losses are read from the device in groups, not per step: the error must still
+    name the first bad iteration, and no checkpoint may hold a state after it."""
+    (tmp_path / "nan15.py").write_text(_NAN_AT_15)
+    spec = f"{tmp_path / 'nan15.py'}:NanAt15"
+    with pytest.raises(ArchlabError, match=r"became nan at iteration 15 \(training diverged\)"):
+        train(spec, data=tiny, runs=tmp_path / "runs", epochs=3, batch_size=50, **QUIET)
+    saved = C.load_checkpoint(next((tmp_path / "runs").glob("*/checkpoint.pt")))
+    assert saved["iteration"] == 12  # the first epoch's end
+    assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())
+
+
+def test_the_determinism_mode_is_recorded_and_changes_nothing_on_the_cpu(tiny, tmp_path):
+    kw = {"epochs": 2, "batch_size": 50, "log_every": 10, **QUIET}
+    exact = train("dnn", data=tiny, runs=tmp_path / "a", **kw)
+    fast = train("dnn", data=tiny, runs=tmp_path / "b", deterministic=False, **kw)
+    a = C.load_checkpoint(exact.folder / "checkpoint.pt")
+    b = C.load_checkpoint(fast.folder / "checkpoint.pt")
+    assert a["config"]["deterministic"] is True and b["config"]["deterministic"] is False
+    assert _states_equal(a["state_dict"], b["state_dict"])
+    assert "cuda" not in a["history"]  # what a CUDA run records of its mode and its step
+    if not torch.cuda.is_available():  # the CUDA-only modules stay off the CPU path
+        assert not {"archlab.training._graph", "archlab.training._cuda"} & set(sys.modules)
+    with pytest.raises(ArchlabError, match="trained with deterministic=True, not False"):
+        train("dnn", data=tiny, runs=tmp_path / "a", resume=True, deterministic=False, **QUIET)
 
 
 def test_a_run_that_learns_is_judged_and_passes(tiny, tmp_path):
     # 100 iterations at batch 6: long enough to be judged (train.JUDGED_AFTER)
     result = _run(tiny, tmp_path, epochs=1, batch_size=6, log_every=50)
-    assert result.iterations == 100 and result.test_accuracy > 0.5
+    assert result.iteration == 100 and result.test_accuracy > 0.5
     assert sorted(p.name for p in (tmp_path / "dnn").iterdir() if p.name != ".lock") == [
         "checkpoint.pt",
         "curves.png",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from archlab import _table
+from archlab._report import Report
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
 
@@ -17,7 +19,8 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 1
 
     Example::
 
-        >>> archlab.confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2)
+        >>> from archlab.analysis.evaluation import confusion_matrix
+        >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2)
         tensor([[1, 1],
                 [0, 1]])
     """
@@ -25,13 +28,69 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 1
 
 
 @dataclass
-class ClassificationReport(_table.Tabular):
-    """A confusion matrix and what follows from it; prints as tables."""
+class ClassificationReport(Report):
+    """A run on the test set: the confusion matrix and what follows from it (what
+    :func:`evaluate` returns). Prints as tables; ``.plot(ax=None)`` draws the confusion
+    matrix, ``.plot_mistakes(n)`` the ``n`` most confident mistakes; Jupyter shows both.
+
+    Example::
+
+        >>> from archlab.analysis.evaluation import classification_report
+        >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> report = classification_report("toy", probs, torch.tensor([0, 1, 1]))
+        >>> report.recall.tolist(), report.plot().axes[0].get_title()
+        ([1.0, 0.5], 'toy: accuracy 66.67%')
+    """
 
     model: str
     matrix: torch.Tensor  # (10, 10) counts, rows = true class
     probs: torch.Tensor | None = field(default=None, repr=False)  # (N, 10)
     classes: tuple[str, ...] = CLASSES
+    labels: torch.Tensor | None = field(default=None, repr=False)  # (N,) true classes
+    images: torch.Tensor | None = field(default=None, repr=False)  # (N, H, W) uint8
+    _shows_figure = True
+
+    def plot(self, ax=None):
+        from archlab.viz.evaluation import plot_confusion
+
+        return plot_confusion(self, ax)
+
+    def plot_mistakes(self, n: int = 16):
+        """The ``n`` wrong predictions made with the highest confidence, with their images."""
+        from archlab.viz.evaluation import plot_mistakes
+
+        if self.images is None or self.labels is None:
+            raise ArchlabError("this report was made without the images; use archlab.evaluate")
+        wrong = self.mistakes(self.labels, n)
+        return plot_mistakes(
+            self.images,
+            self.labels,
+            self.probs,
+            wrong,
+            self.classes,
+            f"{self.model}: the {len(wrong)} most confident mistakes",
+        )
+
+    def _figure_html(self) -> str:
+        html = super()._figure_html()
+        if self.images is None or self.labels is None:
+            return html
+        from archlab._report import figure_html
+
+        return html + figure_html(self.plot_mistakes(8), "mistakes")
+
+    def to_dict(self) -> dict:
+        from archlab._report import jsonable
+
+        return {
+            "model": self.model,
+            "accuracy": self.accuracy,
+            "matrix": jsonable(self.matrix),
+            "classes": list(self.classes),
+            "precision": jsonable(self.precision),
+            "recall": jsonable(self.recall),
+            "f1": jsonable(self.f1),
+        }
 
     @property
     def accuracy(self) -> float:
@@ -108,30 +167,75 @@ def classification_report(
     Example::
 
         >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-        >>> report = archlab.classification_report("toy", probs, torch.tensor([0, 1, 1]))
+        >>> from archlab.analysis.evaluation import classification_report
+        >>> report = classification_report("toy", probs, torch.tensor([0, 1, 1]))
         >>> report.accuracy, report.matrix.tolist()
         (0.6666666666666666, [[1, 0], [1, 1]])
     """
-    matrix = confusion_matrix(probs.argmax(1), labels, probs.shape[1])
-    return ClassificationReport(model_name, matrix, probs)
+    n = probs.shape[1]
+    matrix = confusion_matrix(probs.argmax(1), labels, n)
+    classes = CLASSES if n == len(CLASSES) else tuple(str(i) for i in range(n))
+    return ClassificationReport(model_name, matrix, probs, classes)
 
 
 @dataclass
 class ModelResult:
-    """One trained model on the test set, with its costs."""
+    """One trained run on the test set, with its costs and how it was trained."""
 
     name: str
     params: int
     macs: int
     train_seconds: float
     report: ClassificationReport
+    trained: str = ""  # "5 epochs, careful": runs trained differently are not compared alike
 
 
 @dataclass
-class Comparison(_table.Tabular):
-    """Trained models side by side: costs, test accuracy, and recall per class."""
+class Comparison(Report):
+    """Trained runs side by side: costs, how each was trained, test accuracy, and recall
+    per class (what :func:`compare` returns). ``.plot()`` draws each run's confusion matrix
+    and the recall per class; ``.plot(ax)`` accuracy against parameters;
+    ``.plot_tradeoff()`` accuracy against parameters and against MACs.
+
+    Example::
+
+        >>> comparison = archlab.compare(["dnn", "cnn"])   # doctest: +SKIP
+        >>> [(m.name, m.trained) for m in comparison.models]   # doctest: +SKIP
+        [('dnn', '5 epochs, careful'), ('cnn', '5 epochs, careful')]
+        >>> comparison.save("compare.png")   # doctest: +SKIP
+    """
 
     models: list[ModelResult]
+    _shows_figure = True
+
+    def plot(self, ax=None):
+        from archlab.viz.evaluation import plot_comparison, plot_tradeoff
+
+        if ax is None:
+            return plot_comparison(self)
+        return plot_tradeoff(self, axes=[ax])
+
+    def plot_tradeoff(self):
+        """Test accuracy against parameters and against MACs (log x), one point per run
+        (what ``archlab compare`` saves as ``<out>-tradeoff.png``)."""
+        from archlab.viz.evaluation import plot_tradeoff
+
+        return plot_tradeoff(self)
+
+    def to_dict(self) -> dict:
+        return {
+            "models": [
+                {
+                    "name": m.name,
+                    "params": m.params,
+                    "macs": m.macs,
+                    "trained": m.trained,
+                    "train_seconds": m.train_seconds,
+                    **m.report.to_dict(),
+                }
+                for m in self.models
+            ]
+        }
 
     def summary_table(self) -> _table.Table:
         rows = [
@@ -139,12 +243,20 @@ class Comparison(_table.Tabular):
                 m.name,
                 f"{m.params:,}",
                 f"{m.macs:,}",
+                m.trained,
                 f"{m.train_seconds:.1f} s",
                 f"{100 * m.report.accuracy:.2f}%",
             ]
             for m in self.models
         ]
-        headers = ["model", "parameters", "MACs per image", "training time", "test accuracy"]
+        headers = [
+            "model",
+            "parameters",
+            "MACs per image",
+            "trained",
+            "training time",
+            "test accuracy",
+        ]
         return _table.Table(headers, rows)
 
     def per_class_table(self) -> _table.Table:
@@ -175,78 +287,115 @@ class Comparison(_table.Tabular):
         return _table.Table(["model", *self.HARD_CLASSES], rows, "the hardest classes (recall):")
 
     def _parts(self) -> list[_table.Table | str]:
-        parts = [self.summary_table(), self.per_class_table()]
+        parts: list[_table.Table | str] = [self.summary_table()]
+        if len({m.trained for m in self.models}) > 1:
+            parts.append(
+                "note: these runs were trained differently (see 'trained'): a difference in "
+                "accuracy is not the architecture's alone"
+            )
+        parts.append(self.per_class_table())
         if len(self.models) > 2:
             parts.append(self.hard_classes_table())
         return parts
 
 
-def compare_models(
-    models: Sequence[str] = ("dnn", "cnn"), runs: str = "runs", data=None, data_dir=None
+def compare(
+    runs_to_compare: Sequence = ("dnn", "cnn"),
+    *,
+    runs: str | os.PathLike = "runs",
+    data=None,
+    device: str = "cpu",
 ) -> Comparison:
     """Evaluate trained runs once each on the whole test set and put them side by side.
 
     Args:
-        models: specs or run folder names (``"cnn+layer2.0.padding=1"``), two or more.
-            Default: the lecture's two.
-        runs: the runs folder. Default: ``"runs"``.
-        data: the dataset in memory. Default: loaded from ``data_dir``.
+        runs_to_compare: :class:`~archlab.Run` objects, specs or run folder names
+            (``"cnn+layer2.0.padding=1"``), two or more. Default: the lecture's two.
+        runs: the runs folder, for the names. Default: ``"runs"``.
+        data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
+        device: where to evaluate (``"auto"``, ``"cuda"``...); the models are put back on
+            the CPU afterwards. Default: ``"cpu"``.
 
     Example::
 
-        >>> print(archlab.compare_models(["dnn", "cnn", "resnet"]))  # doctest: +SKIP
+        >>> print(archlab.compare(["dnn", "cnn", "resnet"]))  # doctest: +SKIP
     """
+    from archlab.device import pick_device
     from archlab.trace.params import count_params
-    from archlab.training.data import load_fashion_mnist
-    from archlab.training.runs import find_run, load_trained_model
+    from archlab.training.run import Run, as_run
+    from archlab.training.runs import find_run
 
-    for name in models:  # every name is checked before any run is loaded
-        find_run(name, runs)
-    loaded = [load_trained_model(name, runs) for name in models]
-    runs_seen = [payload["run"] for _, payload in loaded]
-    duplicate = next((r for r in runs_seen if runs_seen.count(r) > 1), None)
+    for item in runs_to_compare:  # every name is checked before any run is loaded
+        if not isinstance(item, Run):
+            find_run(item, runs)
+    loaded = [as_run(item, runs) for item in runs_to_compare]
+    folders = [str(r.folder.resolve()) for r in loaded]
+    duplicate = next(
+        (r.name for r, f in zip(loaded, folders, strict=True) if folders.count(f) > 1), None
+    )
     if duplicate is not None:
         raise ArchlabError(f"run {duplicate} is named twice; compare different runs")
     if data is None:
-        data = load_fashion_mnist(data_dir)
+        from archlab.training.data import load_fashion_mnist
+
+        data = load_fashion_mnist()
+    dev = pick_device(device)
     results = []
-    for net, payload in loaded:
-        name = payload["run"]
-        report = evaluate_report(name, net, data, payload.get("normalize"))
+    for run in loaded:
+        net = run.model
+        report = evaluate(run, data=data) if dev.type == "cpu" else _evaluate_on(run, data, dev)
         results.append(
             ModelResult(
-                name,
+                run.name,
                 sum(p.numel() for p in net.parameters()),
                 count_params(net, tuple(net.input_shape)).total_macs,
-                payload.get("seconds", 0.0),
+                run.seconds,
                 report,
+                run.what,
             )
         )
     return Comparison(results)
 
 
-def evaluate_report(model_name: str, net, data, normalize) -> ClassificationReport:
-    """One pass over the test set: probabilities, confusion matrix, per-class scores.
+def _evaluate_on(run, data, device) -> ClassificationReport:
+    """:func:`evaluate` with the run's model on ``device`` for the pass, then on the CPU
+    again (the MAC count traces it with inputs on the CPU)."""
+    run.model.to(device)
+    try:
+        return evaluate(run, data=data)
+    finally:
+        run.model.cpu()
+
+
+def evaluate(run, *, runs: str | os.PathLike = "runs", data=None) -> ClassificationReport:
+    """One pass of a trained run over the test set: probabilities, confusion matrix,
+    per-class scores, the most confused pairs and the most confident mistakes.
 
     Args:
-        model_name: for titles.
-        net: the trained model.
-        data: a :class:`~archlab.FashionMNIST`; its test split is used.
-        normalize: the (mean, std) the model was trained with, or None.
+        run: a :class:`~archlab.Run`, or a spec or run folder's name to load from ``runs``.
+        runs: the runs folder, when ``run`` is a name. Default: ``"runs"``.
+        data: the dataset (its test split is used). Default: :func:`~archlab.load_fashion_mnist`.
 
     Returns:
-        A :class:`ClassificationReport` (``.matrix``, ``.precision``, ``.recall``,
-        ``.f1``, ``.confused_pairs()``, ``.mistakes()``).
+        A :class:`ClassificationReport` (``.matrix``, ``.precision``, ``.recall``, ``.f1``,
+        ``.confused_pairs()``, ``.plot()``, ``.plot_mistakes()``).
 
     Example::
 
-        >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
-        >>> data = archlab.load_fashion_mnist()  # doctest: +SKIP
-        >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
-        ... # doctest: +SKIP
+        >>> report = archlab.evaluate("cnn")   # doctest: +SKIP
+        >>> report.confused_pairs(1)           # doctest: +SKIP
+        [(6, 0, 125, 67)]
     """
     from archlab.training.predict import predict_logits
+    from archlab.training.run import as_run
 
-    normalize = tuple(normalize) if normalize is not None else None
-    probs = torch.softmax(predict_logits(net, data.test_images, normalize), dim=1)
-    return classification_report(model_name, probs, data.test_labels)
+    run = as_run(run, runs)
+    if data is None:
+        from archlab.training.data import load_fashion_mnist
+
+        data = load_fashion_mnist()
+    logits = predict_logits(run.model, data.test_images, run.normalize)
+    probs = torch.softmax(logits, dim=1).cpu()  # on the CPU wherever the model ran
+    report = classification_report(run.name, probs, data.test_labels)
+    report.labels, report.images = data.test_labels, data.test_images
+    return report

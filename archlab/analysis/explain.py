@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -28,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab._report import Report
 from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError
 from archlab.training.checkpoint import check_normalize
 from archlab.training.data import CLASSES
-from archlab.training.predict import to_input
+from archlab.training.predict import model_device, to_input
 
 METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
 IG_STEPS = 50
@@ -56,8 +58,21 @@ class Attribution:
 
 
 @dataclass
-class Explanation(Tabular):
-    """The result of :func:`explain_image`; ``str()`` gives the verdict and the settings."""
+class Explanation(Report):
+    """The result of :func:`explain`: the image, the class probabilities and one map per
+    method (and the sanity check when asked for). ``str()`` gives the verdict and each
+    method's settings; ``.plot()`` draws the whole figure (image, maps, overlays, the
+    sanity check), ``.plot(ax)`` the first map over the image; Jupyter shows the figure.
+
+    Example::
+
+        >>> e = archlab.explain("cnn", 42, methods=["saliency", "gradcam"])   # doctest: +SKIP
+        >>> e.verdict, [a.method for a in e.attributions]   # doctest: +SKIP
+        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'gradcam'])
+        >>> e.save("explain.png")   # doctest: +SKIP
+    """
+
+    _shows_figure = True
 
     model: str
     index: int | None
@@ -95,6 +110,15 @@ class Explanation(Tabular):
     def _parts(self) -> list[Table | str]:
         sanity = self.sanity._parts() if self.sanity is not None else []
         return [f"{self.verdict}\n{self.describe()}", *sanity]
+
+    def plot(self, ax=None):
+        from archlab.viz.explanation import plot_attribution, plot_explanation
+
+        if ax is None:
+            return plot_explanation(self)
+        if not self.attributions:
+            raise ArchlabError("no method gave a map: " + "; ".join(self.skipped.values()))
+        return plot_attribution(self.attributions[0], self.image, ax=ax, blend=True)
 
 
 @dataclass
@@ -158,7 +182,7 @@ def _prepared(model: nn.Module) -> Iterator[nn.Module]:
             m.inplace = True
 
 
-def _check_methods(methods: Sequence[str] | str) -> list[str]:
+def check_methods(methods: Sequence[str] | str) -> list[str]:
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not methods or list(methods) == ["all"]:
@@ -281,11 +305,27 @@ _METHOD_FUNCTIONS = {
 }
 
 
+def _import_captum() -> None:
+    """Import Captum without the TqdmWarning its ``tqdm.auto`` raises in a Jupyter kernel
+    without ipywidgets (a red box in a lecture notebook, about a progress bar archlab never
+    shows); the methods' own imports then find it loaded."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import captum.attr  # noqa: F401
+
+
 def _attribute(
     model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
 ) -> Attribution | str:
     """One method's attribution, or the reason it does not apply."""
-    return _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    result = _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    if not isinstance(result, str):  # maps on the CPU for reports, wherever the model ran
+        result.map = result.map.cpu()
+        if result.native is not None:
+            result.native = result.native.cpu()
+    return result
 
 
 def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -334,7 +374,8 @@ def explain_image(
     index: int | None = None,
     layer: str | None = None,
 ) -> Explanation:
-    """Attribute one image's class score to its pixels with each method.
+    """Attribute one image's class score to its pixels with each method, for a model in
+    hand (:func:`explain` does it for a trained run, which knows its normalisation).
 
     Args:
         model: a trained classifier (left as it was: mode, weights, no hooks).
@@ -354,21 +395,23 @@ def explain_image(
 
     Example::
 
-        >>> model, ckpt = archlab.load_trained_model("cnn")          # doctest: +SKIP
-        >>> data = archlab.load_fashion_mnist()                        # doctest: +SKIP
-        >>> e = archlab.explain_image(model, data.test_images[42], int(data.test_labels[42]),
-        ...                           normalize=ckpt["normalize"])    # doctest: +SKIP
+        >>> from archlab.analysis.explain import explain_image
+        >>> e = explain_image(archlab.create_model("cnn"), torch.zeros(28, 28, dtype=torch.uint8),
+        ...                   methods="saliency")
+        >>> e.attributions[0].map.shape
+        torch.Size([28, 28])
     """
-    chosen = _check_methods(methods)
+    chosen = check_methods(methods)
+    _import_captum()
     try:
         normalize = check_normalize(normalize)
     except ValueError as exc:
         raise ArchlabError(f"normalize: {exc}") from None
-    x = to_input(image.unsqueeze(0), normalize)
+    x = to_input(image.unsqueeze(0).to(model_device(model)), normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     with _prepared(model):
         with torch.no_grad():
-            probs = F.softmax(model(x), dim=1)[0]
+            probs = F.softmax(model(x), dim=1)[0].cpu()
         tgt = _resolve_target(target, probs, label)
         explanation = Explanation(
             model_name or type(model).__name__, index, image, label, probs, tgt
@@ -405,53 +448,65 @@ def _resolve_target(target: str | int, probs: torch.Tensor, label: int | None) -
     return value
 
 
-def explain_test_image(
-    model: str = "cnn",
+def explain(
+    run,
     index: int = 42,
     *,
-    runs: str = "runs",
-    overrides: Sequence[str] = (),
-    name: str | None = None,
-    data=None,
-    data_dir: str | None = None,
+    image: torch.Tensor | None = None,
+    label: int | None = None,
     methods: Sequence[str] | str = "all",
     target: str | int = "pred",
-    sanity: bool = False,
     layer: str | None = None,
+    sanity: bool = False,
+    runs: str | os.PathLike = "runs",
+    data=None,
 ) -> Explanation:
-    """:func:`explain_image` for test image ``index`` and a trained run.
+    """Attribute a trained run's class score for one image to its pixels, with each method.
 
     Args:
-        model: a spec or a run folder's name (see :func:`~archlab.load_trained_model`).
-            Default: cnn.
+        run: a :class:`~archlab.Run`, or a spec or run folder's name to load from ``runs``.
         index: which test image, 0-9999. Default: 42.
-        runs, overrides, name: find the run as :func:`~archlab.load_trained_model` does.
-        layer: the convolution for Grad-CAM. Default: the model's last convolution.
-        methods, target, sanity: as in :func:`explain_image`.
+        image: uint8 pixels ``(H, W)`` to explain instead of a test image. Default: None.
+        label: ``image``'s true class, if known. Default: None.
+        methods: names from ``METHODS`` or ``"all"``. Default: all.
+        target: whose score to explain: ``"pred"``, ``"true"`` or a class index/name.
+            Default: the predicted class.
+        layer: the layer for Grad-CAM. Default: the model's last convolution.
+        sanity: also run the model-randomisation test. Default: False.
+        runs: the runs folder, when ``run`` is a name. Default: ``"runs"``.
+        data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
+
+    Returns:
+        An :class:`Explanation`: print it, ``.plot()`` it, ``.save("explain.png")``.
 
     Example::
 
-        >>> e = archlab.explain_test_image("cnn", 42)  # doctest: +SKIP
-        >>> e.verdict                                    # doctest: +SKIP
+        >>> e = archlab.explain("cnn", 42)   # doctest: +SKIP
+        >>> e.verdict                         # doctest: +SKIP
         'true: Sneaker · predicted: Sneaker (1.00)'
     """
-    from archlab.training.data import load_fashion_mnist
-    from archlab.training.runs import load_trained_model
+    from archlab.training.run import as_run
 
-    _check_methods(methods)
-    net, payload = load_trained_model(model, runs, overrides, name)
-    if data is None:
-        data = load_fashion_mnist(data_dir)
-    check_index(index, len(data.test_labels))
+    check_methods(methods)
+    run = as_run(run, runs)
+    if image is None:
+        if data is None:
+            from archlab.training.data import load_fashion_mnist
+
+            data = load_fashion_mnist()
+        check_index(index, len(data.test_labels))
+        image, label = data.test_images[index], int(data.test_labels[index])
+    else:
+        index = None
     return explain_image(
-        net,
-        data.test_images[index],
-        int(data.test_labels[index]),
-        normalize=payload.get("normalize"),
+        run.model,
+        image,
+        label,
+        normalize=run.normalize,
         methods=methods,
         target=target,
         sanity=sanity,
-        model_name=payload["run"],
+        model_name=run.name,
         index=index,
         layer=layer,
     )

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from archlab._report import Report
+from archlab._table import Table
 from archlab.errors import ArchlabError
 from archlab.training.data import IMAGE_SHAPE
-from archlab.training.predict import to_input
+from archlab.training.predict import model_device, to_input
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -29,7 +33,8 @@ def filter_weights(model: nn.Module, layer: str | None = None) -> tuple[str, tor
 
     Example::
 
-        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer2.0")
+        >>> from archlab.analysis.features import filter_weights
+        >>> layer, weights = filter_weights(archlab.create_model("cnn"), "layer2.0")
         >>> tuple(weights.shape)
         (64, 32, 3, 3)
     """
@@ -153,7 +158,7 @@ def _block_label(leaf: str, order: list[str]) -> str:
     return leaf
 
 
-def activations(
+def activation_maps(
     model: nn.Module,
     image: torch.Tensor,
     normalize: tuple[float, float] | None = None,
@@ -174,7 +179,8 @@ def activations(
 
     Example:
 
-        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
+        >>> from archlab.analysis.features import activation_maps
+        >>> acts = activation_maps(archlab.create_model("cnn"), torch.zeros(28, 28))
         >>> {k: tuple(v.shape) for k, v in acts.items()}
         {'layer1': (32, 14, 14), 'layer2': (64, 6, 6)}
     """
@@ -193,7 +199,175 @@ def activations(
     model.eval()
     try:
         with capture(model, points) as captured, torch.no_grad():
-            model(to_input(image.unsqueeze(0), normalize))
+            model(to_input(image.unsqueeze(0).to(model_device(model)), normalize))
     finally:
         model.train(was_training)
-    return {label: t[0] for label, t in captured.items()}
+    return {label: t[0].cpu() for label, t in captured.items()}
+
+
+@dataclass
+class Filters(Report):
+    """A convolution's kernels: what :func:`filters` returns.
+
+    ``weights`` is ``(out, in, k, k)``; ``.plot(ax=None)`` draws them on one diverging scale
+    centred at 0 (Jupyter shows the picture).
+
+    Example::
+
+        >>> f = archlab.filters(archlab.create_model("cnn"), "layer1.0")
+        >>> f.layer, tuple(f.weights.shape)
+        ('layer1.0', (32, 1, 3, 3))
+    """
+
+    model: str
+    layer: str
+    weights: torch.Tensor
+    layers: list[str] = field(default_factory=list)  # every convolution, to choose from
+    _shows_figure = True
+
+    def _parts(self) -> list[Table | str]:
+        w = self.weights
+        return [
+            f"{self.model}: {self.layer} holds {w.shape[0]}×{w.shape[1]} kernels of "
+            f"{w.shape[2]}×{w.shape[3]}, values {float(w.min()):+.3f} to {float(w.max()):+.3f} "
+            f"(convolutions: {', '.join(self.layers)})"
+        ]
+
+    def plot(self, ax=None):
+        from archlab.viz.features import plot_filters
+
+        return plot_filters(self.weights, f"{self.model}: {self.layer}", ax)
+
+
+def filters(model, layer: str | None = None, *, runs: str | os.PathLike = "runs") -> Filters:
+    """A model's convolution kernels.
+
+    Args:
+        model: a :class:`~archlab.Run`, a run's spec or folder name (its trained weights,
+            from ``runs``), or an ``nn.Module`` (its weights as they are).
+        layer: a convolution's qualified name such as ``"layer2.0"``. Default: the first.
+        runs: the runs folder, when ``model`` is a name. Default: ``"runs"``.
+
+    Example::
+
+        >>> archlab.filters(archlab.create_model("cnn")).layer
+        'layer1.0'
+    """
+    net, name = _model_and_name(model, runs)
+    layer, weights = filter_weights(net, layer)
+    return Filters(name, layer, weights, conv_layers(net))
+
+
+@dataclass
+class Activations(Report):
+    """The feature maps one image makes where each block ends: what :func:`activations`
+    returns. ``maps[label]`` is ``(C, H, W)`` for a conv block, ``(units,)`` for a hidden
+    Linear layer; ``.plot()`` draws every block, ``.plot(ax)`` the first block's mosaic.
+
+    Example::
+
+        >>> a = archlab.activations(archlab.create_model("cnn"), image=torch.zeros(28, 28))
+        >>> {k: tuple(v.shape) for k, v in a.maps.items()}
+        {'layer1': (32, 14, 14), 'layer2': (64, 6, 6)}
+    """
+
+    model: str
+    image: torch.Tensor  # (H, W) uint8
+    maps: dict[str, torch.Tensor]
+    index: int | None = None
+    label: int | None = None
+    _shows_figure = True
+
+    @property
+    def title(self) -> str:
+        from archlab.training.data import CLASSES
+
+        which = f"test image {self.index}" if self.index is not None else "the image"
+        true = f" ({CLASSES[self.label]})" if self.label is not None else ""
+        return f"{self.model}: activations of {which}{true}"
+
+    def _parts(self) -> list[Table | str]:
+        from archlab.trace.formulas import fmt_shape
+
+        rows = [
+            [
+                k,
+                fmt_shape(tuple(v.shape)),
+                f"{float(v.min()):.3f}",
+                f"{float(v.max()):.3f}",
+                f"{100 * float((v <= 0).float().mean()):.0f} %",
+            ]
+            for k, v in self.maps.items()
+        ]
+        return [Table(["block", "shape", "min", "max", "≤ 0"], rows, self.title)]
+
+    def plot(self, ax=None):
+        from archlab.viz.features import plot_activation_block, plot_activations
+
+        if ax is None:
+            return plot_activations(self.maps, self.title)
+        name = next(iter(self.maps))
+        return plot_activation_block(self.maps[name], name, ax)
+
+
+def activations(
+    model,
+    index: int = 42,
+    *,
+    image: torch.Tensor | None = None,
+    layers: list[str] | None = None,
+    runs: str | os.PathLike = "runs",
+    data=None,
+) -> Activations:
+    """The activations one image makes where each block of a model ends.
+
+    Args:
+        model: a :class:`~archlab.Run`, a run's spec or folder name (loaded from ``runs``),
+            or an ``nn.Module`` (as it is, inputs not normalised).
+        index: which test image, 0-9999. Default: 42.
+        image: uint8 pixels ``(H, W)`` instead of a test image. Default: None.
+        layers: module names whose outputs to show instead of the blocks' ends. Default:
+            derived from the model.
+        runs: the runs folder, when ``model`` is a name. Default: ``"runs"``.
+        data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
+
+    Returns:
+        An :class:`Activations` report.
+
+    Example::
+
+        >>> a = archlab.activations("cnn", 42)   # doctest: +SKIP
+    """
+    from archlab.analysis.explain import check_index
+
+    net, name = _model_and_name(model, runs)
+    normalize = (
+        getattr(_run_of(model, runs), "normalize", None)
+        if not isinstance(model, nn.Module)
+        else None
+    )
+    label = None
+    if image is None:
+        if data is None:
+            from archlab.training.data import load_fashion_mnist
+
+            data = load_fashion_mnist()
+        check_index(index, len(data.test_labels))
+        image, label = data.test_images[index], int(data.test_labels[index])
+    else:
+        index = None
+    maps = activation_maps(net, image, normalize, layers)
+    return Activations(name, image, maps, index, label)
+
+
+def _run_of(model, runs):
+    from archlab.training.run import as_run
+
+    return as_run(model, runs)
+
+
+def _model_and_name(model, runs) -> tuple[nn.Module, str]:
+    if isinstance(model, nn.Module):
+        return model, type(model).__name__
+    run = _run_of(model, runs)
+    return run.model, run.name

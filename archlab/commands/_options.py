@@ -169,6 +169,17 @@ def model_input_options(p: argparse.ArgumentParser) -> None:
     set_option(p)
 
 
+def depth_arg(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth 0, 1, 2, ...")
+    return int(text)
+
+
+def depth_option(p: argparse.ArgumentParser, help: str) -> None:
+    """``--depth N``: fold the blocks deeper than N (shapes, draw)."""
+    p.add_argument("--depth", type=depth_arg, metavar="N", help=help)
+
+
 def set_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
@@ -197,6 +208,23 @@ def runs_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runs", default="runs", help="the folder `archlab train --out` wrote (default: runs)"
     )
+
+
+def device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where to compute: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps "
+        "(default: auto)",
+    )
+
+
+def on_device(run, device: str):
+    """``run`` with its model moved to ``--device``: the analyses compute where it is."""
+    from archlab.device import pick_device
+
+    run.model.to(pick_device(device))
+    return run
 
 
 def data_dir_option(p: argparse.ArgumentParser) -> None:

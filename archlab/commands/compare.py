@@ -15,7 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, out_option, runs_option
+    from archlab.commands._options import data_dir_option, device_option, out_option, runs_option
 
     p.add_argument(
         "models",
@@ -27,19 +27,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     runs_option(p)
     out_option(p, "<runs>/compare.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from archlab.analysis.evaluation import compare_models
+    from archlab.analysis.evaluation import compare
     from archlab.commands._options import check_figure_path, echo, save
+    from archlab.device import pick_device
     from archlab.models.spec import expand_run_names
+    from archlab.training.data import load_fashion_mnist
     from archlab.viz import plot_comparison, plot_tradeoff
 
     check_figure_path(args.out)
     names = expand_run_names(args.models)
-    comparison = compare_models(names, runs=args.runs, data_dir=args.data_dir)
+    pick_device(args.device)  # a device that does not exist is named before any work
+    comparison = compare(
+        names, runs=args.runs, data=load_fashion_mnist(args.data_dir), device=args.device
+    )
     echo(comparison)
     out = Path(args.out) if args.out else Path(args.runs) / "compare.png"
     save(plot_comparison(comparison), out)

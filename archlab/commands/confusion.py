@@ -10,7 +10,13 @@ SUMMARY = "confusion matrix, per-class precision/recall/F1 and the most confused
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import count_arg, data_dir_option, runs_option, set_option
+    from archlab.commands._options import (
+        count_arg,
+        data_dir_option,
+        device_option,
+        runs_option,
+        set_option,
+    )
 
     p.add_argument(
         "models",
@@ -44,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     runs_option(p)
     data_dir_option(p)
+    device_option(p)
 
 
 def _figure(args: argparse.Namespace, run: str, stem: str, several: bool):
@@ -58,35 +65,24 @@ def _figure(args: argparse.Namespace, run: str, stem: str, several: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from archlab.analysis.evaluation import evaluate_report
-    from archlab.commands._options import check_figure_path, echo, save
+    from archlab.analysis.evaluation import evaluate
+    from archlab.commands._options import check_figure_path, echo, on_device, save
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
-    from archlab.training.runs import load_trained_model
-    from archlab.viz import plot_confusion, plot_mistakes
+    from archlab.training.run import load_run
 
     check_figure_path(args.out)
     loaded = [
-        load_trained_model(m, args.runs, args.set)
+        on_device(load_run(m, args.set, runs=args.runs), args.device)
         for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
     data = load_fashion_mnist(args.data_dir)
     several = len(loaded) > 1
-    for net, payload in loaded:
-        name = payload["run"]
-        report = evaluate_report(name, net, data, payload.get("normalize"))
+    for run in loaded:
+        report = evaluate(run, data=data)
         echo(report)
-        save(plot_confusion(report), _figure(args, name, "confusion", several))
+        save(report.plot(), _figure(args, run.name, "confusion", several))
         if args.mistakes:
-            wrong = report.mistakes(data.test_labels, args.mistakes)
-            fig = plot_mistakes(
-                data.test_images,
-                data.test_labels,
-                report.probs,
-                wrong,
-                report.classes,
-                f"{name}: the {len(wrong)} most confident mistakes",
-            )
-            save(fig, _figure(args, name, "mistakes", several))
+            save(report.plot_mistakes(args.mistakes), _figure(args, run.name, "mistakes", several))
         echo()
     return 0

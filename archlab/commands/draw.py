@@ -16,9 +16,14 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import model_input_options, runs_option
+    from archlab.commands._options import depth_option, model_input_options, runs_option
 
     model_input_options(p)
+    depth_option(
+        p,
+        "draw each module N deep as one box: --depth 1 folds resnet's residual blocks, and "
+        "a model whose branches all fold away is drawn as a chain (default: every layer)",
+    )
     p.add_argument(
         "--out",
         default=None,
@@ -71,7 +76,14 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.runs) / spec.run_name / "figures" / f"{stem}.svg"
     check_suffix(out)
     _check_writable(out)
-    picture = draw(args.model, args.input, args.set, claim=args.claim, graph=args.graph or None)
+    picture = draw(
+        args.model,
+        args.input,
+        args.set,
+        claim=args.claim,
+        graph=args.graph or None,
+        depth=args.depth,
+    )
     echo(f"wrote {picture.save(out)}")
     report = picture.report
     if report.mismatches:
@@ -81,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 3
     if report.error is not None and not args.claim:
-        echo(f"archlab: error: {report.error}", file=sys.stderr)
+        echo(f"archlab: error: {report.error.render(flags=True)}", file=sys.stderr)
         return 1
     return 0

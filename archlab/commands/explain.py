@@ -14,7 +14,13 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, index_arg, out_option, run_options
+    from archlab.commands._options import (
+        data_dir_option,
+        device_option,
+        index_arg,
+        out_option,
+        run_options,
+    )
 
     p.add_argument(
         "--index", type=index_arg, default=42, help="which test image, 0-9999 (default: 42)"
@@ -38,33 +44,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     out_option(p, "<runs>/<run>/figures/explain-INDEX.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from archlab.analysis.explain import explain_test_image
-    from archlab.commands._options import check_figure_path, echo, figure_path, save
-    from archlab.viz import plot_explanation
+    from archlab.analysis.explain import check_methods, explain
+    from archlab.commands._options import check_figure_path, echo, figure_path, on_device, save
+    from archlab.training.data import load_fashion_mnist
+    from archlab.training.run import load_run
 
     check_figure_path(args.out)
-    explanation = explain_test_image(
-        args.model,
+    check_methods(args.methods)
+    run = on_device(load_run(args.model, args.set, runs=args.runs, name=args.name), args.device)
+    explanation = explain(
+        run,
         args.index,
-        runs=args.runs,
-        overrides=args.set,
-        name=args.name,
-        data_dir=args.data_dir,
         methods=args.methods,
         target=args.target,
         sanity=args.sanity,
         layer=args.layer,
+        data=load_fashion_mnist(args.data_dir),
     )
     echo(explanation.describe())
     if explanation.sanity is not None:
         echo(f"\n{explanation.sanity}\n")
     suffix = "-sanity" if args.sanity else ""
-    save(
-        plot_explanation(explanation),
-        figure_path(args, explanation.model, f"explain-{args.index}{suffix}"),
-    )
+    save(explanation.plot(), figure_path(args, run.name, f"explain-{args.index}{suffix}"))
     echo(explanation.verdict)
     return 0

@@ -16,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import model_input_options
+    from archlab.commands._options import depth_option, model_input_options
 
     model_input_options(p)
     p.add_argument(
@@ -25,20 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the input's type: long for token ids into an Embedding (default: long when "
         "the first layer is an Embedding, else float)",
     )
-    p.add_argument(
-        "--depth",
-        type=_depth,
-        metavar="N",
-        help="fold the rows inside modules deeper than N into one row per block, with its "
+    depth_option(
+        p,
+        "fold the rows inside modules deeper than N into one row per block, with its "
         "input and output (default: every row)",
     )
     p.add_argument("--json", action="store_true", help="print the trace as JSON")
-
-
-def _depth(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a depth 0, 1, 2, ...")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 3
     if report.error is not None:
-        echo(f"archlab: error: {report.error}", file=sys.stderr)
+        echo(f"archlab: error: {report.error.render(flags=True)}", file=sys.stderr)
         return 1
     return 0

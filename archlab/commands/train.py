@@ -46,7 +46,7 @@ run's checkpoint.pt.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import data_dir_option, set_option
+    from archlab.commands._options import data_dir_option, device_option, set_option
     from archlab.training.recipes import MAX_SEED
 
     p.add_argument(
@@ -79,10 +79,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="evaluate on the test set and print a line every N iterations (default: 500)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (cuda, then mps, then cpu), cpu, cuda or mps (default: auto)",
+    device_option(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--deterministic",
+        dest="deterministic",
+        action="store_const",
+        const=True,
+        default=None,
+        help="on CUDA, deterministic kernels: a seed reproduces the run on the same GPU and "
+        "software (the default; the CPU is always deterministic)",
+    )
+    mode.add_argument(
+        "--fast",
+        dest="deterministic",
+        action="store_const",
+        const=False,
+        help="on CUDA, the fastest kernels, which may differ from run to run; the run "
+        "records the mode",
     )
     data_dir_option(p)
     p.add_argument(
@@ -107,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     results = train_models(
         args.models or ["lecture"],
-        overrides=args.set,
+        args.set,
+        runs=args.out,
         name=args.name,
         recipe=args.recipe,
         epochs=args.epochs,
@@ -115,17 +130,17 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         log_every=args.log_every,
+        deterministic=args.deterministic,
         device=args.device,
         data_dir=args.data_dir,
-        out=args.out,
         resume=args.resume,
         log=echo,
     )
     for result in results:
         if result.interrupted:
-            again = resume_command(args.out, result.model)
+            again = resume_command(args.out, result.name)
             echo(
-                f"interrupted at iteration {result.iterations:,}; saved {result.checkpoint}"
+                f"interrupted at iteration {result.iteration:,}; saved {result.checkpoint}"
                 + (f"; continue with `{again}`" if again else ""),
                 file=sys.stderr,
             )
@@ -133,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     echo()
     for result in results:
         if result.files:
-            echo(f"{result.model}: wrote " + ", ".join(str(p) for p in result.files))
+            echo(f"{result.name}: wrote " + ", ".join(str(p) for p in result.files))
     echo()
     echo(TrainSummary(results))
     return 0

@@ -11,7 +11,6 @@ drawing), ``_render`` and ``_graph`` draw it.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -94,7 +93,9 @@ class Drawing:
         image = plt.imread(io.BytesIO(png))
         if ax is None:
             h, w = image.shape[:2]
-            fig = plt.figure(figsize=(w / 96, h / 96))
+            from archlab.viz._figure import figure
+
+            fig = figure(figsize=(w / 96, h / 96))
             ax = fig.add_axes((0, 0, 1, 1))
         ax.imshow(image)
         ax.axis("off")
@@ -109,6 +110,7 @@ class Drawing:
         import io
 
         from archlab.viz import plt
+        from archlab.viz._figure import close_figure
 
         fig = self.plot()
         buffer = io.BytesIO()
@@ -122,7 +124,7 @@ class Drawing:
             with plt.rc_context(rc):
                 fig.savefig(buffer, format=fmt, dpi=150, metadata=metadata)
         finally:
-            plt.close(fig)
+            close_figure(fig)
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> Path:
@@ -150,17 +152,9 @@ def check_suffix(path: str | Path) -> None:
 
 
 def _build(model, overrides: Sequence[str]):
-    from torch import nn
+    from archlab.models.spec import resolve_model
 
-    from archlab.models.spec import load_model
-    from archlab.models.whatif import set_hyperparameter
-
-    if isinstance(model, nn.Module):
-        built = copy.deepcopy(model) if overrides else model  # never change the caller's
-        for assignment in overrides:
-            set_hyperparameter(built, assignment)
-        return built
-    return load_model(model, overrides)
+    return resolve_model(model, overrides)[0]
 
 
 def draw(
@@ -169,6 +163,8 @@ def draw(
     overrides: Sequence[str] = (),
     claim: bool = False,
     graph: bool | None = None,
+    *,
+    depth: int | None = None,
 ) -> Drawing:
     """Draw a model's architecture, to scale, from its shape trace.
 
@@ -188,7 +184,11 @@ def draw(
         claim: draw the lecture's claimed maps ([32, 784, 784], [32, 392, 392]) next to
             the traced ones at one scale (the lecture's ``cnn`` only). Default: False.
         graph: True draws a graph, False a chain; default (None): a graph only where the
-            model branches.
+            model branches. A graph is laid out one block of the model to a row, the rows
+            top to bottom, so that it keeps a slide's shape.
+        depth: draw each module this deep as one box (as :func:`archlab.trace_shapes`'s
+            ``depth``); ``depth=1`` folds resnet's residual blocks, and a model whose
+            branches all fold away is drawn as a chain. Default: None, every layer.
 
     Returns:
         A :class:`Drawing`: ``.save("cnn.svg")``, ``.plot(ax=None)`` → Figure, and an
@@ -205,7 +205,7 @@ def draw(
 
     built = _build(model, overrides)
     shape = input_shape if input_shape is not None else getattr(built, "input_shape", (1, 28, 28))
-    report = trace_shapes(built, shape)
+    report = trace_shapes(built, shape, depth=depth)
     report.model, report.overrides = model_name(model), list(overrides)
     modules = dict(built.named_modules())
     parts = stages(report, modules)

@@ -18,11 +18,11 @@ def render_chain(layout: ChainLayout, ax=None):
     point of the layout is one typographic point) and return the Figure."""
     from matplotlib.patches import Polygon, Rectangle
 
-    from archlab.viz import plt  # the headless backend choice lives there
+    from archlab.viz._figure import figure  # the headless backend choice lives there
 
     x0, y0, x1, y1 = layout.bounds
     if ax is None:
-        fig = plt.figure(figsize=((x1 - x0) / 72, (y1 - y0) / 72))
+        fig = figure(figsize=((x1 - x0) / 72, (y1 - y0) / 72))
         ax = fig.add_axes((0, 0, 1, 1))
     fig = ax.figure
     ax.set_xlim(x0, x1)

@@ -129,6 +129,19 @@ def _folds(row, inputs: list[int], consumers: dict[int, int]) -> bool:
     )
 
 
+def _own_params(row, module, counted: set[int]) -> int:
+    """The parameters a row brings that no row before it counted: a layer's (or a folded
+    block's) all; an operation in a forward (``F.relu``, ``add``, named after the module
+    whose forward calls it) only that module's own tensors (``F.linear(x, self.weight)``),
+    never its children's, which have rows of their own. Each tensor once (shared weights)."""
+    if module is None:
+        return 0
+    tensors = module.parameters(recurse=not getattr(row, "functional", False))
+    new = [p for p in tensors if id(p) not in counted]
+    counted.update(id(p) for p in new)
+    return sum(p.numel() for p in new)
+
+
 def stages(report, modules: dict) -> list[Stage]:
     """The stages of a traced model: the input, then one per tensor drawn.
 
@@ -143,9 +156,10 @@ def stages(report, modules: dict) -> list[Stage]:
             consumers[j] = consumers.get(j, 0) + 1
     out = [Stage(tensor_label(report.input_shape), tuple(report.input_shape))]
     stage_of = {INPUT: 0}
+    counted: set[int] = set()
     for i, row in enumerate(report.layers):
         module = modules.get(row.name)
-        params = sum(p.numel() for p in module.parameters()) if module is not None else 0
+        params = _own_params(row, module, counted)
         if _folds(row, inputs[i], consumers):
             stage = out[stage_of[inputs[i][0]]]
             stage.rows.append(i)

@@ -12,17 +12,20 @@ from archlab.models import (  # noqa: F401  (registers the builders)
 from archlab.models._registry import (
     GROUPS,
     ModelCard,
-    create_model,
+    build_registered,
     is_model,
     list_models,
     model_card,
     model_description,
     register_model,
 )
+from archlab.models.spec import ModelSpec, create_model
 
 __all__ = [
     "GROUPS",
     "ModelCard",
+    "ModelSpec",
+    "build_registered",
     "create_model",
     "is_model",
     "list_models",

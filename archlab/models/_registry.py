@@ -108,7 +108,7 @@ def is_model(name: str) -> bool:
 
     Example:
 
-        >>> archlab.is_model("cnn"), archlab.is_model("resnet50")
+        >>> archlab.models.is_model("cnn"), archlab.models.is_model("resnet50")
         (True, False)
     """
     return name in _MODELS
@@ -129,8 +129,9 @@ def model_card(name: str) -> ModelCard:
         raise ArchlabError(f"unknown model {name!r}; known models: {known}") from None
 
 
-def create_model(name: str) -> nn.Module:
-    """Build a fresh, randomly initialised model by its registered name.
+def build_registered(name: str) -> nn.Module:
+    """Build a fresh, randomly initialised model by its registered name (what
+    :func:`archlab.create_model` does for a registered name without what-ifs).
 
     Args:
         name: a name from :func:`list_models`, e.g. ``"cnn"``.
@@ -140,7 +141,7 @@ def create_model(name: str) -> nn.Module:
 
     Example:
 
-        >>> archlab.create_model("cnn").input_shape
+        >>> archlab.models.build_registered("cnn").input_shape
         (1, 28, 28)
     """
     card = model_card(name)
@@ -167,7 +168,7 @@ def model_description(name: str) -> str:
 
     Example:
 
-        >>> archlab.model_description("dnn")
+        >>> archlab.models.model_description("dnn")
         "the lecture's fully connected net: 784 → 256 → 128 → 10"
     """
     return model_card(name).description

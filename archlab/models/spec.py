@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -88,12 +89,12 @@ class ModelSpec:
 
     Example:
 
-        >>> spec = archlab.ModelSpec.parse("torchvision.models:resnet18:num_classes=10")
+        >>> spec = archlab.models.ModelSpec.parse("torchvision.models:resnet18:num_classes=10")
         >>> str(spec)
         'torchvision.models:resnet18(num_classes=10)'
         >>> spec.run_name
         'torchvision.models.resnet18-num_classes=10'
-        >>> archlab.ModelSpec.parse("cnn", ["layer2.0.padding=1"]).run_name
+        >>> archlab.models.ModelSpec.parse("cnn", ["layer2.0.padding=1"]).run_name
         'cnn+layer2.0.padding=1'
     """
 
@@ -197,9 +198,9 @@ class ModelSpec:
         from archlab.models.whatif import set_hyperparameter
 
         if self.registered:
-            from archlab.models import create_model
+            from archlab.models import build_registered
 
-            model = create_model(self.source)
+            model = build_registered(self.source)
         else:
             model = _construct(self)
         for assignment in self.overrides:
@@ -315,30 +316,56 @@ def _input_shape_of(model: nn.Module, spec: ModelSpec) -> tuple[int, ...]:
     return dims
 
 
-def load_model(spec: str | ModelSpec | nn.Module, overrides: Sequence[str] = ()) -> nn.Module:
-    """A model from a spec: a registered name, ``file.py:Class``, ``module:function``...
+def create_model(model, overrides: Sequence[str] = ()) -> nn.Module:
+    """A fresh, randomly initialised model from any spec: the one door to a model.
 
     The returned model carries ``input_shape`` (C, H, W): the registry's, the model's own
     ``input_shape`` attribute, or (1, 28, 28).
 
     Args:
-        spec: the spec string (see :class:`ModelSpec`); an ``nn.Module`` is returned as is.
-        overrides: ``--set`` what-ifs, e.g. ``["layer2.0.padding=1"]``. Default: none.
+        model: a registered name (``"cnn"``), ``"file.py:Class"``, ``"module:factory"``,
+            ``"module:factory(k=v)"`` (see :class:`ModelSpec`); an ``nn.Module`` is
+            returned as is, or as an edited copy when ``overrides`` are given.
+        overrides: what-ifs, e.g. ``["layer2.0.padding=1"]``. Default: none.
 
     Example:
 
-        >>> archlab.load_model("cnn", ["layer2.0.padding=1"]).layer2[0].padding
+        >>> archlab.create_model("cnn", ["layer2.0.padding=1"]).layer2[0].padding
         (1, 1)
     """
-    if isinstance(spec, nn.Module):
+    return resolve_model(model, overrides)[0]
+
+
+def resolve_model(model, overrides: Sequence[str] = ()) -> tuple[nn.Module, str]:
+    """``(model, display name)`` for a spec, a ``ModelSpec``, an ``nn.Module`` or a trained
+    :class:`~archlab.Run`, with ``overrides`` applied: the one place every "look at a
+    model" function turns its ``model`` argument into a module. A module passed in is
+    never changed: with what-ifs, an edited copy is returned."""
+    from archlab.models.whatif import set_hyperparameter
+
+    run_model = getattr(model, "model", None)
+    if isinstance(run_model, nn.Module) and hasattr(model, "folder"):  # a trained Run
+        model, name = run_model, model.name
+    else:
+        name = model_name(model)
+    if isinstance(model, nn.Module):
+        if not overrides:
+            return model, name
+        built = copy.deepcopy(model)
+        for assignment in overrides:
+            set_hyperparameter(built, assignment)
+        return built, name
+    if isinstance(model, str):
+        model = ModelSpec.parse(model, overrides)
+    elif isinstance(model, ModelSpec):
         if overrides:
-            raise ArchlabError("what-ifs apply to a spec, not to a built model")
-        return spec
-    if isinstance(spec, str):
-        spec = ModelSpec.parse(spec, overrides)
-    elif overrides:
-        spec = ModelSpec(spec.source, spec.kwargs, (*spec.overrides, *overrides))
-    return spec.build()
+            model = ModelSpec(model.source, model.kwargs, (*model.overrides, *overrides))
+    else:
+        raise ArchlabError(
+            f"a model is a spec such as 'cnn' or 'net.py:Net', an nn.Module or a trained "
+            f"run, not {type(model).__name__}"
+        )
+    return model.build(), name
 
 
 def model_name(spec: str | ModelSpec | nn.Module) -> str:
@@ -358,7 +385,7 @@ def expand_models(
 
     Example:
 
-        >>> [str(s) for s in archlab.expand_models(["lecture"])]
+        >>> [str(s) for s in archlab.models.spec.expand_models(["lecture"])]
         ['dnn', 'cnn']
     """
     from archlab.models import GROUPS, list_models
@@ -387,7 +414,7 @@ def expand_run_names(names: Sequence[str], overrides: Sequence[str] = ()) -> lis
 
     Example:
 
-        >>> archlab.expand_run_names(["cnn+layer2.0.padding=1", "dnn"])
+        >>> archlab.models.spec.expand_run_names(["cnn+layer2.0.padding=1", "dnn"])
         ['cnn+layer2.0.padding=1', ModelSpec(source='dnn', kwargs=(), overrides=())]
     """
     from archlab.models import GROUPS, is_model

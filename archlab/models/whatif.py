@@ -80,7 +80,7 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
 
     Example::
 
-        >>> archlab.set_hyperparameter(model, "layer2.0.padding=1")  # doctest: +SKIP
+        >>> archlab.models.whatif.set_hyperparameter(model, "layer2.0.padding=1")  # doctest: +SKIP
     """
     target, eq, value_text = assignment.partition("=")
     layer_name, _, attr = target.strip().rpartition(".")
@@ -88,6 +88,15 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
         raise ArchlabError(
             f"--set {assignment!r}: expected LAYER.ARGUMENT=VALUE, e.g. layer2.0.padding=1"
         )
+    return set_argument(model, layer_name, attr, _parse_value(value_text.strip()))
+
+
+def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) -> nn.Module:
+    """Rebuild ``layer_name`` with ``attr=value`` (what ``--set LAYER.ATTR=VALUE`` does).
+
+    Works in place and returns ``model``; raises :class:`ArchlabError` (exit 1) when the
+    layer's constructor refuses the value.
+    """
     modules = dict(model.named_modules())
     if layer_name not in modules:
         leaves = [n for n, m in modules.items() if n and not list(m.children())]
@@ -99,15 +108,21 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
             f"--set: {layer_name} ({type(old).__name__}) has no argument {attr!r}; "
             f"it has: {', '.join(args)}"
         )
-    args[attr] = _parse_value(value_text.strip())
-    _check_value(f"{target.strip()}={value_text.strip()}", type(old).__name__, attr, args[attr])
+    args[attr] = value
+    _check_value(f"{layer_name}.{attr}={value}", type(old).__name__, attr, value)
     try:
         new = type(old)(**args)
     except Exception as exc:
         raise ArchlabError(
-            f"--set {target}={value_text}: {type(old).__name__} rejects it: {exc}", 1
+            f"--set {layer_name}.{attr}={value}: {type(old).__name__} rejects it: {exc}", 1
         ) from exc
-    new.train(old.training)
+    return replace_layer(model, layer_name, new)
+
+
+def replace_layer(model: nn.Module, layer_name: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` where ``layer_name`` is, in the same train/eval mode; returns ``model``."""
+    modules = dict(model.named_modules())
+    new.train(modules[layer_name].training)
     parent_name, _, child = layer_name.rpartition(".")
     setattr(modules[parent_name] if parent_name else model, child, new)
     return model

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 from archlab.trace.formulas import Shape
 
-BATCH = 2  # images per trace: 2, so that an operation that mixes images shows
+# images per trace: more than one, so that an operation that mixes images shows, and a
+# size that models rarely have themselves (2 would look like a 2-layer GRU's hidden state,
+# 3 like RGB, 4 to 8 like heads, windows and 7×7 maps), so the batch is never mistaken for
+# a model's own dimension
+BATCH = 11
 
 
 @dataclass(frozen=True)
@@ -134,4 +138,41 @@ def indexed(batch: Batch, items: object, in_shape: Shape, out_shape: Shape, row:
             return Batch(None, lost_at=row)  # x[:1] keeps one image of the batch
         in_dim += 1
         out_dim += 0 if isinstance(item, int) else 1
+    return UNKNOWN
+
+
+def stacked(batch: Batch, dim: int, rank: int, stack: bool, row: int) -> Batch:
+    """After ``torch.stack(..., dim)`` (a new dim before or after the batch) or
+    ``unbind(dim)`` (one dim gone): the batch moves by one, or is lost if unbound itself."""
+    if batch.dim is None:
+        return batch
+    if stack:
+        d = dim % (rank + 1)
+        return Batch(batch.dim + (d <= batch.dim), batch.fold, fold_at=batch.fold_at)
+    d = dim % rank if rank else 0
+    if d == batch.dim:
+        return Batch(None, lost_at=row)
+    return Batch(batch.dim - (d < batch.dim), batch.fold, fold_at=batch.fold_at)
+
+
+def einsum(batch: Batch, args: tuple, traced, row: int) -> Batch:
+    """After ``torch.einsum("bchw,ck->bkhw", ...)``: where the batch's letter lands."""
+    import torch
+
+    equation = args[0] if args and isinstance(args[0], str) else None
+    if equation is None or "->" not in equation or "..." in equation:
+        return UNKNOWN
+    inputs, output = equation.replace(" ", "").split("->")
+    operands = args[1:]
+    if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
+        operands = tuple(operands[0])
+    first = traced[0][0]
+    for letters, operand in zip(inputs.split(","), operands, strict=False):
+        if isinstance(operand, torch.Tensor) and operand is first:
+            if batch.dim is None or batch.dim >= len(letters):
+                return UNKNOWN
+            letter = letters[batch.dim]
+            if letter not in output:
+                return Batch(None, lost_at=row)  # summed over the images
+            return Batch(output.index(letter), batch.fold, fold_at=batch.fold_at)
     return UNKNOWN

@@ -28,8 +28,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from archlab.trace import _batch, _ops
+from archlab.trace import _batch, _ops, _words
 from archlab.trace._batch import BATCH, Batch
+from archlab.trace._words import FUNCTIONAL
+from archlab.trace.fixes import Fix
 from archlab.trace.formulas import (
     ChannelError,
     RankError,
@@ -39,8 +41,6 @@ from archlab.trace.formulas import (
     fmt_shape,
     infer_step,
 )
-
-FUNCTIONAL = "(forward)"  # the name column for operations in the model's own forward
 
 # modules called as one unit although they have children (their forward does not call them)
 OPAQUE = (nn.MultiheadAttention,)
@@ -106,6 +106,7 @@ class Row:
     parts: list[Shape] = field(default_factory=list)  # every tensor of a tuple output
     scope: tuple[int, ...] = ()  # the module calls it ran inside (their call ids)
     functional: bool = False
+    op: int | None = None  # the operation's call number (an edit's address on a trial run)
 
 
 @dataclass
@@ -123,14 +124,23 @@ class ModuleCall:
 
 @dataclass
 class Failure:
-    """Where the pass stopped: the layer or operation, its input, why, and the fix."""
+    """Where the pass stopped: the layer or operation, its input, why, and a fix to try.
+
+    ``fix`` is a change that may make the model fit, not yet tried; ``hint`` is advice in
+    words that no single change makes (``make both branches output the same shape``).
+    ``inputs`` are the rows the failing layer or operation read (for looking upstream).
+    """
 
     layer: str
     type: str
     input: Shape
     message: str
-    fix: str | None = None
+    fix: Fix | None = None
     functional: bool = False
+    hint: str | None = None
+    inputs: tuple[int, ...] = ()
+    expected: int | None = None  # the size the layer wanted, where it says one
+    op: int | None = None  # the failing operation's call number, where an operation failed
 
 
 class _Stop(BaseException):
@@ -169,9 +179,23 @@ def _free_bytes() -> int:
 class Tracer(TorchFunctionMode):
     """Runs one forward pass and records :class:`Row`\\ s; see the module docstring."""
 
-    def __init__(self, model: nn.Module, blocks: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        blocks: bool = False,
+        edits: tuple[tuple, ...] = (),
+        input_fixed: bool = False,
+    ) -> None:
         super().__init__()
         self.blocks = blocks  # record module calls and scopes, for folding (``depth``)
+        # a trial run of a code fix: ("op", call, change) or ("before", layer, what)
+        self._edits = {e[1]: e[2] for e in edits if e[0] == "op"}
+        self._before = {e[1]: e[2] for e in edits if e[0] == "before"}
+        self.input_fixed = input_fixed  # train: the images are what they are, no --input fix
+        self.op_calls: dict[int, tuple] = {}  # call → (func, rank, batch dim, its argument)
+        self._op_count = 0
+        self._current_op: int | None = None
+        self.returned: str | None = None  # what forward returned, when not a tensor
         self.names = {m: n for n, m in model.named_modules()}
         # a unit gets one row: a leaf, or a module whose forward does not call its children
         self._unit = {
@@ -210,12 +234,14 @@ class Tracer(TorchFunctionMode):
         self._seen[id(t)] = (weakref.ref(t), producer, batch)
 
     def _source(self, producer: int, t: torch.Tensor, batch: Batch) -> str:
-        shape = fmt_shape(_batch.per_sample(tuple(t.shape), batch))
+        shape = _batch.per_sample(tuple(t.shape), batch)
         if producer < 0:
-            return f"the input ({shape})"
+            return _words.source(None, shape)
         row = self.rows[producer]
         who = row.name if not row.functional else f"{row.type} in {row.name}"
-        return f"{who} ({shape})"
+        if row.functional and row.name == FUNCTIONAL:
+            who = f"{row.type} (row {producer + 1})"  # two branches never read the same
+        return _words.source(who, shape)
 
     def _scope(self) -> tuple[int, ...]:
         if not self.blocks:
@@ -234,11 +260,17 @@ class Tracer(TorchFunctionMode):
         kind: str,
         shape: Shape,
         message: str,
-        fix: str | None,
+        fix: Fix | None = None,
         *,
         functional=False,
+        hint: str | None = None,
+        inputs: tuple[int, ...] = (),
+        expected: int | None = None,
+        op: int | None = None,
     ):
-        self.failure = Failure(layer, kind, shape, message, fix, functional)
+        self.failure = Failure(
+            layer, kind, shape, message, fix, functional, hint, tuple(inputs), expected, op
+        )
         raise _Stop
 
     # -- operations --------------------------------------------------------------------------
@@ -299,6 +331,12 @@ class Tracer(TorchFunctionMode):
         return value
 
     def _op(self, func, args, kwargs, tensors, traced, narrow: bool = False):
+        op = self._current_op = self._op_count
+        self._op_count += 1
+        if op in self._edits:  # a trial run: the code fix made to this call
+            args, kwargs = _ops.edited(func, args, kwargs, self._edits[op])
+        if func in _ops.EDITABLE:
+            self.op_calls[op] = _ops.editable(func, args, kwargs, traced[0][0].dim(), traced[0][2])
         rule = _ops.RULES.get(func)
         step = call = None
         if rule is not None:
@@ -306,7 +344,7 @@ class Tracer(TorchFunctionMode):
             try:
                 step = rule(call)
             except ShapeError as exc:
-                self._op_failure(func, args, kwargs, traced, str(exc), exc.fix)
+                self._op_failure(func, args, kwargs, traced, str(exc), hint=exc.fix)
             except Exception:  # a rule that cannot read these arguments: torch decides
                 step = None
             if step is not None:
@@ -318,9 +356,8 @@ class Tracer(TorchFunctionMode):
                 output = func(*args, **kwargs)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             call = call or self._call(func, args, kwargs, tensors)
-            sources = " and ".join(call.sources)
             self._op_failure(
-                func, args, kwargs, traced, f"fails on {sources}: {_first_line(exc)}", None
+                func, args, kwargs, traced, _words.fails_on(call.sources, _first_line(exc))
             )
         try:
             self._after_op(func, args, kwargs, traced, step, output)
@@ -349,25 +386,33 @@ class Tracer(TorchFunctionMode):
         name = params.get(id(t))
         return f"{name} ({fmt_shape(t.shape)})" if name else f"a tensor ({fmt_shape(t.shape)})"
 
-    def _op_failure(self, func, args, kwargs, traced, message: str, fix: str | None):
+    def _op_failure(
+        self, func, args, kwargs, traced, message: str, fix: Fix | None = None, hint=None
+    ):
         t0, _, batch0 = traced[0]
         shape = _batch.per_sample(tuple(t0.shape), batch0)
+        producers = tuple(dict.fromkeys(p for _, p, _ in traced))
         self.fail(
-            self._where(), _ops.label(func, args, kwargs), shape, message, fix, functional=True
+            self._where(),
+            _ops.label(func, args, kwargs, batch0.dim),
+            shape,
+            message,
+            fix,
+            functional=True,
+            hint=hint,
+            inputs=producers,
+            op=self._current_op,
         )
 
     def _check_memory(self, func, args, kwargs, traced, out: Shape) -> None:
         size = math.prod(out) * traced[0][0].element_size()
         if size > self._budget:
             self._op_failure(
-                func, args, kwargs, traced, self._too_big(out, size), "trace a smaller --input"
+                func, args, kwargs, traced, self._too_big(out, size), hint=_words.SMALLER_INPUT
             )
 
     def _too_big(self, out: Shape, size: int) -> str:
-        return (
-            f"its output {fmt_shape(out)} would need {size / 2**30:.1f} GiB for {BATCH} "
-            f"images, more than this machine has free ({2 * self._budget / 2**30:.1f} GiB)"
-        )
+        return _words.too_big(out[1:], size, self._budget)
 
     def _after_op(self, func, args, kwargs, traced, step, output):
         outs = _tensors(output, [])
@@ -380,6 +425,7 @@ class Tracer(TorchFunctionMode):
         is_row = (
             func in _ops.ACTIVATIONS
             or func in _ops.RESHAPES
+            or func in _ops.PERMUTES  # a transpose of two equal dims still moves them
             or merge
             or any(tuple(o.shape) != in_shape for o in outs)
         )
@@ -416,6 +462,7 @@ class Tracer(TorchFunctionMode):
                 parts,
                 self._scope(),
                 functional=True,
+                op=self._current_op,
             )
         )
         for o in outs:
@@ -444,6 +491,14 @@ class Tracer(TorchFunctionMode):
             return _batch.UNKNOWN
         if func is torch.Tensor.__getitem__:
             return _batch.indexed(b0, args[1], in_shape, out_shape, row)
+        if func in (torch.stack, torch.unbind, torch.Tensor.unbind):
+            dims = {b.dim for _, _, b in traced}
+            if len(dims) != 1:
+                return Batch(None, lost_at=row)
+            where = call.arg(1, "dim", 0)
+            return _batch.stacked(b0, where, len(in_shape), func is torch.stack, row)
+        if func is torch.einsum:
+            return _batch.einsum(b0, args, traced, row)
         if (
             len(traced) > 1
             and len(out_shape) >= len(in_shape)
@@ -467,16 +522,18 @@ class Tracer(TorchFunctionMode):
     def _batch_failure(self, func, args, kwargs, traced, out_shape: Shape):
         t0, _, batch0 = traced[0]
         shape = _batch.per_sample(tuple(t0.shape), batch0)
-        per = math.prod(shape)
-        images = f"{BATCH} images of {fmt_shape(shape)}"
-        if len(out_shape) == 1:
-            what = f"merges the {images} into one vector of {out_shape[0]}: the batch is gone"
-        else:
-            what = (
-                f"turns {images} into {out_shape[0]} rows of {fmt_shape(out_shape[1:])}, "
-                "cutting across images: every layer after it sees the wrong number of images"
-            )
-        self._op_failure(func, args, kwargs, traced, what, _batch_fix(func, per))
+        per_row = out_shape[1:] if len(out_shape) > 1 else ()
+        what = _words.batch_mixed(shape, out_shape[0], per_row)
+        self._op_failure(
+            func, args, kwargs, traced, what, self._batch_fix(func, shape, self._current_op)
+        )
+
+    def _batch_fix(self, func, shape: Shape, op: int | None) -> Fix:
+        """``x.view(x.size(0), -1)`` for the reshape at call ``op``: the batch kept."""
+        kind = _ops.RESHAPES.get(func, "view")
+        change = ("start", 1) if kind == "flatten" else ("shape", (BATCH, -1))
+        text = _words.batch_fix_text(kind, math.prod(shape))
+        return Fix("code", FUNCTIONAL, text=text, edit=("op", op, change))
 
     # -- layers ------------------------------------------------------------------------------
     def pre(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple | None:
@@ -506,6 +563,10 @@ class Tracer(TorchFunctionMode):
         if unit and not one and self._lazy:
             changed = self._materialize(args), self._materialize(kwargs)
             args, kwargs = changed
+        if unit and self._before and args and self.names.get(module) in self._before:
+            args = (self._edit_input(args[0], self._before[self.names[module]]), *args[1:])
+            changed = args, kwargs
+            one = False
         tensors = _tensors(args, []) + _tensors(kwargs, [])
         traced = [(t, *f) for t in tensors if (f := self._lookup(t)) is not None]
         t0, batch0 = (
@@ -527,9 +588,8 @@ class Tracer(TorchFunctionMode):
                 name,
                 kind,
                 sample,
-                f"takes integer indices but receives a {str(t0.dtype).removeprefix('torch.')} "
-                "tensor",
-                "trace with --dtype long (archlab.trace_shapes(..., dtype=torch.long))",
+                _words.wants_integers(str(t0.dtype).removeprefix("torch.")),
+                Fix("dtype", value="long"),
             )
         if t0 is not None and t0 is (args[0] if args else None):
             extra = dict(kwargs)
@@ -542,7 +602,11 @@ class Tracer(TorchFunctionMode):
             size = math.prod(step.output) * t0.element_size() if step is not None else 0
             if size > self._budget:
                 self.fail(
-                    name, kind, sample, self._too_big(step.output, size), "trace a smaller --input"
+                    name,
+                    kind,
+                    sample,
+                    self._too_big(step.output, size),
+                    hint=_words.SMALLER_INPUT,
                 )
         one = one and t0 is args[0] and batch0 == Batch(0) and t0.shape[0] == BATCH
         self._pending.append((step, producers, sample, batch0, one, shape))
@@ -551,35 +615,58 @@ class Tracer(TorchFunctionMode):
             return (t0[:1],), kwargs
         return changed
 
+    def _edit_input(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        """A trial run's change to a layer's input: flattened, or its dims 1 and 2 swapped."""
+        x = self._materialize(x)
+        found = self._lookup(x)
+        if what == "flatten":
+            new = torch.flatten(x, 1)
+        else:
+            new = x.transpose(*what) if isinstance(what, tuple) else x.transpose(1, 2)
+        if found is not None:
+            self._register(new, *found)
+        return new
+
     def _layer_failure(self, module, name, kind, sample, exc: ShapeError, producers: list[int]):
-        message, fix = str(exc), exc.fix
+        message, fix, hint = str(exc), _change_fix(name, exc), None
         at_input = producers == [-1]
+        expected = getattr(exc, "expected", None)
         if at_input and isinstance(exc, RankError):
-            message = (
-                f"takes one {exc.form} image, but --input {','.join(map(str, sample))} has "
-                f"{len(sample)} dims"
-            )
-            dims = (
-                ",".join(map(str, sample[-(exc.rank - 1) :]))
-                if len(sample) >= exc.rank - 1
-                else "H,W"
-            )
+            message = _words.rank_at_input(exc.form, sample)
+            dims = sample[-(exc.rank - 1) :] if len(sample) >= exc.rank - 1 else ()
             channels = getattr(module, "in_channels", getattr(module, "num_features", 1))
-            fix = f"--input {channels},{dims} (the form is {exc.form})"
+            fix = None
+            if dims and not self.input_fixed:
+                fix = Fix("input", value=(channels, *dims), text=f"(the form is {exc.form})")
+            elif not dims:
+                hint = f"give one {exc.form} image"
         elif (
             at_input
             and isinstance(exc, ChannelError)
             and len(sample) > 1
-            and "transpose" not in (fix or "")
+            and not (fix is not None and fix.kind == "code")
         ):
-            spatial = ",".join(map(str, sample[1:]))
-            message += " from the input itself (this is the model's first layer)"
-            fix = (
-                f"--input {exc.expected},{spatial} (or build the layer with in_channels={exc.got})"
-            )
+            message += _words.FROM_THE_INPUT
+            if not self.input_fixed:  # the input, not the layer, is likely what is wrong
+                fix = Fix("input", value=(exc.expected, *sample[1:]))
         elif "input features" in message and producers and producers[0] >= 0:
             message += self._features_source(producers[0])
-        self.fail(name, kind, sample, message, fix)
+        if fix is None and hint is None:
+            hint = exc.fix
+        if isinstance(module, nn.Linear):
+            expected = module.in_features
+        elif isinstance(module, nn.LayerNorm):
+            expected = module.normalized_shape[-1]
+        self.fail(
+            name,
+            kind,
+            sample,
+            message,
+            fix,
+            hint=hint,
+            inputs=tuple(producers),
+            expected=expected,
+        )
 
     def _features_source(self, producer: int) -> str:
         """' = 64×7×7 from layer2.3': where a flat vector's features came from."""
@@ -589,7 +676,7 @@ class Tracer(TorchFunctionMode):
             who = "the input" if source < 0 else self.rows[source].name
             if source >= 0 and self.rows[source].functional:
                 who = f"{self.rows[source].type} in {self.rows[source].name}"
-            return f" = {fmt_shape(row.input)} from {who}"
+            return _words.features_from(row.input, who)
         return ""
 
     def post(self, module: nn.Module, args: tuple, kwargs: dict, output: object) -> object:
@@ -666,13 +753,7 @@ class Tracer(TorchFunctionMode):
             self._register(o, index, b)
         if out is not None and batches[0].known and 0 in out:
             self.rows.pop()
-            self.fail(
-                name,
-                kind,
-                sample,
-                f"outputs an empty {fmt_shape(out)} map: the map shrinks to nothing",
-                "feed a larger input or use less padding here",
-            )
+            self.fail(name, kind, sample, _words.empty_map(out), hint=_words.EMPTY_MAP_HINT)
         return output if one else None
 
     def _leave_mode(self) -> None:
@@ -702,7 +783,7 @@ class Tracer(TorchFunctionMode):
                 batches.append(Batch(o.dim() - 2))  # h and c: (layers, N, H)
                 continue
             found = _batch.follow(full_in, batch0, tuple(o.shape)) if batch0.known else None
-            batches.append(found or Batch(None))
+            batches.append(found or (Batch(None) if batch0.known else batch0))  # lost stays lost
         return batches
 
     # -- the pass ----------------------------------------------------------------------------
@@ -714,6 +795,8 @@ class Tracer(TorchFunctionMode):
                     output = model(x)
                 finally:
                     self._enter_mode()  # a unit that failed left it off the stack
+            if not isinstance(output, torch.Tensor):
+                self.returned = _words.returned_kind(output)
             outs = _tensors(output, [])
             if outs:
                 self._check_output(outs[0])
@@ -721,6 +804,8 @@ class Tracer(TorchFunctionMode):
             pass
         except _Internal as exc:
             self.mismatches.append(f"the tracer failed: {exc}")
+        except SystemExit as exc:  # sys.exit() in forward: a diagnosis, never a silent exit
+            self.failure = Failure(FUNCTIONAL, "forward", (), _words.exited(exc.code))
         except Exception as exc:  # torch or the model's own code raised outside a rule
             self._torch_failure(exc)
         finally:
@@ -735,28 +820,29 @@ class Tracer(TorchFunctionMode):
         self.output = _batch.per_sample(tuple(out.shape), batch)
         if batch.lost_at is not None:
             row = self.rows[batch.lost_at]
+            whole = tuple(out.shape)  # no batch in it any more: the output as it is
             self.fail(
                 row.name,
                 row.type,
                 row.input,
-                f"{row.type} reduces or indexes over the batch dimension: the model's output "
-                f"({fmt_shape(out.shape)} for {BATCH} images) no longer has one row per image",
-                "reduce over the other dims only (e.g. x.mean((2, 3)) for a global average), "
-                "and keep dim 0 for the images",
+                _words.batch_lost(row.type, whole),
+                hint=_words.BATCH_LOST_HINT,
                 functional=row.functional,
+                inputs=tuple(row.inputs),
             )
         if batch.known and batch.fold > 1:
             row = self.rows[batch.fold_at] if batch.fold_at is not None else None
-            what = "folds" if row else "an operation folded"
+            fix = None
+            if row is not None and row.op is not None:
+                fix = self._batch_fix(self._row_func(row), row.input, row.op)
             self.failure = Failure(
                 row.name if row else FUNCTIONAL,
                 row.type if row else "output",
                 row.input if row else self.output,
-                f"{what} each {fmt_shape(row.input) if row else ''} image into {batch.fold} "
-                f"rows, and nothing unfolds them: the model outputs {out.shape[0]} rows for "
-                f"{BATCH} images",
-                _batch_fix(self._row_func(row), math.prod(row.input) if row else 0),
+                _words.batch_folded(row.input if row else None, batch.fold),
+                fix,
                 functional=True,
+                inputs=tuple(row.inputs) if row else (),
             )
             raise _Stop
 
@@ -782,20 +868,23 @@ class Tracer(TorchFunctionMode):
         elif self._stack:
             where = self._where()
         if oom:
-            message = "ran out of memory: the input is too large for this machine"
-            fix = "trace a smaller --input"
+            message, hint = _words.OUT_OF_MEMORY, _words.SMALLER_INPUT
         else:
-            message = f"raised {type(exc).__name__}: {_first_line(exc)}"
-            fix = None
-        self.failure = Failure(where, kind, shape, message, fix, functional=kind == "forward")
+            message, hint = _words.raised(type(exc).__name__, _first_line(exc)), None
+        self.failure = Failure(where, kind, shape, message, None, kind == "forward", hint)
 
 
-def _batch_fix(func, per_image: int) -> str:
-    if _ops.RESHAPES.get(func) == "flatten":
-        fix = "torch.flatten(x, 1) (flatten from dim 1, keeping the batch)"
-    else:
-        fix = f"x.{_ops.RESHAPES.get(func, 'view')}(x.size(0), -1)"
-    return f"{fix}; each image then has {per_image} features, for a next layer's in_features"
+def _change_fix(name: str, exc: ShapeError) -> Fix | None:
+    """The structured fix a layer's rule gave (``exc.change``), for the layer ``name``."""
+    change = exc.change
+    if change is None:
+        return None
+    if change[0] == "set":
+        text = change[3] if len(change) > 3 else None
+        return Fix("set", name, change[1], change[2], text=text)
+    if change[0] == "replace":
+        return Fix("replace", name, change[1], change[2], text=exc.fix)
+    return Fix("code", name, text=exc.fix, edit=("before", name, change[1]))
 
 
 @contextlib.contextmanager

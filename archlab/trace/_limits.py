@@ -88,7 +88,7 @@ def check_forward_memory(model: nn.Module, input_shape: Sequence[int], what: str
 
     Example:
 
-        >>> model = archlab.load_model("cnn")
+        >>> model = archlab.create_model("cnn")
         >>> check_forward_memory(model, (1, 28, 28), "tracing cnn")  # 454 KB: fine
         >>> check_forward_memory(model, (1, 10**6, 10**6), "tracing cnn")
         Traceback (most recent call last):

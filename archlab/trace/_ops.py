@@ -143,7 +143,7 @@ def _interpolate(call: Call) -> Step | None:
     if nd < 1:
         raise ShapeError(
             f"{call.name} expects (N, C, ...) with at least one spatial dim but receives "
-            f"{len(shape)}-d {fmt_shape(shape)}",
+            f"{len(shape)}-d (N, {', '.join(map(str, shape[1:]))})",
             fix="x.unsqueeze(1) to add a channel dim",
         )
     size, scale = call.arg(1, "size"), call.arg(2, "scale_factor")
@@ -403,6 +403,45 @@ ELEMENTWISE = {f for f, r in RULES.items() if r is broadcast} | {
 }
 REDUCTIONS = {f for f, r in RULES.items() if r in (_reduce, _unpack)}
 PERMUTES = {f for f, r in RULES.items() if r in (_permute, _transpose)}
+
+
+# -- code fixes tried on a trial run -----------------------------------------------------------
+CATS = (torch.cat, torch.concat, torch.concatenate)
+EDITABLE = set(CATS) | PERMUTES | set(RESHAPES)
+
+
+def editable(func, args: tuple, kwargs: dict, rank: int, batch) -> tuple:
+    """What a trial could change in this call: ``(func, rank, batch dim, its argument)``
+    (a cat's dim, a transpose's pair, a permute's order, a reshape's target)."""
+    call = Call("", args, kwargs, [], list)
+    if func in CATS:
+        detail = call.arg(1, "dim", 0)
+    elif func in (torch.Tensor.transpose, torch.transpose):
+        detail = (call.arg(1, "dim0"), call.arg(2, "dim1"))
+    elif func in PERMUTES:
+        order = args[1:] if len(args) > 1 else kwargs.get("dims")
+        if len(order) == 1 and isinstance(order[0], (tuple, list, torch.Size)):
+            order = order[0]
+        detail = tuple(order)
+    else:
+        detail = None
+    return func, rank, batch.dim, detail
+
+
+def edited(func, args: tuple, kwargs: dict, change: tuple) -> tuple[tuple, dict]:
+    """The call's arguments with one code fix made: ``("dim", 1)`` for a cat,
+    ``("dims", (1, 2))``, ``("order", (0, 2, 1))``, ``("shape", (N, -1))``, ``("start", 1)``."""
+    what, value = change
+    tensor = args[0]
+    if what == "dim":
+        return (tensor,), {"dim": value}
+    if what in ("dims", "order"):
+        return (tensor, *value), {}
+    if what == "shape":
+        return (tensor, *value), {}
+    if what == "start":
+        return (tensor, value), {}
+    raise ValueError(f"unknown edit {change}")
 
 
 # -- labels --------------------------------------------------------------------------------

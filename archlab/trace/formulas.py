@@ -31,11 +31,18 @@ class Step:
 
 
 class ShapeError(Exception):
-    """The layer cannot take this input; ``fix`` says what would make it fit."""
+    """The layer cannot take this input; ``fix`` says in words what would make it fit.
 
-    def __init__(self, message: str, fix: str | None = None) -> None:
+    ``change`` is the same fix as structure, where it is one: ``("set", argument, value)``
+    (rebuild this layer with one argument changed), ``("replace", "BatchNorm1d", (16,))``
+    (another layer in its place) or ``("before", "flatten")`` / ``("before", "transpose")``
+    (an operation on the layer's input). The tracer tries it before it is shown.
+    """
+
+    def __init__(self, message: str, fix: str | None = None, change: tuple | None = None) -> None:
         super().__init__(message)
         self.fix = fix
+        self.change = change
 
 
 class RankError(ShapeError):
@@ -43,7 +50,7 @@ class RankError(ShapeError):
     (``"C,H,W"``), so that a model's first layer can say which ``--input`` it takes."""
 
     def __init__(self, message: str, fix: str | None, rank: int, form: str) -> None:
-        super().__init__(message, fix)
+        super().__init__(message, fix)  # no change: reshaping the input has no one form
         self.rank = rank
         self.form = form
 
@@ -51,10 +58,17 @@ class RankError(ShapeError):
 class ChannelError(ShapeError):
     """A layer received the wrong number of channels (``expected`` against ``got``)."""
 
-    def __init__(self, message: str, fix: str | None, expected: int, got: int) -> None:
-        super().__init__(message, fix)
+    def __init__(
+        self, message: str, fix: str | None, expected: int, got: int, change: tuple | None = None
+    ) -> None:
+        super().__init__(message, fix, change)
         self.expected = expected
         self.got = got
+
+
+def _batched(shape: Shape) -> str:
+    """``(N, 64)``: a full shape as a message shows it, the traced batch's size never in it."""
+    return f"{len(shape)}-d (N, {', '.join(map(str, shape[1:]))})" if shape else "0-d ()"
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
@@ -91,7 +105,7 @@ def _spatial(module_nd: int, in_shape: Shape, what: str) -> Shape:
     if len(in_shape) != module_nd + 2:
         raise RankError(
             f"{what} expects a {module_nd + 2}-d input {expected_form(module_nd)} but receives "
-            f"{len(in_shape)}-d {fmt_shape(in_shape)}",
+            f"{_batched(in_shape)}",
             fix="reshape the input to (N, C, ...) before this layer",
             rank=module_nd + 1,
             form=",".join(("C", *_DIM_NAMES[module_nd])),
@@ -110,12 +124,14 @@ def _check_channels(expected: int, in_shape: Shape, nd: int, what: str) -> None:
             fix="x.transpose(1, 2) before this layer: Conv1d takes (N, C, L)",
             expected=expected,
             got=got,
+            change=("before", "transpose"),
         )
     raise ChannelError(
         f"{what} expects {expected} input channels but receives {got}",
         fix=f"set in_channels={got}, or change the layer before it to output {expected}",
         expected=expected,
         got=got,
+        change=("set", "in_channels", got),
     )
 
 
@@ -130,6 +146,7 @@ def _check_padding_mode(m: nn.modules.conv._ConvNd, spatial: Shape, pads: Sequen
                 f"{mode} padding of {p} needs an input wider than that, but the map is "
                 f"{fmt_shape(spatial)}",
                 fix=f"use padding {limit}, or padding_mode='zeros' or 'replicate'",
+                change=("set", "padding", h - 1 if mode == "reflect" else h),
             )
 
 
@@ -181,6 +198,7 @@ def _conv_transpose(
             raise ShapeError(
                 f"output_padding {op} must be smaller than the stride {s} or the dilation {d}",
                 fix=f"use output_padding < {max(s, d)}",
+                change=("set", "output_padding", max(s, d) - 1),
             )
         o = (h - 1) * s - 2 * p + d * (k - 1) + op + 1
         if o < 1:
@@ -326,9 +344,10 @@ def _norm(m: nn.Module, in_shape: Shape) -> Step:
         want = tuple(m.normalized_shape)
         if tuple(in_shape[-len(want) :]) != want:
             raise ShapeError(
-                f"LayerNorm normalises the last dims {fmt_shape(want)} but receives "
-                f"{fmt_shape(in_shape[1:])}",
+                f"LayerNorm normalises the last dims {fmt_shape(want)} but its input ends in "
+                f"{fmt_shape(in_shape[-len(want) :])}",
                 fix=f"set normalized_shape={tuple(in_shape[-len(want) :])}",
+                change=("set", "normalized_shape", tuple(in_shape[-len(want) :])),
             )
         return Step(tuple(in_shape))
     for kind, (ranks, form) in _NORM_RANKS.items():
@@ -337,8 +356,9 @@ def _norm(m: nn.Module, in_shape: Shape) -> Step:
             got = in_shape[1] if len(in_shape) > 1 else None
             raise ShapeError(
                 f"{what} expects a {' or '.join(map(str, ranks))}-d input {form} but receives "
-                f"{len(in_shape)}-d {fmt_shape(in_shape)}",
+                f"{_batched(in_shape)}",
                 fix=f"use nn.{other}({got}) here" if other and got else None,
+                change=("replace", other, (got,)) if other and got else None,
             )
     if isinstance(m, nn.GroupNorm):
         expected, keyword = m.num_channels, "num_channels"
@@ -351,6 +371,7 @@ def _norm(m: nn.Module, in_shape: Shape) -> Step:
             fix=f"set {keyword}={got}" if got else None,
             expected=expected,
             got=got or 0,
+            change=("set", keyword, got) if got else None,
         )
     return Step(tuple(in_shape))
 
@@ -367,10 +388,12 @@ def _linear(m: nn.Linear, in_shape: Shape) -> Step:
                 f"dim ({got}), and {'·'.join(map(str, in_shape[1:]))} = {per_sample} is "
                 "exactly in_features",
                 fix="flatten first: torch.flatten(x, 1) (or nn.Flatten()) before this layer",
+                change=("before", "flatten"),
             )
         raise ShapeError(
             f"expects {m.in_features} input features but receives {got}",
             fix=f"build it as nn.Linear({got}, {m.out_features})",
+            change=("set", "in_features", got, f"build it as nn.Linear({got}, {m.out_features})"),
         )
     return Step((*in_shape[:-1], m.out_features), f"in_features {m.in_features} ✓")
 
@@ -385,14 +408,14 @@ def _rnn(m: nn.RNNBase, in_shape: Shape) -> None:
     if len(in_shape) != 3:
         form = "(N, L, features)" if m.batch_first else "(L, N, features)"
         raise ShapeError(
-            f"{what} expects a 3-d input {form} but receives {len(in_shape)}-d "
-            f"{fmt_shape(in_shape)}",
+            f"{what} expects a 3-d input {form} but receives {_batched(in_shape)}",
             fix="give it a sequence: (N, L, features) with batch_first=True",
         )
     if in_shape[-1] != m.input_size:
         raise ShapeError(
             f"expects {m.input_size} input features per step but receives {in_shape[-1]}",
             fix=f"set input_size={in_shape[-1]}",
+            change=("set", "input_size", in_shape[-1]),
         )
 
 

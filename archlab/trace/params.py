@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from archlab import _table
+from archlab._report import Report
 from archlab.errors import ArchlabError
-from archlab.models.spec import load_model, model_name, user_code
+from archlab.models.spec import resolve_model, user_code
 from archlab.trace._limits import check_forward_memory
 from archlab.trace.formulas import Shape, fmt_shape
 
@@ -35,7 +36,7 @@ class LayerParams:
 
 
 @dataclass
-class ParamReport(_table.Tabular):
+class ParamReport(Report):
     """The result of :func:`count_params`; prints as a table, renders as HTML in Jupyter.
 
     Example::
@@ -55,8 +56,14 @@ class ParamReport(_table.Tabular):
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def plot(self, ax=None):
+        """Each layer's share of the parameters and of the multiply-accumulates (bars)."""
+        from archlab.viz.architecture import plot_params
+
+        return plot_params(self, ax)
 
     _HEADERS = (
         "layer",
@@ -121,14 +128,18 @@ class ParamReport(_table.Tabular):
         return [_table.Table(self._HEADERS, self._rows(), self._title())]
 
 
-def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = None) -> ParamReport:
+def count_params(
+    model, input_shape: Sequence[int] | None = None, overrides: Sequence[str] = ()
+) -> ParamReport:
     """Count parameters and multiply-accumulates per layer, for one input image.
 
     The totals equal ``torchinfo.summary(model, input_size=(1, *input_shape))``'s.
 
     Args:
-        model: a registered name, ``"file.py:Class"`` or an ``nn.Module``.
+        model: a spec (``"cnn"``, ``"file.py:Class"``...), an ``nn.Module`` or a
+            trained :class:`~archlab.Run`.
         input_shape: per-sample ``(C, H, W)``. Default: the model's, else (1, 28, 28).
+        overrides: what-ifs, e.g. ``["layer2.0.padding=1"]``. Default: none.
 
     Returns:
         A :class:`ParamReport`.
@@ -138,10 +149,11 @@ def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = Non
         >>> archlab.count_params("cnn").total_params
         1475338
     """
-    built = load_model(model)
-    shape = tuple(input_shape) if input_shape is not None else tuple(built.input_shape)
-    name = model_name(model)
+    built, name = resolve_model(model, overrides)
+    default = getattr(built, "input_shape", (1, 28, 28))
+    shape = tuple(input_shape) if input_shape is not None else tuple(default)
     check_forward_memory(built, shape, f"counting {name}'s multiply-accumulates")
+    _check_trace(built, shape, name)
     stats = _summary(built, shape, name)
     names = {id(m): n for n, m in built.named_modules()}
     layers, seen = [], set()
@@ -174,6 +186,19 @@ def count_params(model: str | nn.Module, input_shape: Sequence[int] | None = Non
     )
 
 
+def _check_trace(built: nn.Module, shape: tuple[int, ...], name: str) -> None:
+    """The shape trace's checks first (exit 1, its diagnosis): torchinfo runs one image,
+    so on its own it would count ``view(-1, 784)`` on a 3×28×28 image as three images."""
+    from archlab.trace.shapes import trace_shapes
+
+    with user_code(f"tracing {name}"):
+        report = trace_shapes(built, shape)
+    if report.error is not None:
+        raise ArchlabError(
+            f"{name}: {report.error}", 1, cli_message=f"{name}: {report.error.render(flags=True)}"
+        )
+
+
 def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
     """torchinfo's summary of one forward pass; a pass that fails is diagnosed the way
     ``archlab shapes`` diagnoses it, in one line."""
@@ -190,12 +215,6 @@ def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
                 failure = exc.__cause__
     finally:
         built.train(was_training)
-    from archlab.trace.shapes import trace_shapes
-
-    with user_code(f"tracing {name}"):
-        report = trace_shapes(built, shape)
-    if report.error is not None:
-        raise ArchlabError(f"{name}: {report.error}", 1)
     text = str(failure).strip().splitlines()
     detail = f": {text[0]}" if text else ""
     raise ArchlabError(
@@ -206,7 +225,7 @@ def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
 
 
 @dataclass
-class ParamComparison(_table.Tabular):
+class ParamComparison(Report):
     """Totals of several models side by side (what ``archlab params dnn cnn`` ends with)."""
 
     reports: list[ParamReport]
@@ -244,7 +263,7 @@ def compare_params(reports: Sequence[ParamReport]) -> ParamComparison:
     Example::
 
         >>> reports = [archlab.count_params("dnn"), archlab.count_params("cnn")]
-        >>> "1,475,338" in str(archlab.compare_params(reports))
+        >>> "1,475,338" in str(archlab.trace.params.compare_params(reports))
         True
     """
     return ParamComparison(list(reports))
@@ -284,7 +303,7 @@ def model_table(group: str | None = None) -> ModelTable:
 
     Example:
 
-        >>> table = archlab.model_table("lecture")
+        >>> table = archlab.trace.params.model_table("lecture")
         >>> [(name, params, macs) for name, _, params, macs, _, _ in table.rows]
         [('cnn', 1475338, 4370826), ('dnn', 235146, 235146)]
     """

@@ -11,7 +11,6 @@ compared with the real one: a disagreement is an archlab bug and is reported as 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import warnings
@@ -22,15 +21,17 @@ import torch
 from torch import nn
 
 from archlab import _table
+from archlab._report import Report
 from archlab.errors import ArchlabError
-from archlab.models.spec import load_model, model_name
-from archlab.models.whatif import set_hyperparameter
+from archlab.models.spec import resolve_model
+from archlab.trace import _words
 from archlab.trace._batch import BATCH
 from archlab.trace._engine import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, _free_bytes
 from archlab.trace._notes import teaching_notes
+from archlab.trace.fixes import Fix
 from archlab.trace.formulas import Shape, fmt_shape
 
-__all__ = ["FUNCTIONAL", "Diagnosis", "LayerShape", "ShapeReport", "trace_shapes"]
+__all__ = ["FUNCTIONAL", "Diagnosis", "Fix", "LayerShape", "ShapeReport", "trace_shapes"]
 
 
 @dataclass
@@ -56,20 +57,22 @@ class LayerShape:
 
 @dataclass
 class Diagnosis(Failure):
-    """Where and why the chain does not fit, and how to fix it: the tracer's
-    :class:`~archlab.trace._engine.Failure`, with the one line the CLI prints."""
+    """Where and why the chain does not fit, and how to fix it.
+
+    ``fix`` (a :class:`~archlab.trace.fixes.Fix`) has been tried: made on a copy of the
+    model, the model then ran to the end with the output it should have. Where no change
+    that archlab could make worked, ``fix`` is None and ``hint`` may say in words what to
+    look at; ``tried`` says which likely fixes would not help, and why.
+    """
+
+    tried: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        fix = f"; fix: {self.fix}" if self.fix else ""
-        if self.layer == FUNCTIONAL:
-            where = (
-                "in forward," if self.type in ("forward", "output") else f"in forward, {self.type}"
-            )
-        elif self.functional:
-            where = f"in {self.layer}'s forward, {self.type}"
-        else:
-            where = f"{self.layer} ({self.type})"
-        return f"{where} {self.message}{fix}"
+        return _words.diagnosis_text(self)
+
+    def render(self, flags: bool = False) -> str:
+        """The one line, with the fix as command-line flags (``--set``) where ``flags``."""
+        return _words.diagnosis_text(self, flags)
 
 
 def _cell(row: LayerShape) -> str:
@@ -79,7 +82,7 @@ def _cell(row: LayerShape) -> str:
 
 
 @dataclass
-class ShapeReport(_table.Tabular):
+class ShapeReport(Report):
     """The result of :func:`trace_shapes`: rows, teaching notes, and any failure.
 
     ``str(report)`` is the terminal table; in Jupyter the report renders as HTML.
@@ -100,6 +103,7 @@ class ShapeReport(_table.Tabular):
     mismatches: list[str] = field(default_factory=list)
     depth: int | None = None
     output: Shape | None = None  # the model's output per sample (its first tensor)
+    returns: str = "a tensor"  # what forward returned: "a tuple of 2", "a dict with keys ..."
 
     @property
     def ok(self) -> bool:
@@ -120,8 +124,14 @@ class ShapeReport(_table.Tabular):
         data["ok"] = self.ok
         return data
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def plot(self, ax=None):
+        """How the feature map's side shrinks layer by layer (one bar per layer)."""
+        from archlab.viz.architecture import plot_shapes
+
+        return plot_shapes(self, ax)
 
     def _rows(self) -> list[list[object]]:
         rows = [
@@ -231,6 +241,8 @@ def trace_shapes(
     *,
     dtype: torch.dtype | str | None = None,
     depth: int | None = None,
+    expect: Sequence[int] | None = None,
+    input_fixed: bool = False,
 ) -> ShapeReport:
     """Trace the output shape of every layer and tensor operation, checked by a forward pass.
 
@@ -245,6 +257,11 @@ def trace_shapes(
             long when the first layer is an Embedding, else the parameters' float dtype.
         depth: fold the rows inside modules deeper than this into one row per block (its
             input and output), as torchinfo's ``depth``. Default: None, every row.
+        expect: the output one image should have, e.g. ``(10,)``: a fix is shown only if,
+            made on a copy, the model then runs with this output. Default: None, any
+            output of a model that runs to the end.
+        input_fixed: the input cannot change (training on 1×28×28 images): fixes change the
+            model, never the input. Default: False.
 
     Returns:
         A :class:`ShapeReport`; ``report.ok`` is False when the chain does not fit
@@ -256,13 +273,7 @@ def trace_shapes(
         >>> report.layers[8].type, report.layers[8].output, report.layers[8].inputs
         ('flatten(1)', (2304,), [7])
     """
-    name = model_name(model)
-    if isinstance(model, nn.Module):
-        built = copy.deepcopy(model) if overrides else model  # never change the caller's
-        for assignment in overrides:
-            set_hyperparameter(built, assignment)
-    else:
-        built = load_model(model, overrides)
+    built, name = resolve_model(model, overrides)
     default = getattr(built, "input_shape", (1, 28, 28))
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
     if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
@@ -277,20 +288,45 @@ def trace_shapes(
             "input",
             "input",
             shape,
-            f"{fmt_shape(shape)} per image needs {need / 2**30:.1f} GiB of memory for {BATCH} "
-            f"images before any layer runs, too much for this machine's "
-            f"{_free_bytes() / 2**30:.1f} GiB free",
-            "trace a smaller --input",
+            _words.input_too_big(shape, need, _free_bytes()),
+            hint=_words.SMALLER_INPUT,
         )
         return report
+    tracer = _run(built, shape, in_dtype, depth is not None, (), input_fixed)
+    full = [_layer_shape(r) for r in tracer.rows]
+    report.layers = full if depth is None else _fold(tracer.rows, tracer.calls, depth)
+    report.mismatches = tracer.mismatches
+    report.output = tracer.output
+    if tracer.failure is None and not tracer.mismatches:
+        returned = _returned(tracer)
+        if returned is not None:
+            tracer.failure = returned
+    if tracer.failure is not None:
+        report.error = _settle(tracer, built, shape, in_dtype, expect, input_fixed)
+    else:
+        report.notes = teaching_notes(full, built)
+        if tracer.returned is not None:
+            report.returns = tracer.returned
+    return report
+
+
+def _run(
+    built: nn.Module,
+    shape: Shape,
+    in_dtype: torch.dtype,
+    blocks: bool,
+    edits: tuple[tuple, ...],
+    input_fixed: bool,
+) -> Tracer:
+    """One traced forward pass of a zero batch; the model's modes restored exactly."""
     # A zero tensor on the model's device, not the meta device: a classroom model's forward
     # pass takes milliseconds, while the first meta forward imports torch._dynamo (~1.4 s).
     modes = {m: m.training for m in built.modules()}  # restored exactly, even when mixed
     device = next(built.parameters(), torch.empty(0)).device
+    tracer = Tracer(built, blocks=blocks, edits=edits, input_fixed=input_fixed)
     try:
         if any(modes.values()):
             built.eval()
-        tracer = Tracer(built, blocks=depth is not None)
         x = torch.zeros((BATCH, *shape), dtype=in_dtype, device=device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it
@@ -299,13 +335,37 @@ def trace_shapes(
         if any(modes.values()):
             for module, mode in modes.items():
                 module.training = mode
-    full = [_layer_shape(r) for r in tracer.rows]
-    report.layers = full if depth is None else _fold(tracer.rows, tracer.calls, depth)
-    report.mismatches = tracer.mismatches
-    report.output = tracer.output
-    if tracer.failure is not None:
-        f = tracer.failure
-        report.error = Diagnosis(**asdict(f))
-    else:
-        report.notes = teaching_notes(full, built)
-    return report
+    return tracer
+
+
+def _returned(tracer: Tracer) -> Failure | None:
+    """A forward that returns no tensor at all (None, a dict of strings) is a diagnosis."""
+    if tracer.returned is None or tracer.output is not None:
+        return None  # a tensor, or a tuple or dict whose first tensor is the output
+    what = tracer.returned
+    return Failure(FUNCTIONAL, "output", (), _words.returned(what), hint=_words.returned_hint(what))
+
+
+def _settle(tracer: Tracer, built, shape, in_dtype, expect, input_fixed) -> Diagnosis:
+    """The tracer's failure as a :class:`Diagnosis` whose fix, if any, has been tried."""
+    from archlab.trace._trial import settle
+
+    failure = tracer.failure
+    fix, hint, tried = settle(
+        failure,
+        tracer,
+        lambda trial: _run(
+            trial.model,
+            trial.shape,
+            _input_dtype(trial.model, trial.dtype),
+            False,
+            trial.edits,
+            input_fixed,
+        ),
+        built,
+        shape,
+        in_dtype,
+        tuple(expect) if expect is not None else None,
+    )
+    fields = {k: v for k, v in asdict(failure).items() if k not in ("fix", "hint")}
+    return Diagnosis(**fields, fix=fix, hint=hint, tried=tuple(tried))

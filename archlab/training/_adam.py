@@ -40,6 +40,10 @@ class Adam:
         eps: added to the denominator. Default: 1e-8.
         fused: use the fused kernel (cpu, cuda); None leaves it to torch (foreach or a loop),
             as ``torch.optim.Adam`` does. Default: None.
+        capturable: keep the learning rate in a float32 tensor on the parameters' device
+            (the fused CUDA kernel reads it from there), so that a step captured in a CUDA
+            graph follows a schedule: :meth:`set_lr` fills that tensor, outside the graph.
+            Needs ``fused=True``. Default: False.
 
     Example::
 
@@ -54,10 +58,13 @@ class Adam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         fused: bool | None = None,
+        capturable: bool = False,
     ) -> None:
         self.params = list(params)
         if not self.params:
             raise ValueError("Adam got an empty parameter list")
+        if capturable and not fused:
+            raise ValueError("capturable=True needs fused=True")
         if fused:
             for p in self.params:
                 if p.device.type not in ("cpu", "cuda") or not torch.is_floating_point(p):
@@ -75,13 +82,25 @@ class Adam:
                 "amsgrad": False,
                 "maximize": False,
                 "foreach": None,
-                "capturable": False,
+                "capturable": False,  # torch's flag; its fused kernel is graph-safe as is
                 "differentiable": False,
                 "fused": fused,
                 "decoupled_weight_decay": False,
             }
         ]
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+        # the learning rate the fused CUDA kernel reads on the device (float32: the kernel's
+        # type), so a graph's replay sees each new value; None: a Python float, as torch's
+        self.lr_tensor: torch.Tensor | None = None
+        if capturable:
+            self.lr_tensor = torch.tensor(lr, dtype=torch.float32, device=self.params[0].device)
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate for the next steps (a schedule); with ``capturable`` also
+        in its device tensor, which a CUDA graph reads at each replay."""
+        self.param_groups[0]["lr"] = lr
+        if self.lr_tensor is not None:
+            self.lr_tensor.fill_(lr)
 
     def _new_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.param_groups[0]["fused"]:  # on the parameter's device, as the kernel wants
@@ -143,7 +162,7 @@ class Adam:
             amsgrad=False,
             beta1=beta1,
             beta2=beta2,
-            lr=group["lr"],
+            lr=group["lr"] if self.lr_tensor is None else self.lr_tensor,
             weight_decay=0,
             eps=group["eps"],
             maximize=False,
@@ -192,6 +211,7 @@ class Adam:
             if key in saved_group:
                 self.param_groups[0][key] = saved_group[key]
         self.state = new_state
+        self.set_lr(float(self.param_groups[0]["lr"]))
 
 
 def _scalar_dtype() -> torch.dtype:

@@ -121,7 +121,7 @@ def validate_checkpoint(payload: object, path: str | os.PathLike = "the checkpoi
     what is wrong; returns ``payload``.
 
     Whether the weights fit the architecture is checked where they are loaded into it
-    (:func:`archlab.training.runs.load_trained_model`, ``--resume``).
+    (:func:`archlab.training.run.load_run`, ``--resume``).
     """
 
     def refuse(problem: str) -> ArchlabError:

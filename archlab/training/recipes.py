@@ -63,6 +63,12 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     log_every: int = 500
+    # the iteration a warm restart began at: a finished run given more epochs runs a new
+    # cosine from lr over the added iterations (0: one schedule over the whole run)
+    restart: int = 0
+    # on CUDA, deterministic kernels (a seed reproduces the run) or the fastest ones
+    # (archlab.training._cuda); the CPU's are deterministic either way
+    deterministic: bool = True
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -96,6 +102,8 @@ class TrainConfig:
         for value, low, high, option, advice in checks:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ArchlabError(f"{option} {value}: {advice}")
+        if not isinstance(self.deterministic, bool):
+            raise ArchlabError(f"deterministic={self.deterministic!r}: give True or False")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ArchlabError(f"--lr {self.lr}: the learning rate must be a positive number")
 

@@ -20,8 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_partials
 from archlab._shell import shell_command
 from archlab.errors import ArchlabError
@@ -160,56 +158,6 @@ def named_run(ref: RunRef) -> RunRef:
         return ref
     payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
     return RunRef(ref.runs, ref.name, check_same_model(ref, payload, training=True))
-
-
-def load_trained_model(
-    model: str | ModelSpec = "cnn",
-    runs: str | os.PathLike = "runs",
-    overrides: Sequence[str] = (),
-    name: str | None = None,
-) -> tuple[nn.Module, dict]:
-    """The trained model of a run, in eval mode, on the CPU.
-
-    Args:
-        model: a spec (``"cnn"``, ``"net.py:Net"``, ``"torchvision.models:resnet18"``)
-            or the name of a run folder (``"cnn+layer2.0.padding=1"``). Default: cnn.
-        runs: the folder ``archlab train --out`` wrote. Default: ``"runs"``.
-        overrides: the ``--set`` what-ifs it was trained with. Default: none.
-        name: the run folder, when it was trained with ``--name``. Default: from the spec.
-
-    Returns:
-        ``(model, checkpoint)``; ``checkpoint["normalize"]`` is the (mean, std) its inputs
-        were normalised with, or None; ``checkpoint["run"]`` is the run folder's name.
-
-    Example::
-
-        >>> model, ckpt = archlab.load_trained_model("cnn")  # doctest: +SKIP
-        >>> ckpt["test_accuracy"]                              # doctest: +SKIP
-        0.9176
-    """
-    from archlab.training.checkpoint import load_checkpoint
-
-    ref = find_run(model, runs, overrides, name)
-    spec = ref.spec
-    if spec is not None and (spec.overrides or not spec.registered) and not ref.checkpoint.exists():
-        from archlab.training.train import check_trainable
-
-        check_trainable(spec, spec.build())  # never advise training what `train` refuses
-    payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
-    spec = check_same_model(ref, payload)
-    net = spec.build()
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        command = train_command(RunRef(ref.runs, ref.name, spec))
-        raise ArchlabError(
-            f"{ref.checkpoint} does not fit the {spec.label} architecture; "
-            + (f"retrain with `{command}`" if command else "train it again"),
-            1,
-        ) from exc
-    payload["run"] = ref.name
-    payload["spec_label"] = spec.label
-    return net.eval(), payload
 
 
 def train_command(ref: RunRef) -> str | None:

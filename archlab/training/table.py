@@ -13,10 +13,10 @@ class TrainSummary(Tabular):
 
     Example::
 
-        >>> print(TrainSummary(archlab.train_models(["dnn"], epochs=1)))  # doctest: +SKIP
+        >>> print(TrainSummary([archlab.train("dnn", epochs=1)]))  # doctest: +SKIP
     """
 
-    results: list  # TrainResult
+    results: list  # archlab.Run, one per model trained
 
     _HEADERS = (
         "run",
@@ -30,20 +30,20 @@ class TrainSummary(Tabular):
     )
 
     def _rows(self) -> list[list[object]]:
-        from archlab.models import is_model, model_card
-
         rows = []
         for r in self.results:
-            lecture = model_card(r.model).lecture_accuracy if is_model(r.model) else None
+            card = r.card
+            lecture = card.lecture_accuracy if card is not None else None
+            acc = "-" if r.test_accuracy is None else f"{100 * r.test_accuracy:.2f}%"
             rows.append(
                 [
-                    r.model,
+                    r.name,
                     r.config.recipe,
                     f"{r.params:,}",
-                    f"{r.iterations:,}",
+                    f"{r.iteration:,}",
                     f"{r.seconds:.1f} s",
                     f"{r.eval_seconds:.1f} s",
-                    f"{100 * r.test_accuracy:.2f}%",
+                    acc,
                     f"{lecture}%" if lecture is not None else "-",
                 ]
             )

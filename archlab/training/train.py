@@ -13,7 +13,6 @@ output that is not one score per class, is refused with the shape diagnosis.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import signal
@@ -21,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ from archlab.training.checkpoint import FORMAT, load_checkpoint
 from archlab.training.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
 from archlab.training.recipes import RECIPES, TrainConfig, cosine_lr
+from archlab.training.run import Run, weights_into
 from archlab.training.runs import (
     RunRef,
     check_same_model,
@@ -46,32 +46,7 @@ from archlab.training.runs import (
     write_run_files,
 )
 
-_SETTINGS = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every")
-
-
-@dataclass
-class TrainResult:
-    """What a run produced: the files, the final test accuracy and the time it took.
-
-    Example::
-
-        >>> result = archlab.train_model("dnn", epochs=1)  # doctest: +SKIP
-        >>> result.test_accuracy, result.checkpoint        # doctest: +SKIP
-    """
-
-    model: str  # the run's name
-    config: TrainConfig
-    checkpoint: Path
-    test_accuracy: float
-    iterations: int
-    seconds: float  # in training steps (batches, forward, backward, update)
-    eval_seconds: float  # in test-set evaluations
-    params: int
-    device: str
-    spec: str = ""  # the spec with its what-ifs, for titles
-    interrupted: bool = False
-    history: dict = field(default_factory=dict, repr=False)
-    files: list[Path] = field(default_factory=list)
+_SETTINGS = ("recipe", "epochs", "batch_size", "lr", "seed", "log_every", "deterministic")
 
 
 @dataclass
@@ -108,9 +83,10 @@ def _optimizer(model: nn.Module, lr: float, device: torch.device):
     from archlab.training._adam import Adam
 
     # the fused kernel does the whole Adam update in one pass: measurably faster on a CPU
-    # (MPS gained it only in later torch releases, so it keeps the default there)
+    # (MPS gained it only in later torch releases, so it keeps the default there); on CUDA
+    # its learning rate lives on the device, so a CUDA graph of the step follows a schedule
     fused = device.type in ("cpu", "cuda")
-    return Adam(model.parameters(), lr=lr, fused=fused)
+    return Adam(model.parameters(), lr=lr, fused=fused, capturable=device.type == "cuda")
 
 
 @contextlib.contextmanager
@@ -135,25 +111,38 @@ def _sigint_flag() -> Iterator[dict]:
             signal.signal(s, h)
 
 
-def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
-    """Refuse a model that cannot take one Fashion-MNIST image (1×28×28) or does not output
-    one score per class (10)."""
+_TRAINABLE: set[ModelSpec] = set()  # specs already checked in this process
+
+
+def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
+    """Refuse a model that cannot take one Fashion-MNIST image (1×28×28), does not return
+    a tensor, or does not output one score per class (10). A spec is traced once per
+    process (``train_models`` checks every model before the first step; ``train`` then
+    does not trace it again). A lazy model (``nn.LazyLinear``) is materialised by the
+    trace's forward pass."""
+    if spec in _TRAINABLE:
+        return
+    if model is None:
+        model = spec.build()
     from archlab.trace.shapes import trace_shapes
 
     with user_code(f"tracing {spec.label}"):
-        report = trace_shapes(model, IMAGE_SHAPE)
+        # the images are what they are: a fix changes the model, never the input
+        report = trace_shapes(model, IMAGE_SHAPE, expect=(len(CLASSES),), input_fixed=True)
+    size = "×".join(map(str, IMAGE_SHAPE))
     if report.error is not None:
-        size = "×".join(map(str, IMAGE_SHAPE))
-        error = report.error
-        layer = dict(model.named_modules()).get(error.layer)
-        if (error.fix or "").startswith("--input") and hasattr(layer, "in_channels"):
-            # train has no --input: the images are what they are, so the layer must change
-            error = copy.copy(error)
-            error.fix = f"--set {error.layer}.in_channels={IMAGE_SHAPE[0]}"
+        shape = ",".join(map(str, IMAGE_SHAPE))
+        see = f"(see `archlab shapes {spec.command_words} --input {shape}`)"
+        head = f"{spec.label} cannot be trained on {size} Fashion-MNIST images:"
         raise ArchlabError(
-            f"{spec.label} cannot be trained on {size} Fashion-MNIST images: {error} "
-            f"(see `archlab shapes {spec.command_words} --input "
-            f"{','.join(map(str, IMAGE_SHAPE))}`)",
+            f"{head} {report.error} {see}",
+            1,
+            cli_message=f"{head} {report.error.render(flags=True)} {see}",
+        )
+    if report.returns != "a tensor":
+        raise ArchlabError(
+            f"{spec.label}'s forward returns {report.returns}; training needs the scores "
+            f"tensor itself, (N, {len(CLASSES)}): return it alone (e.g. return out[0])",
             1,
         )
     if report.output_shape != (len(CLASSES),):
@@ -163,6 +152,27 @@ def check_trainable(spec: ModelSpec, model: nn.Module) -> None:
             f"make its last layer output {len(CLASSES)} (e.g. nn.Linear(..., {len(CLASSES)}))",
             1,
         )
+    _TRAINABLE.add(spec)
+
+
+def materialize(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """Give a lazy model (``nn.LazyConv2d``, ``nn.LazyLinear``, as d2l writes them) its
+    parameters by one forward pass on ``sample``, before anything needs them (the
+    optimiser, the parameter count, a checkpoint). Other models are left as they are."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    if any(
+        isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()
+    ):
+        modes = {m: m.training for m in model.modules()}
+        try:  # eval: no batch statistics or dropout on this one pass
+            model.eval()
+            with torch.no_grad():
+                model(sample)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+    return model
 
 
 class _Trainer:
@@ -184,9 +194,13 @@ class _Trainer:
         else:
             self.normalize = data.pixel_stats() if self.recipe.normalize else None
 
+        if dev.type == "cuda":
+            from archlab.training._cuda import prepare
+
+            prepare(dev, config.deterministic)  # before the first cuBLAS call
         torch.manual_seed(config.seed)
-        net = spec.build().to(dev)
         sample = to_input(data.test_images[:2].to(dev), self.normalize)
+        net = materialize(spec.build().to(dev), sample)
         self.channels_last = has_conv(net) and nhwc_runs(net, sample)
         if self.channels_last:  # NHWC: measurably faster conv, pooling and BN on a CPU
             net = net.to(memory_format=torch.channels_last)
@@ -208,6 +222,8 @@ class _Trainer:
         self.show_bar = sys.stderr.isatty() if progress is None else progress
         self.bar = None
         self.backed_up = False
+        self.pending: list[torch.Tensor] = []  # losses on the device, not yet read
+        self.graphed = None  # the step as a CUDA graph, while run() runs on CUDA
         if payload is not None:
             self._restore(payload)
 
@@ -238,14 +254,17 @@ class _Trainer:
         """Train up to iteration ``stop_at``; True when stopped by Ctrl-C or SIGTERM."""
         config, p = self.config, self.progress
         rec = self.recipe
+        mode = ""
+        if self.dev.type == "cuda":
+            mode = " (deterministic)" if config.deterministic else " (fast, not deterministic)"
         self.log(
             f"{self.ref.name}: recipe {rec.name} ({rec.summary}); {config.epochs} epochs × "
             f"{self.per_epoch} iterations of batch {config.batch_size}, Adam lr {config.lr:g}, "
-            f"seed {config.seed}, on {self.dev}"
+            f"seed {config.seed}, on {self.dev}{mode}"
         )
         loss_fn = nn.CrossEntropyLoss()
         self.net.train()
-        with _sigint_flag() as flag:
+        with _sigint_flag() as flag, self._on_cuda(loss_fn):
             while p.iteration < stop_at:
                 epoch = p.iteration // self.per_epoch
                 order = _epoch_order(len(self.labels), config.seed, epoch, rec.shuffle)
@@ -273,33 +292,65 @@ class _Trainer:
                     self.save(finished=False)
         return False
 
+    @contextlib.contextmanager
+    def _on_cuda(self, loss_fn) -> Iterator[None]:
+        """On CUDA: the run's determinism mode, and the step captured in a CUDA graph where
+        the model allows it, both recorded in the history; elsewhere nothing at all."""
+        if self.dev.type != "cuda":
+            yield
+            return
+        from archlab.training._cuda import cuda_mode
+        from archlab.training._graph import graph_step
+
+        with cuda_mode(self.dev, self.config.deterministic) as left_to_chance:
+            self.graphed, how = graph_step(
+                self.net,
+                self.optimizer,
+                loss_fn,
+                self.images,
+                self.labels,
+                self.config.batch_size,
+                self.normalize,
+                self.channels_last,
+            )
+            if self.graphed is None:
+                self.log(f"{self.ref.name}: eager steps on CUDA: {how}")
+            self.progress.history["cuda"] = {
+                "gpu": torch.cuda.get_device_name(self.dev),
+                "mode": "deterministic" if self.config.deterministic else "fast",
+                "step": how if self.graphed is not None else f"eager: {how}",
+                "nondeterministic_ops": left_to_chance,  # filled as torch reports them
+            }
+            try:
+                yield
+            finally:
+                self.graphed = None
+
     def _step(self, idx: torch.Tensor, loss_fn) -> None:
         p, config = self.progress, self.config
         started = time.perf_counter()
-        # index_select: 3× faster than images[idx] for a batch of 100 here
-        x = to_input(self.images.index_select(0, idx), self.normalize, self.channels_last)
         if self.recipe.schedule == "cosine":  # a function of the iteration: nothing to save
-            lr_now = cosine_lr(config.lr, p.iteration, self.total)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr_now
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
-        value = loss.item()
-        if not math.isfinite(value):
-            raise ArchlabError(
-                f"{self.ref.name}: the training loss became {value} at iteration "
-                f"{p.iteration + 1:,} (training diverged); nothing of this iteration was "
-                f"saved, {self.ref.checkpoint} is the last good state; try a smaller --lr "
-                f"than {config.lr:g}",
-                1,
-            )
-        loss.backward()
-        self.optimizer.step()
+            # after a warm restart (more epochs for a finished run) a new cosine
+            # runs from the recipe's rate over the added iterations
+            start = config.restart
+            self.optimizer.set_lr(cosine_lr(config.lr, p.iteration - start, self.total - start))
+        if self.graphed is not None:
+            loss = self.graphed.step(idx)
+        else:
+            # index_select: 3× faster than images[idx] for a batch of 100 here
+            x = to_input(self.images.index_select(0, idx), self.normalize, self.channels_last)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
+            loss.backward()
+            self.optimizer.step()
+        self.pending.append(loss.detach())
         p.iteration += 1
-        p.add_loss(value)
-        p.seconds += time.perf_counter() - started
         it = p.iteration
-        if it % 50 == 0 or it == self.total:
+        history_point = it % 50 == 0 or it == self.total
+        if history_point or it % config.log_every == 0:
+            self._read_losses()  # the loop's only wait for the device
+        p.seconds += time.perf_counter() - started
+        if history_point:
             s, c = p.window
             p.history["train"].append({"iteration": it, "loss": s / c})
             p.window = [0.0, 0]
@@ -308,11 +359,32 @@ class _Trainer:
         if self.bar is not None:
             self.bar.update()
 
+    def _read_losses(self) -> None:
+        """Add the losses of the steps since the last read to the accumulators, in order
+        (one host-device sync for all of them); a non-finite one stops the run before
+        anything more is saved."""
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).tolist()
+        self.pending = []
+        first = self.progress.iteration - len(values) + 1
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise ArchlabError(
+                    f"{self.ref.name}: the training loss became {value} at iteration "
+                    f"{first + i:,} (training diverged); nothing since was saved, "
+                    f"{self.ref.checkpoint} is the last good state; try a smaller --lr "
+                    f"than {self.config.lr:g}",
+                    1,
+                )
+            self.progress.add_loss(value)
+
     def _log_point(self, regular: bool = True) -> None:
         """Evaluate, print the lecture's line, and (at a regular point) add it to history.
 
         A stop requested with ``max_iterations`` is evaluated but leaves the history and
         the loss accumulators alone, so a resumed run ends with the same history."""
+        self._read_losses()
         p = self.progress
         started = time.perf_counter()
         accuracy, test_loss = evaluate(self.net, self.test_images, self.test_labels, self.normalize)
@@ -343,6 +415,7 @@ class _Trainer:
 
     # -- files ------------------------------------------------------------------------------
     def snapshot(self, finished: bool) -> dict:
+        self._read_losses()
         p = self.progress
         return {
             "format": FORMAT,
@@ -374,35 +447,26 @@ class _Trainer:
         self.backed_up = True
         return files
 
-    def result(self, files: Sequence[Path], interrupted: bool = False) -> TrainResult:
-        return _result(self.ref, self.spec, self.snapshot(False), str(self.dev), files, interrupted)
+    def result(self, files: Sequence[Path], finished: bool, interrupted: bool) -> Run:
+        payload = self.snapshot(finished)
+        return _result(self.ref, self.spec, payload, str(self.dev), files, interrupted)
 
 
 def _result(
     ref: RunRef, spec: ModelSpec, payload: dict, device: str, files, interrupted: bool = False
-) -> TrainResult:
-    return TrainResult(
-        model=ref.name,
-        config=TrainConfig.from_dict(payload["config"]),
-        checkpoint=ref.checkpoint,
-        test_accuracy=payload.get("test_accuracy") or float("nan"),
-        iterations=payload["iteration"],
-        seconds=payload.get("seconds", 0.0),
-        eval_seconds=payload.get("eval_seconds", 0.0),
-        params=payload.get("params", 0),
-        device=device,
-        spec=spec.label,
-        interrupted=interrupted,
-        history=payload.get("history", {}),
-        files=list(files),
+) -> Run:
+    net = weights_into(spec, payload, ref)
+    return Run.from_checkpoint(
+        ref.folder, payload, spec, net, device=device, interrupted=interrupted, files=list(files)
     )
 
 
-def train_model(
+def train(
     model: str | ModelSpec,
-    data: FashionMNIST | None = None,
-    *,
     overrides: Sequence[str] = (),
+    *,
+    runs: str | os.PathLike = "runs",
+    data: FashionMNIST | None = None,
     name: str | None = None,
     recipe: str | None = None,
     epochs: int | None = None,
@@ -410,16 +474,18 @@ def train_model(
     lr: float | None = None,
     seed: int | None = None,
     log_every: int | None = None,
+    deterministic: bool | None = None,
     device: str = "auto",
     data_dir: str | os.PathLike | None = None,
-    out: str | os.PathLike = "runs",
     resume: bool = False,
+    reuse: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
     max_iterations: int | None = None,
     figures: bool = True,
-) -> TrainResult:
-    """Train one model on Fashion-MNIST and write its files under ``out/<run name>``.
+) -> Run:
+    """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
+    return the trained :class:`~archlab.Run`.
 
     Files: ``checkpoint.pt`` (atomically, at each epoch end, on Ctrl-C and at the end),
     ``history.json`` (every logged point) and ``curves.png`` (loss and accuracy). A fresh
@@ -428,8 +494,9 @@ def train_model(
 
     Args:
         model: a spec: ``"cnn"``, ``"path/net.py:Net"``, ``"module:factory(k=v)"``...
-        data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         overrides: ``--set`` what-ifs such as ``["layer2.0.padding=1"]``. Default: none.
+        runs: the runs folder. Default: ``"runs"``.
+        data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         name: the run folder's name. Default: from the spec (``cnn+layer2.0.padding=1``).
         recipe: ``"careful"`` or ``"lecture"`` (``archlab.training.recipes``). Default: careful.
         epochs: passes over the 60,000 training images. Default: 5.
@@ -437,12 +504,19 @@ def train_model(
         lr: Adam's learning rate. Default: 1e-3.
         seed: seeds initialisation, shuffling and dropout. Default: 0.
         log_every: iterations between test-set evaluations and log lines. Default: 500.
+        deterministic: on CUDA, deterministic kernels, so that a seed reproduces the run
+            on the same GPU and software; False picks the fastest kernels instead
+            (``archlab train --fast``). No effect on the CPU, whose kernels are
+            deterministic. Default: True.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``. Default: auto.
         data_dir: where to find or put the data when ``data`` is None. Default: see
             :func:`~archlab.training.data.default_data_dir`.
-        out: the runs folder. Default: ``"runs"``.
         resume: continue from the run's checkpoint; the result equals an uninterrupted
-            run with the same seed. Default: False.
+            run with the same seed. A finished run given more ``epochs`` continues with a
+            warm restart: a new cosine from the recipe's rate over the added epochs
+            (recorded in its settings as ``restart``). Default: False.
+        reuse: return the finished run already in the folder, trained with these
+            settings, instead of training again (notebooks, the docs). Default: False.
         progress: show a progress bar. Default: only when stderr is a terminal.
         log: where the ``Iteration: 500, Loss: ..., Accuracy: ...%`` lines go. Default: print.
         max_iterations: stop after this many iterations (quick demos, benchmarks).
@@ -450,30 +524,39 @@ def train_model(
         figures: draw ``curves.png`` at the end. Default: True.
 
     Returns:
-        A :class:`TrainResult`.
+        The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
 
     Example::
 
-        >>> result = archlab.train_model("cnn", overrides=["layer2.0.padding=1"], epochs=1)
-        ... # doctest: +SKIP
+        >>> run = archlab.train("cnn", ["layer2.0.padding=1", "fc1.in_features=3136"],
+        ...                     epochs=1)  # doctest: +SKIP
         Iteration: 500, Loss: 0.4123, Accuracy: 86.01%
+        >>> run.test_accuracy  # doctest: +SKIP
     """
     given = {
         k: v
-        for k, v in zip(_SETTINGS, (recipe, epochs, batch_size, lr, seed, log_every), strict=True)
+        for k, v in zip(
+            _SETTINGS,
+            (recipe, epochs, batch_size, lr, seed, log_every, deterministic),
+            strict=True,
+        )
     }
-    ref = find_run(model, out, overrides, name)
-    if ref.spec is None and not resume:  # a run folder's name: train its spec afresh
+    ref = find_run(model, runs, overrides, name)
+    if reuse and not resume:
+        reused = _finished_run(ref, given, device)
+        if reused is not None:
+            return reused
+    if ref.spec is None and not resume:  # a run folder's name: train the spec it records
         ref = named_run(ref)
     if not resume:  # settings and model are checked before anything is created
         TrainConfig(ref.name, **{k: v for k, v in given.items() if v is not None}).validate()
-        check_trainable(ref.spec, ref.spec.build())
-    else:  # a finished run has nothing to write: no lock, so a read-only disk is no matter
+        check_trainable(ref.spec)
+    else:  # a finished run given nothing more writes nothing: no lock, a read-only disk is fine
         early = load_checkpoint(ref.checkpoint, hint=train_hint(ref))  # or: there is none
         if early.get("finished"):
             spec = check_same_model(ref, early, training=True)
-            _resume_config(early, given)
-            return _already_finished(ref, spec, early, pick_device(device), log)
+            if _resume_config(early, given).epochs == early["config"]["epochs"]:
+                return _already_finished(ref, spec, early, pick_device(device), log)
     with lock_run(ref.folder):
         payload = None
         if resume:
@@ -486,9 +569,16 @@ def train_model(
             _refuse_other_model(ref)
         dev = pick_device(device)
         if payload is not None and payload.get("finished"):
-            return _already_finished(ref, spec, payload, dev, log)
+            if config.epochs == payload["config"]["epochs"]:
+                return _already_finished(ref, spec, payload, dev, log)
+            weights_into(spec, payload, ref)  # its weights must still fit, as on every load
+            payload = {**payload, "finished": False, "config": asdict(config)}
+            log(
+                f"{ref.name}: continuing a finished run from epoch {payload['epoch']} to "
+                f"{config.epochs}, with a warm restart of the learning-rate schedule"
+            )
         if resume:
-            check_trainable(spec, spec.build())
+            check_trainable(spec)
         if dev.type == "cpu":
             keep_freed_memory()
         if data is None:
@@ -501,7 +591,24 @@ def train_model(
         if failure is not None:
             _refuse_failed_run(trainer, failure, figures)
         files = trainer.save(finished, figures=figures)
-        return trainer.result(files, interrupted)
+        return trainer.result(files, finished, interrupted)
+
+
+def _finished_run(ref: RunRef, given: dict, device: str) -> Run | None:
+    """The finished run in ``ref``'s folder when its settings are the ones asked for."""
+    if not ref.checkpoint.is_file():
+        return None
+    try:
+        payload = load_checkpoint(ref.checkpoint)
+        spec = check_same_model(ref, payload)
+    except ArchlabError:
+        return None  # damaged, or another model's: training says why
+    if not payload.get("finished"):
+        return None
+    config = payload.get("config") or {}
+    if any(v is not None and config.get(k) != v for k, v in given.items()):
+        return None
+    return _result(ref, spec, payload, str(pick_device(device)), [])
 
 
 # a run this long has had time to learn something: judged at its end
@@ -547,20 +654,13 @@ def _refuse_failed_run(trainer: _Trainer, failure: str, figures: bool) -> None:
     )
 
 
-def _already_finished(
-    ref: RunRef, spec: ModelSpec, payload: dict, dev: torch.device, log
-) -> TrainResult:
-    """--resume of a finished run: nothing to train and nothing to write."""
-    try:  # its weights must still be this architecture's, as on every other load
-        spec.build().load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise ArchlabError(
-            f"{ref.checkpoint} does not fit the {spec.label} architecture; train it "
-            "afresh without --resume",
-            1,
-        ) from exc
-    log(f"{ref.name}: already finished at iteration {payload['iteration']:,}; nothing to resume")
-    return _result(ref, spec, payload, str(dev), [])
+def _already_finished(ref: RunRef, spec: ModelSpec, payload: dict, dev: torch.device, log) -> Run:
+    """--resume of a finished run given no more epochs: nothing to train, nothing to write."""
+    log(
+        f"{ref.name}: already finished at iteration {payload['iteration']:,}; "
+        "nothing to resume (give more --epochs to continue it)"
+    )
+    return _result(ref, spec, payload, str(dev), [])  # its weights must still fit
 
 
 def _refuse_other_model(ref: RunRef) -> None:
@@ -576,48 +676,57 @@ def _refuse_other_model(ref: RunRef) -> None:
 
 def _resume_config(payload: dict, given: dict) -> TrainConfig:
     config = TrainConfig.from_dict(payload.get("config"))
+    more = given.get("epochs")
+    if payload.get("finished") and more is not None and more > config.epochs:
+        # a finished run continued: a warm restart at the iteration it finished
+        config = replace(config, epochs=more, restart=int(payload["iteration"]))
+        given = {**given, "epochs": None}
     for key, value in given.items():
         if value is not None and getattr(config, key) != value:
+            more_ok = " (a finished run can be given more --epochs)" if key == "epochs" else ""
             raise ArchlabError(
                 f"--resume: the checkpoint was trained with {key}={getattr(config, key)}, "
-                f"not {value}; drop that option or start afresh without --resume"
+                f"not {value}{more_ok}; drop that option or start afresh without --resume"
             )
     return config
 
 
 def train_models(
-    models: Sequence[str | ModelSpec], data: FashionMNIST | None = None, **settings
-) -> list[TrainResult]:
-    """Train several models on one copy of the data with one recipe, checking them all first.
+    models: Sequence[str | ModelSpec],
+    overrides: Sequence[str] = (),
+    *,
+    runs: str | os.PathLike = "runs",
+    data: FashionMNIST | None = None,
+    **settings,
+) -> list[Run]:
+    """Train several models on one copy of the data with one recipe, checking them all
+    before the first step (``archlab train dnn cnn``).
 
     Args:
-        models: specs (or group names, see :func:`archlab.expand_models`), in this order.
-        data: as in :func:`train_model`. Default: loaded once for all of them.
-        **settings: the keyword arguments of :func:`train_model`; ``overrides`` apply to
-            every model.
+        models: specs (or group names, see :func:`archlab.models.spec.expand_models`).
+        overrides: what-ifs applied to every model. Default: none.
+        runs, data: as in :func:`train`.
+        **settings: the other keyword arguments of :func:`train`.
 
     Returns:
-        One :class:`TrainResult` per model trained; it stops after one was interrupted.
+        One :class:`~archlab.Run` per model trained; it stops after one was interrupted.
 
     Example::
 
-        >>> results = archlab.train_models(["dnn", "cnn"], epochs=1)  # doctest: +SKIP
+        >>> runs = archlab.training.train.train_models(["dnn", "cnn"], epochs=1)  # doctest: +SKIP
     """
     from archlab.models.spec import expand_run_names
 
-    overrides = settings.get("overrides", ())
     specs = expand_run_names(models, overrides)  # a run folder's name stays a name
-    names = [settings["name"]] if settings.get("name") else []
-    if names and len(specs) > 1:
+    if settings.get("name") and len(specs) > 1:
         raise ArchlabError("--name names one run; train one model with it")
     given = {k: settings[k] for k in _SETTINGS if settings.get(k) is not None}
-    out = settings.get("out", "runs")
     refs = [
-        find_run(s, out, overrides if isinstance(s, str) else (), settings.get("name"))
+        find_run(s, runs, overrides if isinstance(s, str) else (), settings.get("name"))
         for s in specs
     ]
     if not settings.get("resume"):
-        refs = [named_run(ref) for ref in refs]
+        refs = [named_run(ref) for ref in refs]  # a run folder's name: the spec it records
     folders = [r.folder for r in refs]
     if len(set(folders)) < len(folders):
         raise ArchlabError(
@@ -628,14 +737,14 @@ def train_models(
         TrainConfig("check", **given).validate()
         for ref in refs:
             _refuse_other_model(ref)
-            check_trainable(ref.spec, ref.spec.build())
+            check_trainable(ref.spec)
     pick_device(settings.get("device", "auto"))
     if data is None and not settings.get("resume"):
         data = load_fashion_mnist(settings.get("data_dir"))
-    settings = {k: v for k, v in settings.items() if k not in ("overrides", "name")}
+    settings = {k: v for k, v in settings.items() if k != "name"}
     results = []
     for ref in refs:
-        results.append(train_model(ref.spec or ref.name, data, name=ref.name, **settings))
+        results.append(train(ref.spec or ref.name, runs=runs, data=data, name=ref.name, **settings))
         if results[-1].interrupted:
             break
     return results
@@ -644,7 +753,8 @@ def train_models(
 def _progress_bar(show: bool, first: int, last: int, epoch: int, epochs: int):
     if not show:
         return None
-    from tqdm.auto import tqdm
+    # tqdm.std, not tqdm.auto: a text bar everywhere, no ipywidgets warning in Jupyter
+    from tqdm.std import tqdm
 
     return tqdm(
         total=last,
@@ -654,32 +764,3 @@ def _progress_bar(show: bool, first: int, last: int, epoch: int, epochs: int):
         leave=False,
         dynamic_ncols=True,
     )
-
-
-def load_or_train(
-    model: str, runs: str | os.PathLike = "runs", data: FashionMNIST | None = None, **settings
-) -> tuple[nn.Module, dict]:
-    """The trained model of a run, training it first if there is no finished checkpoint
-    (for notebooks and the docs, which train once and reuse).
-
-    Args:
-        model: a spec, e.g. ``"dnn"`` or ``"cnn"``.
-        runs: the runs folder. Default: ``"runs"``.
-        data: passed to :func:`train_model` if it has to train. Default: loaded.
-        **settings: :func:`train_model`'s settings (``epochs=1``, ``overrides``...).
-
-    Returns:
-        ``(model, checkpoint)`` as :func:`~archlab.load_trained_model` gives them.
-
-    Example::
-
-        >>> model, ckpt = archlab.load_or_train("dnn", "runs", epochs=1)  # doctest: +SKIP
-    """
-    from archlab.training.runs import load_trained_model
-
-    overrides = settings.get("overrides", ())
-    ref = find_run(model, runs, overrides, settings.get("name"))
-    finished = ref.checkpoint.is_file() and load_checkpoint(ref.checkpoint).get("finished")
-    if not finished and train_model(model, data, out=runs, **settings).interrupted:
-        raise KeyboardInterrupt  # stopped by Ctrl-C or SIGTERM: its checkpoint is saved
-    return load_trained_model(model, runs, overrides, settings.get("name"))

@@ -9,7 +9,7 @@ One module per subject: ``architecture`` (shapes), ``curves`` (training history)
 
 from __future__ import annotations
 
-from archlab.viz._figure import save_figure
+from archlab.viz._figure import close_figure, figure, save_figure, subplots
 from archlab.viz.architecture import plot_shapes
 from archlab.viz.curves import plot_curves
 from archlab.viz.evaluation import plot_comparison, plot_confusion, plot_mistakes, plot_tradeoff
@@ -17,6 +17,8 @@ from archlab.viz.explanation import plot_attribution, plot_explanation, plot_ima
 from archlab.viz.features import plot_activations, plot_filters
 
 __all__ = [
+    "close_figure",
+    "figure",
     "plot_activations",
     "plot_attribution",
     "plot_comparison",
@@ -29,6 +31,7 @@ __all__ = [
     "plot_shapes",
     "plot_tradeoff",
     "save_figure",
+    "subplots",
 ]
 
 

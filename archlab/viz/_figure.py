@@ -54,6 +54,10 @@ _pick_backend()
 
 from matplotlib.figure import Figure  # noqa: E402
 
+# a 16:9 slide, inches (PowerPoint's and Keynote's widescreen): every figure fits in it at
+# its own size, or scaled down no further than its smallest text stays readable
+SLIDE_WIDTH, SLIDE_HEIGHT = 13.33, 7.5
+
 from archlab._atomic import atomic_path  # noqa: E402
 
 
@@ -69,18 +73,51 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
             # draw the figure a second time only to measure it
             fig.savefig(partial, format=fmt, dpi=dpi)
     finally:
-        if fig.canvas.manager is not None:  # opened by pyplot: it keeps it until closed
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+        close_figure(fig)
     return Path(path)
+
+
+def _inline_kernel() -> bool:
+    """Inside a Jupyter kernel drawing inline: a figure pyplot holds would show twice there
+    (once when the cell ends, once as the value the cell returns)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    import matplotlib
+
+    return "inline" in matplotlib.get_backend().lower()
+
+
+def figure(**kwargs) -> Figure:
+    """A new Figure: pyplot's (scripts, ``plt.show()``, sphinx-gallery's scraper) except in
+    an inline Jupyter kernel, where a Figure of its own shows once, as the cell's value."""
+    if _inline_kernel():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = Figure(**kwargs)
+        FigureCanvasAgg(fig)
+        return fig
+    import matplotlib.pyplot as plt
+
+    return plt.figure(**kwargs)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, layout=None, **kwargs):
+    """``(fig, axes)`` as ``plt.subplots`` gives them, on a :func:`figure`."""
+    fig = figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def close_figure(fig: Figure) -> None:
+    """Let go of ``fig`` (pyplot keeps the figures it opened until they are closed)."""
+    if fig.canvas.manager is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def _new_ax(ax, figsize=(4, 4)):
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+        _, ax = subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
 
 
@@ -129,3 +166,32 @@ def panel_grid(fig, titles, panel, left, right, below, suptitle) -> list[list]:
         axes.append(placed)
         y -= room
     return axes
+
+
+def wrap_title(text: str, inches: float, fontsize: float) -> str:
+    """``text`` in lines that fit ``inches`` at ``fontsize`` points: a long run name
+    (``cnn+layer2.0.padding=1+fc1.in_features=3136``) breaks after a ``+``, ``,`` or
+    space, never off the figure's edge.
+
+    Example:
+
+        >>> wrap_title("cnn+layer2.0.padding=1+fc1.in_features=3136 predicts", 2.0, 10)
+        'cnn+layer2.0.padding=1+\\nfc1.in_features=3136\\npredicts'
+    """
+    import re
+
+    # DejaVu Sans averages about 0.6 em a character; a little room to spare
+    most = max(8, int(inches * 72 / (0.62 * fontsize)))
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for piece in re.findall(r"[^+, ]+[+, ]*|[+, ]+", paragraph):
+            if line and len(line) + len(piece.rstrip()) > most:
+                lines.append(line.rstrip())
+                line = ""
+            while len(piece) > most:  # one piece longer than a line: cut it
+                lines.append(piece[:most])
+                piece = piece[most:]
+            line += piece
+        lines.append(line.rstrip())
+    return "\n".join(lines)

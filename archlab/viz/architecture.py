@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from archlab.viz._figure import subplots
+
 
 def plot_shapes(report, ax=None) -> Figure:
     """How the feature map's side shrinks layer by layer (a :class:`~archlab.ShapeReport`).
@@ -12,12 +14,10 @@ def plot_shapes(report, ax=None) -> Figure:
 
     Example::
 
-        >>> archlab.plot_shapes(archlab.trace_shapes("cnn"))  # doctest: +SKIP
+        >>> archlab.trace_shapes("cnn").plot()  # doctest: +SKIP
     """
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
+        _, ax = subplots(figsize=(9, 3.6), layout="constrained")
     fig = ax.figure
     rows = [("input", report.input_shape)] + [
         (r.name, r.output) for r in report.layers if r.output is not None and len(r.output) == 3
@@ -40,3 +40,36 @@ def plot_shapes(report, ax=None) -> Figure:
     ax.set_ylim(0, max(sides) * 1.18)
     ax.set_title(f"{report.model}: feature-map size after each layer (C×H×W)")
     return fig
+
+
+def plot_params(report, ax=None) -> Figure:
+    """Each layer's share of a :class:`~archlab.ParamReport`'s parameters and MACs, as
+    paired horizontal bars (the lecture's CNN: fc1 holds 94 % of the parameters, the
+    convolutions 67 % of the arithmetic).
+
+    Example::
+
+        >>> fig = archlab.count_params("cnn").plot()
+        >>> fig.axes[0].get_xlabel()
+        '% of the model'
+    """
+    layers = [layer for layer in report.layers if layer.params or layer.macs]
+    if ax is None:
+        _, ax = subplots(figsize=(8, 1.2 + 0.32 * max(len(layers), 1)), layout="constrained")
+    ys = range(len(layers))
+    params = [100 * layer.params / max(report.total_params, 1) for layer in layers]
+    macs = [100 * layer.macs / max(report.total_macs, 1) for layer in layers]
+    ax.barh([y - 0.2 for y in ys], params, height=0.4, label="parameters", color="tab:blue")
+    ax.barh(
+        [y + 0.2 for y in ys], macs, height=0.4, label="multiply-accumulates", color="tab:orange"
+    )
+    ax.set_yticks(list(ys), [f"{layer.name} ({layer.type})" for layer in layers])
+    ax.invert_yaxis()
+    ax.set_xlabel("% of the model")
+    ax.set_xlim(0, 105)
+    ax.legend(loc="lower right")
+    ax.set_title(
+        f"{report.model}: {report.total_params:,} parameters, "
+        f"{report.total_macs:,} MACs per {'×'.join(map(str, report.input_shape))} image"
+    )
+    return ax.figure

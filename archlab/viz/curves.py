@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from archlab.viz._figure import figure
+
 _CURVES_SIZE = (11.0, 4.0)
 
 
@@ -28,64 +30,76 @@ def plot_curves(history: dict, axes=None) -> Figure:
     """Training loss and test accuracy against iteration, from a run's ``history``.
 
     Args:
-        history: ``TrainResult.history`` or a loaded ``history.json``.
-        axes: two matplotlib axes (loss, accuracy). Default: a new 1×2 figure.
+        history: :attr:`archlab.Run.history` or a loaded ``history.json``.
+        axes: two matplotlib axes (loss, accuracy), or one axes for the accuracy alone.
+            Default: a new 1×2 figure.
 
     Example::
 
+        >>> from archlab.viz import plot_curves
         >>> history = {"model": "toy", "train": [{"iteration": 50, "loss": 0.9}],
         ...            "eval": [{"iteration": 50, "test_accuracy": 0.8, "test_loss": 0.6}]}
-        >>> archlab.plot_curves(history).axes[1].get_title()
+        >>> plot_curves(history).axes[1].get_title()
         'toy: test accuracy'
     """
     if axes is None:
-        import matplotlib.pyplot as plt
-
-        axes = _curves_axes(plt.figure(figsize=_CURVES_SIZE))
+        axes = _curves_axes(figure(figsize=_CURVES_SIZE))
+    if hasattr(axes, "plot"):  # one axes: the accuracy
+        _accuracy_panel(history, axes)
+        return axes.figure
     ax_loss, ax_acc = axes
-    fig = ax_loss.figure
+    _loss_panel(history, ax_loss)
+    _accuracy_panel(history, ax_acc)
+    return ax_loss.figure
+
+
+def _loss_panel(history: dict, ax) -> None:
     model = history.get("model", "")
     train = history.get("train", [])
     evals = history.get("eval", [])
-    ax_loss.plot(
+    ax.plot(
         [p["iteration"] for p in train],
         [p["loss"] for p in train],
         label="training loss (mean of 50 iterations)",
         color="tab:blue",
     )
-    ax_loss.plot(
+    ax.plot(
         [p["iteration"] for p in evals],
         [p["test_loss"] for p in evals],
         "o-",
         label="test loss",
         color="tab:orange",
     )
-    ax_loss.set(xlabel="iteration", ylabel="cross-entropy", title=f"{model}: loss")
-    ax_loss.legend()
-    ax_loss.grid(alpha=0.3)
-    ax_acc.plot(
+    ax.set(xlabel="iteration", ylabel="cross-entropy", title=f"{model}: loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
+def _accuracy_panel(history: dict, ax) -> None:
+    model = history.get("model", "")
+    evals = history.get("eval", [])
+    ax.plot(
         [p["iteration"] for p in evals],
         [100 * p["test_accuracy"] for p in evals],
         "o-",
         color="tab:green",
         label="test accuracy (eval mode)",
     )
-    for i, p in enumerate(evals):
-        if i == len(evals) - 1:
-            ax_acc.annotate(
-                f"{100 * p['test_accuracy']:.2f}%",
-                (p["iteration"], 100 * p["test_accuracy"]),
-                textcoords="offset points",
-                xytext=(-10, 8),
-                ha="right",
-            )
+    if evals:
+        last = evals[-1]
+        ax.annotate(
+            f"{100 * last['test_accuracy']:.2f}%",
+            (last["iteration"], 100 * last["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(-10, 8),
+            ha="right",
+        )
     lecture = _lecture_accuracy(model)
     if lecture is not None:
-        ax_acc.axhline(lecture, ls="--", color="gray", label=f"the lecture's {lecture}%")
-    ax_acc.set(xlabel="iteration", ylabel="accuracy (%)", title=f"{model}: test accuracy")
-    ax_acc.legend(loc="lower right")
-    ax_acc.grid(alpha=0.3)
-    return fig
+        ax.axhline(lecture, ls="--", color="gray", label=f"the lecture's {lecture}%")
+    ax.set(xlabel="iteration", ylabel="accuracy (%)", title=f"{model}: test accuracy")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
 
 
 def _lecture_accuracy(model: str) -> float | None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from archlab.viz._figure import add_axes_inches, colorbar_beside
+from archlab.viz._figure import (
+    SLIDE_WIDTH,
+    add_axes_inches,
+    colorbar_beside,
+    figure,
+    subplots,
+    wrap_title,
+)
 from archlab.viz.curves import _lecture_accuracy
 from archlab.viz.explanation import plot_image
 
@@ -15,32 +22,33 @@ _MATRIX = (1.3, 1.3, 5.2, 5.2)
 _MATRIX_CELL = (6.9, 7.0)
 
 
-def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
+def plot_confusion(
+    report, ax=None, colorbar: bool = True, counts: bool = True, fontsize: float = 10
+) -> Figure:
     """Confusion matrix: colour = share of the true class (row-normalised), text = counts.
 
     Example::
 
-        >>> report = archlab.classification_report("toy", torch.eye(10), torch.arange(10))
-        >>> archlab.plot_confusion(report).axes[0].get_title()
+        >>> from archlab.analysis.evaluation import classification_report
+        >>> report = classification_report("toy", torch.eye(10), torch.arange(10))
+        >>> report.plot().axes[0].get_title()
         'toy: accuracy 100.00%'
     """
     if ax is None:
-        import matplotlib.pyplot as plt
-
         # placed in inches: class names left and below, the colour bar right; a
         # constrained layout would draw the figure once more only to measure its labels
-        ax = add_axes_inches(plt.figure(figsize=(7.8, 7.0)), *_MATRIX)
+        ax = add_axes_inches(figure(figsize=(7.8, 7.0)), *_MATRIX)
         beside = True
     else:
         beside = False
     fig = ax.figure
-    counts = report.matrix.cpu()
-    shares = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    matrix = report.matrix.cpu()
+    shares = matrix / matrix.sum(1, keepdim=True).clamp(min=1)
     shown = ax.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
-    n = len(counts)
-    for i in range(n):
+    n = len(matrix)
+    for i in range(n if counts else 0):
         for j in range(n):
-            value = int(counts[i, j])
+            value = int(matrix[i, j])
             if value:
                 dark = float(shares[i, j]) > 0.55
                 ax.text(
@@ -52,10 +60,10 @@ def plot_confusion(report, ax=None, colorbar: bool = True) -> Figure:
                     fontsize=8,
                     color="white" if dark else "black",
                 )
-    ax.set_xticks(range(n), report.classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), report.classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xticks(range(n), report.classes, rotation=45, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(n), report.classes, fontsize=fontsize)
+    ax.set_xlabel("predicted", fontsize=fontsize)
+    ax.set_ylabel("true", fontsize=fontsize)
     ax.set_title(f"{report.model}: accuracy {100 * report.accuracy:.2f}%", y=1.0)
     label = "share of the true class"
     if colorbar and beside:
@@ -70,19 +78,12 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
     Example::
 
-        >>> report = archlab.evaluate_report("cnn", model, data, ckpt["normalize"])
-        ... # doctest: +SKIP
-        >>> wrong = report.mistakes(data.test_labels, 16)  # doctest: +SKIP
-        >>> archlab.plot_mistakes(
-        ...     data.test_images, data.test_labels, report.probs, wrong, report.classes
-        ... )  # doctest: +SKIP
+        >>> archlab.evaluate("cnn").plot_mistakes(16)  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
-
     n = len(indices)
     cols = min(n, 8) or 1
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows, cols, figsize=(1.9 * cols, 2.3 * rows), layout="constrained", squeeze=False
     )
     for ax in axes.flat:
@@ -101,48 +102,60 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
 
 def plot_comparison(comparison) -> Figure:
     """Every model's confusion matrix and the per-class accuracy of each, in one figure
-    (a whole figure: one panel per model, in rows of up to three, placed in inches).
+    (a whole figure: the matrices in one row, the per-class bars under them, placed in
+    inches and sized for a 16:9 slide; from five models on, the matrices are too small
+    for their counts and show the shares alone).
 
     Example::
 
-        >>> archlab.plot_comparison(archlab.compare_models())  # doctest: +SKIP
+        >>> archlab.compare(["dnn", "cnn"]).plot()  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
-
     models = comparison.models
-    cols = min(3, len(models))
-    rows = -(-len(models) // cols)
-    cell_w, cell_h = _MATRIX_CELL
-    bars_h, title_h = 4.4, 0.7  # the per-class bars under the matrices; the suptitle
-    width = max(cell_w * cols, 9.0)
-    fig = plt.figure(figsize=(width, title_h + cell_h * rows + bars_h))
-    x0, y0, side, _ = _MATRIX
+    n = len(models)
+    rows, cols = 1, n  # one row: no empty cells (four models were 3 + 1 and two blanks)
+    side = min(2.9, (SLIDE_WIDTH - 1.6 - 0.25 * (cols - 1)) / cols)
+    names_w, below, head = 1.25, 1.05, 0.55  # class names left of the first; x names; title
+    bars_h, title_h = 2.5, 0.4
+    cell_h = head + side + below
+    width = max(names_w + cols * side + 0.25 * (cols - 1) + 0.3, 9.0)
+    fig = figure(figsize=(width, title_h + cell_h * rows + bars_h))
     for k, m in enumerate(models):
         row, col = divmod(k, cols)
-        y = bars_h + (rows - 1 - row) * cell_h
-        ax = add_axes_inches(fig, col * cell_w + x0, y + y0, side, side)
-        plot_confusion(m.report, ax=ax, colorbar=False)
-        ax.set_title(f"{m.name}: {100 * m.report.accuracy:.2f}%, {m.params:,} parameters", y=1.0)
-    ax = add_axes_inches(fig, 0.9, 1.3, width - 1.2, bars_h - 1.3 - 0.55)
+        y = bars_h + (rows - 1 - row) * cell_h + below
+        ax = add_axes_inches(fig, names_w + col * (side + 0.25), y, side, side)
+        plot_confusion(m.report, ax=ax, colorbar=False, counts=side >= 2.5, fontsize=7)
+        if col:
+            ax.set_ylabel("")
+            ax.set_yticklabels([])
+        name = wrap_title(m.name, side + 0.2, 9)
+        ax.set_title(f"{name}\n{100 * m.report.accuracy:.2f}%, {m.params:,} params", fontsize=9)
+    ax = add_axes_inches(fig, 0.9, 1.05, width - 1.2, bars_h - 1.05 - 0.35)
     classes = models[0].report.classes
-    bar = 0.8 / len(models)
+    bar = 0.8 / n
     for k, m in enumerate(models):
-        xs = [i + (k - (len(models) - 1) / 2) * bar for i in range(len(classes))]
-        ax.bar(xs, (100 * m.report.recall).tolist(), bar, label=m.name)
-    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+        xs = [i + (k - (n - 1) / 2) * bar for i in range(len(classes))]
+        ax.bar(xs, (100 * m.report.recall).tolist(), bar, label=_short_name(m.name))
+    ax.set_xticks(range(len(classes)), classes, rotation=20, ha="right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
     lowest = min(float(m.report.recall.min()) for m in models)
     ax.set_ylim(max(0, 10 * int(10 * lowest) - 10), 100)  # the differences, not the bars
-    ax.set_ylabel("test accuracy per class (%)")
-    ax.legend(fontsize=8, ncols=min(4, len(models)))
+    ax.set_ylabel("accuracy per class (%)", fontsize=8)
+    ax.legend(fontsize=7, ncols=min(4, n), loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("per class: where each architecture pays", y=1.0)
-    fig.suptitle(
-        " vs ".join(m.name for m in models) + " on the Fashion-MNIST test set",
-        fontsize=14,
-        y=1 - 0.2 / fig.get_figheight(),
-        va="top",
+    ax.set_title("per class: where each architecture pays", y=1.0, fontsize=9)
+    names = wrap_title(
+        " vs ".join(_short_name(m.name) for m in models) + " on the Fashion-MNIST test set",
+        width - 0.4,
+        12,
     )
+    fig.suptitle(names, fontsize=12, y=1 - 0.1 / fig.get_figheight(), va="top")
     return fig
+
+
+def _short_name(name: str, most: int = 28) -> str:
+    """A legend's name: a what-if spec longer than ``most`` characters shortened in the
+    middle (the panels' titles carry it whole)."""
+    return name if len(name) <= most else f"{name[: most // 2 - 1]}…{name[-(most // 2 - 1) :]}"
 
 
 def plot_tradeoff(comparison, axes=None) -> Figure:
@@ -151,31 +164,28 @@ def plot_tradeoff(comparison, axes=None) -> Figure:
 
     Args:
         comparison: a :class:`~archlab.analysis.evaluation.Comparison`.
-        axes: two matplotlib axes. Default: a new figure.
+        axes: two matplotlib axes (against parameters, against MACs), or one (against
+            parameters). Default: a new figure.
 
     Example::
 
-        >>> archlab.plot_tradeoff(archlab.compare_models(["lecture", "zoo"]))  # doctest: +SKIP
+        >>> archlab.compare(["lecture", "zoo"]).plot()  # doctest: +SKIP
     """
     if axes is None:
-        import matplotlib.pyplot as plt
-
         # placed in inches (no second draw to measure): the y labels left, the axis
         # labels below, the title above; the right panel shares the left one's y axis
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+        fig, axes = subplots(1, 2, figsize=(12, 4.8), sharey=True)
         fig.subplots_adjust(left=0.8 / 12, right=1 - 0.2 / 12, bottom=0.7 / 4.8, top=1 - 0.55 / 4.8)
         fig.subplots_adjust(wspace=0.06)
     else:
         fig = axes[0].figure
     models = comparison.models
-    for ax, key, label in zip(
-        axes, ("params", "macs"), ("parameters", "multiply-accumulates per image"), strict=True
-    ):
+    panels = (("params", "parameters"), ("macs", "multiply-accumulates per image"))
+    for ax, (key, label) in zip(axes, panels[: len(axes)], strict=True):
         for m in models:
             x, y = getattr(m, key), 100 * m.report.accuracy
             lecture = _lecture_accuracy(m.name) is not None
             ax.scatter(x, y, s=60, marker="s" if lecture else "o", zorder=3)
-            ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
         ax.set_xscale("log")
         # 200k, 500k, 1M, 2M: matplotlib's own minor labels (2×10⁵ 3×10⁵ …) overlap when
         # the points span one to two decades, as the zoo's MACs do
@@ -184,9 +194,30 @@ def plot_tradeoff(comparison, axes=None) -> Figure:
         ax.margins(x=0.15, y=0.08)  # room for the labels right of the last point
         ax.set_xlabel(f"{label} (log scale)")
         ax.grid(alpha=0.3, which="both")
+        _label_points(ax, models, key)
     axes[0].set_ylabel("test accuracy (%)")
     fig.suptitle("accuracy against cost (squares: the lecture's models)")
     return fig
+
+
+def _label_points(ax, models, key: str) -> None:
+    """Each point's run name, right of it in the left half of the panel and left of it in
+    the right half, a long name in lines: a name never runs off the panel's edge."""
+    import math
+
+    lo, hi = (math.log10(v) for v in ax.get_xlim())
+    inches = ax.get_position().width * ax.figure.get_figwidth() / 2 - 0.15
+    for m in models:
+        x, y = getattr(m, key), 100 * m.report.accuracy
+        right = (math.log10(x) - lo) / ((hi - lo) or 1) > 0.5
+        ax.annotate(
+            wrap_title(m.name, inches, 9),
+            (x, y),
+            textcoords="offset points",
+            xytext=(-6, 4) if right else (6, 4),
+            ha="right" if right else "left",
+            fontsize=9,
+        )
 
 
 def _short(x: float, only: tuple[int, ...] = ()) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from archlab.viz._figure import _new_ax, _symmetric, colorbar_beside, panel_grid
+from archlab.viz._figure import (
+    SLIDE_WIDTH,
+    _new_ax,
+    _symmetric,
+    colorbar_beside,
+    figure,
+    panel_grid,
+    wrap_title,
+)
 
 
 def plot_image(image, title: str = "", ax=None) -> Figure:
@@ -36,8 +44,9 @@ def plot_attribution(
 
     Example::
 
-        >>> e = archlab.explain_test_image("cnn", 42, methods="ig")  # doctest: +SKIP
-        >>> archlab.plot_attribution(e.attributions[0], e.image, blend=True)  # doctest: +SKIP
+        >>> from archlab.viz import plot_attribution
+        >>> e = archlab.explain("cnn", 42, methods="ig")  # doctest: +SKIP
+        >>> plot_attribution(e.attributions[0], e.image, blend=True)  # doctest: +SKIP
     """
     fig, ax = _new_ax(ax)
     values = attribution.map.cpu()
@@ -70,10 +79,10 @@ def plot_explanation(explanation) -> Figure:
 
     Example::
 
-        >>> archlab.plot_explanation(archlab.explain_test_image("cnn", 42, sanity=True))
+        >>> archlab.explain("cnn", 42, sanity=True).plot()
         ... # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
     from matplotlib.font_manager import FontProperties
 
     attributions = explanation.attributions
@@ -85,31 +94,47 @@ def plot_explanation(explanation) -> Figure:
     where = f"test image {explanation.index}" if explanation.index is not None else "image"
     size = "×".join(map(str, explanation.image.shape))  # 28×28 for Fashion-MNIST
     # every panel's title first: the layout is sized from them
-    big = FontProperties(size=plt.rcParams["axes.titlesize"]).get_size_in_points()
+    big = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
+    # panels as large as a 16:9 slide's 13.33 in allow: the image's column, then per
+    # method a map with room for its colour bar (five methods: 1.4 in panels)
+    panel = max(1.2, min(2.3, (SLIDE_WIDTH - 1.2 - 0.75 * n) / (n + 1)))
+    room = panel + 0.8  # a title may use its panel's width and the gaps beside it
+    predicts = wrap_title(f"{explanation.model} predicts", room + 0.3, big)
     titles = [
         [(f"{where}\n{label}", big)],
-        [(f"{explanation.model} predicts\n{top[0][0]} ({top[0][1]:.2f})", big)],
+        [(f"{predicts}\n{top[0][0]} ({top[0][1]:.2f})", big)],
     ]
     for a in attributions:
         native = f" ({'×'.join(map(str, a.native.shape))} native)" if a.native is not None else ""
-        titles[0].append((f"{a.title}{native}\n{_wrap(a.settings)}", 9))
+        titles[0].append((wrap_title(f"{a.title}{native}\n{a.settings}", room, 9), 9))
         over = f" ({size})" if a.native is not None else ""
-        titles[1].append((f"{a.method} over the image{over}", 9))
+        titles[1].append((wrap_title(f"{a.method} over the image{over}", room, 9), 9))
     if sanity is not None:
         titles.append([("ρ(trained, randomised)\nlayers reset from the top", 9)])
         titles[2] += [
             (f"{a.method}, all layers random\nρ = {sanity.rho[a.method][-1]:+.2f}", 9)
             for a in attributions
         ]
-    fig = plt.figure()
+    # whose score the maps explain: the prediction's by default, another class's with
+    # target="true" or a class name, and a reader cannot tell from the maps themselves
+    explained = classes[explanation.target]
+    if explanation.target == explanation.predicted:
+        whose = f"the prediction ({explained})"
+    else:
+        whose = f"{explained}, not the prediction"
+    width = 1.2 + 0.75 * n + panel * (n + 1)
+    heading = wrap_title(
+        f"{explanation.verdict} · the maps explain the score of {whose}", width - 0.4, 13
+    )
+    fig = figure()
     axes = panel_grid(
         fig,
         titles,
-        panel=2.3,
+        panel=panel,
         left=[0.95] + [0.15] * n,  # class names left of the bars; colour bars right of maps
-        right=[0.25] + [0.75] * n,
+        right=[0.25] + [0.6] * n,
         below=[0.1, 0.5, _steps_room(sanity)][: len(titles)],  # tick and axis labels
-        suptitle=0.35,
+        suptitle=0.2 + (heading.count("\n") + 1) * 13 * 1.3 / 72,
     )
     for row, texts in zip(axes, titles, strict=True):
         for ax, (text, fontsize) in zip(row, texts, strict=True):
@@ -123,7 +148,7 @@ def plot_explanation(explanation) -> Figure:
     bars.set_xlabel("probability")
     for i, a in enumerate(attributions, start=1):
         plot_attribution(a, ax=axes[0][i], colorbar=False)
-        colorbar_beside(axes[0][i], fontsize=8)
+        colorbar_beside(axes[0][i], fontsize=7)
         # the blend has the same colour scale as the map above it: one bar per method
         plot_attribution(a, explanation.image, ax=axes[1][i], blend=True, colorbar=False)
     if sanity is not None:
@@ -133,12 +158,12 @@ def plot_explanation(explanation) -> Figure:
         ax.set_xticks(range(1, len(sanity.steps) + 1), sanity.steps, rotation=60, fontsize=7)
         ax.set_ylim(-1.05, 1.05)
         ax.axhline(0, color="gray", lw=0.5)
-        ax.legend(fontsize=7, loc="lower left", ncols=2)
+        ax.legend(fontsize=7, loc="lower left", ncols=2 if panel >= 2 else 1)
         for i, a in enumerate(attributions, start=1):
             randomised = type(a)(a.method, a.title, a.settings, sanity.maps[a.method], a.signed)
             plot_attribution(randomised, ax=axes[2][i], colorbar=False)
-            colorbar_beside(axes[2][i], fontsize=8)
-    fig.suptitle(explanation.verdict, fontsize=13)
+            colorbar_beside(axes[2][i], fontsize=7)
+    fig.suptitle(heading, fontsize=13, y=1 - 0.1 / fig.get_figheight(), va="top")
     return fig
 
 
@@ -146,9 +171,3 @@ def _steps_room(sanity) -> float:
     """Inches under the ρ plot for its step names, at 7 points and turned 60°."""
     longest = max((len(step) for step in sanity.steps), default=0) if sanity is not None else 0
     return 0.25 + 0.05 * longest
-
-
-def _wrap(text: str, width: int = 34) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))

@@ -6,49 +6,57 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
-from archlab.viz._figure import _symmetric
+from archlab.viz._figure import _symmetric, figure, subplots, wrap_title
+
+MOST_TILES = 128  # kernels drawn at most: more are not read on a slide
 
 
 def plot_filters(weights, layer: str, ax=None) -> Figure:
     """Convolution kernels as a grid on one diverging scale centred at 0, with a colour bar.
 
     ``weights`` is ``(out, in, k, k)``. With one input channel, each kernel is a tile (a
-    4×8 grid for layer1.0's 32); with several, the mosaic has one row per output map and
-    one column per input map (layer2.0: 64 rows × 32 columns of 3×3 kernels).
+    4×8 grid for layer1.0's 32); with several, each output map's tile is the mean of its
+    kernels over the input maps (layer2.0: 64 tiles, where all its kernels are 2,048), and
+    the title says so. At most the first 128 are drawn (the title says so too), so that
+    the figure fits a 16:9 slide.
 
     Example::
 
-        >>> layer, weights = archlab.filter_weights(archlab.create_model("cnn"), "layer1.0")
-        >>> len(archlab.plot_filters(weights, layer).axes)  # the kernels and a colour bar
+        >>> from archlab.viz import plot_filters
+        >>> len(plot_filters(torch.randn(32, 1, 3, 3), "layer1.0").axes)  # and a colour bar
         2
     """
-    import matplotlib.pyplot as plt
-
     out_c, in_c, kh, kw = weights.shape
-    vmax = _symmetric(weights)
-    gap = 1
+    shown_c = min(out_c, MOST_TILES)
     if in_c == 1:
-        cols = 8 if out_c % 8 == 0 else min(out_c, 8)
-        rows = -(-out_c // cols)
-        tiles = [(i // cols, i % cols, weights[i, 0]) for i in range(out_c)]
+        kernels = weights[:shown_c, 0]
         note = f"{out_c} kernels {kh}×{kw}"
     else:
-        rows, cols = out_c, in_c
-        tiles = [(o, i, weights[o, i]) for o in range(out_c) for i in range(in_c)]
-        note = f"all {out_c}×{in_c} kernels {kh}×{kw}: row = output map, column = input map"
+        # all 64 × 32 kernels of layer2.0 are 2,048 tiles: unreadable at any size; the
+        # mean over the input maps keeps one tile per output map, on the same scale
+        kernels = weights[:shown_c].mean(1)
+        note = f"{out_c} kernels {kh}×{kw}, each the mean over its {in_c} input maps"
+    if shown_c < out_c:
+        note += f" (the first {shown_c})"
+    vmax = _symmetric(kernels)
+    gap = 1
+    cols = 8 if shown_c <= 64 else 16
+    cols = min(shown_c, cols)
+    rows = -(-shown_c // cols)
+    tiles = [(i // cols, i % cols, kernels[i]) for i in range(shown_c)]
     canvas = torch.full((rows * (kh + gap) - gap, cols * (kw + gap) - gap), float("nan"))
     for r, c, k in tiles:
         canvas[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = k
     if ax is None:
-        height = max(3.0, min(16.0, 0.22 * rows * (kh + gap) / 2))
-        fig, ax = plt.subplots(
-            figsize=(max(5.0, 0.22 * cols * (kw + gap) / 2 + 1.5), height), layout="constrained"
-        )
+        # tiles of at most 0.5 in, the grid within a 16:9 slide's 13.33 × 7.5 in
+        tile = min(0.5, 11.0 / cols, 6.0 / rows)
+        width = max(5.0, tile * cols + 1.5)
+        fig, ax = subplots(figsize=(width, max(3.0, tile * rows + 1.0)), layout="constrained")
     fig = ax.figure
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
     shown = ax.imshow(canvas.numpy(), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="weight")
-    ax.set_title(f"{layer}: {note}")
+    ax.set_title(wrap_title(f"{layer}: {note}", fig.get_figwidth() - 1.0, 12), fontsize=12)
     ax.set_axis_off()
     return fig
 
@@ -76,42 +84,50 @@ def plot_activations(activations, title: str = "") -> Figure:
 
     Example::
 
-        >>> acts = archlab.activations(archlab.create_model("cnn"), torch.zeros(28, 28))
-        >>> archlab.plot_activations(acts, "a black image")._suptitle.get_text()
-        'a black image'
+        >>> from archlab.viz import plot_activations
+        >>> maps = {"layer1": torch.rand(32, 14, 14), "fc1": torch.rand(600)}
+        >>> plot_activations(maps, "random maps")._suptitle.get_text()
+        'random maps'
     """
-    import matplotlib.pyplot as plt
-
     names = list(activations)
     heights = []
     for name in names:
         a = activations[name]
         heights.append(1.2 if a.dim() == 1 else 1.0 + 0.55 * -(-a.shape[0] // 16))
-    fig = plt.figure(figsize=(12, sum(heights) + 0.8), layout="constrained")
+    fig = figure(figsize=(12, sum(heights) + 0.8), layout="constrained")
     subfigs = fig.subfigures(len(names), 1, height_ratios=heights, squeeze=False)[:, 0]
     for sub, name in zip(subfigs, names, strict=True):
-        a = activations[name].detach().cpu()
-        if a.dim() == 1:
-            ax = sub.subplots()
-            shown = ax.imshow(
-                a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
-            )
-            ax.set_yticks([])
-            ax.set_xlabel("unit")
-            sub.colorbar(shown, ax=ax, fraction=0.02, pad=0.01)
-            sub.suptitle(f"{name}: {a.shape[0]} units", fontsize=11)
-            continue
-        channels = a.shape[0]
         ax = sub.subplots()
-        ax.set_axis_off()
-        vmax = float(a.max()) or 1.0
-        cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-        # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
-        # per map (192 axes made `archlab activations` spend seconds on layout)
-        mosaic = _mosaic(a, cols=16).numpy()
-        ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
-        size = "×".join(map(str, a.shape[1:]))
-        sub.suptitle(f"{name}: {channels} maps of {size}", fontsize=11)
+        shown, text = _block(activations[name], name, ax)
+        if shown is not None:
+            sub.colorbar(shown, ax=ax, fraction=0.02, pad=0.01)
+        sub.suptitle(text, fontsize=11)
     if title:
         fig.suptitle(title, fontsize=13)
     return fig
+
+
+def plot_activation_block(maps, name: str, ax) -> Figure:
+    """One block's feature maps (a mosaic) or hidden units (a strip) on ``ax``."""
+    _, text = _block(maps, name, ax)
+    ax.set_title(text, fontsize=11)
+    return ax.figure
+
+
+def _block(a, name: str, ax):
+    """Draw one block on ``ax``; returns (the image to give a colour bar, or None; title)."""
+    a = a.detach().cpu()
+    if a.dim() == 1:
+        shown = ax.imshow(a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_xlabel("unit")
+        return shown, f"{name}: {a.shape[0]} units"
+    ax.set_axis_off()
+    vmax = float(a.max()) or 1.0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+    # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
+    # per map (192 axes made `archlab activations` spend seconds on layout)
+    mosaic = _mosaic(a, cols=16).numpy()
+    ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+    size = "×".join(map(str, a.shape[1:]))
+    return None, f"{name}: {a.shape[0]} maps of {size}"

@@ -255,7 +255,7 @@ class BatchNorm2dOnFlatFixed(BatchNorm2dOnFlat):
 class ReflectTooWide(nn.Module):
     input_shape = (1, 4, 4)
     where = "conv (Conv2d)"
-    fix = "padding < 4"
+    fix = "--set conv.padding=3"  # tried: padding 3 < 4 makes it run
 
     def __init__(self, padding: int = 5) -> None:
         super().__init__()

@@ -1,5 +1,8 @@
 """Hooks for the fault-injection tests, loaded by every ``python -m archlab`` subprocess
-that has this folder on ``PYTHONPATH`` (Python imports ``sitecustomize`` at start-up).
+started with :func:`tests.faults.env`: its ``PYTHONPATH`` holds a folder whose
+``sitecustomize.py`` (which Python imports at start-up) imports this module. The hooks are
+not themselves named ``sitecustomize``, so pytest's collection never meets the system
+Python's own module of that name (Ubuntu's ``/usr/lib/python3.*/sitecustomize.py``).
 
 Each hook acts only when its environment variable is set:
 

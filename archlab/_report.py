@@ -1,0 +1,122 @@
+"""What every archlab report can do: print, render in Jupyter, plot, save, export.
+
+A report is the computed answer to one question (a trace, a parameter count, a trained
+run, an explanation, a confusion matrix...). It keeps the numbers; drawing is a separate
+step, as in scikit-learn's display objects:
+
+- ``str(report)``: the terminal text (tables and paragraphs, from ``_parts``);
+- ``report.plot(ax=None)``: draws it and returns the matplotlib ``Figure``. A report with
+  one picture draws on ``ax``; a report of several panels draws its whole figure when
+  ``ax`` is None and its main panel on ``ax`` when one is given (each says which);
+- ``report.save(path)``: ``.png``/``.svg``/``.pdf`` the picture, ``.json`` the data,
+  ``.txt`` the text, ``.html`` the Jupyter rendering; written atomically;
+- ``report.to_dict()`` / ``report.to_json()``: the numbers, JSON-ready (tensors become
+  lists);
+- in Jupyter the report renders itself: its tables as HTML, and its picture below them
+  where ``_shows_figure`` says the picture is what people would rather look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from archlab._table import Table, Tabular
+from archlab.errors import ArchlabError
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+SUFFIXES = (*FIGURE_SUFFIXES, ".json", ".txt", ".html")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tensors, arrays, paths, tuples and dataclasses made JSON-ready."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "to_dict") and not isinstance(value, Report):
+            return jsonable(value.to_dict())
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "tolist") and callable(value.tolist):  # torch tensors, numpy arrays
+        return jsonable(value.tolist())
+    if hasattr(value, "state_dict"):  # a model: its class name, not its weights
+        return type(value).__name__
+    return value
+
+
+def figure_html(fig, alt: str) -> str:
+    """``fig`` as an inline PNG ``<img>`` (a notebook keeps it in the page), then closed."""
+    from archlab.viz import close_figure
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=96)
+    finally:
+        close_figure(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    alt = html.escape(alt)
+    return f'<img alt="{alt}" style="max-width:100%" src="data:image/png;base64,{data}">'
+
+
+class Report(Tabular):
+    """The base of every archlab report (see the module's docstring)."""
+
+    _shows_figure = False  # Jupyter: draw the picture under the tables
+
+    def plot(self, ax=None):
+        """Draw the report and return the ``Figure`` (see each report for its panels)."""
+        raise ArchlabError(f"{type(self).__name__} has no picture; print it instead")
+
+    def to_dict(self) -> dict:
+        """The report's numbers as a JSON-ready dict."""
+        return jsonable(self)
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the report in the format its suffix names (.png, .svg, .pdf, .json, .txt,
+        .html), atomically; returns the path."""
+        from archlab._atomic import atomic_path
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in SUFFIXES:
+            raise ArchlabError(f"{path}: a report is saved as {', '.join(SUFFIXES)}")
+        try:
+            if suffix in FIGURE_SUFFIXES:
+                from archlab.viz import save_figure
+
+                return save_figure(self.plot(), path)
+            text = {
+                ".json": self.to_json,
+                ".txt": lambda: str(self) + "\n",
+                ".html": lambda: f"<!doctype html><meta charset='utf-8'>{self._repr_html_()}",
+            }[suffix]()
+            with atomic_path(path) as partial:
+                partial.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc
+        return path
+
+    def _figure_html(self) -> str:
+        return figure_html(self.plot(), type(self).__name__)
+
+    def _repr_html_(self) -> str:
+        text = super()._repr_html_()
+        return text + self._figure_html() if self._shows_figure else text
+
+
+__all__ = ["Report", "Table", "jsonable"]

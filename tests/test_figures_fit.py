@@ -1,0 +1,195 @@
+"""Every figure fits a 16:9 slide at a readable size: the lecture's CNN and zoo-sized cases.
+
+A slide is 13.33 × 7.5 in. A figure fits when it is no larger than the slide or shaped like
+one (width/height 1.2 to 2.2), when scaled to the slide its smallest text is still at least
+``READABLE`` points, no text runs off its edge and no axes is left empty. Weights and
+results are synthetic: the layout, not the numbers, is under test. ``--keep-figures DIR``
+is not offered; set ``ARCHLAB_FIGURES=DIR`` to write the PNGs and look at them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import archlab
+from archlab.analysis.evaluation import ClassificationReport, Comparison, ModelResult
+from archlab.analysis.explain import METHODS, Attribution, Explanation, SanityCheck
+from archlab.viz import plt
+from archlab.viz._figure import SLIDE_HEIGHT, SLIDE_WIDTH, close_figure
+from archlab.viz.evaluation import plot_comparison, plot_tradeoff
+from archlab.viz.features import plot_filters
+
+READABLE = 6.0  # points, the smallest text on the slide once scaled to fit it
+LONG = "cnn+layer2.0.padding=1+fc1.in_features=3136"
+ZOO = ["dnn", "cnn", "lenet5", "vgg", "nin", "resnet", "mobilenet"]
+
+
+def _report(name: str, seed: int) -> ClassificationReport:
+    g = torch.Generator().manual_seed(seed)
+    matrix = torch.randint(0, 40, (10, 10), generator=g) + torch.diag(torch.full((10,), 900))
+    return ClassificationReport(name, matrix)
+
+
+def _comparison(names: list[str]) -> Comparison:
+    return Comparison(
+        [
+            ModelResult(n, 10_000 * 3**k, 200_000 * 2**k, 30.0, _report(n, k))
+            for k, n in enumerate(names)
+        ]
+    )
+
+
+def _explanation(model: str, methods=METHODS, sanity: bool = True) -> Explanation:
+    g = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (28, 28), generator=g, dtype=torch.uint8)
+    probs = torch.softmax(torch.randn(10, generator=g), 0)
+    probs[5] = probs.max() + 1.0
+    probs /= probs.sum()  # predicted: Sandal (5); the true class is Sneaker (7)
+    attributions = [
+        Attribution(
+            m,
+            f"{m} title",
+            "settings: baseline black image, 50 steps, Gauss-Legendre, internal batch 50",
+            torch.randn(28, 28, generator=g),
+            signed=m != "gradcam",
+            native=torch.rand(6, 6, generator=g) if m == "gradcam" else None,
+        )
+        for m in methods
+    ]
+    check = None
+    if sanity:
+        steps = ["fc3", "fc2", "fc1", "layer2.0", "layer1.0"]
+        check = SanityCheck(
+            steps,
+            {m: [0.9 - 0.2 * k for k in range(len(steps))] for m in methods},
+            {m: torch.randn(28, 28, generator=g) for m in methods},
+        )
+    return Explanation(
+        model, 42, image, 7, probs, target=7, attributions=attributions, sanity=check
+    )
+
+
+def _figures() -> dict:
+    return {
+        "explain-cnn": lambda: _explanation("cnn").plot(),
+        "explain-long-name-true-target": lambda: _explanation(LONG).plot(),
+        "explain-two-methods": lambda: _explanation("resnet", ("ig", "gradcam"), False).plot(),
+        "compare-lecture": lambda: plot_comparison(_comparison(["dnn", "cnn"])),
+        "compare-four": lambda: plot_comparison(_comparison(["dnn", "cnn", LONG, "resnet"])),
+        "compare-zoo": lambda: plot_comparison(_comparison(ZOO)),
+        "tradeoff-zoo": lambda: plot_tradeoff(_comparison([*ZOO, LONG])),
+        "filters-layer1.0": lambda: plot_filters(torch.randn(32, 1, 3, 3), "cnn: layer1.0"),
+        "filters-layer2.0": lambda: plot_filters(torch.randn(64, 32, 3, 3), f"{LONG}: layer2.0"),
+        "filters-wide": lambda: plot_filters(torch.randn(256, 128, 3, 3), "vgg: features.7"),
+        "confusion": lambda: _report("cnn", 0).plot(),
+        "draw-cnn": lambda: archlab.draw("cnn").plot(),
+        "draw-resnet-depth-1": lambda: archlab.draw("resnet", depth=1).plot(),
+    }
+
+
+def _texts(fig):
+    """The texts drawn: every visible one but the tick labels matplotlib keeps and does
+    not draw (those of an axes turned off, those outside the view)."""
+    from matplotlib.axis import Axis, Tick
+
+    drawn = set()
+    for ax in fig.axes:
+        if ax.axison:
+            for axis in (ax.xaxis, ax.yaxis):
+                drawn |= {id(t.label1) for t in axis._update_ticks() if t.label1.get_visible()}
+                drawn |= {id(t.label2) for t in axis._update_ticks() if t.label2.get_visible()}
+                drawn.add(id(axis.label))
+    ticks = set()
+    for artist in fig.findobj(lambda a: isinstance(a, (Tick, Axis))):
+        ticks |= {id(t) for t in artist.findobj() if hasattr(t, "get_text")}
+    for artist in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize")):
+        if not artist.get_visible() or not artist.get_text().strip():
+            continue
+        if id(artist) in ticks and id(artist) not in drawn:
+            continue
+        yield artist
+
+
+def check_fits(fig, name: str) -> list[str]:
+    """What keeps ``fig`` off a slide: its shape, its smallest text once scaled to the
+    slide, text off its edge, empty axes."""
+    problems = []
+    width, height = fig.get_size_inches()
+    fits = width <= SLIDE_WIDTH + 0.01 and height <= SLIDE_HEIGHT + 0.01
+    if not fits and not 1.2 <= width / height <= 2.2:
+        problems.append(f"shape {width:.1f} × {height:.1f} in is not a slide's")
+    scale = min(SLIDE_WIDTH / width, SLIDE_HEIGHT / height)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    smallest = min((t.get_fontsize() for t in _texts(fig)), default=99)
+    if smallest * scale < READABLE:
+        problems.append(
+            f"{smallest} pt text is {smallest * scale:.1f} pt on a slide ({width:.1f} × "
+            f"{height:.1f} in scaled by {scale:.2f})"
+        )
+    for t in _texts(fig):
+        extent = t.get_window_extent(renderer)
+        if (
+            extent.x0 < box.x0 - 1
+            or extent.y0 < box.y0 - 1
+            or extent.x1 > box.x1 + 1
+            or extent.y1 > box.y1 + 1
+        ):
+            problems.append(f"text {t.get_text()!r} runs off the figure")
+    for ax in fig.axes:
+        drawn = ax.images or ax.lines or ax.patches or ax.collections or ax.texts
+        if ax.get_visible() and not drawn:
+            problems.append(f"an empty axes at {ax.get_position().bounds}")
+    return problems
+
+
+@pytest.mark.parametrize("name", list(_figures()))
+def test_figure_fits_a_slide(name):
+    if name.startswith("draw-") and name != "draw-cnn" and "depth" not in name:
+        pytest.importorskip("graphviz")
+    fig = _figures()[name]()
+    try:
+        problems = check_fits(fig, name)
+        keep = os.environ.get("ARCHLAB_FIGURES")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            fig.savefig(Path(keep) / f"{name}.png", dpi=100)
+    finally:
+        close_figure(fig)
+    assert not problems, problems
+
+
+def test_the_checker_can_fail():
+    """The old filter grid of layer2.0 (all 2,048 kernels, 966 × 1,611 px) and a title off
+    the edge are caught."""
+    fig = plt.figure(figsize=(8, 13.4))
+    ax = fig.add_subplot()
+    ax.imshow(torch.rand(64 * 4, 32 * 4).numpy())
+    fig.text(0.9, 0.5, "a run name running off the right edge")
+    fig.add_axes((0.1, 0.1, 0.2, 0.2))
+    problems = check_fits(fig, "old")
+    close_figure(fig)
+    assert any("not a slide's" in p for p in problems)
+    assert any("runs off" in p for p in problems)
+    assert any("empty axes" in p for p in problems)
+
+
+def test_explanation_says_whose_score_it_explains():
+    fig = _explanation("cnn").plot()
+    title = fig._suptitle.get_text().replace("\n", " ")
+    close_figure(fig)
+    assert "predicted: Sandal" in title and "the score of Sneaker, not the prediction" in title
+
+
+def test_filters_of_many_inputs_show_the_mean_and_say_so():
+    fig = plot_filters(torch.randn(64, 32, 3, 3), "cnn: layer2.0")
+    image = fig.axes[0].images[0].get_array()
+    title = fig.axes[0].get_title().replace("\n", " ")
+    close_figure(fig)
+    assert image.shape == (8 * 4 - 1, 8 * 4 - 1)  # 64 tiles of 3×3, 8 to a row
+    assert "each the mean over its 32 input maps" in title
