@@ -13,6 +13,7 @@ COMMANDS = (
     "draw",
     "data",
     "train",
+    "dynamics",
     "explain",
     "filters",
     "activations",

@@ -91,6 +91,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from <out>/<run>/checkpoint.pt, with its settings",
     )
+    p.add_argument(
+        "--watch",
+        type=int,
+        nargs="?",
+        const=50,
+        default=None,
+        metavar="N",
+        help="every N iterations (N default 50), record each layer's activation mean, std "
+        "and histogram, dead units, gradient norm and update ratio in history.json; see "
+        "them with `archlab dynamics` (default: off)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         resume=args.resume,
         log=echo,
+        watch=args.watch,
     )
     for result in results:
         if result.interrupted:

@@ -229,7 +229,7 @@ class _Trainer:
         )
         loss_fn = nn.CrossEntropyLoss()
         self.net.train()
-        with _sigint_flag() as flag:
+        with _sigint_flag() as flag, _watching(self):
             while p.iteration < stop_at:
                 epoch = p.iteration // self.per_epoch
                 order = _epoch_order(len(self.labels), config.seed, epoch, rec.shuffle)
@@ -256,6 +256,8 @@ class _Trainer:
                 if p.iteration < stop_at:  # an epoch's end
                     self.save(finished=False)
         return False
+
+    watch: int | None = None  # record the dynamics every this many steps (--watch)
 
     def _step(self, idx: torch.Tensor, loss_fn) -> None:
         p, config = self.progress, self.config
@@ -396,6 +398,7 @@ def train(
     log: Callable[[str], None] = print,
     max_iterations: int | None = None,
     figures: bool = True,
+    watch: int | None = None,
 ) -> Run:
     """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
     return the trained :class:`~archlab.Run`.
@@ -431,6 +434,10 @@ def train(
         max_iterations: stop after this many iterations (quick demos, benchmarks).
             Default: run all epochs.
         figures: draw ``curves.png`` at the end. Default: True.
+        watch: every this many iterations, record each layer's activation statistics,
+            dead units, gradient norm and update ratio in the history
+            (:mod:`archlab.training.dynamics`; read by :func:`archlab.dynamics`).
+            Default: None, not recorded.
 
     Returns:
         The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
@@ -491,6 +498,7 @@ def train(
         if data is None:
             data = load_fashion_mnist(data_dir)
         trainer = _Trainer(ref, spec, config, data, dev, payload, log, progress)
+        trainer.watch = watch
         stop_at = trainer.total if max_iterations is None else min(trainer.total, max_iterations)
         interrupted = trainer.run(stop_at)
         finished = not interrupted and trainer.progress.iteration == trainer.total
@@ -594,6 +602,16 @@ def train_models(
         if results[-1].interrupted:
             break
     return results
+
+
+def _watching(trainer: _Trainer):
+    """The dynamics recorder around the loop, when asked for (``--watch``)."""
+    if not trainer.watch:
+        return contextlib.nullcontext()
+    from archlab.training.dynamics import watch
+
+    p = trainer.progress
+    return watch(trainer.net, trainer.optimizer, trainer.watch, p.iteration, p.history)
 
 
 def _progress_bar(show: bool, first: int, last: int, epoch: int, epochs: int):
