@@ -13,6 +13,7 @@ COMMANDS = (
     "draw",
     "data",
     "train",
+    "lr_find",
     "dynamics",
     "explain",
     "filters",

@@ -35,7 +35,7 @@ from archlab.training._alloc import keep_freed_memory
 from archlab.training.checkpoint import FORMAT, load_checkpoint
 from archlab.training.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
-from archlab.training.recipes import RECIPES, TrainConfig, cosine_lr
+from archlab.training.recipes import RECIPES, TrainConfig, scheduled_lr
 from archlab.training.run import Run, weights_into
 from archlab.training.runs import (
     RunRef,
@@ -264,11 +264,12 @@ class _Trainer:
         started = time.perf_counter()
         # index_select: 3× faster than images[idx] for a batch of 100 here
         x = to_input(self.images.index_select(0, idx), self.normalize, self.channels_last)
-        if self.recipe.schedule == "cosine":  # a function of the iteration: nothing to save
+        if self.recipe.schedule != "constant":  # a function of the iteration: nothing to save
             # after a warm restart (more epochs for a finished run) a new cosine
             # runs from the recipe's rate over the added iterations
             start = config.restart
-            lr_now = cosine_lr(config.lr, p.iteration - start, self.total - start)
+            schedule = self.recipe.schedule
+            lr_now = scheduled_lr(schedule, config.lr, p.iteration - start, self.total - start)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_now
         self.optimizer.zero_grad(set_to_none=True)
@@ -414,7 +415,9 @@ def train(
         runs: the runs folder. Default: ``"runs"``.
         data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         name: the run folder's name. Default: from the spec (``cnn+layer2.0.padding=1``).
-        recipe: ``"careful"`` or ``"lecture"`` (``archlab.training.recipes``). Default: careful.
+        recipe: ``"careful"``, ``"lecture"`` or ``"onecycle"`` (``archlab.training.recipes``;
+            onecycle without ``lr`` peaks at the rate :func:`~archlab.lr_find` suggests).
+            Default: careful.
         epochs: passes over the 60,000 training images. Default: 5.
         batch_size: images per step. Default: 100.
         lr: Adam's learning rate. Default: 1e-3.
@@ -462,6 +465,8 @@ def train(
         raise ArchlabError(
             f"{ref.name} is a run folder, not a model; train a model spec, or add --resume"
         )
+    if recipe == "onecycle" and lr is None and not resume and ref.spec is not None:
+        given["lr"] = _finder_peak(ref, overrides, data, data_dir, device, log)
     if not resume:  # settings and model are checked before anything is created
         TrainConfig(ref.name, **{k: v for k, v in given.items() if v is not None}).validate()
         check_trainable(ref.spec)
@@ -602,6 +607,15 @@ def train_models(
         if results[-1].interrupted:
             break
     return results
+
+
+def _finder_peak(ref, overrides, data, data_dir, device, log) -> float:
+    """The one-cycle recipe's peak rate when none is given: what lr-find suggests."""
+    from archlab.training.lr_find import lr_find
+
+    found = lr_find(ref.spec, data=data, device=device, data_dir=data_dir)
+    log(f"{ref.name}: lr-find suggests {found.suggested:.2g} ({found.rule}): the one-cycle peak")
+    return float(f"{found.suggested:.2g}")
 
 
 def _watching(trainer: _Trainer):
