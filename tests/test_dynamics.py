@@ -83,7 +83,7 @@ def test_finder_on_a_quadratic_toy_finds_its_best_rate():
     def step(lr: float) -> float:
         return a * (1 - a * lr) ** 2 / 2
 
-    lrs, losses, smoothed, diverged = sweep(step, 1e-4, 1.0, 401, smooth=0.0)
+    lrs, _losses, smoothed, diverged = sweep(step, 1e-4, 1.0, 401, smooth=0.0)
     best = min(range(len(smoothed)), key=smoothed.__getitem__)
     assert lrs[best] == pytest.approx(1 / a, rel=0.012)  # the grid's step is 10^(4/400)
     assert diverged is not None and 1 / a < diverged < 3 / a  # stopped early
