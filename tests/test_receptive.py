@@ -85,8 +85,8 @@ def _positive(model: nn.Module) -> nn.Module:
 
 
 def _empirical(model: nn.Module, shape, name: str, unit) -> tuple[tuple[int, int], ...]:
-    """The bounding box, per axis, of the pixels whose gradient is non-zero for channel 0 at
-    ``unit`` of the output of module ``name``."""
+    """The bounding box, per axis, of the pixels whose gradient is non-zero for the units
+    at ``unit`` (all channels) of the output of module ``name``."""
     seen = {}
     hook = model.get_submodule(name).register_forward_hook(lambda m, a, out: seen.update(y=out))
     x = torch.ones((1, *shape), dtype=torch.double, requires_grad=True)
@@ -95,7 +95,8 @@ def _empirical(model: nn.Module, shape, name: str, unit) -> tuple[tuple[int, int
     finally:
         hook.remove()
     y = seen["y"]
-    target = y[(0, 0, *unit)] if y.dim() > 2 else y[0, 0]
+    # every channel at that unit: a cat's channels each see their own branch's field
+    target = y[(0, slice(None), *unit)].sum() if y.dim() > 2 else y[0].sum()
     (grad,) = torch.autograd.grad(target, x)
     nz = grad[0].abs().sum(0).nonzero()
     if not len(nz):

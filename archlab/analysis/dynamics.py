@@ -22,6 +22,11 @@ class Dynamics(Report):
     one per record, each with ``iteration`` and per layer ``mean``, ``std``, ``dead``,
     ``grad_norm``, ``update_ratio``, ``hist``. ``str()`` is the table of the last values;
     :meth:`plot` the activation histograms over training.
+
+    Example::
+
+        >>> report = archlab.dynamics(["cnn", "cnn+layer1.1=Identity"])  # doctest: +SKIP
+        >>> report.last(0)["layer1.2"]["dead"]  # doctest: +SKIP
     """
 
     runs: list[str]

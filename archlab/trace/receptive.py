@@ -15,7 +15,9 @@ each axis, two intervals of input pixels are kept:
 
 A merge (``add``, ``cat``, ``mul``) sees the union of its inputs' fields; where they
 differ the reported interval along each axis is their hull (a 3×1 branch and a 1×3
-branch give 3×3: the cross they cover plus its corners). Normalisation layers count as
+branch give 3×3: the cross they cover plus its corners). After a ``cat`` along the
+channels each channel still sees only its own branch's field: the row reports the union
+over its channels. Normalisation layers count as
 pointwise (their statistics are ignored, as in the textbook). A row whose geometry is
 not known (an unknown operation that changes the spatial size) has no field, nor do the
 rows that read it.
@@ -46,6 +48,13 @@ class ReceptiveField:
     ``uniform``: every unit's field has the same size (False at a merge of unequal
     fields, a transposed convolution or an uneven adaptive pooling, where ``size`` is the
     largest).
+
+    Example::
+
+        >>> report = archlab.trace_shapes("cnn")
+        >>> field = report.layers[7].receptive  # layer2.3, the second max-pooling
+        >>> field.size, field.jump, field.start
+        ((10, 10), (4, 4), (-1, -1))
     """
 
     size: tuple[int, ...]

@@ -35,6 +35,11 @@ RULE = "steepest descent of the smoothed loss against log(rate), before its mini
 class LRFinder(Report):
     """The result of :func:`lr_find`: the loss at each rate of the sweep and the
     suggested rate (``suggested``, by :data:`RULE`; ``min_over_10``, fast.ai's first rule).
+
+    Example::
+
+        >>> found = archlab.lr_find("cnn")  # doctest: +SKIP
+        >>> found.suggested, found.rule  # doctest: +SKIP
     """
 
     model: str
