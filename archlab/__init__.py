@@ -45,6 +45,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "draw": "archlab.drawing",
         "ShapeReport": "archlab.trace.shapes",
         "ParamReport": "archlab.trace.params",
+        "ReceptiveField": "archlab.trace.receptive",
         "Drawing": "archlab.drawing",
     },
     "Data and training": {
@@ -53,6 +54,12 @@ _GROUPS: dict[str, dict[str, str]] = {
         "load_run": "archlab.training.run",
         "FashionMNIST": "archlab.training.data",
         "Run": "archlab.training.run",
+    },
+    "Training dynamics and the learning rate": {
+        "dynamics": "archlab.analysis.dynamics",
+        "lr_find": "archlab.training.lr_find",
+        "Dynamics": "archlab.analysis.dynamics",
+        "LRFinder": "archlab.training.lr_find",
     },
     "Inside a trained run": {
         "explain": "archlab.analysis.explain",

@@ -13,6 +13,8 @@ COMMANDS = (
     "draw",
     "data",
     "train",
+    "lr_find",
+    "dynamics",
     "explain",
     "filters",
     "activations",
