@@ -78,6 +78,7 @@ class Explanation(Report):
     attributions: list[Attribution] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     sanity: SanityCheck | None = None
+    faithfulness: object | None = None  # a Faithfulness report over this one image
     classes: tuple[str, ...] = CLASSES
 
     @property
@@ -104,7 +105,8 @@ class Explanation(Report):
 
     def _parts(self) -> list[Table | str]:
         sanity = self.sanity._parts() if self.sanity is not None else []
-        return [f"{self.verdict}\n{self.describe()}", *sanity]
+        curves = self.faithfulness._parts()[:1] if self.faithfulness is not None else []
+        return [f"{self.verdict}\n{self.describe()}", *sanity, *curves]
 
     def plot(self, ax=None):
         from archlab.viz.explanation import plot_attribution, plot_explanation
@@ -420,6 +422,7 @@ def explain_image(
     model_name: str | None = None,
     index: int | None = None,
     layer: str | None = None,
+    faithfulness: str | None = None,
 ) -> Explanation:
     """Attribute one image's class score to its pixels with each method, for a model in
     hand (:func:`explain` does it for a trained run, which knows its normalisation).
@@ -437,6 +440,8 @@ def explain_image(
         index: the test-set index, for titles. Default: None.
         layer: the layer for Grad-CAM (``"last-conv"``: the last convolution registered).
             Default: the last block's output (:func:`gradcam_layer`).
+        faithfulness: a fill (``"zero"``, ``"blur"``, ``"road"``): also the deletion
+            curves of this image for each map and the controls. Default: None.
 
     Returns:
         An :class:`Explanation`.
@@ -472,6 +477,20 @@ def explain_image(
         if sanity and explanation.attributions:
             trained = {a.method: a.map for a in explanation.attributions}
             explanation.sanity = _sanity(model, x, tgt, black, trained, layer)
+    if faithfulness is not None:
+        from archlab.analysis.faithfulness import faithfulness_of_model
+
+        explanation.faithfulness = faithfulness_of_model(
+            model,
+            image.unsqueeze(0),
+            normalize=normalize,
+            methods=[a.method for a in explanation.attributions] or chosen,
+            fill=faithfulness,
+            detail=0,
+            compare_last_conv=False,
+            model_name=explanation.model,
+            layer=layer,
+        )
     return explanation
 
 
@@ -505,6 +524,7 @@ def explain(
     target: str | int = "pred",
     layer: str | None = None,
     sanity: bool = False,
+    faithfulness: str | None = None,
     runs: str | os.PathLike = "runs",
     data=None,
 ) -> Explanation:
@@ -521,6 +541,8 @@ def explain(
         layer: the layer for Grad-CAM (``"last-conv"``: the last convolution registered).
             Default: the last block's output (:func:`gradcam_layer`).
         sanity: also run the model-randomisation test. Default: False.
+        faithfulness: a fill (``"zero"``, ``"blur"``, ``"road"``): also this image's
+            deletion curves per map, beside the panels. Default: None.
         runs: the runs folder, when ``run`` is a name. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
 
@@ -557,6 +579,7 @@ def explain(
         model_name=run.name,
         index=index,
         layer=layer,
+        faithfulness=faithfulness,
     )
 
 

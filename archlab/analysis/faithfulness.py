@@ -225,7 +225,7 @@ def control_maps(name: str, x: torch.Tensor, generator: torch.Generator) -> torc
 
 def blur(x: torch.Tensor, black: float, sigma: float = BLUR_SIGMA) -> torch.Tensor:
     """A Gaussian blur of ``(N, 1, H, W)``, the border padded with black."""
-    radius = int(math.ceil(2 * sigma))
+    radius = math.ceil(2 * sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
@@ -403,6 +403,7 @@ def faithfulness_of_model(
     compare_last_conv: bool = True,
     seed: int = 0,
     model_name: str | None = None,
+    layer: str | None = None,
 ) -> Faithfulness:
     """The faithfulness table of a model in hand, on uint8 ``images`` ``(N, H, W)``
     (:func:`faithfulness` does it for a trained run on stratified test images).
@@ -421,6 +422,7 @@ def faithfulness_of_model(
             default) as a row when it differs from the default layer. Default: True.
         seed: for the random control, the tie-breaking and ROAD's noise. Default: 0.
         model_name: for the caption. Default: the class name.
+        layer: Grad-CAM's layer. Default: :func:`~archlab.analysis.explain.gradcam_layer`.
 
     Returns:
         A :class:`Faithfulness` report.
@@ -455,8 +457,8 @@ def faithfulness_of_model(
     with _prepared(model):
         with torch.no_grad():
             targets = model(x).argmax(1)
-        entries: list[tuple[str, str, str | None]] = [(m, "method", None) for m in chosen]
-        if "gradcam" in chosen and compare_last_conv:
+        entries: list[tuple[str, str, str | None]] = [(m, "method", layer) for m in chosen]
+        if "gradcam" in chosen and compare_last_conv and layer is None:
             new, old = gradcam_layer(model, tuple(x.shape[1:])), last_conv_layer(model)
             if new is not None and old is not None and new[0] != old[0]:
                 entries.insert(
@@ -490,7 +492,10 @@ def faithfulness_of_model(
                         rnd = _maps_in_chunks(randomised, x[d], targets[d], method, black, layer)
                     row.sanity_rho = float(
                         torch.tensor(
-                            [_spearman(a.abs(), b.abs()) for a, b in zip(maps[d], rnd.map)]
+                            [
+                                _spearman(a.abs(), b.abs())
+                                for a, b in zip(maps[d], rnd.map, strict=True)
+                            ]
                         ).mean()
                     )
             report.rows.append(row)

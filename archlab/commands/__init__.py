@@ -14,6 +14,8 @@ COMMANDS = (
     "data",
     "train",
     "explain",
+    "faithfulness",
+    "attack",
     "filters",
     "activations",
     "confusion",

@@ -102,13 +102,20 @@ def plot_explanation(explanation) -> Figure:
             (f"{a.method}, all layers random\nρ = {sanity.rho[a.method][-1]:+.2f}", 9)
             for a in attributions
         ]
+    curves = explanation.faithfulness
+    left = [0.95] + [0.15] * n  # class names left of the bars; colour bars right of maps
+    right = [0.25] + [0.75] * n
+    if curves is not None:  # one more panel at the end of the top row
+        titles[0].append((f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", 9))
+        left.append(0.6)
+        right.append(0.2)
     fig = figure()
     axes = panel_grid(
         fig,
         titles,
         panel=2.3,
-        left=[0.95] + [0.15] * n,  # class names left of the bars; colour bars right of maps
-        right=[0.25] + [0.75] * n,
+        left=left,
+        right=right,
         below=[0.1, 0.5, _steps_room(sanity)][: len(titles)],  # tick and axis labels
         suptitle=0.35,
     )
@@ -127,6 +134,11 @@ def plot_explanation(explanation) -> Figure:
         colorbar_beside(axes[0][i], fontsize=8)
         # the blend has the same colour scale as the map above it: one bar per method
         plot_attribution(a, explanation.image, ax=axes[1][i], blend=True, colorbar=False)
+    if curves is not None:
+        from archlab.viz.faithfulness import plot_image_curves
+
+        plot_image_curves(curves, ax=axes[0][-1])
+        axes[0][-1].set_title(titles[0][-1][0], fontsize=9, y=1.0)
     if sanity is not None:
         ax = axes[2][0]
         for method, rhos in sanity.rho.items():

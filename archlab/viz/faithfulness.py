@@ -68,8 +68,9 @@ def plot_image_curves(curves, ax=None) -> Figure:
         ax.plot(x, row.morf_curve.numpy(), color=color, label=row.name)
         ax.plot(x, row.lerf_curve.numpy(), color=color, ls="--")
     ax.set_xlabel("share of the pixels removed")
-    ax.set_ylabel("probability")
+    ax.set_ylabel("probability", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
+    ax.tick_params(labelsize=7)
     ax.set_title(f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", fontsize=9)
     ax.legend(fontsize=6, loc="center right")
     return ax.figure
