@@ -282,6 +282,8 @@ def road_impute(
         rr_new = (r * r).sum((1, 2, 3), keepdim=True)
         p = r + (rr_new / rr.clamp_min(tiny)) * p
         rr = rr_new
+    # nothing known: the system is singular (any constant solves it); black, as promised
+    v = torch.where(known.sum((1, 2, 3), keepdim=True) == 0, m * black, v)
     if noise:
         v = v + m * noise * torch.randn(x.shape, generator=generator, dtype=x.dtype)
     return known * x + m * v

@@ -106,8 +106,10 @@ def fgsm(model: nn.Module, x, labels, eps: float, bounds) -> torch.Tensor:
 
     if eps == 0:
         return x.clone()
-    return FGSM(model, lower_bound=bounds[0], upper_bound=bounds[1]).perturb(
-        x.detach().requires_grad_(True), eps, labels
+    return (
+        FGSM(model, lower_bound=bounds[0], upper_bound=bounds[1])
+        .perturb(x.detach().requires_grad_(True), eps, labels)
+        .detach()
     )
 
 
@@ -118,9 +120,14 @@ def pgd(model: nn.Module, x, labels, eps: float, bounds, steps: int = PGD_STEPS)
 
     if eps == 0:
         return x.clone()
-    return PGD(model, lower_bound=bounds[0], upper_bound=bounds[1]).perturb(
-        x.detach().requires_grad_(True), eps, 2.5 * eps / steps, steps, labels
-    )
+    import warnings
+
+    with warnings.catch_warnings():  # PGD's inner FGSM steps take plain tensors
+        warnings.filterwarnings("ignore", "Input Tensor 0 did not already require gradients")
+        adv = PGD(model, lower_bound=bounds[0], upper_bound=bounds[1]).perturb(
+            x.detach().requires_grad_(True), eps, 2.5 * eps / steps, steps, labels
+        )
+    return adv.detach()
 
 
 def robustness_of_model(
