@@ -129,11 +129,14 @@ class Faithfulness(Report):
         def opt(v, fmt):
             return "-" if v is None else format(v, fmt)
 
+        def ci(pair):  # one image has no interval
+            return f"{pair[0]:.3f}" + ("" if math.isnan(pair[1]) else f" ± {pair[1]:.3f}")
+
         rows = [
             [
                 r.name + (" (control)" if r.kind == "control" else ""),
-                f"{r.morf[0]:.3f} ± {r.morf[1]:.3f}",
-                f"{r.lerf[0]:.3f} ± {r.lerf[1]:.3f}",
+                ci(r.morf),
+                ci(r.lerf),
                 f"{r.gap:+.3f}",
                 opt(r.infidelity, ".3g"),
                 opt(r.sensitivity, ".3f"),

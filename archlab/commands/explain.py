@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if explanation.sanity is not None:
         echo(f"\n{explanation.sanity}\n")
     if explanation.faithfulness is not None:
-        echo(f"\n{explanation.faithfulness._parts()[0]}\n")
+        echo(f"\n{explanation.faithfulness._parts()[0].text()}\n")
     suffix = ("-sanity" if args.sanity else "") + ("-faithfulness" if args.faithfulness else "")
     save(explanation.plot(), figure_path(args, run.name, f"explain-{args.index}{suffix}"))
     echo(explanation.verdict)
