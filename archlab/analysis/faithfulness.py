@@ -44,13 +44,11 @@ from torch import nn
 
 from archlab._report import Report
 from archlab._table import Table
+from archlab.analysis._settings import DETAIL_IMAGES, FILLS, STEP
+from archlab.analysis._settings import FAITHFULNESS_IMAGES as IMAGES
 from archlab.errors import ArchlabError
 
-FILLS = ("zero", "blur", "road")
 CONTROLS = ("random", "sobel", "constant")
-STEP = 28  # pixels removed per step: 29 points per curve at 28×28
-IMAGES = 300
-DETAIL_IMAGES = 32  # images for infidelity, max-sensitivity and sanity ρ (each re-attributes)
 CHUNK = 16  # images per batch of perturbed inputs: 16 × 2 curves × 29 steps = 928
 BLUR_SIGMA = 2.0
 ROAD_NOISE = 0.01  # σ of the imputation noise, in the model's input units
@@ -88,6 +86,12 @@ class Faithfulness(Report):
 
     ``str()`` is the table (methods as rows, metrics as columns); ``.plot()`` draws the
     mean MoRF and LeRF curves (on a given ``ax``, the MoRF curves alone).
+
+    Example::
+
+        >>> report = archlab.faithfulness("cnn", images=50, fill="road")  # doctest: +SKIP
+        >>> report.beats_random()["ig"]                                    # doctest: +SKIP
+        ['MoRF', 'LeRF', 'gap']
     """
 
     _shows_figure = True

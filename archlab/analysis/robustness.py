@@ -21,12 +21,11 @@ from torch import nn
 
 from archlab._report import Report
 from archlab._table import Table
+from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
+from archlab.analysis._settings import EPS, PGD_STEPS
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
 
-EPS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
-IMAGES = 1000
-PGD_STEPS = 10
 FLIPS = 2  # images shown per model
 BATCH = 500
 
@@ -60,6 +59,12 @@ class Robustness(Report):
     ``str()`` is the table; ``.plot()`` the accuracy curves (FGSM and PGD panels; on a
     given ``ax``, PGD alone); ``.plot_flips()`` the images that flip first, with their
     saliency maps before and after.
+
+    Example::
+
+        >>> report = archlab.attack(["dnn", "cnn"], eps=[0, 0.1])  # doctest: +SKIP
+        >>> report.results[1].fgsm                                  # doctest: +SKIP
+        [0.917, 0.31]
     """
 
     _shows_figure = True

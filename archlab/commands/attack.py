@@ -25,7 +25,8 @@ def _eps_list(text: str) -> list[float]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.analysis.robustness import EPS, IMAGES, PGD_STEPS
+    from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
+    from archlab.analysis._settings import EPS, PGD_STEPS
     from archlab.commands._options import data_dir_option, out_option, runs_option
 
     p.add_argument(

@@ -16,7 +16,8 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.analysis.faithfulness import DETAIL_IMAGES, FILLS, IMAGES, STEP
+    from archlab.analysis._settings import DETAIL_IMAGES, FILLS, STEP
+    from archlab.analysis._settings import FAITHFULNESS_IMAGES as IMAGES
     from archlab.commands._options import data_dir_option, out_option, runs_option
 
     p.add_argument(
