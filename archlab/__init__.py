@@ -9,7 +9,9 @@ numbers (``.to_dict()``). The surface, by group (see the API page):
 - architecture: :func:`trace_shapes`, :func:`count_params`, :func:`draw`;
 - data and training: :func:`load_fashion_mnist`, :func:`train`, :func:`load_run`;
 - a trained run, inside: :func:`explain`, :func:`filters`, :func:`activations`,
-  :func:`evaluate`, :func:`compare`.
+  :func:`evaluate`, :func:`compare`;
+- trusting a trained run: :func:`faithfulness` (are the maps faithful?), :func:`attack`
+  (how fragile is the model?).
 
 Every function that looks at a model takes ``(model, input_shape=None, overrides=(), *,
 depth=None, ...)``; every function that looks at a trained run takes ``(run, ..., *,
@@ -72,6 +74,12 @@ _GROUPS: dict[str, dict[str, str]] = {
         "Activations": "archlab.analysis.features",
         "ClassificationReport": "archlab.analysis.evaluation",
         "Comparison": "archlab.analysis.evaluation",
+    },
+    "Trusting a trained run": {
+        "faithfulness": "archlab.analysis.faithfulness",
+        "attack": "archlab.analysis.robustness",
+        "Faithfulness": "archlab.analysis.faithfulness",
+        "Robustness": "archlab.analysis.robustness",
     },
     "Errors": {
         "ArchlabError": "archlab.errors",

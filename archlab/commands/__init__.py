@@ -16,6 +16,8 @@ COMMANDS = (
     "lr_find",
     "dynamics",
     "explain",
+    "faithfulness",
+    "attack",
     "filters",
     "activations",
     "confusion",
