@@ -18,4 +18,5 @@ COMMANDS = (
     "activations",
     "confusion",
     "compare",
+    "explore",
 )
