@@ -48,7 +48,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup data graphviz lint
+# browser first: the explorer's browser test runs in pytest where Chromium is installed
+test: setup data graphviz lint browser
 	$(BIN)/python -m pytest
 	$(MAKE) docs docs-check
 

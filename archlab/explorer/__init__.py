@@ -24,6 +24,7 @@ def explore(
     runs: str | os.PathLike = "runs",
     data=None,
     log: Callable[[str], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Write a self-contained explorer of trained runs: open its ``index.html`` offline.
 
@@ -43,6 +44,9 @@ def explore(
         runs: the runs folder, for names. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
         log: called with a line per step and its seconds. Default: silent.
+        timings: filled with the seconds per step, summed over the runs (``load``,
+            ``test set``, ``trace``, ``activations``, ``attributions``, ``write``), for
+            the benchmark. Default: not kept.
 
     Returns:
         The path of ``index.html``.
@@ -76,18 +80,22 @@ def explore(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    _add(timings, "load", time.perf_counter() - start)
     say(f"loaded {len(loaded)} run(s) and the data in {time.perf_counter() - start:.1f} s")
     images = min(images, len(data.test_labels))
     probs = []
     for run in loaded:
         t = time.perf_counter()
         probs.append(torch.softmax(predict_logits(run.model, data.test_images, run.normalize), 1))
+        _add(timings, "test set", time.perf_counter() - t)
         say(f"{run.name}: test set in {time.perf_counter() - t:.1f} s")
     indices = choose_images(data.test_labels, [p.argmax(1) for p in probs], images)
     exports = []
     for run, p in zip(loaded, probs, strict=True):
         t = time.perf_counter()
-        exports.append(export_run(run, data, indices, test_probs=p, methods=methods))
+        exports.append(
+            export_run(run, data, indices, test_probs=p, methods=methods, timings=timings)
+        )
         say(f"{run.name}: trace, activations and attributions in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     page = write_explorer(
@@ -98,5 +106,11 @@ def explore(
         indices,
         CLASSES,
     )
+    _add(timings, "write", time.perf_counter() - t)
     say(f"files written in {time.perf_counter() - t:.1f} s")
     return page
+
+
+def _add(timings: dict[str, float] | None, step: str, seconds: float) -> None:
+    if timings is not None:
+        timings[step] = timings.get(step, 0.0) + seconds

@@ -15,6 +15,7 @@ most ``(hi − lo) / 510`` from the forward pass. Kernels are stored the same wa
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -220,6 +221,20 @@ def attribution_maps(maps: torch.Tensor, signed: bool) -> tuple[torch.Tensor, li
     return q.round_().clamp_(0, 255).to(torch.uint8), [float(s) for s in scales]
 
 
+class _Clock:
+    """Adds the seconds since the last call to ``timings[step]`` (nothing without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[step] = self.timings.get(step, 0.0) + now - self.last
+        self.last = now
+
+
 def export_run(
     run,
     data,
@@ -227,6 +242,7 @@ def export_run(
     *,
     test_probs: torch.Tensor | None = None,
     methods: Sequence[str] | str = "all",
+    timings: dict[str, float] | None = None,
 ) -> RunExport:
     """Compute what the page shows about ``run`` for the test images ``indices``.
 
@@ -237,6 +253,8 @@ def export_run(
         test_probs: the run's probabilities on the whole test set ``(M, 10)``. Default:
             computed.
         methods: the attribution methods. Default: all five.
+        timings: filled with the seconds of each step (``trace``, ``test set``,
+            ``activations``, ``attributions``), for the benchmark. Default: not kept.
 
     Returns:
         A :class:`RunExport`.
@@ -247,6 +265,7 @@ def export_run(
     from archlab.trace.shapes import trace_shapes
     from archlab.training.predict import predict_logits, to_input
 
+    clock = _Clock(timings)
     model = run.model
     shape = tuple(getattr(model, "input_shape", (1, 28, 28)))
     report = trace_shapes(model, shape)
@@ -259,8 +278,10 @@ def export_run(
     by_name = {layer.name: layer for layer in counts.layers}
     images = data.test_images[list(indices)]
     labels = data.test_labels
+    clock("trace")
     if test_probs is None:
         test_probs = torch.softmax(predict_logits(model, data.test_images, run.normalize), 1)
+        clock("test set")
     predicted = test_probs.argmax(1)
     outputs, scopes = row_outputs(model, to_input(images, run.normalize), len(report.layers))
     modules = dict(model.named_modules())
@@ -286,10 +307,12 @@ def export_run(
         found = kernels(module) if module is not None else None
         if found is not None:
             kerns[i] = found
+    clock("activations")
     targets = predicted[list(indices)]
     attributions, skipped = attribute_batch(
         model, images, targets, normalize=run.normalize, methods=methods
     )
+    clock("attributions")
     cells: dict[str, list[int]] = {}
     for position, index in enumerate(indices):
         key = f"{int(labels[index])},{int(predicted[index])}"

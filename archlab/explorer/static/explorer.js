@@ -11,6 +11,7 @@ const ARCHLAB = (() => {
   let index = null;
   const $ = (id) => document.getElementById(id);
   const fmt = (n) => n.toLocaleString("en-US");
+  const short = (n) => (n >= 1e6 ? (n / 1e6).toPrecision(3) + " M" : n >= 1e4 ? (n / 1e3).toPrecision(3) + " k" : fmt(n));
   const shape = (s) => (s === null ? "—" : s.join("×"));
   const num = (v) => {
     const a = Math.abs(v);
@@ -133,7 +134,7 @@ const ARCHLAB = (() => {
         title: folded ? `${line.rows.length} rows folded` : (r.formula || ""),
         onclick: () => select({ row: line.last }),
       }, [String(k + 1), line.name || "(forward)", folded ? `block · ${line.rows.length} rows` : r.type,
-        shape(r.output), params ? fmt(params) : "", macs ? fmt(macs) : ""]
+        shape(r.output), params ? short(params) : "", macs ? short(macs) : ""]
         .map((t, j) => element("td", { textContent: t, className: j >= 4 ? "num" : "" })));
       return tr;
     });
@@ -256,10 +257,10 @@ const ARCHLAB = (() => {
     const under = [base, state.image * (w + index.gap), 0];
     const figures = run().methods.map((m) => {
       const img = picture(m.file);
-      const c = tile(img, 0, state.image * (h + index.gap), w, h, 84, 84, base.complete ? under : null);
+      const c = tile(img, 0, state.image * (h + index.gap), w, h, 72, 72, base.complete ? under : null);
       const scale = m.scales[state.image];
       return element("figure", { title: m.settings }, [c, element("figcaption", {
-        textContent: `${m.title.replace(/^Grad-CAM on .*/, "Grad-CAM")} (${m.signed ? "±" : "0…"}${num(scale)})`,
+        textContent: `${m.title.replace(/^Grad-CAM on .*/, "Grad-CAM").replace("Integrated Gradients", "Int. Gradients")}\n${m.signed ? "±" : "0…"}${num(scale)}`,
       })]);
     });
     const skipped = Object.entries(run().skipped).map(([m, why]) =>
