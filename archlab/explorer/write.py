@@ -50,11 +50,13 @@ def save_png(pixels: torch.Tensor, path: Path, palette: str | None = None) -> No
     image.save(path, optimize=False, compress_level=6)
 
 
-def tile_grid(tiles: torch.Tensor, cols: int) -> torch.Tensor:
-    """``(T, h, w)`` tiles on a grid ``cols`` wide with :data:`TILE_GAP` between them."""
+def tile_grid(tiles: torch.Tensor, cols: int, fill: int = 0) -> torch.Tensor:
+    """``(T, h, w)`` tiles on a grid ``cols`` wide with :data:`TILE_GAP` pixels of
+    ``fill`` between them."""
     t, h, w = tiles.shape
     lines = -(-t // cols)
-    grid = torch.zeros(lines * (h + TILE_GAP), cols * (w + TILE_GAP), dtype=torch.uint8)
+    size = (lines * (h + TILE_GAP), cols * (w + TILE_GAP))
+    grid = torch.full(size, fill, dtype=torch.uint8)
     for k in range(t):
         r, c = divmod(k, cols)
         y, x = r * (h + TILE_GAP), c * (w + TILE_GAP)
@@ -92,7 +94,7 @@ def write_run(export: RunExport, folder: Path, key: str) -> dict:
             # one line per output channel, one column per input channel; a first layer's
             # single input channel wraps its kernels onto lines of 16 instead
             cols = inp if inp > 1 else min(out, 16)
-            grid = tile_grid(q.reshape(out * inp, kh, kw), cols)
+            grid = tile_grid(q.reshape(out * inp, kh, kw), cols, fill=128)  # white gaps
             save_png(grid, folder / f"kern-{i}.png", "RdBu_r")
             entry["kernels"] = {
                 "file": f"{key}/kern-{i}.png",

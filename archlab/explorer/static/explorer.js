@@ -301,7 +301,7 @@ const ARCHLAB = (() => {
     const thumbs = mine.map((pos) => {
       const c = imageTile(pos, 56);
       c.dataset.pos = String(pos);
-      c.className = pos === state.image ? "selected" : "";
+      c.className = (t === p ? "" : "wrong") + (pos === state.image ? " selected" : "");
       c.title = `test image ${index.images[pos].index}`;
       c.onclick = () => select({ image: pos });
       return c;
