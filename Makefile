@@ -79,6 +79,7 @@ bench: setup data
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/train_vs_lecture.py
 	$(BIN)/python benchmarks/explain_speed.py
+	$(BIN)/python benchmarks/explore.py --zoo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build docs/auto_examples docs/sg_execution_times.rst docs/cli.rst
