@@ -9,7 +9,7 @@ numbers (``.to_dict()``). The surface, by group (see the API page):
 - architecture: :func:`trace_shapes`, :func:`count_params`, :func:`draw`;
 - data and training: :func:`load_fashion_mnist`, :func:`train`, :func:`load_run`;
 - a trained run, inside: :func:`explain`, :func:`filters`, :func:`activations`,
-  :func:`evaluate`, :func:`compare`;
+  :func:`evaluate`, :func:`compare`, :func:`explore` (an offline web page);
 - trusting a trained run: :func:`faithfulness` (are the maps faithful?), :func:`attack`
   (how fragile is the model?).
 
@@ -69,6 +69,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "activations": "archlab.analysis.features",
         "evaluate": "archlab.analysis.evaluation",
         "compare": "archlab.analysis.evaluation",
+        "explore": "archlab.explorer",
         "Explanation": "archlab.analysis.explain",
         "Filters": "archlab.analysis.features",
         "Activations": "archlab.analysis.features",

@@ -22,4 +22,5 @@ COMMANDS = (
     "activations",
     "confusion",
     "compare",
+    "explore",
 )
