@@ -48,7 +48,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup data graphviz lint
+# browser first: the explorer's browser test runs in pytest where Chromium is installed
+test: setup data graphviz lint browser
 	$(BIN)/python -m pytest
 	$(MAKE) docs docs-check
 
@@ -78,6 +79,7 @@ bench: setup data
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/train_vs_lecture.py
 	$(BIN)/python benchmarks/explain_speed.py
+	$(BIN)/python benchmarks/explore.py --zoo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build docs/auto_examples docs/sg_execution_times.rst docs/cli.rst docs/api.rst

@@ -9,7 +9,9 @@ numbers (``.to_dict()``). The surface, by group (see the API page):
 - architecture: :func:`trace_shapes`, :func:`count_params`, :func:`draw`;
 - data and training: :func:`load_fashion_mnist`, :func:`train`, :func:`load_run`;
 - a trained run, inside: :func:`explain`, :func:`filters`, :func:`activations`,
-  :func:`evaluate`, :func:`compare`.
+  :func:`evaluate`, :func:`compare`, :func:`explore` (an offline web page);
+- trusting a trained run: :func:`faithfulness` (are the maps faithful?), :func:`attack`
+  (how fragile is the model?).
 
 Every function that looks at a model takes ``(model, input_shape=None, overrides=(), *,
 depth=None, ...)``; every function that looks at a trained run takes ``(run, ..., *,
@@ -45,6 +47,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "draw": "archlab.drawing",
         "ShapeReport": "archlab.trace.shapes",
         "ParamReport": "archlab.trace.params",
+        "ReceptiveField": "archlab.trace.receptive",
         "Drawing": "archlab.drawing",
     },
     "Data and training": {
@@ -54,17 +57,30 @@ _GROUPS: dict[str, dict[str, str]] = {
         "FashionMNIST": "archlab.training.data",
         "Run": "archlab.training.run",
     },
+    "Training dynamics and the learning rate": {
+        "dynamics": "archlab.analysis.dynamics",
+        "lr_find": "archlab.training.lr_find",
+        "Dynamics": "archlab.analysis.dynamics",
+        "LRFinder": "archlab.training.lr_find",
+    },
     "Inside a trained run": {
         "explain": "archlab.analysis.explain",
         "filters": "archlab.analysis.features",
         "activations": "archlab.analysis.features",
         "evaluate": "archlab.analysis.evaluation",
         "compare": "archlab.analysis.evaluation",
+        "explore": "archlab.explorer",
         "Explanation": "archlab.analysis.explain",
         "Filters": "archlab.analysis.features",
         "Activations": "archlab.analysis.features",
         "ClassificationReport": "archlab.analysis.evaluation",
         "Comparison": "archlab.analysis.evaluation",
+    },
+    "Trusting a trained run": {
+        "faithfulness": "archlab.analysis.faithfulness",
+        "attack": "archlab.analysis.robustness",
+        "Faithfulness": "archlab.analysis.faithfulness",
+        "Robustness": "archlab.analysis.robustness",
     },
     "Errors": {
         "ArchlabError": "archlab.errors",

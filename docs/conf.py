@@ -80,5 +80,22 @@ def _no_tex(app, doctree) -> None:
         )
 
 
+# The explorer of the lecture's two runs (docs/explorer.rst links to it), written after the
+# gallery has trained and cached them in the build folder; no run there (a build that
+# skipped the gallery) leaves a warning, which -W makes an error.
+def _explorer(app, exception) -> None:
+    if exception is not None or app.builder.name != "html":
+        return
+    from sphinx.util import logging
+
+    runs = Path(os.environ["ARCHLAB_DOCS_RUNS"])
+    if not all((runs / name / "checkpoint.pt").is_file() for name in ("dnn", "cnn")):
+        logging.getLogger(__name__).warning(f"no trained dnn and cnn under {runs}: no explorer")
+        return
+    page = archlab.explore(["dnn", "cnn"], out=Path(app.outdir) / "explorer", runs=runs)
+    logging.getLogger(__name__).info(f"explorer: {page}")
+
+
 def setup(app) -> None:
     app.connect("doctree-read", _no_tex)
+    app.connect("build-finished", _explorer)

@@ -42,3 +42,20 @@ class ViewingLeNet(SmallLeNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = nn.functional.max_pool2d(self.features(x), 2)
         return self.head(out.view(out.size(0), -1))
+
+
+class ResidualNet(nn.Module):
+    """A student's residual block: ``relu(conv(conv(x)) + x)``, then a pool and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 6, 3, padding=1)
+        self.conv1 = nn.Conv2d(6, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.head = nn.Linear(6 * 7 * 7, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+        x = nn.functional.max_pool2d(x, 4)
+        return self.head(x.flatten(1))

@@ -2,5 +2,7 @@
 
 - ``explain``: Captum attributions for one image and their sanity check;
 - ``features``: a model's kernels and the feature maps one image makes;
-- ``evaluation``: confusion matrices, per-class scores, mistakes, runs compared.
+- ``evaluation``: confusion matrices, per-class scores, mistakes, runs compared;
+- ``faithfulness``: deletion curves, ROAD, Captum's metrics, against control maps;
+- ``robustness``: accuracy under FGSM and PGD, and the images that flip first.
 """

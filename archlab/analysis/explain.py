@@ -7,8 +7,9 @@ Methods (all through Captum, on the model's own normalised input):
   convergence delta (how far the attributions' sum is from score(image) − score(black)).
 - ``smoothgrad``: saliency averaged over noisy copies of the image (NoiseTunnel).
 - ``occlusion``: the score's drop when a square patch is painted black.
-- ``gradcam``: Grad-CAM on the last convolution (found automatically), at its native
-  resolution and upsampled to 28×28. Not defined for a model without convolutions.
+- ``gradcam``: Grad-CAM on the output of the last convolutional block, after its
+  normalisation and activation (:func:`gradcam_layer`), at its native resolution and
+  upsampled to 28×28. Not defined for a model without convolutions.
 
 The sanity check (``sanity=True``) is the model-randomisation test of Adebayo et al.
 (2018), "Sanity Checks for Saliency Maps": the layers' weights are re-initialised from the
@@ -42,6 +43,7 @@ SMOOTHGRAD_SAMPLES = 25
 SMOOTHGRAD_NOISE = 0.15  # σ as a share of the input's value range (SmoothGrad's 10–20 %)
 OCCLUSION_WINDOW = 4
 OCCLUSION_STRIDE = 2
+IG_BATCH = 256  # images per forward pass inside IG, SmoothGrad and occlusion
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Explanation(Report):
     attributions: list[Attribution] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     sanity: SanityCheck | None = None
+    faithfulness: object | None = None  # a Faithfulness report over this one image
     classes: tuple[str, ...] = CLASSES
 
     @property
@@ -109,7 +112,8 @@ class Explanation(Report):
 
     def _parts(self) -> list[Table | str]:
         sanity = self.sanity._parts() if self.sanity is not None else []
-        return [f"{self.verdict}\n{self.describe()}", *sanity]
+        curves = self.faithfulness._parts()[:1] if self.faithfulness is not None else []
+        return [f"{self.verdict}\n{self.describe()}", *sanity, *curves]
 
     def plot(self, ax=None):
         from archlab.viz.explanation import plot_attribution, plot_explanation
@@ -161,9 +165,61 @@ def _convs(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """The last convolution in registration order, for Grad-CAM; None if none."""
+    """The last convolution in registration order (Grad-CAM's default before issue 20,
+    kept to compare with :func:`gradcam_layer`); None if none."""
     convs = _convs(model)
     return convs[-1] if convs else None
+
+
+def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] | None:
+    """Grad-CAM's default layer, read off one forward pass: the output of the last
+    convolutional block on the main path, after its normalisation and activation (as
+    pytorch-grad-cam advises: ``layer4`` for a ResNet).
+
+    It is the module that *finishes last* in forward order among those whose output is a
+    feature map at the resolution of the last convolution called: for the lecture's CNN
+    ``layer2.2`` (the ReLU after layer2's conv and BatchNorm, 12×12, before the pool); for
+    the zoo's ``resnet`` ``stage3`` (the block's output, after the addition and ReLU, not
+    the 1×1 projection shortcut that is the last convolution registered). None for a model
+    without convolutions.
+
+    Returns:
+        ``(layer name, why)``.
+
+    Example:
+
+        >>> archlab.analysis.explain.gradcam_layer(archlab.create_model("cnn"))[0]
+        'layer2.2'
+    """
+    if not _convs(model):
+        return None
+    names = {m: n for n, m in model.named_modules()}
+    finished: list[tuple[str, tuple, bool]] = []  # (name, output shape, is a convolution)
+
+    def record(module, args, output):
+        if isinstance(output, torch.Tensor):
+            finished.append((names[module], tuple(output.shape), isinstance(module, nn.Conv2d)))
+
+    handles = [m.register_forward_hook(record) for n, m in model.named_modules() if n]
+    was_training = model.training
+    model.eval()
+    try:
+        from archlab.training.predict import model_device
+
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=model_device(model)))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    convs = [i for i, (_, _, conv) in enumerate(finished) if conv]
+    if not convs:
+        return None
+    size = finished[convs[-1]][1][2:]
+    same = [n for n, shape, _ in finished[convs[-1] :] if len(shape) == 4 and shape[2:] == size]
+    name = same[-1]
+    side = "×".join(map(str, size))
+    return name, f"the last block's output (after its norm and activation), {side}"
 
 
 @contextlib.contextmanager
@@ -199,7 +255,7 @@ def _saliency(model, x, target, black, layer):
     from captum.attr import Saliency
 
     a = Saliency(model).attribute(x, target=target, abs=True)
-    return Attribution("saliency", "Saliency", "|gradient| of the score", a[0, 0].detach(), False)
+    return Attribution("saliency", "Saliency", "|gradient| of the score", a[:, 0].detach(), False)
 
 
 def _integrated_gradients(model, x, target, black, layer):
@@ -210,14 +266,15 @@ def _integrated_gradients(model, x, target, black, layer):
         baselines=torch.full_like(x, black),
         target=target,
         n_steps=IG_STEPS,
+        internal_batch_size=IG_BATCH,
         return_convergence_delta=True,
     )
-    d = float(delta.abs().item())
+    d = float(delta.abs().max().item())
     return Attribution(
         "ig",
         "Integrated Gradients",
         f"baseline: black image, {IG_STEPS} steps, convergence delta {d:.1e}",
-        a[0, 0].detach(),
+        a[:, 0].detach(),
         True,
         delta=d,
     )
@@ -226,20 +283,26 @@ def _integrated_gradients(model, x, target, black, layer):
 def _smoothgrad(model, x, target, black, layer):
     from captum.attr import NoiseTunnel, Saliency
 
-    sigma = SMOOTHGRAD_NOISE * float(x.detach().max() - x.detach().min())
-    a = NoiseTunnel(Saliency(model)).attribute(
-        x,
-        nt_type="smoothgrad",
-        nt_samples=SMOOTHGRAD_SAMPLES,
-        stdevs=sigma,
-        target=target,
-        abs=True,
-    )
+    maps = []
+    for i in range(len(x)):  # σ follows each image's own range (NoiseTunnel takes one σ)
+        one = x[i : i + 1]
+        sigma = SMOOTHGRAD_NOISE * float(one.detach().max() - one.detach().min())
+        maps.append(
+            NoiseTunnel(Saliency(model)).attribute(
+                one,
+                nt_type="smoothgrad",
+                nt_samples=SMOOTHGRAD_SAMPLES,
+                stdevs=sigma,
+                target=target if isinstance(target, int) else target[i : i + 1],
+                abs=True,
+            )
+        )
+    a = torch.cat(maps)
     return Attribution(
         "smoothgrad",
         "SmoothGrad",
         f"{SMOOTHGRAD_SAMPLES} noisy copies, σ = {SMOOTHGRAD_NOISE:.0%} of the input range",
-        a[0, 0].detach(),
+        a[:, 0].detach(),
         False,
     )
 
@@ -254,13 +317,13 @@ def _occlusion(model, x, target, black, layer):
         strides=(1, s, s),
         baselines=black,
         target=target,
-        perturbations_per_eval=64,
+        perturbations_per_eval=max(1, IG_BATCH // len(x)),
     )
     return Attribution(
         "occlusion",
         "Occlusion",
         f"black {w}×{w} patch, stride {s}: drop in the score",
-        a[0, 0].detach(),
+        a[:, 0].detach(),
         True,
     )
 
@@ -268,19 +331,20 @@ def _occlusion(model, x, target, black, layer):
 def _gradcam(model, x, target, black, layer):
     from captum.attr import LayerAttribution, LayerGradCam
 
+    modules = dict(model.named_modules())
     if layer is None:
-        found = last_conv_layer(model)
+        found = gradcam_layer(model, tuple(x.shape[1:]))
         if found is None:
             return "the model has no convolution, so there is no feature map to weight"
-        name, module = found
-        why = "last convolution"
+        name, why = found
+    elif layer == "last-conv":  # the old default, kept to measure it against the new one
+        name, why = last_conv_layer(model)[0], "the last convolution registered, before its BN"
     else:
-        modules = dict(model.named_modules())
         if layer not in modules or not layer:
             convs = ", ".join(n for n, _ in _convs(model)) or "none"
             raise ArchlabError(f"--layer {layer!r}: no such layer; convolutions: {convs}")
-        name, module, why = layer, modules[layer], "chosen layer"
-    native = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+        name, why = layer, "the chosen layer"
+    native = LayerGradCam(model, modules[name]).attribute(x, target=target, relu_attributions=True)
     if native.dim() != 4:
         return f"{name} outputs no feature map ({native.dim() - 1}-d), so Grad-CAM has no map"
     up = LayerAttribution.interpolate(native, x.shape[-2:], interpolate_mode="bilinear")
@@ -288,10 +352,10 @@ def _gradcam(model, x, target, black, layer):
     return Attribution(
         "gradcam",
         f"Grad-CAM on {name}",
-        f"{why} {name}, native {size}, upsampled bilinearly",
-        up[0, 0].detach(),
+        f"{why}; native {size}, upsampled bilinearly",
+        up[:, 0].detach(),
         False,
-        native=native[0, 0].detach(),
+        native=native[:, 0].detach(),
     )
 
 
@@ -316,16 +380,91 @@ def _import_captum() -> None:
         import captum.attr  # noqa: F401
 
 
+def attribute_batch(
+    model: nn.Module, x: torch.Tensor, target, method: str, black: float, layer=None
+) -> Attribution | str:
+    """One method's maps for a batch ``x`` ``(N, 1, H, W)`` (model input, requiring grad)
+    and its targets (an int or ``(N,)``): an :class:`Attribution` whose ``map`` is
+    ``(N, H, W)``, or the reason the method does not apply."""
+    return _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+
+
 def _attribute(
     model: nn.Module, x: torch.Tensor, target: int, method: str, black: float, layer=None
 ) -> Attribution | str:
-    """One method's attribution, or the reason it does not apply."""
-    result = _METHOD_FUNCTIONS[method](model, x, target, black, layer)
-    if not isinstance(result, str):  # maps on the CPU for reports, wherever the model ran
-        result.map = result.map.cpu()
-        if result.native is not None:
-            result.native = result.native.cpu()
+    """One method's attribution for one image, or the reason it does not apply."""
+    result = attribute_batch(model, x, target, method, black, layer)
+    if isinstance(result, Attribution):  # on the CPU for reports, wherever the model ran
+        result.map = result.map[0].cpu()
+        result.native = result.native[0].cpu() if result.native is not None else None
     return result
+
+
+def attribute_images(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    normalize: tuple[float, float] | None = None,
+    methods: Sequence[str] | str = "all",
+    layer: str | None = None,
+    chunk: int = 16,
+) -> tuple[list[Attribution], dict[str, str]]:
+    """Each method's maps for many images at once (what :func:`explain_image` computes for
+    one), in chunks of ``chunk`` images: Captum runs a chunk's steps, noisy copies and
+    patches as one batch, several times faster than one image at a time.
+
+    Args:
+        model: a trained classifier (left as it was).
+        images: uint8 ``(N, H, W)``.
+        targets: the class whose score to explain, per image, int64 ``(N,)``.
+        normalize: the (mean, std) it was trained with. Default: none.
+        methods: names from ``METHODS`` or ``"all"``. Default: all.
+        layer: the layer for Grad-CAM. Default: the last convolution.
+        chunk: images per Captum call. Default: 16.
+
+    Returns:
+        ``(attributions, skipped)``: one :class:`Attribution` per method whose ``map`` is
+        ``(N, H, W)`` (``native`` ``(N, h, w)``; ``delta`` the largest over the images),
+        and method → why it does not apply.
+    """
+    chosen = check_methods(methods)
+    black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
+    parts: dict[str, list[Attribution]] = {m: [] for m in chosen}
+    skipped: dict[str, str] = {}
+    with _prepared(model):
+        for start in range(0, len(images), chunk):
+            x = to_input(images[start : start + chunk], normalize)
+            tgt = targets[start : start + chunk]
+            for method in chosen:
+                if method in skipped:
+                    continue
+                result = _METHOD_FUNCTIONS[method](
+                    model, x.clone().requires_grad_(True), tgt, black, layer
+                )
+                if isinstance(result, str):
+                    skipped[method] = result
+                else:
+                    parts[method].append(result)
+    out = []
+    for method, pieces in parts.items():
+        if method in skipped or not pieces:
+            continue
+        first = pieces[0]
+        deltas = [p.delta for p in pieces if p.delta is not None]
+        natives = [p.native for p in pieces if p.native is not None]
+        out.append(
+            Attribution(
+                method,
+                first.title,
+                first.settings,
+                torch.cat([p.map for p in pieces]),
+                first.signed,
+                native=torch.cat(natives) if natives else None,
+                delta=max(deltas) if deltas else None,
+            )
+        )
+    return out, skipped
 
 
 def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -373,6 +512,7 @@ def explain_image(
     model_name: str | None = None,
     index: int | None = None,
     layer: str | None = None,
+    faithfulness: str | None = None,
 ) -> Explanation:
     """Attribute one image's class score to its pixels with each method, for a model in
     hand (:func:`explain` does it for a trained run, which knows its normalisation).
@@ -388,7 +528,10 @@ def explain_image(
         sanity: also run the model-randomisation test. Default: False.
         model_name: for titles. Default: the class name.
         index: the test-set index, for titles. Default: None.
-        layer: the layer for Grad-CAM. Default: the last convolution.
+        layer: the layer for Grad-CAM (``"last-conv"``: the last convolution registered).
+            Default: the last block's output (:func:`gradcam_layer`).
+        faithfulness: a fill (``"zero"``, ``"blur"``, ``"road"``): also the deletion
+            curves of this image for each map and the controls. Default: None.
 
     Returns:
         An :class:`Explanation`.
@@ -425,6 +568,20 @@ def explain_image(
         if sanity and explanation.attributions:
             trained = {a.method: a.map for a in explanation.attributions}
             explanation.sanity = _sanity(model, x, tgt, black, trained, layer)
+    if faithfulness is not None:
+        from archlab.analysis.faithfulness import faithfulness_of_model
+
+        explanation.faithfulness = faithfulness_of_model(
+            model,
+            image.unsqueeze(0),
+            normalize=normalize,
+            methods=[a.method for a in explanation.attributions] or chosen,
+            fill=faithfulness,
+            detail=0,
+            compare_last_conv=False,
+            model_name=explanation.model,
+            layer=layer,
+        )
     return explanation
 
 
@@ -458,6 +615,7 @@ def explain(
     target: str | int = "pred",
     layer: str | None = None,
     sanity: bool = False,
+    faithfulness: str | None = None,
     runs: str | os.PathLike = "runs",
     data=None,
 ) -> Explanation:
@@ -471,8 +629,11 @@ def explain(
         methods: names from ``METHODS`` or ``"all"``. Default: all.
         target: whose score to explain: ``"pred"``, ``"true"`` or a class index/name.
             Default: the predicted class.
-        layer: the layer for Grad-CAM. Default: the model's last convolution.
+        layer: the layer for Grad-CAM (``"last-conv"``: the last convolution registered).
+            Default: the last block's output (:func:`gradcam_layer`).
         sanity: also run the model-randomisation test. Default: False.
+        faithfulness: a fill (``"zero"``, ``"blur"``, ``"road"``): also this image's
+            deletion curves per map, beside the panels. Default: None.
         runs: the runs folder, when ``run`` is a name. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
 
@@ -509,6 +670,7 @@ def explain(
         model_name=run.name,
         index=index,
         layer=layer,
+        faithfulness=faithfulness,
     )
 
 

@@ -186,8 +186,8 @@ def set_option(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="LAYER.ARG=VALUE",
-        help="what-if: rebuild a layer with one argument changed, e.g. layer2.0.padding=1 "
-        "(repeatable)",
+        help="what-if: rebuild a layer with one argument changed, e.g. layer2.0.padding=1, "
+        "or take a layer out with LAYER=Identity, e.g. layer1.1=Identity (repeatable)",
     )
 
 

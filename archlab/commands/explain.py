@@ -8,8 +8,9 @@ NAME = "explain"
 SUMMARY = "Captum attributions for one test image (saliency, IG, SmoothGrad, occlusion, Grad-CAM)"
 DESCRIPTION = (
     "Explain one test image's prediction with Captum: saliency, integrated gradients (black "
-    "baseline), SmoothGrad, occlusion and Grad-CAM on the model's last convolution (or "
-    "--layer). --sanity adds the model-randomisation test (Adebayo et al., 2018)."
+    "baseline), SmoothGrad, occlusion and Grad-CAM on the output of the model's last block (or "
+    "--layer). --faithfulness adds the image's deletion curves; --sanity the "
+    "model-randomisation test (Adebayo et al., 2018)."
 )
 
 
@@ -36,11 +37,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="pred",
         help="whose score to explain: pred, true, a class index or name (default: pred)",
     )
-    p.add_argument("--layer", default=None, help="the layer for Grad-CAM (default: the last conv)")
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="the layer for Grad-CAM, or last-conv (default: the last block's output, after "
+        "its norm and activation)",
+    )
     p.add_argument(
         "--sanity",
         action="store_true",
         help="re-initialise the layers top-down and report how much each map changes",
+    )
+    p.add_argument(
+        "--faithfulness",
+        nargs="?",
+        const="zero",
+        default=None,
+        choices=("zero", "blur", "road"),
+        help="also this image's deletion curves per map beside the panels, with this fill "
+        "(default fill: zero)",
     )
     out_option(p, "<runs>/<run>/figures/explain-INDEX.png")
     data_dir_option(p)
@@ -63,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         sanity=args.sanity,
         layer=args.layer,
+        faithfulness=args.faithfulness,
         data=load_fashion_mnist(args.data_dir),
     )
     echo(explanation.describe())
     if explanation.sanity is not None:
         echo(f"\n{explanation.sanity}\n")
-    suffix = "-sanity" if args.sanity else ""
+    if explanation.faithfulness is not None:
+        echo(f"\n{explanation.faithfulness._parts()[0].text()}\n")
+    suffix = ("-sanity" if args.sanity else "") + ("-faithfulness" if args.faithfulness else "")
     save(explanation.plot(), figure_path(args, run.name, f"explain-{args.index}{suffix}"))
     echo(explanation.verdict)
     return 0

@@ -47,7 +47,7 @@ run's checkpoint.pt.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.commands._options import data_dir_option, device_option, set_option
-    from archlab.training.recipes import MAX_SEED
+    from archlab.training.recipes import MAX_SEED, RECIPES
 
     p.add_argument(
         "models",
@@ -59,9 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="the run folder's name (one model only)")
     p.add_argument(
         "--recipe",
-        choices=["careful", "lecture"],
+        choices=list(RECIPES),
         default=None,
-        help="careful (default) or lecture; see above",
+        help="careful (default), lecture or onecycle; see above",
     )
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 5)")
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default: 100)")
@@ -109,6 +109,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from <out>/<run>/checkpoint.pt, with its settings",
     )
+    p.add_argument(
+        "--watch",
+        type=int,
+        nargs="?",
+        const=50,
+        default=None,
+        metavar="N",
+        help="every N iterations (N default 50), record each layer's activation mean, std "
+        "and histogram, dead units, gradient norm and update ratio in history.json; see "
+        "them with `archlab dynamics` (default: off)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         resume=args.resume,
         log=echo,
+        watch=args.watch,
     )
     for result in results:
         if result.interrupted:

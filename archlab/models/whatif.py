@@ -76,13 +76,17 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
 
     Args:
         model: the model to change.
-        assignment: ``"<qualified layer name>.<argument>=<Python literal>"``.
+        assignment: ``"<qualified layer name>.<argument>=<Python literal>"``, or
+            ``"<qualified layer name>=Identity"`` to take the layer out (see
+            :func:`remove_layer`).
 
     Example::
 
         >>> archlab.models.whatif.set_hyperparameter(model, "layer2.0.padding=1")  # doctest: +SKIP
     """
     target, eq, value_text = assignment.partition("=")
+    if eq and value_text.strip() in REMOVE:
+        return remove_layer(model, target.strip())
     layer_name, _, attr = target.strip().rpartition(".")
     if not eq or not layer_name or not attr:
         raise ArchlabError(
@@ -125,4 +129,24 @@ def replace_layer(model: nn.Module, layer_name: str, new: nn.Module) -> nn.Modul
     new.train(modules[layer_name].training)
     parent_name, _, child = layer_name.rpartition(".")
     setattr(modules[parent_name] if parent_name else model, child, new)
+    return model
+
+
+# the values that take a layer out: ``--set layer1.1=Identity``
+REMOVE = ("Identity", "nn.Identity", "identity")
+
+
+def remove_layer(model: nn.Module, layer_name: str) -> nn.Module:
+    """Replace the layer ``layer_name`` by ``nn.Identity()`` (``--set layer1.1=Identity``):
+    the CNN without a BatchNorm, a net without a dropout. Works in place, returns ``model``.
+
+    Only a layer whose output has its input's shape can go (a norm, an activation, a
+    dropout...): the shape trace says so when the chain no longer fits.
+    """
+    modules = dict(model.named_modules())
+    if not layer_name or layer_name not in modules:
+        leaves = [n for n, m in modules.items() if n and not list(m.children())]
+        raise ArchlabError(f"--set: no layer {layer_name!r}; layers: {', '.join(leaves)}")
+    parent_name, _, child = layer_name.rpartition(".")
+    setattr(modules[parent_name] if parent_name else model, child, nn.Identity())
     return model

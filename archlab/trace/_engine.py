@@ -185,6 +185,7 @@ class Tracer(TorchFunctionMode):
         blocks: bool = False,
         edits: tuple[tuple, ...] = (),
         input_fixed: bool = False,
+        keep: bool = False,
     ) -> None:
         super().__init__()
         self.blocks = blocks  # record module calls and scopes, for folding (``depth``)
@@ -196,6 +197,10 @@ class Tracer(TorchFunctionMode):
         self._op_count = 0
         self._current_op: int | None = None
         self.returned: str | None = None  # what forward returned, when not a tensor
+        # keep each row's output tensor (and where its batch is), for a pass on real
+        # images (the explorer): then every image is computed, none expanded from the first
+        self.keep = keep
+        self.values: dict[int, tuple[torch.Tensor, Batch]] = {}
         self.names = {m: n for n, m in model.named_modules()}
         # a unit gets one row: a leaf, or a module whose forward does not call its children
         self._unit = {
@@ -465,6 +470,8 @@ class Tracer(TorchFunctionMode):
                 op=self._current_op,
             )
         )
+        if self.keep:
+            self.values[index] = (outs[0].detach(), batch)
         for o in outs:
             self._register(o, index, batch)
 
@@ -609,6 +616,7 @@ class Tracer(TorchFunctionMode):
                     hint=_words.SMALLER_INPUT,
                 )
         one = one and t0 is args[0] and batch0 == Batch(0) and t0.shape[0] == BATCH
+        one = one and not self.keep
         self._pending.append((step, producers, sample, batch0, one, shape))
         self._leave_mode()  # inside a unit nothing is traced: no need to see its calls
         if one:  # computed on one image, then expanded: half the work, the same shapes
@@ -749,6 +757,8 @@ class Tracer(TorchFunctionMode):
         )
         if call is not None:
             call.output, call.parts = out, parts if len(parts) > 1 else []
+        if self.keep and outs:
+            self.values[index] = (outs[0].detach(), batches[0])
         for o, b in zip(outs, batches, strict=True):
             self._register(o, index, b)
         if out is not None and batches[0].known and 0 in out:

@@ -30,6 +30,7 @@ from archlab.trace._engine import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, 
 from archlab.trace._notes import teaching_notes
 from archlab.trace.fixes import Fix
 from archlab.trace.formulas import Shape, fmt_shape
+from archlab.trace.receptive import ReceptiveField, add_receptive_fields
 
 __all__ = ["FUNCTIONAL", "Diagnosis", "Fix", "LayerShape", "ShapeReport", "trace_shapes"]
 
@@ -53,6 +54,7 @@ class LayerShape:
     inputs: list[int] = field(default_factory=list)
     parts: list[Shape] = field(default_factory=list)
     functional: bool = False  # an operation in a forward, not a layer
+    receptive: ReceptiveField | None = None  # the input pixels one unit sees (see receptive)
 
 
 @dataclass
@@ -135,15 +137,25 @@ class ShapeReport(Report):
 
     def _rows(self) -> list[list[object]]:
         rows = [
-            [i, r.name, r.type, fmt_shape(r.input), _cell(r), r.formula or ""]
+            [
+                i,
+                r.name,
+                r.type,
+                fmt_shape(r.input),
+                _cell(r),
+                str(r.receptive or ""),
+                r.formula or "",
+            ]
             for i, r in enumerate(self.layers, 1)
         ]
         if self.error is not None:
             e = self.error
-            rows.append(["", e.layer, e.type, fmt_shape(e.input), "✗", "does not fit (see below)"])
+            rows.append(
+                ["", e.layer, e.type, fmt_shape(e.input), "✗", "", "does not fit (see below)"]
+            )
         return rows
 
-    _HEADERS = ("#", "layer", "type", "input", "output", "formula")
+    _HEADERS = ("#", "layer", "type", "input", "output", "field", "formula")
 
     def _title(self) -> str:
         changed = f" with {', '.join(self.overrides)}" if self.overrides else ""
@@ -307,6 +319,7 @@ def trace_shapes(
         report.notes = teaching_notes(full, built)
         if tracer.returned is not None:
             report.returns = tracer.returned
+    add_receptive_fields(report, full, built)
     return report
 
 

@@ -46,6 +46,18 @@ RECIPES = {
         explanation="the lecture exactly: pixels scaled to [0, 1], the data in file order "
         "every epoch, constant learning rate.",
     ),
+    "onecycle": Recipe(
+        "onecycle",
+        shuffle=True,
+        normalize=True,
+        schedule="onecycle",
+        summary="as careful, but the learning rate rises for the first 25% of the run from "
+        "peak/25 to the peak, then falls to peak/1e4 along a cosine",
+        explanation="as careful (shuffled, normalised), with Smith's one-cycle schedule: the "
+        "rate rises linearly from peak/25 to the peak over the first 25% of the iterations, "
+        "then falls to peak/10,000 along a cosine. The peak is --lr; without --lr it is "
+        "the rate `archlab lr-find` suggests for the model (a short sweep before training).",
+    ),
 }
 
 # the largest seed the shuffling generator takes (seed · 1,000,003 + epoch < 2**63)
@@ -118,3 +130,30 @@ def cosine_lr(base: float, iteration: int, total: int) -> float:
         (0.001, 0.0005, 0.0)
     """
     return base * 0.5 * (1.0 + math.cos(math.pi * iteration / total))
+
+
+def onecycle_lr(peak: float, iteration: int, total: int, warmup: float = 0.25) -> float:
+    """The one-cycle rate for step ``iteration`` (0-based) of ``total``: linear from
+    ``peak / 25`` to ``peak`` over the first ``warmup`` of the run, then half a cosine
+    down to ``peak / 1e4`` (``torch.optim.lr_scheduler.OneCycleLR``'s shape, linear rise).
+
+    Example:
+
+        >>> onecycle_lr(0.01, 0, 100), onecycle_lr(0.01, 25, 100), onecycle_lr(0.01, 100, 100)
+        (0.0004, 0.01, 1e-06)
+    """
+    up = max(1, round(warmup * total))
+    if iteration < up:
+        return peak / 25 + (peak - peak / 25) * iteration / up
+    low = peak / 1e4
+    t = min(1.0, (iteration - up) / max(1, total - up))
+    return low + (peak - low) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def scheduled_lr(schedule: str, base: float, iteration: int, total: int) -> float:
+    """The rate of ``schedule`` ("constant", "cosine", "onecycle") at ``iteration``."""
+    if schedule == "cosine":
+        return cosine_lr(base, iteration, total)
+    if schedule == "onecycle":
+        return onecycle_lr(base, iteration, total)
+    return base

@@ -34,7 +34,7 @@ from archlab.training._alloc import keep_freed_memory
 from archlab.training.checkpoint import FORMAT, load_checkpoint
 from archlab.training.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
-from archlab.training.recipes import RECIPES, TrainConfig, cosine_lr
+from archlab.training.recipes import RECIPES, TrainConfig, scheduled_lr
 from archlab.training.run import Run, weights_into
 from archlab.training.runs import (
     RunRef,
@@ -178,6 +178,8 @@ def materialize(model: nn.Module, sample: torch.Tensor) -> nn.Module:
 class _Trainer:
     """One run: the model, its optimiser and data on the device, and the loop."""
 
+    watch: int | None = None  # record the dynamics every this many steps (--watch)
+
     def __init__(self, ref, spec, config, data, dev, payload, log, progress) -> None:
         self.ref, self.spec, self.config, self.dev, self.log = ref, spec, config, dev, log
         self.recipe = RECIPES[config.recipe]
@@ -264,7 +266,7 @@ class _Trainer:
         )
         loss_fn = nn.CrossEntropyLoss()
         self.net.train()
-        with _sigint_flag() as flag, self._on_cuda(loss_fn):
+        with _sigint_flag() as flag, self._on_cuda(loss_fn), _watching(self):
             while p.iteration < stop_at:
                 epoch = p.iteration // self.per_epoch
                 order = _epoch_order(len(self.labels), config.seed, epoch, rec.shuffle)
@@ -303,16 +305,19 @@ class _Trainer:
         from archlab.training._graph import graph_step
 
         with cuda_mode(self.dev, self.config.deterministic) as left_to_chance:
-            self.graphed, how = graph_step(
-                self.net,
-                self.optimizer,
-                loss_fn,
-                self.images,
-                self.labels,
-                self.config.batch_size,
-                self.normalize,
-                self.channels_last,
-            )
+            if self.watch:  # its hooks and its wrapped optimizer step run in Python
+                self.graphed, how = None, "--watch records the dynamics in Python each step"
+            else:
+                self.graphed, how = graph_step(
+                    self.net,
+                    self.optimizer,
+                    loss_fn,
+                    self.images,
+                    self.labels,
+                    self.config.batch_size,
+                    self.normalize,
+                    self.channels_last,
+                )
             if self.graphed is None:
                 self.log(f"{self.ref.name}: eager steps on CUDA: {how}")
             self.progress.history["cuda"] = {
@@ -329,11 +334,14 @@ class _Trainer:
     def _step(self, idx: torch.Tensor, loss_fn) -> None:
         p, config = self.progress, self.config
         started = time.perf_counter()
-        if self.recipe.schedule == "cosine":  # a function of the iteration: nothing to save
+        if self.recipe.schedule != "constant":  # a function of the iteration: nothing to save
             # after a warm restart (more epochs for a finished run) a new cosine
             # runs from the recipe's rate over the added iterations
             start = config.restart
-            self.optimizer.set_lr(cosine_lr(config.lr, p.iteration - start, self.total - start))
+            lr_now = scheduled_lr(
+                self.recipe.schedule, config.lr, p.iteration - start, self.total - start
+            )
+            self.optimizer.set_lr(lr_now)
         if self.graphed is not None:
             loss = self.graphed.step(idx)
         else:
@@ -483,6 +491,7 @@ def train(
     log: Callable[[str], None] = print,
     max_iterations: int | None = None,
     figures: bool = True,
+    watch: int | None = None,
 ) -> Run:
     """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
     return the trained :class:`~archlab.Run`.
@@ -498,7 +507,9 @@ def train(
         runs: the runs folder. Default: ``"runs"``.
         data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         name: the run folder's name. Default: from the spec (``cnn+layer2.0.padding=1``).
-        recipe: ``"careful"`` or ``"lecture"`` (``archlab.training.recipes``). Default: careful.
+        recipe: ``"careful"``, ``"lecture"`` or ``"onecycle"`` (``archlab.training.recipes``;
+            onecycle without ``lr`` peaks at the rate :func:`~archlab.lr_find` suggests).
+            Default: careful.
         epochs: passes over the 60,000 training images. Default: 5.
         batch_size: images per step. Default: 100.
         lr: Adam's learning rate. Default: 1e-3.
@@ -522,6 +533,10 @@ def train(
         max_iterations: stop after this many iterations (quick demos, benchmarks).
             Default: run all epochs.
         figures: draw ``curves.png`` at the end. Default: True.
+        watch: every this many iterations, record each layer's activation statistics,
+            dead units, gradient norm and update ratio in the history
+            (:mod:`archlab.training.dynamics`; read by :func:`archlab.dynamics`).
+            Default: None, not recorded.
 
     Returns:
         The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
@@ -548,6 +563,8 @@ def train(
             return reused
     if ref.spec is None and not resume:  # a run folder's name: train the spec it records
         ref = named_run(ref)
+    if recipe == "onecycle" and lr is None and not resume and ref.spec is not None:
+        given["lr"] = _finder_peak(ref, overrides, data, data_dir, device, log)
     if not resume:  # settings and model are checked before anything is created
         TrainConfig(ref.name, **{k: v for k, v in given.items() if v is not None}).validate()
         check_trainable(ref.spec)
@@ -584,6 +601,7 @@ def train(
         if data is None:
             data = load_fashion_mnist(data_dir)
         trainer = _Trainer(ref, spec, config, data, dev, payload, log, progress)
+        trainer.watch = watch
         stop_at = trainer.total if max_iterations is None else min(trainer.total, max_iterations)
         interrupted = trainer.run(stop_at)
         finished = not interrupted and trainer.progress.iteration == trainer.total
@@ -748,6 +766,25 @@ def train_models(
         if results[-1].interrupted:
             break
     return results
+
+
+def _finder_peak(ref, overrides, data, data_dir, device, log) -> float:
+    """The one-cycle recipe's peak rate when none is given: what lr-find suggests."""
+    from archlab.training.lr_find import lr_find
+
+    found = lr_find(ref.spec, data=data, device=device, data_dir=data_dir)
+    log(f"{ref.name}: lr-find suggests {found.suggested:.2g} ({found.rule}): the one-cycle peak")
+    return float(f"{found.suggested:.2g}")
+
+
+def _watching(trainer: _Trainer):
+    """The dynamics recorder around the loop, when asked for (``--watch``)."""
+    if not trainer.watch:
+        return contextlib.nullcontext()
+    from archlab.training.dynamics import watch
+
+    p = trainer.progress
+    return watch(trainer.net, trainer.optimizer, trainer.watch, p.iteration, p.history)
 
 
 def _progress_bar(show: bool, first: int, last: int, epoch: int, epochs: int):

@@ -97,7 +97,8 @@ def plot_explanation(explanation) -> Figure:
     big = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
     # panels as large as a 16:9 slide's 13.33 in allow: the image's column, then per
     # method a map with room for its colour bar (five methods: 1.4 in panels)
-    panel = max(1.2, min(2.3, (SLIDE_WIDTH - 1.2 - 0.75 * n) / (n + 1)))
+    extra = 0 if explanation.faithfulness is None else 1  # the deletion curves' panel
+    panel = max(1.2, min(2.3, (SLIDE_WIDTH - 2.0 * extra - 1.2 - 0.75 * n) / (n + 1 + extra)))
     room = panel + 0.8  # a title may use its panel's width and the gaps beside it
     predicts = wrap_title(f"{explanation.model} predicts", room + 0.3, big)
     titles = [
@@ -122,7 +123,14 @@ def plot_explanation(explanation) -> Figure:
         whose = f"the prediction ({explained})"
     else:
         whose = f"{explained}, not the prediction"
-    width = 1.2 + 0.75 * n + panel * (n + 1)
+    curves = explanation.faithfulness
+    left = [0.95] + [0.15] * n  # class names left of the bars; colour bars right of maps
+    right = [0.25] + [0.6] * n
+    if curves is not None:  # one more panel at the end of the top row
+        titles[0].append((f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", 9))
+        left.append(0.6)
+        right.append(0.2)
+    width = sum(left) + sum(right) + panel * len(left)
     heading = wrap_title(
         f"{explanation.verdict} · the maps explain the score of {whose}", width - 0.4, 13
     )
@@ -131,8 +139,8 @@ def plot_explanation(explanation) -> Figure:
         fig,
         titles,
         panel=panel,
-        left=[0.95] + [0.15] * n,  # class names left of the bars; colour bars right of maps
-        right=[0.25] + [0.6] * n,
+        left=left,
+        right=right,
         below=[0.1, 0.5, _steps_room(sanity)][: len(titles)],  # tick and axis labels
         suptitle=0.2 + (heading.count("\n") + 1) * 13 * 1.3 / 72,
     )
@@ -151,6 +159,11 @@ def plot_explanation(explanation) -> Figure:
         colorbar_beside(axes[0][i], fontsize=7)
         # the blend has the same colour scale as the map above it: one bar per method
         plot_attribution(a, explanation.image, ax=axes[1][i], blend=True, colorbar=False)
+    if curves is not None:
+        from archlab.viz.faithfulness import plot_image_curves
+
+        plot_image_curves(curves, ax=axes[0][-1])
+        axes[0][-1].set_title(titles[0][-1][0], fontsize=9, y=1.0)
     if sanity is not None:
         ax = axes[2][0]
         for method, rhos in sanity.rho.items():

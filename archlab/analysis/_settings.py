@@ -1,0 +1,9 @@
+"""Defaults of faithfulness and attack, importable without torch (the CLI's help)."""
+
+FILLS = ("zero", "blur", "road")
+STEP = 28  # pixels removed per step: 29 points per curve at 28×28
+FAITHFULNESS_IMAGES = 300
+DETAIL_IMAGES = 32  # images for infidelity, max-sensitivity and sanity ρ (each re-attributes)
+EPS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
+ATTACK_IMAGES = 1000
+PGD_STEPS = 10

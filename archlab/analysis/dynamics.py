@@ -1,0 +1,122 @@
+"""The training dynamics of trained runs, read from their histories (``train --watch``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from archlab import _table
+from archlab._report import Report
+from archlab.errors import ArchlabError
+
+__all__ = ["Dynamics", "dynamics"]
+
+
+@dataclass
+class Dynamics(Report):
+    """What happened inside each layer of one or more runs while they trained.
+
+    ``records[k]`` is run ``k``'s ``history["dynamics"]`` (see
+    :mod:`archlab.training.dynamics`): ``layers``, ``types``, ``every``, and ``points``,
+    one per record, each with ``iteration`` and per layer ``mean``, ``std``, ``dead``,
+    ``grad_norm``, ``update_ratio``, ``hist``. ``str()`` is the table of the last values;
+    :meth:`plot` the activation histograms over training.
+
+    Example::
+
+        >>> report = archlab.dynamics(["cnn", "cnn+layer1.1=Identity"])  # doctest: +SKIP
+        >>> report.last(0)["layer1.2"]["dead"]  # doctest: +SKIP
+    """
+
+    runs: list[str]
+    records: list[dict] = field(default_factory=list)
+    _shows_figure = True
+
+    def last(self, k: int = 0) -> dict[str, dict[str, float | None]]:
+        """Run ``k``'s last record: ``{layer: {statistic: value}}``."""
+        rec = self.records[k]
+        point = rec["points"][-1]
+        stats = ("mean", "std", "dead", "grad_norm", "update_ratio")
+        return {name: {s: point[s][i] for s in stats} for i, name in enumerate(rec["layers"])}
+
+    def _parts(self) -> list[_table.Table | str]:
+        parts: list[_table.Table | str] = []
+        for k, name in enumerate(self.runs):
+            rec = self.records[k]
+            it = rec["points"][-1]["iteration"]
+            rows = [
+                [
+                    layer,
+                    kind,
+                    _fmt(v["mean"], "+.3f"),
+                    _fmt(v["std"], ".3f"),
+                    _fmt(v["dead"] and 100 * v["dead"], ".1f"),
+                    _fmt(v["grad_norm"], ".3g"),
+                    _fmt(v["update_ratio"], ".2e"),
+                ]
+                for (layer, v), kind in zip(self.last(k).items(), rec["types"], strict=True)
+            ]
+            parts.append(
+                _table.Table(
+                    ("layer", "type", "mean", "std", "dead %", "‖grad‖", "‖Δw‖/‖w‖"),
+                    rows,
+                    f"{name}: at iteration {it:,} (recorded every {rec['every']})",
+                )
+            )
+        parts.append(
+            "dead %: output units never positive over the batch (after a ReLU: dead units); "
+            "‖Δw‖/‖w‖: the optimiser's step relative to the weights (≈1e-3 is healthy)"
+        )
+        return parts
+
+    def plot(self, ax=None):
+        """The histogram of ``|activation|`` per layer over training (fast.ai's
+        "colourful dimension"), one column per run. Given ``ax``: the activations' std
+        per layer over training, every run on that one panel."""
+        from archlab.viz.dynamics import plot_dynamics
+
+        return plot_dynamics(self, ax)
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def dynamics(
+    runs_to_show: Sequence | object = ("cnn",),
+    *,
+    runs: str | os.PathLike = "runs",
+) -> Dynamics:
+    """The training dynamics recorded by ``archlab train --watch`` (``archlab.train(...,
+    watch=50)``) of one or more runs.
+
+    Args:
+        runs_to_show: a :class:`~archlab.Run`, a spec or run-folder name, or a list of
+            them. Default: the CNN.
+        runs: the runs folder, for the names. Default: ``"runs"``.
+
+    Returns:
+        A :class:`Dynamics` report: the last values as a table, the histograms over
+        training as its plot.
+
+    Example::
+
+        >>> print(archlab.dynamics(["cnn", "cnn+layer1.1=Identity"]))  # doctest: +SKIP
+    """
+    from archlab.training.run import Run, as_run
+
+    items = [runs_to_show] if isinstance(runs_to_show, (str, Run)) else list(runs_to_show)
+    if not items:
+        raise ArchlabError("dynamics: name at least one run")
+    loaded = [as_run(item, runs) for item in items]
+    records = []
+    for run in loaded:
+        rec = (run.history or {}).get("dynamics")
+        if not rec or not rec.get("points"):
+            raise ArchlabError(
+                f"{run.name} has no training dynamics: train it with `archlab train "
+                f"{run.name} --watch` (archlab.train(..., watch=50))"
+            )
+        records.append(rec)
+    return Dynamics([run.name for run in loaded], records)

@@ -1,0 +1,116 @@
+"""``archlab explore``: an offline web page to look inside trained runs.
+
+:mod:`~archlab.explorer.export` computes what the page shows, :mod:`~archlab.explorer.write`
+lays it out as JSON and PNG files, and ``static/`` (plain HTML, CSS and JavaScript, no
+library, nothing from another host) renders them from ``file://`` or any web server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEFAULT_IMAGES = 30
+
+
+def explore(
+    runs_to_show: Sequence = ("dnn", "cnn"),
+    *,
+    images: int = DEFAULT_IMAGES,
+    out: str | os.PathLike = "explorer",
+    methods: Sequence[str] | str = "all",
+    runs: str | os.PathLike = "runs",
+    data=None,
+    log: Callable[[str], None] | None = None,
+    timings: dict[str, float] | None = None,
+) -> Path:
+    """Write a self-contained explorer of trained runs: open its ``index.html`` offline.
+
+    The page shows each run's trace (every row, its formula, parameters and MACs), one
+    test image flowing through the selected layer (every channel, its value range; a
+    convolution's kernels; a flat layer's values as bars), the class probabilities and
+    five attribution maps, the confusion matrix (a cell shows its images), and, for
+    several runs, a switch and their accuracy, parameters and MACs side by side.
+
+    Args:
+        runs_to_show: :class:`~archlab.Run` objects, specs, groups or run folder names.
+            Default: the lecture's two.
+        images: how many test images flow through (right ones of every class and the
+            runs' mistakes, the same for every run). Default: 30.
+        out: the folder to write (its ``data/`` is replaced). Default: ``"explorer"``.
+        methods: attribution methods (``archlab.analysis.explain.METHODS``). Default: all.
+        runs: the runs folder, for names. Default: ``"runs"``.
+        data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
+        log: called with a line per step and its seconds. Default: silent.
+        timings: filled with the seconds per step, summed over the runs (``load``,
+            ``test set``, ``trace``, ``activations``, ``attributions``, ``write``), for
+            the benchmark. Default: not kept.
+
+    Returns:
+        The path of ``index.html``.
+
+    Example::
+
+        >>> archlab.explore(["cnn"], images=30, out="explorer")   # doctest: +SKIP
+        PosixPath('explorer/index.html')
+    """
+    import torch
+
+    from archlab.errors import ArchlabError
+    from archlab.explorer.export import choose_images, export_run
+    from archlab.explorer.write import write_explorer
+    from archlab.models.spec import expand_run_names
+    from archlab.training.data import CLASSES
+    from archlab.training.predict import predict_logits
+    from archlab.training.run import as_run
+
+    say = log or (lambda _line: None)
+    if images < 1:
+        raise ArchlabError(f"--images {images}: show at least one image")
+    items = []
+    for item in runs_to_show:  # a group ("zoo") is its models; a Run is itself
+        items += expand_run_names([item]) if isinstance(item, str) else [item]
+    if not items:
+        raise ArchlabError("name at least one trained run to explore")
+    start = time.perf_counter()
+    loaded = [as_run(item, runs) for item in items]
+    if data is None:
+        from archlab.training.data import load_fashion_mnist
+
+        data = load_fashion_mnist()
+    _add(timings, "load", time.perf_counter() - start)
+    say(f"loaded {len(loaded)} run(s) and the data in {time.perf_counter() - start:.1f} s")
+    images = min(images, len(data.test_labels))
+    probs = []
+    for run in loaded:
+        t = time.perf_counter()
+        probs.append(torch.softmax(predict_logits(run.model, data.test_images, run.normalize), 1))
+        _add(timings, "test set", time.perf_counter() - t)
+        say(f"{run.name}: test set in {time.perf_counter() - t:.1f} s")
+    indices = choose_images(data.test_labels, [p.argmax(1) for p in probs], images)
+    exports = []
+    for run, p in zip(loaded, probs, strict=True):
+        t = time.perf_counter()
+        exports.append(
+            export_run(run, data, indices, test_probs=p, methods=methods, timings=timings)
+        )
+        say(f"{run.name}: trace, activations and attributions in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    page = write_explorer(
+        Path(out),
+        exports,
+        data.test_images[indices],
+        [int(data.test_labels[i]) for i in indices],
+        indices,
+        CLASSES,
+    )
+    _add(timings, "write", time.perf_counter() - t)
+    say(f"files written in {time.perf_counter() - t:.1f} s")
+    return page
+
+
+def _add(timings: dict[str, float] | None, step: str, seconds: float) -> None:
+    if timings is not None:
+        timings[step] = timings.get(step, 0.0) + seconds

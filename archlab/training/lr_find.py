@@ -1,0 +1,226 @@
+"""The learning-rate finder (Smith 2015, fast.ai): one short run, the rate growing
+exponentially each step, the loss watched.
+
+Each step trains one batch at the current rate, from ``start`` (1e-7) up to ``end`` (10)
+over ``iterations`` steps, so step ``i`` uses ``start · (end / start)^(i / (n − 1))``. The
+loss is smoothed by an exponential moving average (debiased, as fast.ai does), and the
+sweep stops early once the smoothed loss exceeds ``diverge`` (4) times its minimum: past
+that point the rate is too high to train at all.
+
+The rule for the suggested rate, stated on every report: the rate at the **steepest
+descent** of the smoothed loss against log(rate), looked for before the loss's minimum
+(where the loss falls fastest per decade of rate). The rate at the minimum divided by 10
+(fast.ai's first rule) is reported beside it. Nothing is written: the model is a fresh
+copy, trained for the sweep and thrown away.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from archlab._report import Report
+from archlab._table import Table
+from archlab.errors import ArchlabError
+
+__all__ = ["LRFinder", "lr_find", "suggest", "sweep"]
+
+RULE = "steepest descent of the smoothed loss against log(rate), before its minimum"
+
+
+@dataclass
+class LRFinder(Report):
+    """The result of :func:`lr_find`: the loss at each rate of the sweep and the
+    suggested rate (``suggested``, by :data:`RULE`; ``min_over_10``, fast.ai's first rule).
+
+    Example::
+
+        >>> found = archlab.lr_find("cnn")  # doctest: +SKIP
+        >>> found.suggested, found.rule  # doctest: +SKIP
+    """
+
+    model: str
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    suggested: float = float("nan")
+    min_over_10: float = float("nan")
+    rule: str = RULE
+    diverged_at: float | None = None  # the rate at which the sweep stopped early
+    seconds: float = 0.0
+    _shows_figure = True
+
+    def _parts(self) -> list[Table | str]:
+        stop = (
+            f"stopped at {self.diverged_at:.2g}: the loss diverged"
+            if self.diverged_at is not None
+            else "ran the whole sweep"
+        )
+        rows = [
+            ["suggested", f"{self.suggested:.2g}", self.rule],
+            [
+                "minimum / 10",
+                f"{self.min_over_10:.2g}",
+                "the rate of the lowest smoothed loss, / 10",
+            ],
+        ]
+        title = (
+            f"{self.model}: {len(self.lrs)} steps from {self.lrs[0]:.0e} to "
+            f"{self.lrs[-1]:.2g} ({stop}) in {self.seconds:.1f} s"
+        )
+        return [Table(("rate", "value", "rule"), rows, title)]
+
+    def plot(self, ax=None):
+        """The smoothed loss against the learning rate (log x), the suggestion marked."""
+        from archlab.viz._figure import _new_ax
+
+        fig, ax = _new_ax(ax, (7, 4.5))
+        ax.plot(self.lrs, self.losses, color="0.8", lw=0.8, label="loss per batch")
+        ax.plot(self.lrs, self.smoothed, color="C0", label="smoothed")
+        ax.axvline(self.suggested, color="C3", ls="--", label=f"suggested {self.suggested:.2g}")
+        ax.axvline(
+            self.min_over_10, color="C2", ls=":", label=f"minimum / 10 {self.min_over_10:.2g}"
+        )
+        ax.set_xscale("log")
+        low = min(self.smoothed)
+        ax.set_ylim(low - 0.05 * abs(low), max(self.smoothed[0], low) * 1.5 + 1e-12)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"{self.model}: learning-rate finder")
+        ax.legend(fontsize=8)
+        return fig
+
+
+def sweep(
+    step: Callable[[float], float],
+    start: float = 1e-7,
+    end: float = 10.0,
+    iterations: int = 200,
+    smooth: float = 0.9,
+    diverge: float = 4.0,
+) -> tuple[list[float], list[float], list[float], float | None]:
+    """Call ``step(rate)`` (one training step at that rate; returns its loss) for rates
+    growing exponentially from ``start`` to ``end``; returns ``(rates, losses, smoothed,
+    diverged_at)`` (``diverged_at``: the rate where it stopped early, else None)."""
+    if not (0 < start < end) or iterations < 2 or not (0 <= smooth < 1):
+        raise ArchlabError("lr-find: need 0 < start < end, 2+ iterations, 0 ≤ smooth < 1")
+    lrs, losses, smoothed = [], [], []
+    avg, best = 0.0, math.inf
+    for i in range(iterations):
+        lr = start * (end / start) ** (i / (iterations - 1))
+        loss = step(lr)
+        if not math.isfinite(loss):
+            return lrs, losses, smoothed, lr
+        avg = smooth * avg + (1 - smooth) * loss
+        value = avg / (1 - smooth ** (i + 1))
+        lrs.append(lr)
+        losses.append(loss)
+        smoothed.append(value)
+        best = min(best, value)
+        if i > 0 and value > diverge * best:
+            return lrs, losses, smoothed, lr
+    return lrs, losses, smoothed, None
+
+
+def suggest(lrs: Sequence[float], smoothed: Sequence[float]) -> tuple[float, float]:
+    """``(steepest, minimum / 10)``: see :data:`RULE`."""
+    low = min(range(len(smoothed)), key=smoothed.__getitem__)
+    if low < 2:
+        return lrs[low], lrs[low] / 10
+    logs = [math.log10(x) for x in lrs[: low + 1]]
+    slopes = [
+        (smoothed[i + 1] - smoothed[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, low)
+    ]
+    steepest = 1 + min(range(len(slopes)), key=slopes.__getitem__)
+    return lrs[steepest], lrs[low] / 10
+
+
+def lr_find(
+    model,
+    input_shape=None,
+    overrides: Sequence[str] = (),
+    *,
+    data=None,
+    start: float = 1e-7,
+    end: float = 10.0,
+    iterations: int = 200,
+    batch_size: int = 100,
+    seed: int = 0,
+    device: str = "auto",
+    data_dir: str | os.PathLike | None = None,
+) -> LRFinder:
+    """Sweep Adam's learning rate exponentially over a short run of ``model`` on
+    Fashion-MNIST and suggest one (see the module's docstring for the rule).
+
+    Args:
+        model: a spec (``"cnn"``, ``"file.py:Net"``...) or an ``nn.Module`` (a copy trains).
+        input_shape: unused (Fashion-MNIST's ``(1, 28, 28)``); kept for the common signature.
+        overrides: ``--set`` what-ifs. Default: none.
+        data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
+        start, end: the first and last rate. Default: 1e-7 and 10.
+        iterations: steps of the sweep (fewer when the loss diverges). Default: 200.
+        batch_size: images per step. Default: 100.
+        seed: seeds the initialisation and the batches. Default: 0.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``. Default: auto.
+        data_dir: where the data is when ``data`` is None. Default: the usual place.
+
+    Returns:
+        An :class:`LRFinder` report (``.suggested``, ``.plot()``).
+
+    Example::
+
+        >>> archlab.lr_find("cnn").suggested  # doctest: +SKIP
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    from archlab.device import pick_device
+    from archlab.models.spec import resolve_model
+    from archlab.training.data import load_fashion_mnist
+    from archlab.training.predict import to_input
+    from archlab.training.train import _optimizer
+
+    began = time.perf_counter()
+    torch.manual_seed(seed)
+    built, name = resolve_model(model, overrides)
+    if isinstance(model, nn.Module) and built is model:
+        built = copy.deepcopy(model)
+    dev = pick_device(device)
+    net = built.to(dev).train()
+    data = data if data is not None else load_fashion_mnist(data_dir)
+    norm = data.pixel_stats()
+    optimizer = _optimizer(net, start, dev)
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data.train_labels), generator=generator)
+    images, labels = data.train_images, data.train_labels
+    batches = max(1, len(order) // batch_size)
+    count = {"i": 0}
+
+    def step(lr: float) -> float:
+        b = count["i"] % batches
+        count["i"] += 1
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        x = to_input(images[idx].to(dev), norm)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), labels[idx].to(dev))
+        value = loss.item()
+        if math.isfinite(value):
+            loss.backward()
+            optimizer.step()
+        return value
+
+    lrs, losses, smoothed, diverged = sweep(step, start, end, iterations)
+    if len(lrs) < 3:
+        raise ArchlabError(f"lr-find: {name}'s loss diverged at once, from {start:g}; start lower")
+    steepest, min10 = suggest(lrs, smoothed)
+    return LRFinder(
+        name, lrs, losses, smoothed, steepest, min10, RULE, diverged, time.perf_counter() - began
+    )

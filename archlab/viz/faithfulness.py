@@ -1,0 +1,132 @@
+"""Figures of faithfulness and robustness: mean deletion curves, accuracy under attack,
+and the images that flip first."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from archlab.viz._figure import subplots
+
+
+def _curves_on(ax, report, which: str) -> None:
+    x = report.fractions.numpy()
+    for i, row in enumerate(report.rows):
+        curve = row.morf_curve if which == "morf" else row.lerf_curve
+        control = row.kind == "control"
+        ax.plot(
+            x,
+            curve.numpy(),
+            ls="--" if control else "-",
+            color="gray" if control else f"C{i}",
+            alpha=0.6 + 0.4 * (not control),
+            marker={"random": "x", "sobel": "^", "constant": "."}.get(row.name),
+            markevery=4,
+            label=f"{row.name} ({(row.morf if which == 'morf' else row.lerf)[0]:.2f})",
+        )
+    ax.set_xlabel("share of the pixels removed")
+    ax.set_ylabel("probability of the explained class")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(0, 1)
+    best = "lower" if which == "morf" else "higher"
+    name = "MoRF: most relevant removed first" if which == "morf" else "LeRF: least relevant first"
+    ax.set_title(f"{name}\n(AUC in the legend, {best} is better)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right" if which == "morf" else "lower left")
+    ax.grid(alpha=0.3)
+
+
+def plot_faithfulness(report, ax=None) -> Figure:
+    """The mean MoRF and LeRF deletion curves of every method (solid) and control map
+    (dashed, gray); on a given ``ax``, the MoRF curves alone.
+
+    Example::
+
+        >>> archlab.faithfulness("cnn", images=50).plot()   # doctest: +SKIP
+    """
+    if ax is not None:
+        _curves_on(ax, report, "morf")
+        return ax.figure
+    fig, axes = subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    _curves_on(axes[0], report, "morf")
+    _curves_on(axes[1], report, "lerf")
+    fig.suptitle(
+        f"{report.model}: deletion curves, mean of {report.images} test images, "
+        f"fill: {report.fill}",
+        fontsize=12,
+    )
+    return fig
+
+
+def plot_image_curves(curves, ax=None) -> Figure:
+    """One image's MoRF (solid) and LeRF (dashed) curves per method, for ``archlab explain
+    --faithfulness`` (``curves``: an :class:`~archlab.analysis.faithfulness.Faithfulness`
+    over that one image)."""
+    if ax is None:
+        _, ax = subplots(figsize=(5, 4), layout="constrained")
+    x = curves.fractions.numpy()
+    for i, row in enumerate(curves.rows):
+        color = "gray" if row.kind == "control" else f"C{i}"
+        ax.plot(x, row.morf_curve.numpy(), color=color, label=row.name)
+        ax.plot(x, row.lerf_curve.numpy(), color=color, ls="--")
+    ax.set_xlabel("share of the pixels removed")
+    ax.set_ylabel("probability", fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", fontsize=9)
+    ax.legend(fontsize=6, loc="center right")
+    return ax.figure
+
+
+def plot_robustness(report, ax=None) -> Figure:
+    """Test accuracy against ε under FGSM and PGD, one line per model; on a given ``ax``,
+    the PGD curves alone.
+
+    Example::
+
+        >>> archlab.attack(["dnn", "cnn", "resnet"]).plot()   # doctest: +SKIP
+    """
+
+    def draw(ax, attack):
+        for i, r in enumerate(report.results):
+            acc = r.fgsm if attack == "FGSM" else r.pgd
+            ax.plot(report.eps, [100 * a for a in acc], "o-", color=f"C{i}", label=r.model)
+        ax.set_xlabel("ε (L∞, in the normalised input's units)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        steps = f", {report.pgd_steps} steps" if attack == "PGD" else ""
+        ax.set_title(f"{attack}{steps}, {report.images} test images", fontsize=10)
+
+    if ax is not None:
+        draw(ax, "PGD")
+        return ax.figure
+    fig, axes = subplots(1, 2, figsize=(11, 4.4), layout="constrained", sharey=True)
+    draw(axes[0], "FGSM")
+    draw(axes[1], "PGD")
+    fig.suptitle("how fragile is each model: accuracy under attack", fontsize=12)
+    return fig
+
+
+def plot_flips(report) -> Figure:
+    """The images that flip first under FGSM, per model: the image, its saliency map, the
+    attacked image and its saliency map (a whole figure: one row per flipped image)."""
+    rows = [(r.model, f) for r in report.results for f in r.flips]
+    fig, axes = subplots(
+        max(1, len(rows)), 4, figsize=(8, 2.1 * max(1, len(rows))), layout="constrained"
+    )
+    axes = axes.reshape(-1, 4)
+    for ax_row, (model, f) in zip(axes, rows, strict=False):
+        panels = [
+            (f.image, "gray", f"{model}: {f.before}"),
+            (f.map_before, "inferno", "saliency before"),
+            (f.adversarial, "gray", f"ε = {f.eps:g}: {f.after}"),
+            (f.map_after, "inferno", "saliency after"),
+        ]
+        for ax, (values, cmap, title) in zip(ax_row, panels, strict=True):
+            ax.imshow(values.numpy(), cmap=cmap)
+            ax.set_title(title, fontsize=8)
+            ax.set_axis_off()
+    for ax in axes.flat[4 * len(rows) :]:
+        ax.set_axis_off()
+    fig.suptitle("the test images that flip at the smallest FGSM ε", fontsize=11)
+    return fig

@@ -1,0 +1,158 @@
+"""Faithfulness metrics on cases whose answer is known by construction."""
+
+import pytest
+import torch
+from torch import nn
+
+import archlab
+from archlab.analysis import faithfulness as FA
+from archlab.errors import ArchlabError
+from archlab.training.predict import to_input
+
+
+class Linear(nn.Module):
+    """logits = W·x + b: the exact attribution of class c is W_c × (x − black)."""
+
+    def __init__(self, weight=None):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        if weight is not None:
+            with torch.no_grad():
+                self.fc.weight.copy_(weight)
+                self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class LeftHalf(nn.Module):
+    """Looks only at the left 14 columns."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.fc = nn.Linear(28 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(x[..., :14].flatten(1))
+
+
+def _images(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+
+
+def _linear():
+    g = torch.Generator().manual_seed(0)
+    return Linear(torch.randn(10, 784, generator=g) * 0.05).eval()
+
+
+def test_saliency_and_ig_beat_the_random_map_on_a_linear_model():
+    report = FA.faithfulness_of_model(
+        _linear(), _images(40), methods="saliency,ig", detail=0, controls=("random",)
+    )
+    rnd = report.row("random")
+    for name in ("saliency", "ig"):
+        row = report.row(name)
+        # a wide margin: the intervals are far apart
+        assert row.morf[0] + row.morf[1] < rnd.morf[0] - rnd.morf[1] - 0.05, name
+        assert row.gap > rnd.gap + 0.1, name
+    # IG is W × x exactly here: the oracle order, so its MoRF is the lowest
+    assert report.row("ig").morf[0] <= report.row("saliency").morf[0]
+    assert report.beats_random()["ig"][:2] == ["MoRF", "LeRF"]
+
+
+def test_pixels_the_model_ignores_do_not_move_the_curve():
+    model = LeftHalf().eval()
+    x = to_input(_images(5))
+    with torch.no_grad():
+        targets = model(x).argmax(1)
+    columns = torch.arange(784) % 28
+    right_first = torch.cat([(columns >= 14).nonzero(), (columns < 14).nonzero()]).flatten()
+    order = right_first.expand(5, -1)
+    for fill in FA.FILLS:
+        morf, lerf = FA.deletion_curves(model, x, targets, order, fill=fill)
+        # 392 right-half pixels = 14 steps of 28: the first 15 points are the image's own
+        assert torch.equal(morf[:, :15], morf[:, :1].expand(-1, 15)), fill
+        # LeRF removes the left half first, then the right half: with a fixed fill the
+        # last 15 points are equal; ROAD imputes the left half from the right one, so
+        # removing right-half pixels there does move the (imputed) left half
+        if fill != "road":
+            assert torch.equal(lerf[:, -15:], lerf[:, -1:].expand(-1, 15)), fill
+        assert not torch.equal(morf[:, 15], morf[:, 0])
+
+
+def test_the_constant_map_is_a_random_order_in_expectation():
+    report = FA.faithfulness_of_model(_linear(), _images(300, seed=3), methods="saliency", detail=0)
+    const, rnd = report.row("constant"), report.row("random")
+    for a, b in ((const.morf, rnd.morf), (const.lerf, rnd.lerf)):
+        assert abs(a[0] - b[0]) < 3 * (a[1] ** 2 + b[1] ** 2) ** 0.5
+    # and the constant map's ties are not broken by position (that would be a raster scan)
+    order = FA.rank_pixels(torch.ones(2, 28, 28), torch.Generator().manual_seed(0))
+    assert not torch.equal(order[0], torch.arange(784))
+    assert sorted(order[0].tolist()) == list(range(784))
+
+
+def test_all_pixels_inserted_is_the_original_probability():
+    model = _linear()
+    x = to_input(_images(4))
+    with torch.no_grad():
+        probs = torch.softmax(model(x), 1)
+    targets = probs.argmax(1)
+    order = FA.rank_pixels(torch.rand(4, 28, 28), torch.Generator().manual_seed(0))
+    for fill in FA.FILLS:
+        morf, lerf = FA.deletion_curves(model, x, targets, order, fill=fill)
+        original = probs.gather(1, targets[:, None])[:, 0]
+        # insertion of all the pixels = LeRF with nothing removed: the image itself
+        torch.testing.assert_close(lerf[:, 0], original, rtol=0, atol=1e-6)
+        torch.testing.assert_close(morf[:, 0], original, rtol=0, atol=1e-6)
+        assert morf.shape == (4, 29)  # 28 pixels a step: 29 points
+
+
+def test_road_imputation_is_the_weighted_mean_of_the_neighbours():
+    x = torch.rand(1, 1, 28, 28)
+    removed = torch.zeros_like(x, dtype=torch.bool)
+    removed[0, 0, 10, 10] = True
+    out = FA.road_impute(x, removed, black=0.0, noise=0.0)
+    patch = x[0, 0, 9:12, 9:12]
+    expected = (patch * FA._ROAD_KERNEL[0, 0]).sum()
+    torch.testing.assert_close(out[0, 0, 10, 10], expected)
+    assert torch.equal(out[~removed], x[~removed])
+    # a hole in a constant image is filled with that constant; everything removed: black
+    flat = torch.full((1, 1, 28, 28), 0.7)
+    hole = torch.zeros_like(flat, dtype=torch.bool)
+    hole[..., 5:15, 3:20] = True
+    torch.testing.assert_close(FA.road_impute(flat, hole, 0.0, noise=0.0), flat)
+    everything = torch.ones_like(hole)
+    torch.testing.assert_close(FA.road_impute(flat, everything, -0.4, noise=0.0), flat * 0 - 0.4)
+
+
+def test_stratified_images_and_table():
+    labels = torch.arange(10).repeat(50)
+    chosen = FA.stratified_indices(labels, 23)
+    counts = torch.bincount(labels[chosen], minlength=10)
+    assert counts.sum() == 23 and counts.max() - counts.min() == 1
+    assert torch.equal(chosen, FA.stratified_indices(labels, 23))  # a fixed seed
+    report = FA.faithfulness_of_model(
+        archlab.create_model("cnn"), _images(3), methods="saliency,gradcam", detail=2
+    )
+    names = [r.name for r in report.rows]
+    assert names == ["saliency", "gradcam", "gradcam@layer2.0", "random", "sobel", "constant"]
+    assert report.row("constant").sensitivity == 0.0
+    assert report.row("saliency").sanity_rho is not None
+    text = str(report)
+    assert "MoRF AUC" in text and "random (control)" in text and "layer2.2" in text
+    assert report.to_dict()["rows"][0]["name"] == "saliency"
+    with pytest.raises(ArchlabError, match="--fill"):
+        FA.faithfulness_of_model(archlab.create_model("cnn"), _images(1), fill="gray")
+
+
+def test_gradcam_layer_is_the_last_block_on_the_main_path():
+    from archlab.analysis.explain import gradcam_layer, last_conv_layer
+
+    assert gradcam_layer(archlab.create_model("cnn"))[0] == "layer2.2"
+    # the resnet's last registered convolution is the 1×1 projection shortcut
+    resnet = archlab.create_model("resnet")
+    assert last_conv_layer(resnet)[0] == "stage3.shortcut.0"
+    assert gradcam_layer(resnet)[0] == "stage3"
+    assert gradcam_layer(archlab.create_model("dnn")) is None
