@@ -48,12 +48,26 @@ earlier (by ``archlab train``). A run carries its model (eval mode, on the CPU),
 normalisation, history, test accuracy, settings, card and folder; ``run.plot()`` draws
 its curves. ``data`` is the dataset in memory, by default :func:`load_fashion_mnist`'s.
 """,
+    "Training dynamics and the learning rate": """\
+``lr_find(model, input_shape=None, overrides=(), *, data=None, ...)`` sweeps the learning
+rate on any model, as the architecture functions take it, and suggests one (the rule is
+stated on the report); nothing is written. ``dynamics(runs_to_show, *, runs="runs")``
+draws what ``train(..., watch=50)`` recorded inside one or more runs: activation
+statistics, dead ReLUs, gradient norms and update ratios, layer by layer.
+""",
     "Inside a trained run": """\
 Every function that looks at a trained run takes ``(run, ..., *, runs="runs",
 data=None)``: ``run`` is a :class:`Run` or the name of one (a spec or a run folder's
 name, loaded from ``runs``); ``data`` is the dataset, by default
 :func:`load_fashion_mnist`'s. Inputs are normalised as the run was trained: nobody passes
 ``normalize`` by hand. ``filters`` and ``activations`` also take an ``nn.Module`` as it is.
+""",
+    "Trusting a trained run": """\
+``faithfulness(run, *, images=..., fill="zero", runs="runs", data=None)`` measures
+whether each attribution method's map ranks the pixels the score depends on (deletion and
+insertion curves, against random, edge and constant control maps);
+``attack(runs_to_attack, *, eps=..., runs="runs", data=None)`` measures how accuracy
+falls under FGSM and PGD. Both take runs as the trained-run functions do.
 """,
     "Errors": """\
 Every failure archlab foresees is an :class:`ArchlabError`: one line saying what is wrong

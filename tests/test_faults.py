@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import importlib
 import json
 import os
 import re
@@ -155,8 +156,9 @@ def check(result, code: int, *needles: str, lines: int | None = 1) -> None:
 # (id, argv with {data} {runs} {bad} {root} placeholders, exit code, text on stderr)
 # every subcommand the CLI has (the one list, archlab.commands.COMMANDS), each with the
 # arguments it requires: a new command is covered without being listed here again
-REQUIRED_ARGS = {"shapes": "cnn", "params": "cnn", "draw": "cnn"}
-COMMANDS = tuple(f"{c} {REQUIRED_ARGS.get(c, '')}".strip() for c in ALL_COMMANDS)
+REQUIRED_ARGS = {"shapes": "cnn", "params": "cnn", "draw": "cnn", "lr-find": "cnn"}
+NAMES = [importlib.import_module(f"archlab.commands.{m}").NAME for m in ALL_COMMANDS]
+COMMANDS = tuple(f"{c} {REQUIRED_ARGS.get(c, '')}".strip() for c in NAMES)
 D = ("--data-dir", "{data}")
 CASES = [
     # bad usage: every subcommand with an unknown flag (argparse, no torch import)

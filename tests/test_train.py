@@ -1,6 +1,5 @@
 import os
 import signal
-import sys
 
 import pytest
 import torch
@@ -306,8 +305,6 @@ def test_the_determinism_mode_is_recorded_and_changes_nothing_on_the_cpu(tiny, t
     assert a["config"]["deterministic"] is True and b["config"]["deterministic"] is False
     assert _states_equal(a["state_dict"], b["state_dict"])
     assert "cuda" not in a["history"]  # what a CUDA run records of its mode and its step
-    if not torch.cuda.is_available():  # the CUDA-only modules stay off the CPU path
-        assert not {"archlab.training._graph", "archlab.training._cuda"} & set(sys.modules)
     with pytest.raises(ArchlabError, match="trained with deterministic=True, not False"):
         train("dnn", data=tiny, runs=tmp_path / "a", resume=True, deterministic=False, **QUIET)
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from archlab._report import Report
 from archlab._table import Table, Tabular
+from archlab.analysis._image import pick_image
 from archlab.errors import ArchlabError
 from archlab.training.checkpoint import check_normalize
 from archlab.training.data import CLASSES
@@ -650,15 +651,7 @@ def explain(
 
     check_methods(methods)
     run = as_run(run, runs)
-    if image is None:
-        if data is None:
-            from archlab.training.data import load_fashion_mnist
-
-            data = load_fashion_mnist()
-        check_index(index, len(data.test_labels))
-        image, label = data.test_images[index], int(data.test_labels[index])
-    else:
-        index = None
+    image, label, index = pick_image(index, image, label, data)
     return explain_image(
         run.model,
         image,
@@ -672,10 +665,3 @@ def explain(
         layer=layer,
         faithfulness=faithfulness,
     )
-
-
-def check_index(index: int, size: int) -> int:
-    """A test-set index, or a one-line error."""
-    if not 0 <= index < size:
-        raise ArchlabError(f"--index {index}: the test set's images are numbered 0-{size - 1}")
-    return index

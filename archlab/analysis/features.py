@@ -253,7 +253,7 @@ def filters(model, layer: str | None = None, *, runs: str | os.PathLike = "runs"
         >>> archlab.filters(archlab.create_model("cnn")).layer
         'layer1.0'
     """
-    net, name = _model_and_name(model, runs)
+    net, name, _ = _model_of(model, runs)
     layer, weights = filter_weights(net, layer)
     return Filters(name, layer, weights, conv_layers(net))
 
@@ -338,36 +338,19 @@ def activations(
 
         >>> a = archlab.activations("cnn", 42)   # doctest: +SKIP
     """
-    from archlab.analysis.explain import check_index
+    from archlab.analysis._image import pick_image
 
-    net, name = _model_and_name(model, runs)
-    normalize = (
-        getattr(_run_of(model, runs), "normalize", None)
-        if not isinstance(model, nn.Module)
-        else None
-    )
-    label = None
-    if image is None:
-        if data is None:
-            from archlab.training.data import load_fashion_mnist
-
-            data = load_fashion_mnist()
-        check_index(index, len(data.test_labels))
-        image, label = data.test_images[index], int(data.test_labels[index])
-    else:
-        index = None
+    net, name, normalize = _model_of(model, runs)
+    image, label, index = pick_image(index, image, None, data)
     maps = activation_maps(net, image, normalize, layers)
     return Activations(name, image, maps, index, label)
 
 
-def _run_of(model, runs):
+def _model_of(model, runs) -> tuple[nn.Module, str, tuple[float, float] | None]:
+    """``(module, name, normalize)`` of a module as it is, or of a trained run."""
+    if isinstance(model, nn.Module):
+        return model, type(model).__name__, None
     from archlab.training.run import as_run
 
-    return as_run(model, runs)
-
-
-def _model_and_name(model, runs) -> tuple[nn.Module, str]:
-    if isinstance(model, nn.Module):
-        return model, type(model).__name__
-    run = _run_of(model, runs)
-    return run.model, run.name
+    run = as_run(model, runs)
+    return run.model, run.name, run.normalize

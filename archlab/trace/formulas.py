@@ -458,7 +458,8 @@ def reshape_shape(in_shape: Shape, target: Sequence[int], op: str = "view") -> S
     return Step(target, formula)
 
 
-_UNCHANGED = (
+# applied to each element alone: the shape, and each unit's receptive field, unchanged
+ELEMENTWISE = (
     nn.ReLU,
     nn.ReLU6,
     nn.LeakyReLU,
@@ -475,14 +476,18 @@ _UNCHANGED = (
     nn.Hardswish,
     nn.Hardsigmoid,
     nn.Softplus,
-    nn.Softmax,
-    nn.LogSoftmax,
     nn.Identity,
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
     nn.Dropout3d,
     nn.AlphaDropout,
+)
+# the shape unchanged, though they mix channels (norms) or a dimension (softmax)
+_UNCHANGED = (
+    *ELEMENTWISE,
+    nn.Softmax,
+    nn.LogSoftmax,
 )
 
 

@@ -31,6 +31,8 @@ from fractions import Fraction
 
 from torch import nn
 
+from archlab.trace.formulas import ELEMENTWISE
+
 __all__ = ["ReceptiveField", "covers_image", "receptive_fields"]
 
 Interval = tuple[int, int] | None
@@ -140,29 +142,12 @@ def _adaptive(n_in: int, n_out: int) -> Callable[[int], range]:
     return lambda o: range((o * n_in) // n_out, -((-(o + 1) * n_in) // n_out))
 
 
-_POINTWISE = (
+_POINTWISE = (  # each output unit sees the same place in its input: fields unchanged
+    *ELEMENTWISE,
     nn.modules.batchnorm._BatchNorm,
     nn.modules.instancenorm._InstanceNorm,
     nn.GroupNorm,
     nn.LocalResponseNorm,
-    nn.modules.dropout._DropoutNd,
-    nn.Identity,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Softplus,
 )
 
 
