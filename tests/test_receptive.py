@@ -207,3 +207,43 @@ def test_random_branches_match_their_gradients(ka, kb, da, s, cat, side):
     if not report.ok:
         return
     _check_all(model, (1, side, side))
+
+
+def test_draw_field_puts_one_units_field_on_the_image(tmp_path):
+    from archlab.drawing.field import draw_field
+
+    middle = draw_field("cnn", "layer2.3")
+    # 6×6 units, jump 4, field 10 starting at -1: unit 3 sees pixels 11-20
+    assert middle.grid == (6, 6) and middle.unit == (3, 3)
+    assert middle.seen == middle.full == ((11, 20), (11, 20))
+    corner = draw_field("cnn", "layer2.3", unit=(0, 5))
+    assert corner.full == ((-1, 8), (19, 28))  # the textbook field reaches into the padding
+    assert corner.seen == ((0, 8), (19, 27))  # inside the 28×28 image
+    assert "sees 9×9 pixels" in str(corner)
+    fig = corner.plot()
+    assert "sees 9×9 pixels" in fig.axes[0].get_title()
+    assert corner.save(tmp_path / "f.png").stat().st_size > 0
+
+
+def test_draw_field_of_flat_layers_and_bad_choices():
+    from archlab.drawing.field import draw_field
+
+    whole = draw_field("cnn", "fc1")  # after the flatten: one unit sees everything
+    assert whole.grid == (1, 1) and whole.seen == ((0, 27), (0, 27))
+    with pytest.raises(archlab.ArchlabError, match=r"drawn on an image \(C, H, W\)"):
+        draw_field("dnn", "fc1", input_shape=(784,))
+    with pytest.raises(archlab.ArchlabError, match="no such row; choose from"):
+        draw_field("cnn", "layer9")
+    with pytest.raises(archlab.ArchlabError, match="has 6×6 units"):
+        draw_field("cnn", "layer2.3", unit=(6, 0))
+
+
+def test_archlab_draw_field_writes_the_picture(tmp_path, capsys):
+    from archlab.cli import main
+
+    out = tmp_path / "field.png"
+    assert main(["draw", "cnn", "--field", "layer2.0", "--unit", "0,0", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert "unit (0,0) of layer2.0 (12×12 units) sees 7×7 pixels" in capsys.readouterr().out
+    assert main(["draw", "cnn", "--field", "layer2.0", "--unit", "x"]) == 2
+    assert "--unit 'x'" in capsys.readouterr().err

@@ -241,6 +241,8 @@ def blur(x: torch.Tensor, black: float, sigma: float = BLUR_SIGMA) -> torch.Tens
     return F.conv2d(out, k.view(1, 1, -1, 1))
 
 
+# the neighbour weights as the paper gives them (road_impute sums shifted slices; the
+# tests check it against this kernel)
 _ROAD_KERNEL = torch.tensor(
     [[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]]
 ).view(1, 1, 3, 3)
@@ -265,10 +267,13 @@ def road_impute(
     """
     m = removed.to(x.dtype)
     known = 1 - m
-    kernel = _ROAD_KERNEL.to(x.dtype)
 
-    def w(v):  # W·v: the weighted sum of the in-image neighbours
-        return F.conv2d(v, kernel, padding=1)
+    def w(v):  # W·v: the weighted sum of the in-image neighbours (zero outside the image)
+        # shifted slices, not a 1-channel conv2d: 5× faster on a CPU, the same sums
+        p = F.pad(v, (1, 1, 1, 1))
+        edge = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+        diag = p[..., :-2, :-2] + p[..., :-2, 2:] + p[..., 2:, :-2] + p[..., 2:, 2:]
+        return edge / 6 + diag / 12
 
     degree = w(torch.ones_like(x[:1]))
 
@@ -309,6 +314,7 @@ def deletion_curves(
     black: float = 0.0,
     step: int = STEP,
     generator: torch.Generator | None = None,
+    channels_last: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """MoRF and LeRF deletion curves: the probability of ``targets`` as the pixels are
     removed in ``order`` (most relevant first) and in reverse, ``step`` at a time.
@@ -322,6 +328,8 @@ def deletion_curves(
         black: a black pixel in the model's input units. Default: 0.
         step: pixels per step. Default: 28.
         generator: for ROAD's noise. Default: torch's global generator.
+        channels_last: feed the model NHWC inputs (inside
+            :func:`~archlab.training.predict.inference_layout`). Default: False.
 
     Returns:
         ``(morf, lerf)``, each ``(N, steps + 1)``: point 0 is the image itself, the last
@@ -347,6 +355,8 @@ def deletion_curves(
         inputs = torch.where(removed, blurred, base)
     else:
         inputs = road_impute(base, removed, black, generator)
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         probs = F.softmax(model(inputs), dim=1)
     p = probs.view(n, 2 * len(counts), -1).gather(
@@ -518,15 +528,26 @@ def _spearman(a, b):
 
 
 def _score(model, x, targets, maps, fill, black, step, g) -> Row:
+    from archlab.training.predict import inference_layout
+
     order = rank_pixels(maps, g)
     morfs, lerfs = [], []
-    for i in range(0, len(x), CHUNK):
-        s = slice(i, i + CHUNK)
-        m, le = deletion_curves(
-            model, x[s], targets[s], order[s], fill=fill, black=black, step=step, generator=g
-        )
-        morfs.append(m)
-        lerfs.append(le)
+    with inference_layout(model, x[:2]) as nhwc:
+        for i in range(0, len(x), CHUNK):
+            s = slice(i, i + CHUNK)
+            m, le = deletion_curves(
+                model,
+                x[s],
+                targets[s],
+                order[s],
+                fill=fill,
+                black=black,
+                step=step,
+                generator=g,
+                channels_last=nhwc,
+            )
+            morfs.append(m)
+            lerfs.append(le)
     morf, lerf = torch.cat(morfs), torch.cat(lerfs)
     return Row(
         "",

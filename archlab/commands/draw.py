@@ -16,7 +16,12 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import depth_option, model_input_options, runs_option
+    from archlab.commands._options import (
+        data_dir_option,
+        depth_option,
+        model_input_options,
+        runs_option,
+    )
 
     model_input_options(p)
     depth_option(
@@ -43,6 +48,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="draw a graph even for a chain of layers (default: only where the model branches)",
     )
+    p.add_argument(
+        "--field",
+        default=None,
+        metavar="LAYER",
+        help="instead, draw the receptive field of one unit of LAYER (a row of `archlab "
+        "shapes`, e.g. layer2.3) on the input image, to scale (default: off)",
+    )
+    p.add_argument(
+        "--unit",
+        default=None,
+        metavar="I,J",
+        help="with --field: the unit's row and column in LAYER's output (default: the middle)",
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --field: draw it on test image N of Fashion-MNIST (default: a plain grid)",
+    )
+    data_dir_option(p)
 
 
 def _check_writable(path) -> None:
@@ -69,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from archlab.models.spec import ModelSpec
 
     spec = ModelSpec.parse(args.model, args.set)  # an unknown model fails here, before work
+    if args.field is not None:
+        return _field(args, spec)
     if args.out is not None:
         out = Path(args.out)
     else:
@@ -95,4 +123,38 @@ def run(args: argparse.Namespace) -> int:
     if report.error is not None and not args.claim:
         echo(f"archlab: error: {report.error.render(flags=True)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _field(args: argparse.Namespace, spec) -> int:
+    """``--field LAYER``: one unit's receptive field on the input image."""
+    from pathlib import Path
+
+    from archlab.commands._options import echo
+    from archlab.drawing.field import draw_field
+    from archlab.errors import ArchlabError
+
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(args.runs) / spec.run_name / "figures" / f"field-{args.field}.png")
+    )
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ArchlabError(f"--out {out}: write a .png, .svg or .pdf file")
+    _check_writable(out)
+    unit = None
+    if args.unit is not None:
+        try:
+            unit = tuple(int(v) for v in args.unit.split(","))
+        except ValueError:
+            raise ArchlabError(f"--unit {args.unit!r}: give the row and column, e.g. 3,3") from None
+    image = None
+    if args.index is not None:
+        from archlab.analysis._image import pick_image
+        from archlab.training.data import load_fashion_mnist
+
+        image = pick_image(args.index, None, None, load_fashion_mnist(args.data_dir))[0]
+    picture = draw_field(args.model, args.field, args.input, args.set, unit=unit, image=image)
+    echo(picture)
+    echo(f"wrote {picture.save(out)}")
     return 0
