@@ -2,7 +2,7 @@
 
 (a) the lecture's pipeline: torchvision's FashionMNIST with a per-sample ``ToTensor``,
     ``DataLoader(batch_size=100)``, the same model, plain ``Adam(lr=1e-3)``;
-(b) archlab's training loop (``archlab.train_model``, everything it does per iteration);
+(b) archlab's training loop (``archlab.train``, everything it does per iteration);
 (c) the bare compute: forward, backward and step on batches already in memory, with the
     same layout, optimiser and allocator setting as (b) (so b/c is the loop's own
     overhead), and once more as the lecture has it (NCHW, unfused Adam, default malloc).
@@ -35,7 +35,7 @@ from torch import nn
 
 import archlab
 from archlab.training.data import raw_dir
-from archlab.training.train import to_input
+from archlab.training.predict import to_input
 
 WARMUP = 10
 
@@ -71,13 +71,13 @@ def lecture(name: str, root, n: int) -> float:
 def ours(name: str, data, n: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         # a short run first, so that both measure warm code
-        archlab.train_model(
-            name, data, out=out, max_iterations=WARMUP, log=lambda s: None, progress=False
+        archlab.train(
+            name, runs=out, data=data, max_iterations=WARMUP, log=lambda s: None, progress=False
         )
-        result = archlab.train_model(
+        result = archlab.train(
             name,
-            data,
-            out=out,
+            runs=out,
+            data=data,
             max_iterations=n,
             log_every=10**9,
             log=lambda s: None,

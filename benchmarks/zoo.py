@@ -15,6 +15,7 @@ import platform
 import time
 
 import archlab
+from archlab.training.train import train_models
 
 
 def main() -> None:
@@ -25,17 +26,17 @@ def main() -> None:
     args = parser.parse_args()
     data = archlab.load_fashion_mnist()
     started = time.perf_counter()
-    results = archlab.train_models(
+    results = train_models(
         args.models,
-        data,
-        out=args.out,
+        runs=args.out,
+        data=data,
         epochs=args.epochs,
         seed=0,
         progress=False,
         log=lambda line: None,
     )
     wall = time.perf_counter() - started
-    cnn = next((r.seconds for r in results if r.model == "cnn"), None)
+    cnn = next((r.seconds for r in results if r.name == "cnn"), None)
     print(
         f"machine: {platform.processor() or platform.machine()}, torch threads "
         f"{__import__('torch').get_num_threads()}, {args.epochs} epochs, seed 0; "
@@ -44,10 +45,10 @@ def main() -> None:
     print("| model | parameters | MACs per image | training | vs cnn | test accuracy |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
-        macs = archlab.count_params(r.model if archlab.is_model(r.model) else r.spec).total_macs
+        macs = archlab.count_params(r).total_macs
         ratio = f"{r.seconds / cnn:.2f}×" if cnn else "-"
         print(
-            f"| {r.model} | {r.params:,} | {macs:,} | {r.seconds:.0f} s | {ratio} | "
+            f"| {r.name} | {r.params:,} | {macs:,} | {r.seconds:.0f} s | {ratio} | "
             f"{100 * r.test_accuracy:.2f} % |"
         )
 
