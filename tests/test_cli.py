@@ -8,10 +8,16 @@ from archlab.cli import main
 
 
 def test_help_lists_every_command(capsys):
+    import importlib
+
+    from archlab.commands import COMMANDS
+
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("models", "shapes", "params"):
-        assert f"    {command}" in out
+    names = [importlib.import_module(f"archlab.commands.{m}").NAME for m in COMMANDS]
+    assert len(names) == 16 and "lr-find" in names
+    for command in names:
+        assert f"    {command}" in out, command
 
 
 def test_help_does_not_import_torch():

@@ -1,0 +1,62 @@
+"""archlab/training/checkpoint.py: written atomically, loaded safely (weights_only=True),
+and every way a file can be wrong told apart in one line."""
+
+import pickle
+
+import pytest
+import torch
+
+from archlab.errors import ArchlabError
+from archlab.training import checkpoint as C
+
+
+def test_an_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    C.save_checkpoint(
+        {"format": C.FORMAT, "model": "dnn", "value": 1, "state_dict": {"w": torch.zeros(1)}}, path
+    )
+
+    def broken_save(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        C.save_checkpoint(
+            {"format": C.FORMAT, "model": "dnn", "value": 2, "state_dict": {"w": torch.zeros(1)}},
+            path,
+        )
+    monkeypatch.undo()
+    assert C.load_checkpoint(path)["value"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"format": C.FORMAT, "state_dict": Evil()}, protocol=2))
+    with pytest.raises(ArchlabError, match="not a readable checkpoint"):
+        C.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_missing_folder_and_damaged_files_are_told_apart(tmp_path):
+    with pytest.raises(ArchlabError, match="no checkpoint at"):
+        C.load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "dir.pt").mkdir()
+    with pytest.raises(ArchlabError, match="is a folder, not a checkpoint"):
+        C.load_checkpoint(tmp_path / "dir.pt")
+    (tmp_path / "half.pt").write_bytes(b"PK\x03\x04 half a zip")
+    with pytest.raises(ArchlabError, match="not a readable checkpoint"):
+        C.load_checkpoint(tmp_path / "half.pt")
+
+
+def test_a_round_trip_keeps_every_tensor(tmp_path):
+    payload = {"format": C.FORMAT, "model": "dnn", "state_dict": {"w": torch.arange(6.0)}}
+    C.save_checkpoint(payload, tmp_path / "c.pt")
+    assert torch.equal(C.load_checkpoint(tmp_path / "c.pt")["state_dict"]["w"], torch.arange(6.0))
