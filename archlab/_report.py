@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab._table import Table, Tabular
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, cannot_write
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 SUFFIXES = (*FIGURE_SUFFIXES, ".json", ".txt", ".html")
@@ -108,7 +108,7 @@ class Report(Tabular):
             with atomic_path(path) as partial:
                 partial.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc
+            raise cannot_write(path, exc) from exc
         return path
 
     def _figure_html(self) -> str:

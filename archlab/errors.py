@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class ArchlabError(Exception):
     """A problem the user can fix; the CLI prints it as one line and exits non-zero.
@@ -24,3 +27,22 @@ class ArchlabError(Exception):
         self.exit_code = exit_code
         # the same line for the command line, a fix written as its flags (--set, --input)
         self.cli_message = cli_message or message
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an ``OSError`` happened, in a few lower-case words (``no space left on device``,
+    ``permission denied``): the one wording every message about the machine uses.
+
+    Example::
+
+        >>> archlab.errors.os_reason(PermissionError(13, "Permission denied"))
+        'permission denied'
+    """
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+def cannot_write(path: str | os.PathLike, exc: OSError) -> ArchlabError:
+    """``cannot write PATH: REASON`` (exit 1: the machine refused, not the user's input)."""
+    return ArchlabError(f"cannot write {os.fspath(path)}: {os_reason(exc)}", 1)

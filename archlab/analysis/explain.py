@@ -30,10 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab._modes import in_mode
 from archlab._report import Report
 from archlab._table import Table, Tabular
 from archlab.analysis._image import pick_image
 from archlab.errors import ArchlabError
+from archlab.trace.formulas import fmt_shape
 from archlab.training.checkpoint import check_normalize
 from archlab.training.data import CLASSES
 from archlab.training.predict import model_device, to_input
@@ -202,15 +204,12 @@ def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] 
             finished.append((names[module], tuple(output.shape), isinstance(module, nn.Conv2d)))
 
     handles = [m.register_forward_hook(record) for n, m in model.named_modules() if n]
-    was_training = model.training
-    model.eval()
-    try:
-        from archlab.training.predict import model_device
+    from archlab.training.predict import model_device
 
-        with torch.no_grad():
+    try:
+        with in_mode(model), torch.no_grad():
             model(torch.zeros((1, *input_shape), device=model_device(model)))
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     convs = [i for i, (_, _, conv) in enumerate(finished) if conv]
@@ -219,22 +218,20 @@ def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] 
     size = finished[convs[-1]][1][2:]
     same = [n for n, shape, _ in finished[convs[-1] :] if len(shape) == 4 and shape[2:] == size]
     name = same[-1]
-    side = "×".join(map(str, size))
+    side = fmt_shape(size)
     return name, f"the last block's output (after its norm and activation), {side}"
 
 
 @contextlib.contextmanager
 def _prepared(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and no in-place ReLU while attributing; both restored afterwards."""
-    was_training = model.training
     inplace = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
     for m in inplace:
         m.inplace = False  # in-place ReLU breaks gradient hooks (DeepLift, layer methods)
-    model.eval()
     try:
-        yield model
+        with in_mode(model):
+            yield model
     finally:
-        model.train(was_training)
         for m in inplace:
             m.inplace = True
 
@@ -349,7 +346,7 @@ def _gradcam(model, x, target, black, layer):
     if native.dim() != 4:
         return f"{name} outputs no feature map ({native.dim() - 1}-d), so Grad-CAM has no map"
     up = LayerAttribution.interpolate(native, x.shape[-2:], interpolate_mode="bilinear")
-    size = "×".join(str(d) for d in native.shape[-2:])
+    size = fmt_shape(native.shape[-2:])
     return Attribution(
         "gradcam",
         f"Grad-CAM on {name}",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archlab._modes import in_mode
 from archlab._report import Report
 from archlab._table import Table
 from archlab.errors import ArchlabError
@@ -103,14 +104,9 @@ def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[s
         for module in model.modules():
             if next(module.children(), None) is None:
                 handles.append(module.register_forward_hook(record))
-        was_training = model.training
-        model.eval()
-        try:
-            device = next(model.parameters(), torch.empty(0)).device
-            with torch.no_grad():
-                model(torch.zeros((1, *input_shape), device=device))
-        finally:
-            model.train(was_training)
+        device = next(model.parameters(), torch.empty(0)).device
+        with in_mode(model), torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=device))
     finally:
         for handle in handles:
             handle.remove()
@@ -195,13 +191,8 @@ def activation_maps(
         points = activation_points(model, shape)
     if not points:
         raise ArchlabError(f"{type(model).__name__} has no hidden layers to show")
-    was_training = model.training
-    model.eval()
-    try:
-        with capture(model, points) as captured, torch.no_grad():
-            model(to_input(image.unsqueeze(0).to(model_device(model)), normalize))
-    finally:
-        model.train(was_training)
+    with in_mode(model), capture(model, points) as captured, torch.no_grad():
+        model(to_input(image.unsqueeze(0).to(model_device(model)), normalize))
     return {label: t[0].cpu() for label, t in captured.items()}
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
-import errno
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, cannot_write, os_reason
 
 SPEC_HELP = (
     "a registered model (`archlab models`), path/to/file.py:Class, package.module:Class or "
@@ -113,11 +112,7 @@ def echo(text: object = "", file=None) -> None:
 
 def os_error(exc: OSError) -> str:
     """One line for an ``OSError``: what failed, on which path, and why."""
-    reason = (
-        "no space left on device"
-        if exc.errno == errno.ENOSPC
-        else (exc.strerror or str(exc) or type(exc).__name__).lower()
-    )
+    reason = os_reason(exc)
     if exc.filename is None:
         return reason
     where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
@@ -268,4 +263,4 @@ def save(fig, path: Path) -> None:
     try:
         echo(f"wrote {save_figure(fig, path)}")
     except OSError as exc:
-        raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc
+        raise cannot_write(path, exc) from exc

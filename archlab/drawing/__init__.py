@@ -21,7 +21,7 @@ from pathlib import Path
 from archlab.drawing._graph import GraphLayout, graph_layout, render_graph
 from archlab.drawing._layout import ChainLayout, chain_layout
 from archlab.drawing._stages import Stage, is_chain, stages, tensor_label
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, cannot_write
 
 SUFFIXES = (".svg", ".png")
 
@@ -138,7 +138,7 @@ class Drawing:
             with atomic_path(path) as partial:
                 partial.write_bytes(data)
         except OSError as exc:
-            raise ArchlabError(f"cannot write {path}: {exc.strerror or exc}", 1) from exc
+            raise cannot_write(path, exc) from exc
         return path
 
     def _repr_svg_(self) -> str:

@@ -18,6 +18,7 @@ import torch
 from archlab._report import Report
 from archlab._table import Table
 from archlab.errors import ArchlabError
+from archlab.trace.formulas import fmt_shape
 
 
 @dataclass
@@ -47,9 +48,9 @@ class FieldPicture(Report):
     def _parts(self) -> list[Table | str]:
         (t, b), (left, r) = self.seen
         size = f"{b - t + 1}×{r - left + 1}"
-        image = "×".join(map(str, self.input_shape[1:]))
+        image = fmt_shape(self.input_shape[1:])
         unit = ",".join(map(str, self.unit))
-        grid = "×".join(map(str, self.grid))
+        grid = fmt_shape(self.grid)
         return [
             f"{self.model}: unit ({unit}) of {self.layer} ({grid} units) sees {size} pixels "
             f"of the {image} image: rows {t}-{b}, columns {left}-{r}"

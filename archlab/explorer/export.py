@@ -136,14 +136,13 @@ def row_outputs(
     The tracer that makes the trace runs on :data:`BATCH` images at a time, keeping every
     row's output, so that the rows are exactly :func:`~archlab.trace_shapes`' rows.
     """
+    from archlab._modes import in_mode
     from archlab.errors import ArchlabError
     from archlab.trace._engine import Tracer
 
     values: list[list[torch.Tensor | None]] = [[] for _ in range(rows)]
     scopes: list[list[str]] = []
-    was_training = model.training
-    model.eval()
-    try:
+    with in_mode(model):
         for start in range(0, len(x), BATCH):
             batch = x[start : start + BATCH]
             if len(batch) < BATCH:  # the tracer's batch is fixed: pad, then drop the pad
@@ -168,8 +167,6 @@ def row_outputs(
                     continue
                 tensor = value[0].movedim(value[1].dim, 0)
                 values[i].append(tensor[:keep].float().cpu() if len(tensor) == BATCH else None)
-    finally:
-        model.train(was_training)
     outputs = [
         None if any(v is None for v in parts) or not parts else torch.cat(parts) for parts in values
     ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import traceback
 import weakref
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from archlab.trace import _batch, _ops, _words
 from archlab.trace._batch import BATCH, Batch
+from archlab.trace._limits import memory_budget
 from archlab.trace._words import FUNCTIONAL
 from archlab.trace.fixes import Fix
 from archlab.trace.formulas import (
@@ -169,13 +169,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _free_bytes() -> int:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
-
-
 class Tracer(TorchFunctionMode):
     """Runs one forward pass and records :class:`Row`\\ s; see the module docstring."""
 
@@ -220,7 +213,7 @@ class Tracer(TorchFunctionMode):
         self._stack: list[tuple[nn.Module, int, bool]] = []  # (module, call id, counted as unit)
         self._unit_depth = 0
         self._pending: list[tuple[Step | None, list[int], Shape, Batch]] = []
-        self._budget = _free_bytes() // 2
+        self._budget = memory_budget()  # bytes one traced tensor may take
         self._lazy: dict[int, weakref.ref] = {}
         self._copies: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # lazy → its full copy
         self._popped = False  # this mode is off the stack while a unit runs

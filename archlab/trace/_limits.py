@@ -16,11 +16,15 @@ import torch
 from torch import nn
 
 from archlab.errors import ArchlabError
+from archlab.trace.formulas import fmt_shape
 
 # below this the input is small enough that tracing is not worth estimating first: the
 # estimate runs the model on the meta device, whose first use costs about 1.4 s here
 _QUICK_BYTES = 64 << 20
-_SHARE = 0.8  # of the memory available now
+# the one budget, of the memory available now, for every check of the trace: the traced
+# input, each tensor the trace holds, the whole forward pass params estimates
+_SHARE = 0.5
+_UNKNOWN = 8 << 30  # where the system does not say what is available
 
 
 def available_memory() -> int | None:
@@ -37,6 +41,13 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def memory_budget() -> int:
+    """Bytes a trace may hold at once: half of what is available now (8 GiB's half where
+    the system does not say)."""
+    available = available_memory()
+    return int((_UNKNOWN if available is None else available) * _SHARE)
 
 
 def forward_memory(model: nn.Module, input_shape: Sequence[int]) -> int:
@@ -98,14 +109,14 @@ def check_forward_memory(model: nn.Module, input_shape: Sequence[int], what: str
     available = available_memory()
     if available is None:
         return
-    budget = int(available * _SHARE)
+    budget = memory_budget()
     element = 4
     input_bytes = math.prod(input_shape) * element
     if input_bytes <= min(_QUICK_BYTES, budget):
         return
     needed = input_bytes if input_bytes > budget else forward_memory(model, input_shape)
     if needed > budget:
-        shape = "×".join(map(str, input_shape))
+        shape = fmt_shape(input_shape)
         raise ArchlabError(
             f"--input {shape}: {what} on one such image needs at least {_size(needed)} of "
             f"memory, and {_size(available)} is available; give a smaller --input",

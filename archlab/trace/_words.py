@@ -75,7 +75,8 @@ def would_not_help(fix, outcome: str) -> str:
 def too_big(out: Shape, size: int, budget: int) -> str:
     return (
         f"its output {fmt_shape(out)} per image would need {size / 2**30:.1f} GiB for the "
-        f"traced images, more than this machine has free ({2 * budget / 2**30:.1f} GiB)"
+        f"traced images, more than half of what this machine has available "
+        f"({2 * budget / 2**30:.1f} GiB)"
     )
 
 
@@ -83,7 +84,7 @@ def input_too_big(shape: Shape, need: int, free: int) -> str:
     return (
         f"{fmt_shape(shape)} per image needs {need / 2**30:.1f} GiB of memory for the "
         f"traced images before any layer runs, too much for this machine's "
-        f"{free / 2**30:.1f} GiB free"
+        f"{free / 2**30:.1f} GiB available"
     )
 
 

@@ -204,17 +204,16 @@ def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
     ``archlab shapes`` diagnoses it, in one line."""
     from torchinfo import summary
 
-    was_training = built.training
-    try:
-        with user_code(f"counting {name}'s multiply-accumulates"):
-            try:
-                return summary(built, input_size=(1, *shape), verbose=0, device="cpu", mode="eval")
-            except RuntimeError as exc:  # torchinfo wraps what the forward pass raised
-                if exc.__cause__ is None:
-                    raise
-                failure = exc.__cause__
-    finally:
-        built.train(was_training)
+    from archlab._modes import in_mode
+
+    # torchinfo's mode="eval" leaves the model in train mode after: put back each mode
+    with in_mode(built), user_code(f"counting {name}'s multiply-accumulates"):
+        try:
+            return summary(built, input_size=(1, *shape), verbose=0, device="cpu", mode="eval")
+        except RuntimeError as exc:  # torchinfo wraps what the forward pass raised
+            if exc.__cause__ is None:
+                raise
+            failure = exc.__cause__
     text = str(failure).strip().splitlines()
     detail = f": {text[0]}" if text else ""
     raise ArchlabError(

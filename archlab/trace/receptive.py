@@ -31,7 +31,7 @@ from fractions import Fraction
 
 from torch import nn
 
-from archlab.trace.formulas import ELEMENTWISE
+from archlab.trace.formulas import ELEMENTWISE, fmt_shape
 
 __all__ = ["ReceptiveField", "covers_image", "receptive_fields"]
 
@@ -67,7 +67,7 @@ class ReceptiveField:
     uniform: bool = True
 
     def __str__(self) -> str:
-        size = "×".join(map(str, self.size))
+        size = fmt_shape(self.size)
         jump = "×".join(_num(j) for j in dict.fromkeys(self.jump))
         step = "" if all(u == 1 for u in self.units) else f" /{jump}"
         return f"{'≤' if not self.uniform else ''}{size}{step}"
@@ -346,7 +346,7 @@ def add_receptive_fields(report, full: Sequence, model: nn.Module) -> None:
             row.receptive = _fold_field(row, full, fields)
     if not any(fields) or report.error is not None:
         return
-    image = "×".join(map(str, report.input_shape[1:]))
+    image = fmt_shape(report.input_shape[1:])
     first = next((i for i, s in enumerate(states) if covers_image(s, report.input_shape)), None)
     if first is not None:
         before = next(
@@ -354,7 +354,7 @@ def add_receptive_fields(report, full: Sequence, model: nn.Module) -> None:
         )
         was = ""
         if before is not None:
-            size = "×".join(map(str, fields[before].size))
+            size = fmt_shape(fields[before].size)
             was = f"; before it, one unit of {_label(full[before])} sees {size}"
         report.notes.append(
             f"receptive field: {_label(full[first])} is the first layer one unit of which "

@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from archlab import _table
+from archlab._modes import in_mode
 from archlab._report import Report
 from archlab.errors import ArchlabError
 from archlab.models.spec import resolve_model
 from archlab.trace import _words
 from archlab.trace._batch import BATCH
-from archlab.trace._engine import FUNCTIONAL, Failure, ModuleCall, Row, Tracer, _free_bytes
+from archlab.trace._engine import FUNCTIONAL, Failure, ModuleCall, Row, Tracer
+from archlab.trace._limits import memory_budget
 from archlab.trace._notes import teaching_notes
 from archlab.trace.fixes import Fix
 from archlab.trace.formulas import Shape, fmt_shape
@@ -295,12 +297,12 @@ def trace_shapes(
     in_dtype = _input_dtype(built, dtype)
     report = ShapeReport(name, shape, list(overrides), depth=depth)
     need = BATCH * math.prod(shape) * torch.empty((), dtype=in_dtype).element_size()
-    if need > _free_bytes() // 4:
+    if need > memory_budget():
         report.error = Diagnosis(
             "input",
             "input",
             shape,
-            _words.input_too_big(shape, need, _free_bytes()),
+            _words.input_too_big(shape, need, 2 * memory_budget()),
             hint=_words.SMALLER_INPUT,
         )
         return report
@@ -334,20 +336,12 @@ def _run(
     """One traced forward pass of a zero batch; the model's modes restored exactly."""
     # A zero tensor on the model's device, not the meta device: a classroom model's forward
     # pass takes milliseconds, while the first meta forward imports torch._dynamo (~1.4 s).
-    modes = {m: m.training for m in built.modules()}  # restored exactly, even when mixed
     device = next(built.parameters(), torch.empty(0)).device
     tracer = Tracer(built, blocks=blocks, edits=edits, input_fixed=input_fixed)
-    try:
-        if any(modes.values()):
-            built.eval()
-        x = torch.zeros((BATCH, *shape), dtype=in_dtype, device=device)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it
-            tracer.run(built, x)
-    finally:
-        if any(modes.values()):
-            for module, mode in modes.items():
-                module.training = mode
+    x = torch.zeros((BATCH, *shape), dtype=in_dtype, device=device)
+    with in_mode(built), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. Dropout2d on 2-D input: the notes explain it
+        tracer.run(built, x)
     return tracer
 
 

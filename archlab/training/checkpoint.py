@@ -14,7 +14,6 @@ state dict is loaded into it.
 
 from __future__ import annotations
 
-import errno
 import io
 import math
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from archlab._atomic import atomic_path
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, os_reason
 
 FORMAT = "archlab-checkpoint/1"
 
@@ -90,15 +89,9 @@ def load_checkpoint(path: str | os.PathLike, hint: str = "run `archlab train` fi
 def _unreadable(path: Path, exc: OSError) -> ArchlabError:
     """A checkpoint that cannot be read is not called damaged: deleting it may lose a result."""
     return ArchlabError(
-        f"cannot read {path}: {_reason(exc)} (the file is left as it is; check its permissions)",
+        f"cannot read {path}: {os_reason(exc)} (the file is left as it is; check its permissions)",
         1,
     )
-
-
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    return (exc.strerror or type(exc).__name__).lower()
 
 
 # key: (the types it may have, what it must be) for keys that may be present

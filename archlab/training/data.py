@@ -17,7 +17,6 @@ torchvision is imported only to download.
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import hashlib
 import math
@@ -32,7 +31,7 @@ import torch
 
 from archlab._atomic import atomic_path, remove_stale_partials
 from archlab._table import Table, Tabular
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, os_reason
 
 CLASSES = (
     "T-shirt/top",
@@ -164,19 +163,13 @@ def _find(folder: Path, names: Mapping[str, str]) -> dict[str, Path]:
     return found
 
 
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    return (exc.strerror or str(exc) or type(exc).__name__).lower()
-
-
 def _install(source: Path, target: Path) -> None:
     """Copy (or gunzip) ``source`` to ``target`` atomically: never a half-written file."""
     opener = gzip.open if source.suffix == ".gz" else open
     try:
         src = opener(source, "rb")
     except OSError as exc:
-        raise ArchlabError(f"cannot read {source}: {_reason(exc)}", 1) from exc
+        raise ArchlabError(f"cannot read {source}: {os_reason(exc)}", 1) from exc
     try:
         with src, atomic_path(target) as partial, open(partial, "wb") as dst:
             try:
@@ -188,7 +181,7 @@ def _install(source: Path, target: Path) -> None:
     except OSError as exc:  # the data folder: read-only, full, not a folder, not ours
         where = exc.filename if exc.filename and Path(exc.filename) != source else target.parent
         raise ArchlabError(
-            f"cannot write the data to {where}: {_reason(exc)}; point --data-dir (or "
+            f"cannot write the data to {where}: {os_reason(exc)}; point --data-dir (or "
             "$ARCHLAB_DATA) at a folder you can write",
             1,
         ) from exc
@@ -266,7 +259,7 @@ def prepare(
     try:
         digests = _verified_md5s(raw, list(checksums))
     except OSError as exc:
-        raise ArchlabError(f"cannot read {exc.filename or raw}: {_reason(exc)}", 1) from exc
+        raise ArchlabError(f"cannot read {exc.filename or raw}: {os_reason(exc)}", 1) from exc
     for name, expected in checksums.items():
         path = raw / name
         got = digests[name]
@@ -350,7 +343,7 @@ def read_idx(path: Path) -> torch.Tensor:
             if f.readinto(pixels) != len(pixels):
                 raise ArchlabError(f"{path} changed while it was read; run again", 1)
     except OSError as exc:
-        raise ArchlabError(f"cannot read {path}: {_reason(exc)}", 1) from exc
+        raise ArchlabError(f"cannot read {path}: {os_reason(exc)}", 1) from exc
     if not pixels:
         return torch.empty(dims, dtype=torch.uint8)
     return torch.frombuffer(pixels, dtype=torch.uint8).reshape(dims)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from archlab._modes import in_mode
 from archlab.training._alloc import keep_freed_memory
 
 
@@ -94,14 +95,11 @@ def inference_layout(model: nn.Module, sample: torch.Tensor) -> Iterator[bool]:
     """
     channels_last = has_conv(model) and nhwc_runs(model, sample)
     keep_freed_memory()
-    was_training = model.training
     restore = _to_channels_last(model) if channels_last else []
-    model.eval()
     try:
-        with torch.inference_mode():
+        with in_mode(model), torch.inference_mode():
             yield channels_last
     finally:
-        model.train(was_training)
         for tensor, data in restore:
             tensor.data = data
 
@@ -134,19 +132,16 @@ def nhwc_runs(model: nn.Module, sample: torch.Tensor) -> bool:
 
 def _runs(model: nn.Module, sample: torch.Tensor, nhwc: bool) -> bool:
     """Whether one forward pass of ``sample`` runs, with nothing about the model changed."""
-    was_training = model.training
     restore = _to_channels_last(model) if nhwc else []
-    model.eval()
     devices = [sample.device] if sample.device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with in_mode(model), torch.random.fork_rng(devices=devices), torch.no_grad():
             layout = torch.channels_last if nhwc else torch.contiguous_format
             model(sample.contiguous(memory_format=layout))
         return True
     except Exception:  # the caller runs the model for real and reports what goes wrong
         return False
     finally:
-        model.train(was_training)
         for tensor, data in restore:
             tensor.data = data
 

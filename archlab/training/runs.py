@@ -22,7 +22,7 @@ from pathlib import Path
 
 from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_partials
 from archlab._shell import shell_command
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, cannot_write, os_reason
 from archlab.models.spec import ModelSpec
 
 
@@ -220,7 +220,7 @@ def lock_run(folder: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             refuse_link(lock_file)
-        raise ArchlabError(f"cannot write to the run folder {folder}: {_reason(exc)}", 1) from exc
+        raise ArchlabError(f"cannot write to the run folder {folder}: {os_reason(exc)}", 1) from exc
     try:
         try:
             import fcntl
@@ -275,18 +275,12 @@ def check_run_files(folder: Path) -> None:
             )
 
 
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    return exc.strerror or type(exc).__name__
-
-
 def writable_dir(path: Path) -> Path:
     """``path``, created if needed, or one line saying why it cannot be written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ArchlabError(f"cannot create the folder {path}: {_reason(exc)}", 1) from exc
+        raise ArchlabError(f"cannot create the folder {path}: {os_reason(exc)}", 1) from exc
     if not os.access(path, os.W_OK):
         reason = "permission denied"
         with contextlib.suppress(OSError, AttributeError):
@@ -333,7 +327,7 @@ def write_run_files(
     try:
         moved = _keep_previous(folder) if keep_previous else []
     except OSError as exc:
-        raise ArchlabError(f"cannot write {exc.filename or folder}: {_reason(exc)}", 1) from exc
+        raise ArchlabError(f"cannot write {exc.filename or folder}: {os_reason(exc)}", 1) from exc
     return _write_run(folder, payload, _CURRENT, figures, moved)
 
 
@@ -365,7 +359,7 @@ def _write_run(
     except OSError as exc:
         where = exc.filename or folder
         safe = f"; the checkpoint {checkpoint} is saved and complete" if saved else ""
-        raise ArchlabError(f"cannot write {where}: {_reason(exc)}{safe}", 1) from exc
+        raise ArchlabError(f"cannot write {where}: {os_reason(exc)}{safe}", 1) from exc
     return written
 
 
@@ -387,5 +381,5 @@ def keep_failed_run(
                 else:
                     (folder / current).unlink(missing_ok=True)
         except OSError as exc:
-            raise ArchlabError(f"cannot write {exc.filename or folder}: {_reason(exc)}", 1) from exc
+            raise cannot_write(exc.filename or folder, exc) from exc
     return written

@@ -30,6 +30,7 @@ from archlab import __version__
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec, user_code
+from archlab.trace.formulas import fmt_shape
 from archlab.training._alloc import keep_freed_memory
 from archlab.training.checkpoint import FORMAT, load_checkpoint
 from archlab.training.data import CLASSES, IMAGE_SHAPE, FashionMNIST, load_fashion_mnist
@@ -129,7 +130,7 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
     with user_code(f"tracing {spec.label}"):
         # the images are what they are: a fix changes the model, never the input
         report = trace_shapes(model, IMAGE_SHAPE, expect=(len(CLASSES),), input_fixed=True)
-    size = "×".join(map(str, IMAGE_SHAPE))
+    size = fmt_shape(IMAGE_SHAPE)
     if report.error is not None:
         shape = ",".join(map(str, IMAGE_SHAPE))
         see = f"(see `archlab shapes {spec.command_words} --input {shape}`)"
@@ -146,7 +147,7 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
             1,
         )
     if report.output_shape != (len(CLASSES),):
-        shape = "×".join(map(str, report.output_shape or ())) or "nothing"
+        shape = fmt_shape(report.output_shape or ()) or "nothing"
         raise ArchlabError(
             f"{spec.label} outputs {shape} per image, not {len(CLASSES)} class scores; "
             f"make its last layer output {len(CLASSES)} (e.g. nn.Linear(..., {len(CLASSES)}))",
@@ -164,14 +165,11 @@ def materialize(model: nn.Module, sample: torch.Tensor) -> nn.Module:
     if any(
         isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()
     ):
-        modes = {m: m.training for m in model.modules()}
-        try:  # eval: no batch statistics or dropout on this one pass
-            model.eval()
-            with torch.no_grad():
-                model(sample)
-        finally:
-            for module, mode in modes.items():
-                module.training = mode
+        from archlab._modes import in_mode
+
+        # eval: no batch statistics or dropout on this one pass
+        with in_mode(model), torch.no_grad():
+            model(sample)
     return model
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from archlab.trace.formulas import fmt_shape
 from archlab.viz._figure import subplots
 
 
@@ -27,7 +28,7 @@ def plot_shapes(report, ax=None) -> Figure:
     bars = ax.bar(range(len(rows)), sides, color="tab:blue")
     for bar, (_, shape) in zip(bars, rows, strict=True):
         ax.annotate(
-            "×".join(map(str, shape)),
+            fmt_shape(shape),
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
             ha="center",
             va="bottom",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from archlab.trace.formulas import fmt_shape
 from archlab.viz._figure import (
     SLIDE_WIDTH,
     _new_ax,
@@ -92,7 +93,7 @@ def plot_explanation(explanation) -> Figure:
     top = explanation.top(3)
     label = f"true: {classes[explanation.label]}" if explanation.label is not None else "image"
     where = f"test image {explanation.index}" if explanation.index is not None else "image"
-    size = "×".join(map(str, explanation.image.shape))  # 28×28 for Fashion-MNIST
+    size = fmt_shape(explanation.image.shape)  # 28×28 for Fashion-MNIST
     # every panel's title first: the layout is sized from them
     big = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
     # panels as large as a 16:9 slide's 13.33 in allow: the image's column, then per

@@ -6,6 +6,7 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
+from archlab.trace.formulas import fmt_shape
 from archlab.viz._figure import _symmetric, figure, subplots, wrap_title
 
 MOST_TILES = 128  # kernels drawn at most: more are not read on a slide
@@ -129,5 +130,5 @@ def _block(a, name: str, ax):
     # per map (192 axes made `archlab activations` spend seconds on layout)
     mosaic = _mosaic(a, cols=16).numpy()
     ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
-    size = "×".join(map(str, a.shape[1:]))
+    size = fmt_shape(a.shape[1:])
     return None, f"{name}: {a.shape[0]} maps of {size}"
