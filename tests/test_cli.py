@@ -120,14 +120,13 @@ def test_train_unwritable_out(capsys, tmp_path):
 
 
 def test_data_without_any_source(capsys, tmp_path, monkeypatch):
+    import torchvision.datasets
+
     from archlab.training import data
+    from tests.test_data import _Offline
 
     monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
-
-    def offline(root):
-        raise data.ArchlabError(f"download failed (offline); {data.REMEDIES}", 1)
-
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", _Offline)  # the network is down
     assert main(["data", "--data-dir", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err
     assert "apt-get install dataset-fashion-mnist" in err and "--data-dir" in err
