@@ -30,7 +30,7 @@ print(report.notes[-1])
 # The CNN with and without BatchNorm
 # ----------------------------------
 # ``--set layer1.1=Identity`` takes a layer out. The heat-maps show, per layer, the
-# histogram of |activation| over training (fast.ai's "colourful dimension"): with
+# histogram of the absolute activation over training (fast.ai's "colourful dimension"): with
 # BatchNorm every layer keeps the same scale from the first step; without it the scale
 # drifts layer by layer and the linear layers' activations spread out.
 RUNS = os.path.join(os.environ.get("ARCHLAB_DOCS_RUNS", "runs"), "dynamics")
