@@ -232,8 +232,9 @@ def test_draw_field_of_flat_layers_and_bad_choices():
     assert whole.grid == (1, 1) and whole.seen == ((0, 27), (0, 27))
     with pytest.raises(archlab.ArchlabError, match=r"drawn on an image \(C, H, W\)"):
         draw_field("dnn", "fc1", input_shape=(784,))
-    with pytest.raises(archlab.ArchlabError, match="no such row; choose from"):
+    with pytest.raises(archlab.ArchlabError, match=r"no such layer; .* \(layer1, layer2, "):
         draw_field("cnn", "layer9")
+    assert draw_field("cnn", "layer2").seen == draw_field("cnn", "layer2.3").seen  # a block
     with pytest.raises(archlab.ArchlabError, match="has 6×6 units"):
         draw_field("cnn", "layer2.3", unit=(6, 0))
 

@@ -68,6 +68,8 @@ class FieldPicture(Report):
             ax.imshow(self.image.numpy(), cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(torch.full((h, w), 0.92).numpy(), cmap="gray", vmin=0, vmax=1)
+        # the image's own edge: the field may reach past it into the padding
+        ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, color="black", lw=1))
         (ft, fb), (fl, fr) = self.full
         (st, sb), (sl, sr) = self.seen
         ax.add_patch(
@@ -112,7 +114,8 @@ def draw_field(
 
     Args:
         model: a spec, an ``nn.Module`` or a trained run (as :func:`archlab.draw`).
-        layer: a row of the trace (``archlab shapes`` names them): ``"layer2.3"``.
+        layer: a row of the trace (``archlab shapes`` names them), ``"layer2.3"``, or a
+            block, ``"layer2"`` (its last row).
         input_shape: one sample's ``(C, H, W)``. Default: the model's.
         overrides: what-ifs. Default: none.
         unit: the unit's position in the layer's output grid. Default: the middle unit.
@@ -136,9 +139,16 @@ def draw_field(
         raise ArchlabError(f"{name} does not run on {'×'.join(map(str, shape))}: {report.error}")
     rows = report.layers
     names = [r.name for r in rows]
-    matches = [i for i, r in enumerate(rows) if r.name == layer]
+    # a row's name, or a block's (resnet18's "layer3"): then the block's last row
+    matches = [i for i, r in enumerate(rows) if r.name == layer] or [
+        i for i, r in enumerate(rows) if r.name.startswith(layer + ".")
+    ]
     if not matches:
-        raise ArchlabError(f"--field {layer!r}: no such row; choose from {', '.join(names)}")
+        blocks = list(dict.fromkeys(n.split(".")[0] for n in names))
+        raise ArchlabError(
+            f"--field {layer!r}: no such layer; give a row of `archlab shapes` or a block "
+            f"({', '.join(blocks)})"
+        )
     states = receptive_fields(rows, built, shape)[1]
     state = states[matches[-1]]  # a block's name: its last row
     if state is None or len(state.axes) != 2:
