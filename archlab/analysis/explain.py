@@ -218,8 +218,7 @@ def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] 
     size = finished[convs[-1]][1][2:]
     same = [n for n, shape, _ in finished[convs[-1] :] if len(shape) == 4 and shape[2:] == size]
     name = same[-1]
-    side = fmt_shape(size)
-    return name, f"the last block's output (after its norm and activation), {side}"
+    return name, "the last block's output (after its norm and activation)"
 
 
 @contextlib.contextmanager
@@ -346,11 +345,10 @@ def _gradcam(model, x, target, black, layer):
     if native.dim() != 4:
         return f"{name} outputs no feature map ({native.dim() - 1}-d), so Grad-CAM has no map"
     up = LayerAttribution.interpolate(native, x.shape[-2:], interpolate_mode="bilinear")
-    size = fmt_shape(native.shape[-2:])
     return Attribution(
         "gradcam",
         f"Grad-CAM on {name}",
-        f"{why}; native {size}, upsampled bilinearly",
+        f"{why}; its {fmt_shape(native.shape[-2:])} map upsampled bilinearly",
         up[:, 0].detach(),
         False,
         native=native[:, 0].detach(),

@@ -107,8 +107,8 @@ def plot_explanation(explanation) -> Figure:
         [(f"{predicts}\n{top[0][0]} ({top[0][1]:.2f})", big)],
     ]
     for a in attributions:
-        native = f" ({'×'.join(map(str, a.native.shape))} native)" if a.native is not None else ""
-        titles[0].append((wrap_title(f"{a.title}{native}\n{a.settings}", room, 9), 9))
+        # the settings say the map's own size where it has one (Grad-CAM's 12×12)
+        titles[0].append((wrap_title(f"{a.title}\n{a.settings}", room, 9), 9))
         over = f" ({size})" if a.native is not None else ""
         titles[1].append((wrap_title(f"{a.method} over the image{over}", room, 9), 9))
     if sanity is not None:
@@ -130,7 +130,7 @@ def plot_explanation(explanation) -> Figure:
     if curves is not None:  # one more panel at the end of the top row
         titles[0].append((f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", 9))
         left.append(0.6)
-        right.append(0.2)
+        right.append(1.1)  # the legend, beside the curves
     width = sum(left) + sum(right) + panel * len(left)
     heading = wrap_title(
         f"{explanation.verdict} · the maps explain the score of {whose}", width - 0.4, 13

@@ -23,7 +23,7 @@ def _curves_on(ax, report, which: str) -> None:
             markevery=4,
             label=f"{row.name} ({(row.morf if which == 'morf' else row.lerf)[0]:.2f})",
         )
-    ax.set_xlabel("share of the pixels removed")
+    ax.set_xlabel("share removed", fontsize=8)
     ax.set_ylabel("probability of the explained class")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(0, 1)
@@ -67,12 +67,13 @@ def plot_image_curves(curves, ax=None) -> Figure:
         color = "gray" if row.kind == "control" else f"C{i}"
         ax.plot(x, row.morf_curve.numpy(), color=color, label=row.name)
         ax.plot(x, row.lerf_curve.numpy(), color=color, ls="--")
-    ax.set_xlabel("share of the pixels removed")
+    ax.set_xlabel("share removed", fontsize=8)
     ax.set_ylabel("probability", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
     ax.tick_params(labelsize=7)
     ax.set_title(f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", fontsize=9)
-    ax.legend(fontsize=6, loc="center right")
+    # beside the curves, not over them: the panel is small in the explanation figure
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return ax.figure
 
 
