@@ -309,3 +309,17 @@ def test_learned_nothing_reasons():
     assert "above its start" in _learned_nothing(progress(600, 0.6, [1.0, 0.5, 1.2]))
     assert _learned_nothing(progress(600, 0.6, [1.0, 0.5, 0.9])) is None
     assert _learned_nothing(progress(99, 0.1, [2.3])) is None  # too short to judge
+
+
+def test_train_models_traces_each_model_once_and_only_within_the_call(tiny, tmp_path, monkeypatch):
+    from archlab.trace import shapes
+    from archlab.training import train as T
+
+    traced = []
+    real = shapes.trace_shapes
+    monkeypatch.setattr(shapes, "trace_shapes", lambda *a, **k: traced.append(1) or real(*a, **k))
+    kw = {"epochs": 1, "batch_size": 50, "log_every": 12, **QUIET}
+    T.train_models(["dnn"], runs=tmp_path, data=tiny, **kw)
+    assert len(traced) == 1  # checked before the first step, not again by train()
+    train("dnn", runs=tmp_path / "again", data=tiny, **kw)
+    assert len(traced) == 2  # a later call checks afresh

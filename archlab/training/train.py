@@ -13,6 +13,7 @@ output that is not one score per class, is refused with the shape diagnosis.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import os
 import signal
@@ -112,16 +113,18 @@ def _sigint_flag() -> Iterator[dict]:
             signal.signal(s, h)
 
 
-_TRAINABLE: set[ModelSpec] = set()  # specs already checked in this process
+# specs train_models has checked before its first step: train() does not trace them again
+# (set for the length of one train_models call, so an edited model file is checked anew)
+_CHECKED: contextvars.ContextVar[frozenset] = contextvars.ContextVar("checked", default=frozenset())
 
 
 def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
     """Refuse a model that cannot take one Fashion-MNIST image (1×28×28), does not return
-    a tensor, or does not output one score per class (10). A spec is traced once per
-    process (``train_models`` checks every model before the first step; ``train`` then
-    does not trace it again). A lazy model (``nn.LazyLinear``) is materialised by the
+    a tensor, or does not output one score per class (10). ``train_models`` checks
+    every model before the first step, and ``train`` does not trace them again within
+    that call. A lazy model (``nn.LazyLinear``) is materialised by the
     trace's forward pass."""
-    if spec in _TRAINABLE:
+    if spec in _CHECKED.get():
         return
     if model is None:
         model = spec.build()
@@ -153,7 +156,6 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
             f"make its last layer output {len(CLASSES)} (e.g. nn.Linear(..., {len(CLASSES)}))",
             1,
         )
-    _TRAINABLE.add(spec)
 
 
 def materialize(model: nn.Module, sample: torch.Tensor) -> nn.Module:
@@ -759,10 +761,16 @@ def train_models(
         data = load_fashion_mnist(settings.get("data_dir"))
     settings = {k: v for k, v in settings.items() if k != "name"}
     results = []
-    for ref in refs:
-        results.append(train(ref.spec or ref.name, runs=runs, data=data, name=ref.name, **settings))
-        if results[-1].interrupted:
-            break
+    checked = frozenset(r.spec for r in refs if r.spec is not None and not settings.get("resume"))
+    token = _CHECKED.set(checked)
+    try:
+        for ref in refs:
+            run = train(ref.spec or ref.name, runs=runs, data=data, name=ref.name, **settings)
+            results.append(run)
+            if run.interrupted:
+                break
+    finally:
+        _CHECKED.reset(token)
     return results
 
 
