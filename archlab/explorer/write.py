@@ -114,12 +114,7 @@ def write_run(export: RunExport, folder: Path, key: str) -> dict:
             {**method, "file": f"{key}/attr-{method['name']}.png", "scales": _round(scales, 3)}
         )
     return {
-        "key": key,
-        "name": export.name,
-        "label": export.label,
-        "accuracy": export.accuracy,
-        "params": export.params,
-        "macs": export.macs,
+        **_facts(key, export),
         "normalize": list(export.normalize) if export.normalize else None,
         "rows": rows,
         "probs": [_round(p, 3) for p in export.probs.tolist()],
@@ -158,17 +153,7 @@ def write_explorer(
         key = f"run-{k}"
         payload = write_run(export, data / key, key)
         _script(data / key / "run.js", payload)
-        runs.append(
-            {
-                "key": key,
-                "name": export.name,
-                "label": export.label,
-                "accuracy": export.accuracy,
-                "params": export.params,
-                "macs": export.macs,
-                "rows": len(export.rows),
-            }
-        )
+        runs.append({**_facts(key, export), "rows": len(export.rows)})
     _script(
         data / "index.js",
         {
@@ -183,3 +168,15 @@ def write_explorer(
         },
     )
     return out / "index.html"
+
+
+def _facts(key: str, export) -> dict:
+    """What the run switch and a run's own data both say of a run."""
+    return {
+        "key": key,
+        "name": export.name,
+        "label": export.label,
+        "accuracy": export.accuracy,
+        "params": export.params,
+        "macs": export.macs,
+    }
