@@ -39,7 +39,9 @@ def explore(
             Default: the lecture's two.
         images: how many test images flow through (right ones of every class and the
             runs' mistakes, the same for every run). Default: 30.
-        out: the folder to write (its ``data/`` is replaced). Default: ``"explorer"``.
+        out: the folder to write: missing, empty, or an explorer written before, which
+            stays whole until the new one replaces it at once (a folder holding anything
+            else is refused). Default: ``"explorer"``.
         methods: attribution methods (``archlab.analysis.explain.METHODS``). Default: all.
         runs: the runs folder, for names. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
