@@ -99,6 +99,8 @@ def explore(
             export_run(run, data, indices, test_probs=p, methods=methods, timings=timings)
         )
         say(f"{run.name}: trace, activations and attributions in {time.perf_counter() - t:.1f} s")
+        for line in exports[-1].warnings:
+            say(f"warning: {line}")
     t = time.perf_counter()
     page = write_explorer(
         Path(out),

@@ -13,7 +13,7 @@ var ARCHLAB = (() => {
   const { fmt, short, shape, num, argmax, tileAt, foldLines, defaultDepth, formatProblem } = ArchlabCore;
 
   function add(payload) {
-    if (payload.index) index = payload.index;
+    if ("index" in payload) index = payload.index;
     else runs[payload.key] = payload;
   }
 
