@@ -145,3 +145,9 @@ def test_a_users_residual_model_goes_through_train_and_explore(tmp_path, data):
     add = next(r for r in rows if r["type"] == "add")
     assert len(add["inputs"]) == 2 and add["act"]["kind"] == "maps"
     assert (page.parent / "data" / "run-0" / "attr-gradcam-0.png").is_file()
+    # the site names the user's file, never the folders it sits in (issue 28, item 10)
+    for script in (page.parent / "data").rglob("*.js"):
+        text = script.read_text(encoding="utf-8")
+        assert str(Path(__file__).parent) not in text and str(tmp_path) not in text, script
+    index = read_script(page.parent / "data" / "index.js")["index"]
+    assert index["runs"][0]["label"] == "user_lab.py:ResidualNet"

@@ -164,10 +164,21 @@ def _term_is_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def cannot_write_site(out: Path, exc: OSError) -> ArchlabError:
+    """One line for a write of the site the machine refused (a full disk, a permission)."""
+    return ArchlabError(
+        f"cannot write the explorer {out}: {os_reason(exc)}; the previous one there, if any, "
+        "is unchanged",
+        1,
+    )
+
+
 @contextlib.contextmanager
 def staged_site(out: Path) -> Iterator[Path]:
     """A new, empty staging folder to build the site in; swapped in at ``out`` when the
     block succeeds, removed when it fails (``out`` then still holds the previous site).
+    The lock is held for the whole block: take it before the work, so that a second
+    writer is refused at once rather than after minutes of computing.
 
     Args:
         out: the site's folder.
@@ -193,13 +204,10 @@ def staged_site(out: Path) -> Iterator[Path]:
             raise ArchlabError(f"cannot write {out}: {os_reason(exc)}", 1) from exc
         try:
             yield staging
-            _swap_in(staging, out)
-        except OSError as exc:
-            raise ArchlabError(
-                f"cannot write the explorer {out}: {os_reason(exc)}; the previous one there, "
-                "if any, is unchanged",
-                1,
-            ) from exc
+            try:
+                _swap_in(staging, out)
+            except OSError as exc:
+                raise cannot_write_site(out, exc) from exc
         finally:
             if staging.is_dir() and not staging.is_symlink():
                 shutil.rmtree(staging, ignore_errors=True)

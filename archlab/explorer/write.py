@@ -185,57 +185,48 @@ def _script(path: Path, payload: dict) -> None:
 
 
 def write_explorer(
-    out: Path,
+    folder: Path,
     exports: list[RunExport],
     images: torch.Tensor,
     labels: list[int],
     indices: list[int],
     classes: tuple[str, ...],
-) -> Path:
-    """The whole folder: page, data scripts and sprites, built beside ``out`` and swapped
-    into place (:func:`~archlab.explorer.site.staged_site`). Returns ``out/index.html``.
+) -> None:
+    """The whole site, page, data scripts and sprites, into ``folder``: a new, empty
+    staging folder (:func:`~archlab.explorer.site.staged_site`), swapped into place after.
 
     Args:
-        out: the site's folder: missing, empty or an earlier site.
+        folder: the staging folder, empty.
         exports: each run's :class:`~archlab.explorer.export.RunExport`.
         images: the exported test images ``(N, H, W)`` uint8.
         labels: their labels.
         indices: their positions in the test set.
         classes: the class names.
-
-    Returns:
-        The path of ``out/index.html``.
     """
-    from archlab.explorer.site import staged_site
-
-    with staged_site(out) as site:
-        for name in PAGE_FILES:
-            shutil.copyfile(STATIC / name, site / name)
-        data = site / "data"
-        data.mkdir()
-        sprite = save_sprite(images, data, "images", "")
-        runs = []
-        for k, export in enumerate(exports):
-            key = f"run-{k}"
-            payload = write_run(export, data / key, key)
-            _script(data / key / "run.js", payload)
-            runs.append({**_facts(key, export), "rows": len(export.rows)})
-        _script(
-            data / "index.js",
-            {
-                "index": {
-                    "format": FORMAT,
-                    "classes": list(classes),
-                    "images": [
-                        {"index": i, "label": y} for i, y in zip(indices, labels, strict=True)
-                    ],
-                    "sprite": sprite,
-                    "gap": TILE_GAP,
-                    "runs": runs,
-                }
-            },
-        )
-    return Path(out) / "index.html"
+    for name in PAGE_FILES:
+        shutil.copyfile(STATIC / name, folder / name)
+    data = folder / "data"
+    data.mkdir()
+    sprite = save_sprite(images, data, "images", "")
+    runs = []
+    for k, export in enumerate(exports):
+        key = f"run-{k}"
+        payload = write_run(export, data / key, key)
+        _script(data / key / "run.js", payload)
+        runs.append({**_facts(key, export), "rows": len(export.rows)})
+    _script(
+        data / "index.js",
+        {
+            "index": {
+                "format": FORMAT,
+                "classes": list(classes),
+                "images": [{"index": i, "label": y} for i, y in zip(indices, labels, strict=True)],
+                "sprite": sprite,
+                "gap": TILE_GAP,
+                "runs": runs,
+            }
+        },
+    )
 
 
 def _facts(key: str, export) -> dict:
