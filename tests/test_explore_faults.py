@@ -179,6 +179,27 @@ def test_a_stopped_explore_leaves_the_previous_site_whole(world, tmp_path, point
     assert not _leftovers(out)
 
 
+def test_kill_at_random_moments_leaves_a_whole_site(world, tmp_path):
+    """SIGKILL from outside after a random delay (start-up, computing, writing, swapping):
+    the folder is always a whole site, the previous one or a new one."""
+    import random
+
+    out, _ = _previous(world, tmp_path)
+    rng = random.Random(28)
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "archlab", *map(str, _args(world["runs"], out, world["data"]))],
+            env=env(world["md5"]),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(1.0, 8.0))
+        proc.kill()
+        proc.wait(timeout=60)
+        assert_whole(out)
+
+
 def test_two_writers_at_once_one_is_refused_and_the_site_is_whole(world, tmp_path):
     out, before = _previous(world, tmp_path)
     reached, release = tmp_path / "reached", tmp_path / "release"
