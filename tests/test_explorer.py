@@ -40,15 +40,20 @@ def read_script(path: Path) -> dict:
     return json.loads(text[len("ARCHLAB.add(") : -3])
 
 
-def sprite_tile(path: Path, image: int, channel: int, act: dict) -> torch.Tensor:
-    """One channel of one image out of an activation sprite (its palette indices)."""
+def sprite_tile(folder: Path, image: int, channel: int, act: dict) -> torch.Tensor:
+    """One channel of one image out of an activation sprite (its palette indices), found
+    by the layout that docs/explorer.rst states (tile image·C + channel)."""
     import numpy
     from PIL import Image
 
-    _c, h, w = act["shape"]
-    pixels = torch.from_numpy(numpy.array(Image.open(path)))
-    y = image * act["lines"] * (h + 1) + (channel // act["cols"]) * (h + 1)
-    x = (channel % act["cols"]) * (w + 1)
+    c, h, w = act["shape"]
+    sprite = act["sprite"]
+    k = image * c + channel
+    per = sprite["cols"] * sprite["lines"]
+    sheet, on = divmod(k, per)
+    pixels = torch.from_numpy(numpy.array(Image.open(folder / sprite["files"][sheet])))
+    y = (on // sprite["cols"]) * (h + 1)
+    x = (on % sprite["cols"]) * (w + 1)
     return pixels[y : y + h, x : x + w]
 
 
@@ -56,7 +61,7 @@ def test_the_folder_has_the_page_and_its_data_and_nothing_from_another_host(expl
     _, page = explored
     folder = page.parent
     assert page.name == "index.html"
-    for name in ("explorer.js", "explorer.css", "data/index.js", "data/images.png"):
+    for name in ("explorer.js", "explorer.css", "data/index.js", "data/images-0.png"):
         assert (folder / name).is_file(), name
     for text_file in ("index.html", "explorer.js", "explorer.css"):
         text = (folder / text_file).read_text(encoding="utf-8")
@@ -99,7 +104,7 @@ def test_activations_equal_a_forward_pass_within_the_quantisation(explored, data
         for h in hooks:
             h.remove()
     checked = 0
-    for i, row in enumerate(run["rows"]):
+    for row in run["rows"]:
         act = row["act"]
         if row["functional"] or row["name"] not in seen or act["kind"] == "none":
             continue
@@ -109,7 +114,7 @@ def test_activations_equal_a_forward_pass_within_the_quantisation(explored, data
             step = (hi - lo) / 255
             if act["kind"] == "maps":
                 for channel in (0, act["shape"][0] - 1):
-                    q = sprite_tile(folder / "run-1" / f"act-{i}.png", image, channel, act)
+                    q = sprite_tile(folder, image, channel, act)
                     got = lo + q.float().flatten() * step
                     want = truth[image, channel]
                     assert (got - want).abs().max() <= step / 2 + 1e-4 * max(1, abs(hi))
@@ -139,4 +144,10 @@ def test_a_users_residual_model_goes_through_train_and_explore(tmp_path, data):
     rows = read_script(page.parent / "data" / "run-0" / "run.js")["rows"]
     add = next(r for r in rows if r["type"] == "add")
     assert len(add["inputs"]) == 2 and add["act"]["kind"] == "maps"
-    assert (page.parent / "data" / "run-0" / "attr-gradcam.png").is_file()
+    assert (page.parent / "data" / "run-0" / "attr-gradcam-0.png").is_file()
+    # the site names the user's file, never the folders it sits in (issue 28, item 10)
+    for script in (page.parent / "data").rglob("*.js"):
+        text = script.read_text(encoding="utf-8")
+        assert str(Path(__file__).parent) not in text and str(tmp_path) not in text, script
+    index = read_script(page.parent / "data" / "index.js")["index"]
+    assert index["runs"][0]["label"] == "user_lab.py:ResidualNet"

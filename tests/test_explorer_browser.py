@@ -160,3 +160,19 @@ def test_the_page_answers_clicks_offline(page, browser, check_site):
     (shots / "timings.txt").write_text(
         "".join(f"{what}: {ms:.1f} ms\n" for what, ms in timings.items()), encoding="utf-8"
     )
+
+
+@pytest.mark.parametrize("missing", ["data/index.js", "data/run-1/run.js"])
+def test_a_page_that_cannot_load_its_data_says_so_on_the_page(page, browser, tmp_path, missing):
+    broken = tmp_path / "site"
+    shutil.copytree(page.parent, broken)
+    (broken / missing).unlink()
+    browser.get((broken / "index.html").as_uri())
+    browser.set_script_timeout(20)
+    browser.execute_async_script(
+        "const done = arguments[0]; const t = () => document.body.dataset.failed ? "
+        "done() : setTimeout(t, 50); t();"
+    )
+    problem = _text(browser, "#problem")
+    assert f"({missing}) could not be loaded" in problem, problem
+    assert browser.execute_script("return document.body.dataset.ready") is None

@@ -39,7 +39,9 @@ def explore(
             Default: the lecture's two.
         images: how many test images flow through (right ones of every class and the
             runs' mistakes, the same for every run). Default: 30.
-        out: the folder to write (its ``data/`` is replaced). Default: ``"explorer"``.
+        out: the folder to write: missing, empty, or an explorer written before, which
+            stays whole until the new one replaces it at once (a folder holding anything
+            else is refused). Default: ``"explorer"``.
         methods: attribution methods (``archlab.analysis.explain.METHODS``). Default: all.
         runs: the runs folder, for names. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
@@ -60,6 +62,7 @@ def explore(
 
     from archlab.errors import ArchlabError
     from archlab.explorer.export import choose_images, export_run
+    from archlab.explorer.site import cannot_write_site, staged_site
     from archlab.explorer.write import write_explorer
     from archlab.models.spec import expand_run_names
     from archlab.training.data import CLASSES
@@ -74,41 +77,50 @@ def explore(
         items += expand_run_names([item]) if isinstance(item, str) else [item]
     if not items:
         raise ArchlabError("name at least one trained run to explore")
-    start = time.perf_counter()
-    loaded = [as_run(item, runs) for item in items]
-    if data is None:
-        from archlab.training.data import load_fashion_mnist
+    # the site's lock is taken first: a second writer into `out` is refused before any work
+    with staged_site(Path(out)) as staging:
+        start = time.perf_counter()
+        loaded = [as_run(item, runs) for item in items]
+        if data is None:
+            from archlab.training.data import load_fashion_mnist
 
-        data = load_fashion_mnist()
-    _add(timings, "load", time.perf_counter() - start)
-    say(f"loaded {len(loaded)} run(s) and the data in {time.perf_counter() - start:.1f} s")
-    images = min(images, len(data.test_labels))
-    probs = []
-    for run in loaded:
+            data = load_fashion_mnist()
+        _add(timings, "load", time.perf_counter() - start)
+        say(f"loaded {len(loaded)} run(s) and the data in {time.perf_counter() - start:.1f} s")
+        images = min(images, len(data.test_labels))
+        probs = []
+        for run in loaded:
+            t = time.perf_counter()
+            logits = predict_logits(run.model, data.test_images, run.normalize)
+            probs.append(torch.softmax(logits, 1))
+            _add(timings, "test set", time.perf_counter() - t)
+            say(f"{run.name}: test set in {time.perf_counter() - t:.1f} s")
+        indices = choose_images(data.test_labels, [p.argmax(1) for p in probs], images)
+        exports = []
+        for run, p in zip(loaded, probs, strict=True):
+            t = time.perf_counter()
+            exports.append(
+                export_run(run, data, indices, test_probs=p, methods=methods, timings=timings)
+            )
+            seconds = time.perf_counter() - t
+            say(f"{run.name}: trace, activations and attributions in {seconds:.1f} s")
+            for line in exports[-1].warnings:
+                say(f"warning: {line}")
         t = time.perf_counter()
-        probs.append(torch.softmax(predict_logits(run.model, data.test_images, run.normalize), 1))
-        _add(timings, "test set", time.perf_counter() - t)
-        say(f"{run.name}: test set in {time.perf_counter() - t:.1f} s")
-    indices = choose_images(data.test_labels, [p.argmax(1) for p in probs], images)
-    exports = []
-    for run, p in zip(loaded, probs, strict=True):
-        t = time.perf_counter()
-        exports.append(
-            export_run(run, data, indices, test_probs=p, methods=methods, timings=timings)
-        )
-        say(f"{run.name}: trace, activations and attributions in {time.perf_counter() - t:.1f} s")
-    t = time.perf_counter()
-    page = write_explorer(
-        Path(out),
-        exports,
-        data.test_images[indices],
-        [int(data.test_labels[i]) for i in indices],
-        indices,
-        CLASSES,
-    )
+        try:
+            write_explorer(
+                staging,
+                exports,
+                data.test_images[indices],
+                [int(data.test_labels[i]) for i in indices],
+                indices,
+                CLASSES,
+            )
+        except OSError as exc:
+            raise cannot_write_site(Path(out), exc) from exc
     _add(timings, "write", time.perf_counter() - t)
     say(f"files written in {time.perf_counter() - t:.1f} s")
-    return page
+    return Path(out) / "index.html"
 
 
 def _add(timings: dict[str, float] | None, step: str, seconds: float) -> None:

@@ -64,6 +64,7 @@ class RunExport:
     skipped: dict[str, str]
     attributions: dict[str, tuple[torch.Tensor, list[float]]]  # method → (N, H, W) uint8, scales
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one line each, for the terminal
 
 
 def quantise(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -209,6 +210,26 @@ def kernels(module: nn.Module) -> tuple[torch.Tensor, float] | None:
     return q, m
 
 
+GRADIENT_FREE = ("occlusion",)  # attribution methods that only run the model forward
+
+
+def gradient_problem(model: nn.Module, x: torch.Tensor) -> str | None:
+    """Why gradient attributions cannot explain ``model``, or None when they can: its output
+    on ``x`` ``(N, C, H, W)`` does not depend differentiably on the input (an ``argmax``,
+    a comparison or a ``.detach()`` in ``forward``)."""
+    from archlab._modes import in_mode
+
+    with in_mode(model), torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = model(x.detach().clone().requires_grad_(True))
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        return None
+    return (
+        "its output has no gradient with respect to the input (an argmax, a comparison or "
+        "a .detach() in forward?), so gradient attributions cannot explain it"
+    )
+
+
 def attribution_maps(maps: torch.Tensor, signed: bool) -> tuple[torch.Tensor, list[float]]:
     """``(N, H, W)`` maps as uint8 (signed: 128 is zero) and each image's scale m."""
     flat = maps.detach().float().flatten(1)
@@ -257,7 +278,7 @@ def export_run(
         A :class:`RunExport`.
     """
     from archlab.analysis.evaluation import confusion_matrix
-    from archlab.analysis.explain import attribute_images
+    from archlab.analysis.explain import attribute_images, check_methods
     from archlab.trace.params import count_params
     from archlab.trace.shapes import trace_shapes
     from archlab.training.predict import predict_logits, to_input
@@ -306,9 +327,19 @@ def export_run(
             kerns[i] = found
     clock("activations")
     targets = predicted[list(indices)]
-    attributions, skipped = attribute_images(
-        model, images, targets, normalize=run.normalize, methods=methods
+    chosen = check_methods(methods)
+    warned, skipped = [], {}
+    why = gradient_problem(model, to_input(images[:1], run.normalize))
+    if why is not None:  # the gradient methods cannot run; occlusion needs no gradient
+        skipped = {m: why for m in chosen if m not in GRADIENT_FREE}
+        chosen = [m for m in chosen if m in GRADIENT_FREE]
+        warned.append(f"{run.name}: {why}; its page shows no {', '.join(skipped)} maps")
+    attributions, more = (
+        attribute_images(model, images, targets, normalize=run.normalize, methods=chosen)
+        if chosen
+        else ([], {})
     )
+    skipped.update(more)
     clock("attributions")
     cells: dict[str, list[int]] = {}
     for position, index in enumerate(indices):
@@ -334,4 +365,5 @@ def export_run(
         skipped=skipped,
         attributions={a.method: attribution_maps(a.map, a.signed) for a in attributions},
         notes=notes,
+        warnings=warned,
     )

@@ -5,16 +5,21 @@ the data comes as scripts that hand a JSON object to the page (``ARCHLAB.add(...
 the pictures as PNG sprites drawn into canvases. Sprites are palette PNGs (one byte a
 pixel, the colour map in the palette), which compress several times better than RGB.
 
-    index.html  explorer.js  explorer.css     copied from archlab/explorer/static
-    data/index.js                              classes, images, the runs' names and totals
-    data/images.png                            the test images, one 28×28 tile each
-    data/run-K/run.js                          rows, ranges, bars, probabilities, confusion
-    data/run-K/act-I.png  kern-I.png  attr-M.png
+    index.html  explorer-core.js  explorer.js  explorer.css   from archlab/explorer/static
+    data/index.js                  format, classes, images, the runs' names and totals
+    data/images-S.png              the test images, 28×28 tiles on square-ish sheets
+    data/run-K/run.js              format, rows, ranges, bars, probabilities, confusion
+    data/run-K/act-I-S.png  kern-I.png  attr-M-S.png
+
+The keys of both scripts are ``schema.json``'s, documented in ``docs/explorer.rst``; every
+sprite's sheets are at most :data:`MAX_SPRITE_SIDE` pixels a side.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -23,8 +28,9 @@ import torch
 from archlab.explorer.export import TILE_GAP, RunExport
 
 STATIC = Path(__file__).parent / "static"
-PAGE_FILES = ("index.html", "explorer.js", "explorer.css")
-SPRITE_WIDTH = 2048  # pixels: wider sprites wrap a layer's channels onto more lines
+PAGE_FILES = ("index.html", "explorer-core.js", "explorer.js", "explorer.css")
+FORMAT = "archlab-explorer/1"  # the data's format key: the page refuses any other
+MAX_SPRITE_SIDE = 4096  # pixels: a sprite's tiles wrap onto more sheets beyond this
 
 
 def _palette(name: str) -> list[int]:
@@ -64,12 +70,57 @@ def tile_grid(tiles: torch.Tensor, cols: int, fill: int = 0) -> torch.Tensor:
     return grid
 
 
-def _columns(count: int, width: int) -> int:
-    return max(1, min(count, SPRITE_WIDTH // (width + TILE_GAP)))
+def sprite_layout(count: int, h: int, w: int, cap: int = MAX_SPRITE_SIDE) -> tuple[int, int]:
+    """Columns and lines of a square-ish sheet of ``count`` tiles of ``h``×``w`` pixels
+    (each with its gap), no side over ``cap`` pixels; tiles beyond ``cols × lines`` go on
+    further sheets.
+
+    Args:
+        count: how many tiles.
+        h: a tile's height in pixels, without the gap.
+        w: a tile's width in pixels, without the gap.
+        cap: the largest side of a sheet in pixels. Default: :data:`MAX_SPRITE_SIDE`.
+
+    Returns:
+        ``(cols, lines)`` of one sheet.
+    """
+    th, tw = h + TILE_GAP, w + TILE_GAP
+    if th > cap or tw > cap:
+        from archlab.errors import ArchlabError
+
+        raise ArchlabError(f"a {h}×{w} tile does not fit a {cap}-pixel sprite", 1)
+    cols = max(1, min(count, cap // tw, math.ceil(math.sqrt(count * th / tw))))
+    lines = max(1, min(-(-count // cols), cap // th))
+    return cols, lines
+
+
+def save_sprite(tiles: torch.Tensor, folder: Path, stem: str, key: str, palette=None) -> dict:
+    """``(T, h, w)`` uint8 tiles as square-ish sheets ``STEM-S.png`` (see
+    :func:`sprite_layout`); returns the page's description of them: tile k is on sheet
+    ``k // (cols·lines)``, at column ``k % cols`` and line ``(k // cols) % lines``."""
+    count, h, w = tiles.shape
+    cols, lines = sprite_layout(count, h, w)
+    per = cols * lines
+    files = []
+    for s, start in enumerate(range(0, count, per)):
+        name = f"{stem}-{s}.png"
+        save_png(tile_grid(tiles[start : start + per], cols), folder / name, palette)
+        files.append(f"{key}/{name}" if key else name)
+    return {"files": files, "tile": [h, w], "cols": cols, "lines": lines}
 
 
 def _round(values, digits: int = 4) -> list:
     return [float(f"{v:.{digits}g}") for v in values]
+
+
+# a path to a file of the user's (``/home/ann/lab/net.py:Net``) is shown as its name only:
+# a site is shared, and the folders it came from are nobody else's business
+_FILE_PATH = re.compile(r"(?:[^\s:'\"()=,]*[/\\])+([^/\\\s:'\"()=,]+\.py)")
+
+
+def public_text(text: str) -> str:
+    """``text`` with every path to a ``.py`` file cut to the file's name."""
+    return _FILE_PATH.sub(r"\1", text)
 
 
 def write_run(export: RunExport, folder: Path, key: str) -> dict:
@@ -77,22 +128,24 @@ def write_run(export: RunExport, folder: Path, key: str) -> dict:
     rows = []
     for i, (row, act) in enumerate(zip(export.rows, export.activations, strict=True)):
         entry = dict(row)
-        entry["act"] = {"kind": act.kind, "shape": list(act.shape), "why": act.why}
-        if act.kind != "none":
+        entry["name"] = public_text(entry["name"])
+        entry["act"] = {"kind": act.kind, "shape": list(act.shape)}
+        if act.kind == "none":
+            entry["act"]["why"] = act.why
+        else:
             entry["act"]["ranges"] = [_round(r, 7) for r in act.ranges]  # float32 exact
         if act.kind == "maps":
-            n, c, _h, w = act.q.shape
-            cols = _columns(c, w)
-            sprite = torch.cat([tile_grid(act.q[k], cols) for k in range(n)])
-            save_png(sprite, folder / f"act-{i}.png", "viridis")
-            entry["act"].update(file=f"{key}/act-{i}.png", cols=cols, lines=-(-c // cols))
+            n, c, h, w = act.q.shape
+            tiles = act.q.reshape(n * c, h, w)  # tile image·C + channel
+            entry["act"]["sprite"] = save_sprite(tiles, folder, f"act-{i}", key, "viridis")
         elif act.kind == "bars":
             entry["act"]["bars"] = act.q.tolist()
         if i in export.kernels:
             q, m = export.kernels[i]
             out, inp, kh, kw = q.shape
             # one line per output channel, one column per input channel; a first layer's
-            # single input channel wraps its kernels onto lines of 16 instead
+            # single input channel wraps its kernels onto lines of 16 instead; at most
+            # 64 × 64 kernels (export.MAX_KERNELS), under the sprite cap for k < 63
             cols = inp if inp > 1 else min(out, 16)
             grid = tile_grid(q.reshape(out * inp, kh, kw), cols, fill=128)  # white gaps
             save_png(grid, folder / f"kern-{i}.png", "RdBu_r")
@@ -109,45 +162,52 @@ def write_run(export: RunExport, folder: Path, key: str) -> dict:
     for method in export.methods:
         q, scales = export.attributions[method["name"]]
         cmap = "RdBu_r" if method["signed"] else "magma"
-        save_png(tile_grid(q, 1), folder / f"attr-{method['name']}.png", cmap)
-        methods.append(
-            {**method, "file": f"{key}/attr-{method['name']}.png", "scales": _round(scales, 3)}
-        )
+        sprite = save_sprite(q, folder, f"attr-{method['name']}", key, cmap)
+        methods.append({**method, "sprite": sprite, "scales": _round(scales, 3)})
     return {
-        **_facts(key, export),
-        "normalize": list(export.normalize) if export.normalize else None,
+        "format": FORMAT,
+        "key": key,
         "rows": rows,
         "probs": [_round(p, 3) for p in export.probs.tolist()],
         "confusion": export.confusion,
         "cells": export.cells,
         "methods": methods,
         "skipped": export.skipped,
-        "notes": export.notes,
+        "notes": [public_text(n) for n in export.notes],
     }
 
 
 def _script(path: Path, payload: dict) -> None:
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"ARCHLAB.add({text});\n", encoding="utf-8")
+    with open(path, "x", encoding="utf-8") as handle:  # a new file in a new folder
+        handle.write(f"ARCHLAB.add({text});\n")
 
 
 def write_explorer(
-    out: Path,
+    folder: Path,
     exports: list[RunExport],
     images: torch.Tensor,
     labels: list[int],
     indices: list[int],
     classes: tuple[str, ...],
-) -> Path:
-    """The whole folder: page, data scripts and sprites. Returns ``out/index.html``."""
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "data"
-    if data.exists():
-        shutil.rmtree(data)
+) -> None:
+    """The whole site, page, data scripts and sprites, into ``folder``: a new, empty
+    staging folder (:func:`~archlab.explorer.site.staged_site`), swapped into place after.
+
+    Args:
+        folder: the staging folder, empty.
+        exports: each run's :class:`~archlab.explorer.export.RunExport`.
+        images: the exported test images ``(N, H, W)`` uint8.
+        labels: their labels.
+        indices: their positions in the test set.
+        classes: the class names.
+    """
     for name in PAGE_FILES:
-        shutil.copyfile(STATIC / name, out / name)
-    save_png(tile_grid(images, len(images)), data / "images.png")
+        shutil.copyfile(STATIC / name, folder / name)
+    data = folder / "data"
+    data.mkdir()
+    sprite = save_sprite(images, data, "images", "")
     runs = []
     for k, export in enumerate(exports):
         key = f"run-{k}"
@@ -158,24 +218,23 @@ def write_explorer(
         data / "index.js",
         {
             "index": {
+                "format": FORMAT,
                 "classes": list(classes),
                 "images": [{"index": i, "label": y} for i, y in zip(indices, labels, strict=True)],
-                "imageFile": "images.png",
-                "size": list(images.shape[1:]),
+                "sprite": sprite,
                 "gap": TILE_GAP,
                 "runs": runs,
             }
         },
     )
-    return out / "index.html"
 
 
 def _facts(key: str, export) -> dict:
-    """What the run switch and a run's own data both say of a run."""
+    """What the run switch says of a run."""
     return {
         "key": key,
-        "name": export.name,
-        "label": export.label,
+        "name": public_text(export.name),
+        "label": public_text(export.label),
         "accuracy": export.accuracy,
         "params": export.params,
         "macs": export.macs,

@@ -4,22 +4,16 @@
 // canvases (drawing a file:// image is allowed; reading its pixels back is not needed).
 "use strict";
 
-const ARCHLAB = (() => {
+var ARCHLAB = (() => {
   const state = { run: null, row: 0, image: 0, cell: null, depth: null };
   const runs = {};
   const pictures = {};
   let index = null;
   const $ = (id) => document.getElementById(id);
-  const fmt = (n) => n.toLocaleString("en-US");
-  const short = (n) => (n >= 1e6 ? (n / 1e6).toPrecision(3) + " M" : n >= 1e4 ? (n / 1e3).toPrecision(3) + " k" : fmt(n));
-  const shape = (s) => (s === null ? "—" : s.join("×"));
-  const num = (v) => {
-    const a = Math.abs(v);
-    return a !== 0 && (a < 0.01 || a >= 1e4) ? v.toExponential(2) : v.toFixed(a < 1 ? 3 : 2);
-  };
+  const { fmt, short, shape, num, argmax, tileAt, foldLines, defaultDepth, formatProblem } = ArchlabCore;
 
   function add(payload) {
-    if (payload.index) index = payload.index;
+    if ("index" in payload) index = payload.index;
     else runs[payload.key] = payload;
   }
 
@@ -67,17 +61,24 @@ const ARCHLAB = (() => {
   }
 
   const run = () => runs[state.run];
+  const facts = () => index.runs.find((r) => r.key === state.run);
+
+  // tile k of a sprite into a canvas of w×h pixels, optionally over another tile
+  function spriteTile(sprite, k, w, h, under = null) {
+    const at = tileAt(sprite, k, index.gap);
+    const [th, tw] = sprite.tile;
+    return tile(picture(at.file), at.x, at.y, tw, th, w, h, under);
+  }
 
   function imageTile(pos, size) {
-    const [h, w] = index.size;
-    return tile(picture(index.imageFile), pos * (w + index.gap), 0, w, h, size, size);
+    return spriteTile(index.sprite, pos, size, size);
   }
 
   // -- runs ------------------------------------------------------------------------------
   function renderRuns() {
     const nav = $("runs");
     nav.replaceChildren(...index.runs.map((r) => element("button", {
-      textContent: r.name, type: "button", dataset: { run: r.key },
+      textContent: r.name, title: r.label, type: "button", dataset: { run: r.key },
       "aria-pressed": String(r.key === state.run), onclick: () => select({ run: r.key }),
     })));
     const table = $("compare");
@@ -93,20 +94,7 @@ const ARCHLAB = (() => {
 
   // -- architecture ----------------------------------------------------------------------
   // the visible lines: every row, or (folded) one line per block at the chosen depth
-  function lines() {
-    const rows = run().rows;
-    const out = [];
-    const seen = {};
-    rows.forEach((r, i) => {
-      const block = state.depth !== null && r.blocks.length > state.depth ? r.blocks[state.depth] : null;
-      if (block === null) { out.push({ rows: [i], name: r.name, type: r.type, last: i }); return; }
-      if (!(block in seen)) { seen[block] = out.length; out.push({ rows: [], name: block, type: "block", last: i }); }
-      const line = out[seen[block]];
-      line.rows.push(i);
-      line.last = i;
-    });
-    return out;
-  }
+  const lines = () => foldLines(run().rows, state.depth);
 
   function renderDepth() {
     const rows = run().rows;
@@ -139,6 +127,7 @@ const ARCHLAB = (() => {
       return tr;
     });
     body.replaceChildren(...items);
+    $("notes").replaceChildren(...run().notes.map((n) => element("p", { className: "note", textContent: n })));
     const chosen = body.querySelector("tr.selected");
     if (chosen) chosen.scrollIntoView({ block: "nearest" });
   }
@@ -158,13 +147,14 @@ const ARCHLAB = (() => {
     const big = $("image-big").getContext("2d");
     big.imageSmoothingEnabled = false;
     big.clearRect(0, 0, 112, 112);
-    const img = picture(index.imageFile);
-    const [h, w] = index.size;
-    if (img.complete && img.naturalWidth) big.drawImage(img, state.image * (w + index.gap), 0, w, h, 0, 0, 112, 112);
+    const at = tileAt(index.sprite, state.image, index.gap);
+    const img = picture(at.file);
+    const [h, w] = index.sprite.tile;
+    if (img.complete && img.naturalWidth) big.drawImage(img, at.x, at.y, w, h, 0, 0, 112, 112);
     const im = index.images[state.image];
     const pred = argmax(probs[state.image]);
     $("image-title").textContent = `test image ${im.index}: ${index.classes[im.label]}, ` +
-      `${run().name} says ${index.classes[pred]} (${(100 * probs[state.image][pred]).toFixed(1)} %)`;
+      `${facts().name} says ${index.classes[pred]} (${(100 * probs[state.image][pred]).toFixed(1)} %)`;
   }
 
   function renderLayer() {
@@ -192,14 +182,10 @@ const ARCHLAB = (() => {
 
   function channels(act) {
     const [c, h, w] = act.shape;
-    const img = picture(act.file);
-    const blockH = act.lines * (h + index.gap);
     const scale = Math.max(2, Math.floor(72 / Math.max(h, w)));
     const out = [];
-    for (let k = 0; k < c; k++) {
-      const sx = (k % act.cols) * (w + index.gap);
-      const sy = state.image * blockH + Math.floor(k / act.cols) * (h + index.gap);
-      out.push(element("figure", {}, [tile(img, sx, sy, w, h, w * scale, h * scale),
+    for (let k = 0; k < c; k++) {  // tile image·C + channel
+      out.push(element("figure", {}, [spriteTile(act.sprite, state.image * c + k, w * scale, h * scale),
         element("figcaption", { textContent: String(k) })]));
     }
     return out;
@@ -241,8 +227,6 @@ const ARCHLAB = (() => {
   }
 
   // -- the answer and why ----------------------------------------------------------------
-  function argmax(a) { return a.reduce((b, v, i) => (v > a[b] ? i : b), 0); }
-
   function renderAnswer() {
     const p = run().probs[state.image];
     const label = index.images[state.image].label;
@@ -252,14 +236,13 @@ const ARCHLAB = (() => {
     }, [element("span", { className: "name", textContent: index.classes[k] }),
       element("div", {}, [element("div", { className: "fill", style: `width:${(100 * v).toFixed(1)}%` })]),
       element("span", { className: "pct", textContent: (100 * v).toFixed(1) + " %" })])));
-    const [h, w] = index.size;
-    const base = picture(index.imageFile);
-    const under = [base, state.image * (w + index.gap), 0];
+    const at = tileAt(index.sprite, state.image, index.gap);
+    const base = picture(at.file);
+    const under = [base, at.x, at.y];
     const figures = run().methods.map((m) => {
-      const img = picture(m.file);
-      const c = tile(img, 0, state.image * (h + index.gap), w, h, 72, 72, base.complete ? under : null);
+      const c = spriteTile(m.sprite, state.image, 72, 72, base.complete ? under : null);
       const scale = m.scales[state.image];
-      return element("figure", { title: m.settings }, [c, element("figcaption", {
+      return element("figure", { title: m.settings, dataset: { method: m.name } }, [c, element("figcaption", {
         textContent: `${m.title.replace(/^Grad-CAM on .*/, "Grad-CAM").replace("Integrated Gradients", "Int. Gradients")}\n${m.signed ? "±" : "0…"}${num(scale)}`,
       })]);
     });
@@ -330,7 +313,7 @@ const ARCHLAB = (() => {
       state.run = change.run;
       const now = run().rows;
       if (state.row >= now.length || rows !== now.length) state.row = Math.min(state.row, now.length - 1);
-      state.depth = defaultDepth();
+      state.depth = defaultDepth(now);
     }
     if ("row" in change) state.row = change.row;
     if ("image" in change) state.image = change.image;
@@ -338,11 +321,6 @@ const ARCHLAB = (() => {
     if ("depth" in change) state.depth = change.depth;
     render();
     document.body.dataset.updated = String(performance.now());
-  }
-
-  function defaultDepth() {  // a large model starts folded, as `archlab shapes --depth 1`
-    const rows = run().rows;
-    return rows.length > 60 && rows.some((r) => r.blocks.length) ? 0 : null;
   }
 
   function key(event) {
@@ -359,10 +337,32 @@ const ARCHLAB = (() => {
     event.preventDefault();
   }
 
+  // a page that cannot show its data says so, on the page
+  function fail(message) {
+    const box = $("problem");
+    box.textContent = message;
+    box.hidden = false;
+    document.body.dataset.failed = "1";
+  }
+
   async function start() {
-    await Promise.all(index.runs.map((r) => script(`data/${r.key}/run.js`)));
+    try {
+      await show();
+    } catch (error) {
+      fail(error.message);
+    }
+  }
+
+  async function show() {
+    const problem = formatProblem(index, "data/index.js");
+    if (problem) throw new Error(problem);
+    await Promise.all(index.runs.map((r) => script(`data/${r.key}/run.js`).catch(() => null)));
+    for (const r of index.runs) {
+      const why = formatProblem(runs[r.key], `data/${r.key}/run.js`);
+      if (why) throw new Error(why);
+    }
     state.run = index.runs[0].key;
-    state.depth = defaultDepth();
+    state.depth = defaultDepth(run().rows);
     const rows = run().rows;
     // start on the last row with feature maps: the most telling picture of a conv net
     const maps = rows.map((r, i) => (r.act.kind === "maps" ? i : -1)).filter((i) => i >= 0);
