@@ -34,10 +34,15 @@ def test_card_says_where_the_idea_comes_from(name):
 
 @pytest.mark.parametrize("name", ZOO)
 def test_parameter_count_equals_torchinfos(name):
+    # count_params reads the trace's rows, so torchinfo is an independent check of it
     model = archlab.create_model(name)
     stats = summary(model, input_size=(1, *model.input_shape), verbose=0, device="cpu")
-    assert sum(p.numel() for p in model.parameters()) == stats.total_params
-    assert archlab.count_params(name).total_params == stats.total_params
+    report = archlab.count_params(name)
+    assert report.total_params == stats.total_params
+    names = {m: n for n, m in model.named_modules()}
+    theirs = {names[i.module]: i.num_params for i in stats.summary_list if i.is_leaf_layer}
+    ours = {layer.name: layer.params for layer in report.layers}
+    assert ours == theirs  # layer by layer, every leaf layer the forward pass calls
 
 
 def test_lenet5_parameters_by_hand():
