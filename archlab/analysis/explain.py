@@ -436,7 +436,7 @@ def attribute_images(
     *,
     normalize: tuple[float, float] | None = None,
     methods: Sequence[str] | str = "all",
-    layer: str | None = None,
+    layer: str | tuple[str, str] | None = None,
     chunk: int = 16,
 ) -> tuple[list[Attribution], dict[str, str]]:
     """Each method's maps for many images at once (what :func:`explain_image` computes for
@@ -449,7 +449,8 @@ def attribute_images(
         targets: the class whose score to explain, per image, int64 ``(N,)``.
         normalize: the (mean, std) it was trained with. Default: none.
         methods: names from ``METHODS`` or ``"all"``. Default: all.
-        layer: the layer for Grad-CAM. Default: the last convolution.
+        layer: the layer for Grad-CAM, or ``gradcam_layer``'s ``(name, why)`` already
+            found. Default: :func:`gradcam_layer`'s.
         chunk: images per Captum call. Default: 16.
 
     Returns:

@@ -155,7 +155,6 @@ def count_params(
         >>> archlab.count_params("cnn").total_params
         1475338
     """
-    from archlab.trace.record import row_module
     from archlab.trace.shapes import trace_shapes
 
     built, name = resolve_model(model, overrides)
@@ -167,10 +166,34 @@ def count_params(
         raise ArchlabError(
             f"{name}: {report.error}", 1, cli_message=f"{name}: {report.error.render(flags=True)}"
         )
-    modules = dict(built.named_modules())
+    return param_report(report, built)
+
+
+def param_report(report, model: nn.Module) -> ParamReport:
+    """The parameters and MACs view of a trace's rows (no forward pass of its own).
+
+    Args:
+        report: ``trace_shapes(model, ...)``'s :class:`~archlab.trace.shapes.ShapeReport`,
+            unfolded (no ``depth``).
+        model: the model it traced.
+
+    Returns:
+        A :class:`ParamReport` named as the trace.
+
+    Example:
+
+        >>> model = archlab.create_model("dnn")
+        >>> param_report(archlab.trace_shapes(model), model).total_macs
+        234752
+    """
+    from archlab.trace.record import row_module
+
+    if report.depth is not None:
+        raise ArchlabError("param_report needs the unfolded rows: trace with depth=None")
+    modules = dict(model.named_modules())
     layers: dict[int, LayerParams] = {}
     for row in report.layers:
-        module = row_module(row, modules, built)
+        module = row_module(row, modules, model)
         if module is None:
             continue
         if id(module) in layers:
@@ -182,10 +205,10 @@ def count_params(
         own = sum(p.numel() for p in module.parameters(recurse=False))
         if own and id(module) not in layers and not _inside_unit(module_name, modules, layers):
             layers[id(module)] = _layer(module_name or type(module).__name__, module, 0, False)
-    params = list(dict.fromkeys(built.parameters()))  # a tied weight counts once
+    params = list(dict.fromkeys(model.parameters()))  # a tied weight counts once
     return ParamReport(
-        name,
-        shape,
+        report.model,
+        tuple(report.input_shape),
         list(layers.values()),
         total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
