@@ -223,7 +223,7 @@ def export_run(
         from archlab.errors import ArchlabError
 
         raise ArchlabError(f"{run.name}: {report.error}", 1)
-    counts = param_report(report, model)  # the rows' counts: no second pass
+    counts = param_report(report, model, run.name)  # the rows' counts: no second pass
     images = data.test_images[list(indices)]
     labels = data.test_labels
     clock("trace")

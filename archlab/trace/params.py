@@ -166,19 +166,20 @@ def count_params(
         raise ArchlabError(
             f"{name}: {report.error}", 1, cli_message=f"{name}: {report.error.render(flags=True)}"
         )
-    return param_report(report, built)
+    return param_report(report, built, name)
 
 
-def param_report(report, model: nn.Module) -> ParamReport:
+def param_report(report, model: nn.Module, name: str | None = None) -> ParamReport:
     """The parameters and MACs view of a trace's rows (no forward pass of its own).
 
     Args:
         report: ``trace_shapes(model, ...)``'s :class:`~archlab.trace.shapes.ShapeReport`,
             unfolded (no ``depth``).
         model: the model it traced.
+        name: the report's model name. Default: the trace's.
 
     Returns:
-        A :class:`ParamReport` named as the trace.
+        A :class:`ParamReport`.
 
     Example:
 
@@ -207,7 +208,7 @@ def param_report(report, model: nn.Module) -> ParamReport:
             layers[id(module)] = _layer(module_name or type(module).__name__, module, 0, False)
     params = list(dict.fromkeys(model.parameters()))  # a tied weight counts once
     return ParamReport(
-        report.model,
+        name or report.model,
         tuple(report.input_shape),
         list(layers.values()),
         total_params=sum(p.numel() for p in params),
