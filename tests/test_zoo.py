@@ -4,6 +4,8 @@ Parametrised over ``archlab.list_models("zoo")``, so a newly registered zoo mode
 tested without touching this file.
 """
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -147,3 +149,23 @@ def test_models_command_lists_the_zoo_with_params_and_macs(capsys):
         line = next(line for line in out.splitlines() if line.startswith(f"{name} "))
         assert f"{report.total_params:,}" in line and f"{report.total_macs:,}" in line
     assert "cnn" not in out
+
+
+@pytest.mark.parametrize("readme", ["README.md", "benchmarks/README.md"])
+def test_the_readme_tables_print_what_count_params_counts(readme):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / readme).read_text(encoding="utf-8")
+    rows = [line.split("|")[1:4] for line in text.splitlines() if line.startswith("| ")]
+    counts = [
+        (c[0].strip(), c[1], c[2])
+        for c in rows
+        if c[0].strip() in archlab.list_models() and re.fullmatch(r"[\d,]+", c[1].strip())
+    ]
+    assert {name for name, _, _ in counts} >= set(ZOO)
+    for name, params, macs in counts:
+        report = archlab.count_params(name)
+        assert (params.strip(), macs.strip()) == (
+            f"{report.total_params:,}",
+            f"{report.total_macs:,}",
+        ), name
