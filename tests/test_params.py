@@ -210,3 +210,22 @@ def test_report_renders_as_html_and_json():
     report = archlab.count_params("dnn")
     assert "<table>" in report._repr_html_()
     assert '"total_params": 235146' in report.to_json()
+
+
+def test_the_shape_trace_and_the_parameter_table_are_views_of_one_record():
+    model = archlab.create_model("resnet")
+    trace = archlab.trace_shapes(model)
+    table = archlab.count_params(model)
+    assert sum(r.params for r in trace.layers) == table.total_params == 308_074
+    assert sum(r.macs for r in trace.layers) == table.total_macs
+    by_name = {x.name: x for x in table.layers}
+    for row in trace.layers:
+        if not row.functional:
+            assert (row.params, row.macs) == (by_name[row.name].params, by_name[row.name].macs)
+    folded = archlab.trace_shapes(model, depth=1)  # a block's row sums its layers'
+    stage3 = next(r for r in folded.layers if r.name == "stage3")
+    inside = [r for r in trace.layers if r.name.startswith("stage3")]
+    # two 3×3 convs with their BNs, and the 1×1 projection shortcut with its BN
+    convs = 9 * 64 * 128 + 2 * 128 + 9 * 128 * 128 + 2 * 128
+    assert stage3.params == sum(r.params for r in inside) == convs + 64 * 128 + 2 * 128
+    assert stage3.macs == sum(r.macs for r in inside)
