@@ -18,6 +18,7 @@ _EXPORTS = {
     "trace_shapes": "archlab.trace.shapes",
     "ParamReport": "archlab.trace.params",
     "count_params": "archlab.trace.params",
+    "outputs_by_name": "archlab.trace.record",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
