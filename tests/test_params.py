@@ -229,3 +229,25 @@ def test_the_shape_trace_and_the_parameter_table_are_views_of_one_record():
     convs = 9 * 64 * 128 + 2 * 128 + 9 * 128 * 128 + 2 * 128
     assert stage3.params == sum(r.params for r in inside) == convs + 64 * 128 + 2 * 128
     assert stage3.macs == sum(r.macs for r in inside)
+
+
+def test_norm_layers_and_operations_without_products_follow_the_stated_rule():
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3),  # 26·26·4·9
+        nn.GroupNorm(2, 4),  # its statistics and its scale-and-shift: 2 per element
+        nn.AvgPool2d(2),  # sums and one divide per output: no multiply-add
+        nn.MaxPool2d(2),  # comparisons
+        nn.Flatten(),
+        nn.LayerNorm(4 * 6 * 6),  # 2 per element
+        nn.Linear(144, 3, bias=False),
+    )
+    layers = {x.type: x.macs for x in archlab.count_params(model).layers}
+    assert layers == {
+        "Conv2d": 26 * 26 * 4 * 9,
+        "GroupNorm": 2 * 4 * 26 * 26,
+        "AvgPool2d": 0,
+        "MaxPool2d": 0,
+        "Flatten": 0,
+        "LayerNorm": 2 * 144,
+        "Linear": 144 * 3,
+    }
