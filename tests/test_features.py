@@ -38,3 +38,28 @@ def test_capture_removes_its_hooks_even_when_forward_fails():
     with pytest.raises(RuntimeError), capture(net, [("0", "output", "a")]):
         net(torch.zeros(1, 4))
     assert not any(m._forward_hooks for m in net.modules())
+
+
+# where each registered model is shown, as the hooked forward pass found them before the
+# points were read off the trace's rows
+POINTS = {
+    "cnn": ["layer1.3", "layer2.3"],
+    "dnn": ["fc2", "fc3"],
+    "lenet5": ["features.2", "features.5"],
+    "mobilenet": ["stem.2", "blocks.3.5"],
+    "nin": ["features.1", "features.3", "classifier.1"],
+    "resnet": ["stem.3", "stage1.relu2", "stage2.relu2", "stage3.relu2"],
+    "vgg": ["features.0.6", "features.1.6", "features.2.6"],
+}
+
+
+@pytest.mark.parametrize("name", archlab.list_models())
+def test_activation_points_of_every_registered_model(name):
+    points = activation_points(archlab.create_model(name))
+    assert [p[0] for p in points] == POINTS[name]
+
+
+def test_activation_points_need_a_model_that_runs():
+    broken = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(5, 2))
+    with pytest.raises(archlab.ArchlabError, match="expects 5 input features but receives 2704"):
+        activation_points(broken)

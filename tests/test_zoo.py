@@ -4,6 +4,8 @@ Parametrised over ``archlab.list_models("zoo")``, so a newly registered zoo mode
 tested without touching this file.
 """
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -34,10 +36,15 @@ def test_card_says_where_the_idea_comes_from(name):
 
 @pytest.mark.parametrize("name", ZOO)
 def test_parameter_count_equals_torchinfos(name):
+    # count_params reads the trace's rows, so torchinfo is an independent check of it
     model = archlab.create_model(name)
     stats = summary(model, input_size=(1, *model.input_shape), verbose=0, device="cpu")
-    assert sum(p.numel() for p in model.parameters()) == stats.total_params
-    assert archlab.count_params(name).total_params == stats.total_params
+    report = archlab.count_params(name)
+    assert report.total_params == stats.total_params
+    names = {m: n for n, m in model.named_modules()}
+    theirs = {names[i.module]: i.num_params for i in stats.summary_list if i.is_leaf_layer}
+    ours = {layer.name: layer.params for layer in report.layers}
+    assert ours == theirs  # layer by layer, every leaf layer the forward pass calls
 
 
 def test_lenet5_parameters_by_hand():
@@ -142,3 +149,23 @@ def test_models_command_lists_the_zoo_with_params_and_macs(capsys):
         line = next(line for line in out.splitlines() if line.startswith(f"{name} "))
         assert f"{report.total_params:,}" in line and f"{report.total_macs:,}" in line
     assert "cnn" not in out
+
+
+@pytest.mark.parametrize("readme", ["README.md", "benchmarks/README.md"])
+def test_the_readme_tables_print_what_count_params_counts(readme):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / readme).read_text(encoding="utf-8")
+    rows = [line.split("|")[1:4] for line in text.splitlines() if line.startswith("| ")]
+    counts = [
+        (c[0].strip(), c[1], c[2])
+        for c in rows
+        if c[0].strip() in archlab.list_models() and re.fullmatch(r"[\d,]+", c[1].strip())
+    ]
+    assert {name for name, _, _ in counts} >= set(ZOO)
+    for name, params, macs in counts:
+        report = archlab.count_params(name)
+        assert (params.strip(), macs.strip()) == (
+            f"{report.total_params:,}",
+            f"{report.total_macs:,}",
+        ), name

@@ -174,17 +174,25 @@ def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
     return convs[-1] if convs else None
 
 
-def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] | None:
-    """Grad-CAM's default layer, read off one forward pass: the output of the last
+def gradcam_layer(
+    model: nn.Module, input_shape=(1, 28, 28), *, rows: Sequence | None = None
+) -> tuple[str, str] | None:
+    """Grad-CAM's default layer, read off the model's trace: the output of the last
     convolutional block on the main path, after its normalisation and activation (as
     pytorch-grad-cam advises: ``layer4`` for a ResNet).
 
-    It is the module that *finishes last* in forward order among those whose output is a
-    feature map at the resolution of the last convolution called: for the lecture's CNN
+    It is the last row at the resolution of the last convolution called (a feature map),
+    named by the outermost block that ends with that row: for the lecture's CNN
     ``layer2.2`` (the ReLU after layer2's conv and BatchNorm, 12×12, before the pool); for
     the zoo's ``resnet`` ``stage3`` (the block's output, after the addition and ReLU, not
     the 1×1 projection shortcut that is the last convolution registered). None for a model
     without convolutions.
+
+    Args:
+        model: the model.
+        input_shape: one image's shape. Default: (1, 28, 28).
+        rows: the model's trace rows (``trace_shapes(model).layers``), when already
+            traced. Default: traced here.
 
     Returns:
         ``(layer name, why)``.
@@ -194,31 +202,54 @@ def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] 
         >>> archlab.analysis.explain.gradcam_layer(archlab.create_model("cnn"))[0]
         'layer2.2'
     """
+    from archlab.trace.record import row_module
+
     if not _convs(model):
         return None
-    names = {m: n for n, m in model.named_modules()}
-    finished: list[tuple[str, tuple, bool]] = []  # (name, output shape, is a convolution)
+    if rows is None:
+        from archlab.trace.shapes import trace_shapes
 
-    def record(module, args, output):
-        if isinstance(output, torch.Tensor):
-            finished.append((names[module], tuple(output.shape), isinstance(module, nn.Conv2d)))
-
-    handles = [m.register_forward_hook(record) for n, m in model.named_modules() if n]
-    from archlab.training.predict import model_device
-
-    try:
-        with in_mode(model), torch.no_grad():
-            model(torch.zeros((1, *input_shape), device=model_device(model)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    convs = [i for i, (_, _, conv) in enumerate(finished) if conv]
+        report = trace_shapes(model, tuple(input_shape))
+        if report.error is not None:
+            raise ArchlabError(f"{type(model).__name__}: {report.error}", 1)
+        rows = report.layers
+    modules = dict(model.named_modules())
+    convs = [i for i, r in enumerate(rows) if isinstance(row_module(r, modules, model), nn.Conv2d)]
     if not convs:
         return None
-    size = finished[convs[-1]][1][2:]
-    same = [n for n, shape, _ in finished[convs[-1] :] if len(shape) == 4 and shape[2:] == size]
-    name = same[-1]
-    return name, "the last block's output (after its norm and activation)"
+    size = rows[convs[-1]].output[1:]
+    same = [
+        i
+        for i in range(convs[-1], len(rows))
+        if rows[i].output is not None and len(rows[i].output) == 3 and rows[i].output[1:] == size
+    ]
+    last = same[-1]
+    why = "the last block's output (after its norm and activation)"
+    block = _block_ending_at(rows, last)
+    if block is not None:
+        return block, why
+    layer = next(i for i in reversed(same) if not rows[i].functional)  # the conv at least
+    return rows[layer].name, why
+
+
+def _block_ending_at(rows: Sequence, index: int) -> str | None:
+    """The outermost module whose last row is ``rows[index]`` (so whose output it is), or
+    the row's own layer; None for an operation in the model's own ``forward``."""
+
+    from archlab.trace.shapes import FUNCTIONAL
+
+    def inside(row, block: str) -> bool:
+        return row.name == block or row.name.startswith(block + ".")
+
+    row = rows[index]
+    if row.functional and row.name == FUNCTIONAL:
+        return None
+    parts = row.name.split(".")
+    for k in range(1, len(parts) + 1):
+        block = ".".join(parts[:k])
+        if not any(inside(r, block) for r in rows[index + 1 :]):
+            return block
+    return None if row.functional else row.name
 
 
 @contextlib.contextmanager
@@ -329,7 +360,9 @@ def _gradcam(model, x, target, black, layer):
     from captum.attr import LayerAttribution, LayerGradCam
 
     modules = dict(model.named_modules())
-    if layer is None:
+    if isinstance(layer, tuple):  # already found: (name, why) from gradcam_layer
+        name, why = layer
+    elif layer is None:
         found = gradcam_layer(model, tuple(x.shape[1:]))
         if found is None:
             return "the model has no convolution, so there is no feature map to weight"
@@ -403,7 +436,7 @@ def attribute_images(
     *,
     normalize: tuple[float, float] | None = None,
     methods: Sequence[str] | str = "all",
-    layer: str | None = None,
+    layer: str | tuple[str, str] | None = None,
     chunk: int = 16,
 ) -> tuple[list[Attribution], dict[str, str]]:
     """Each method's maps for many images at once (what :func:`explain_image` computes for
@@ -416,7 +449,8 @@ def attribute_images(
         targets: the class whose score to explain, per image, int64 ``(N,)``.
         normalize: the (mean, std) it was trained with. Default: none.
         methods: names from ``METHODS`` or ``"all"``. Default: all.
-        layer: the layer for Grad-CAM. Default: the last convolution.
+        layer: the layer for Grad-CAM, or ``gradcam_layer``'s ``(name, why)`` already
+            found. Default: :func:`gradcam_layer`'s.
         chunk: images per Captum call. Default: 16.
 
     Returns:

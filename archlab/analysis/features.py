@@ -75,7 +75,7 @@ def capture(model: nn.Module, points: list[tuple[str, str, str]]) -> Iterator[di
 
 
 def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[str, str, str]]:
-    """Where to look inside a model, read off the model itself by one forward pass.
+    """Where to look inside a model, read off the rows of its trace.
 
     A network with feature maps is shown where its blocks end: the output of each of its
     top-level blocks that outputs maps (``layer1`` and ``layer2`` for the lecture's CNN);
@@ -92,25 +92,19 @@ def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[s
         >>> [p[2] for p in archlab.analysis.features.activation_points(archlab.create_model("cnn"))]
         ['layer1', 'layer2']
     """
-    calls: list[tuple[str, tuple, tuple]] = []  # (leaf, input shape, output shape)
-    names = {m: n for n, m in model.named_modules()}
-    handles = []
+    from archlab.trace.record import row_module
+    from archlab.trace.shapes import trace_shapes
 
-    def record(module, args, output):
-        if isinstance(output, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
-            calls.append((names[module], tuple(args[0].shape), tuple(output.shape)))
-
-    try:
-        for module in model.modules():
-            if next(module.children(), None) is None:
-                handles.append(module.register_forward_hook(record))
-        device = next(model.parameters(), torch.empty(0)).device
-        with in_mode(model), torch.no_grad():
-            model(torch.zeros((1, *input_shape), device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    maps = [(n, i, o) for n, i, o in calls if len(o) == 4]
+    report = trace_shapes(model, tuple(input_shape))
+    if report.error is not None:
+        raise ArchlabError(f"{type(model).__name__}: {report.error}")
+    modules = dict(model.named_modules())
+    calls: list[tuple[str, tuple, tuple]] = []  # (leaf, input shape, output shape) per image
+    for row in report.layers:
+        module = row_module(row, modules, model)
+        if module is not None and next(module.children(), None) is None and row.output:
+            calls.append((row.name, tuple(row.input), tuple(row.output)))
+    maps = [(n, i, o) for n, i, o in calls if len(o) == 3]
     if maps:
         last_of_block: dict[str, str] = {}
         for n, _, _ in maps:
@@ -119,8 +113,7 @@ def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[s
         blocks = [b for b, leaf in last_of_block.items() if leaf == _last_call(calls, b)]
         if len(blocks) >= 2:
             return [(last_of_block[b], "output", b) for b in blocks]
-        modules = dict(model.named_modules())
-        shrinks = [n for n, i, o in maps if o[2:] < i[2:] and _downsamples(modules[n])]
+        shrinks = [n for n, i, o in maps if o[1:] < i[1:] and _downsamples(modules[n])]
         points = list(dict.fromkeys([*shrinks, maps[-1][0]]))
         return [(n, "output", _block_label(n, [c[0] for c in calls])) for n in points]
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-
-from archlab.trace._batch import BATCH
 
 MAX_KERNELS = 64  # output and input channels of a convolution's kernel grid that are shown
 TILE_GAP = 1  # pixels between the tiles of a sprite, so that scaled tiles never bleed
@@ -126,52 +123,6 @@ def choose_images(
         if not pick(labels == (k % max(classes, 1))):
             break
     return sorted(chosen[:n])
-
-
-def row_outputs(
-    model: nn.Module, x: torch.Tensor, rows: int
-) -> tuple[list[torch.Tensor | None], list[list[str]]]:
-    """Every trace row's output for the inputs ``x`` ``(N, C, H, W)`` (``None`` where a row
-    has no one-row-per-image tensor), and each row's enclosing blocks, outermost first.
-
-    The tracer that makes the trace runs on :data:`BATCH` images at a time, keeping every
-    row's output, so that the rows are exactly :func:`~archlab.trace_shapes`' rows.
-    """
-    from archlab._modes import in_mode
-    from archlab.errors import ArchlabError
-    from archlab.trace._engine import Tracer
-
-    values: list[list[torch.Tensor | None]] = [[] for _ in range(rows)]
-    scopes: list[list[str]] = []
-    with in_mode(model):
-        for start in range(0, len(x), BATCH):
-            batch = x[start : start + BATCH]
-            if len(batch) < BATCH:  # the tracer's batch is fixed: pad, then drop the pad
-                batch = torch.cat([batch, batch[:1].expand(BATCH - len(batch), *batch.shape[1:])])
-            tracer = Tracer(model, blocks=True, keep=True)
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tracer.run(model, batch)
-            if tracer.failure is not None or len(tracer.rows) != rows:
-                raise ArchlabError(
-                    f"{type(model).__name__}: the trace on test images differs from the "
-                    "trace on zeros, so its activations cannot be matched to its rows",
-                    1,
-                )
-            if not scopes:
-                scopes = [[tracer.calls[c].name for c in r.scope] for r in tracer.rows]
-            keep = min(BATCH, len(x) - start)
-            for i in range(rows):
-                value = tracer.values.get(i)
-                if value is None or not value[1].known or value[1].fold != 1:
-                    values[i].append(None)
-                    continue
-                tensor = value[0].movedim(value[1].dim, 0)
-                values[i].append(tensor[:keep].float().cpu() if len(tensor) == BATCH else None)
-    outputs = [
-        None if any(v is None for v in parts) or not parts else torch.cat(parts) for parts in values
-    ]
-    return outputs, scopes
 
 
 def activation(tensor: torch.Tensor | None) -> Activation:
@@ -278,8 +229,9 @@ def export_run(
         A :class:`RunExport`.
     """
     from archlab.analysis.evaluation import confusion_matrix
-    from archlab.analysis.explain import attribute_images, check_methods
-    from archlab.trace.params import count_params
+    from archlab.analysis.explain import attribute_images, check_methods, gradcam_layer
+    from archlab.trace.params import param_report
+    from archlab.trace.record import row_outputs
     from archlab.trace.shapes import trace_shapes
     from archlab.training.predict import predict_logits, to_input
 
@@ -292,8 +244,7 @@ def export_run(
         from archlab.errors import ArchlabError
 
         raise ArchlabError(f"{run.name}: {report.error}", 1)
-    counts = count_params(model, shape)
-    by_name = {layer.name: layer for layer in counts.layers}
+    counts = param_report(report, model, run.name)  # the rows' counts: no second pass
     images = data.test_images[list(indices)]
     labels = data.test_labels
     clock("trace")
@@ -305,7 +256,6 @@ def export_run(
     modules = dict(model.named_modules())
     rows, acts, kerns = [], [], {}
     for i, layer in enumerate(report.layers):
-        counted = by_name.get(layer.name) if not layer.functional else None
         rows.append(
             {
                 "name": layer.name,
@@ -315,8 +265,8 @@ def export_run(
                 "formula": layer.formula,
                 "inputs": list(layer.inputs),
                 "functional": layer.functional,
-                "params": counted.params if counted else 0,
-                "macs": counted.macs if counted else 0,
+                "params": layer.params,  # a layer called twice: on its first row
+                "macs": layer.macs,  # each call's
                 "blocks": scopes[i] if i < len(scopes) else [],
             }
         )
@@ -334,8 +284,12 @@ def export_run(
         skipped = {m: why for m in chosen if m not in GRADIENT_FREE}
         chosen = [m for m in chosen if m in GRADIENT_FREE]
         warned.append(f"{run.name}: {why}; its page shows no {', '.join(skipped)} maps")
+    # Grad-CAM's layer from the rows already traced, not from another pass per chunk
+    layer = gradcam_layer(model, rows=report.layers) if "gradcam" in chosen else None
     attributions, more = (
-        attribute_images(model, images, targets, normalize=run.normalize, methods=chosen)
+        attribute_images(
+            model, images, targets, normalize=run.normalize, methods=chosen, layer=layer
+        )
         if chosen
         else ([], {})
     )

@@ -1,9 +1,10 @@
-"""Parameter and multiply-accumulate counts, layer by layer.
+"""Parameter and multiply-accumulate counts, layer by layer: a view of the trace's rows.
 
-torchinfo already counts multiply-accumulates (MACs) per layer, so archlab takes them
-from ``torchinfo.summary`` rather than re-deriving them; its convention counts one MAC
-per weight per output position plus one per bias per output element (conv1: 32·9·28·28
-+ 32·28·28 = 250,880). Parameter counts come from the modules themselves.
+The rows of :func:`~archlab.trace_shapes` hold each layer's parameters and MACs
+(:mod:`archlab.trace.record`); this module lists them by layer and totals them. The MACs
+are the multiply-adds each layer performs (:mod:`archlab.trace.macs` states the rule for
+every layer type): conv1 of the lecture's CNN does 32·9·28·28 = 225,792. Parameter counts
+come from the modules themselves (torchinfo is the tests' check of them).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
 from archlab.models.spec import resolve_model, user_code
-from archlab.trace._limits import check_forward_memory
 from archlab.trace.formulas import Shape, fmt_shape
+from archlab.trace.macs import CONVENTION
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ParamReport(Report):
 
         >>> report = archlab.count_params("cnn")
         >>> report.total_params, report.total_macs
-        (1475338, 4370826)
+        (1475338, 4369904)
     """
 
     model: str
@@ -125,7 +126,7 @@ class ParamReport(Report):
         return f"{self.model}: parameters and multiply-accumulates per {shape} image"
 
     def _parts(self) -> list[_table.Table | str]:
-        return [_table.Table(self._HEADERS, self._rows(), self._title())]
+        return [_table.Table(self._HEADERS, self._rows(), self._title()), CONVENTION]
 
 
 def count_params(
@@ -133,7 +134,12 @@ def count_params(
 ) -> ParamReport:
     """Count parameters and multiply-accumulates per layer, for one input image.
 
-    The totals equal ``torchinfo.summary(model, input_size=(1, *input_shape))``'s.
+    A view of :func:`~archlab.trace_shapes`' rows (one traced forward pass): one line per
+    layer the forward pass calls (a layer called twice: once, its MACs summed), then any
+    module whose parameters no row holds (a parameter used in ``forward`` itself, a layer
+    never called). MACs follow :mod:`archlab.trace.macs`: the multiply-adds each layer
+    performs, weights only (the lecture's CNN: 4,369,904; torchinfo, which adds one per
+    bias per output element and counts BatchNorm per parameter, says 4,370,826).
 
     Args:
         model: a spec (``"cnn"``, ``"file.py:Class"``...), an ``nn.Module`` or a
@@ -149,78 +155,89 @@ def count_params(
         >>> archlab.count_params("cnn").total_params
         1475338
     """
+    from archlab.trace.shapes import trace_shapes
+
     built, name = resolve_model(model, overrides)
     default = getattr(built, "input_shape", (1, 28, 28))
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
-    check_forward_memory(built, shape, f"counting {name}'s multiply-accumulates")
-    _check_trace(built, shape, name)
-    stats = _summary(built, shape, name)
-    names = {id(m): n for n, m in built.named_modules()}
-    layers, seen = [], set()
-    for info in stats.summary_list:
-        module = info.module
-        own = list(module.named_parameters(recurse=False))
-        if id(module) in seen or (not info.is_leaf_layer and not own):
-            continue
-        seen.add(id(module))
-        weight = dict(own).get("weight")
-        bias = dict(own).get("bias")
-        layers.append(
-            LayerParams(
-                name=names.get(id(module), info.var_name),
-                type=type(module).__name__,
-                weight=tuple(weight.shape) if weight is not None else None,
-                bias=tuple(bias.shape) if bias is not None else None,
-                params=sum(p.numel() for _, p in own),
-                trainable=sum(p.numel() for _, p in own if p.requires_grad),
-                macs=int(info.macs),
-            )
-        )
-    return ParamReport(
-        name,
-        shape,
-        layers,
-        total_params=int(stats.total_params),
-        trainable_params=int(stats.trainable_params),
-        total_macs=int(stats.total_mult_adds),
-    )
-
-
-def _check_trace(built: nn.Module, shape: tuple[int, ...], name: str) -> None:
-    """The shape trace's checks first (exit 1, its diagnosis): torchinfo runs one image,
-    so on its own it would count ``view(-1, 784)`` on a 3×28×28 image as three images."""
-    from archlab.trace.shapes import trace_shapes
-
     with user_code(f"tracing {name}"):
         report = trace_shapes(built, shape)
     if report.error is not None:
         raise ArchlabError(
             f"{name}: {report.error}", 1, cli_message=f"{name}: {report.error.render(flags=True)}"
         )
+    return param_report(report, built, name)
 
 
-def _summary(built: nn.Module, shape: tuple[int, ...], name: str):
-    """torchinfo's summary of one forward pass; a pass that fails is diagnosed the way
-    ``archlab shapes`` diagnoses it, in one line."""
-    from torchinfo import summary
+def param_report(report, model: nn.Module, name: str | None = None) -> ParamReport:
+    """The parameters and MACs view of a trace's rows (no forward pass of its own).
 
-    from archlab._modes import in_mode
+    Args:
+        report: ``trace_shapes(model, ...)``'s :class:`~archlab.trace.shapes.ShapeReport`,
+            unfolded (no ``depth``).
+        model: the model it traced.
+        name: the report's model name. Default: the trace's.
 
-    # torchinfo's mode="eval" leaves the model in train mode after: put back each mode
-    with in_mode(built), user_code(f"counting {name}'s multiply-accumulates"):
-        try:
-            return summary(built, input_size=(1, *shape), verbose=0, device="cpu", mode="eval")
-        except RuntimeError as exc:  # torchinfo wraps what the forward pass raised
-            if exc.__cause__ is None:
-                raise
-            failure = exc.__cause__
-    text = str(failure).strip().splitlines()
-    detail = f": {text[0]}" if text else ""
-    raise ArchlabError(
-        f"{name}: the forward pass on a {fmt_shape(shape)} input failed "
-        f"({type(failure).__name__}{detail})",
-        1,
+    Returns:
+        A :class:`ParamReport`.
+
+    Example:
+
+        >>> model = archlab.create_model("dnn")
+        >>> param_report(archlab.trace_shapes(model), model).total_macs
+        234752
+    """
+    from archlab.trace.record import row_module
+
+    if report.depth is not None:
+        raise ArchlabError("param_report needs the unfolded rows: trace with depth=None")
+    modules = dict(model.named_modules())
+    layers: dict[int, LayerParams] = {}
+    for row in report.layers:
+        module = row_module(row, modules, model)
+        if module is None:
+            continue
+        if id(module) in layers:
+            layers[id(module)].macs += row.macs  # a second call: the same weights, more MACs
+            continue
+        layers[id(module)] = _layer(row.name, module, row.macs)
+        layers[id(module)].params = row.params  # the row's count: one record, two views
+    for module_name, module in modules.items():  # parameters no row holds
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own and id(module) not in layers and not _inside_unit(module_name, modules, layers):
+            layers[id(module)] = _layer(module_name or type(module).__name__, module, 0, False)
+    params = list(dict.fromkeys(model.parameters()))  # a tied weight counts once
+    return ParamReport(
+        name or report.model,
+        tuple(report.input_shape),
+        list(layers.values()),
+        total_params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        total_macs=sum(layer.macs for layer in layers.values()),
     )
+
+
+def _layer(name: str, module: nn.Module, macs: int, recurse: bool = True) -> LayerParams:
+    """A layer's line: its parameters (with its children's where it is one unit, as
+    ``nn.MultiheadAttention``), the shapes of its own weight and bias, its MACs."""
+    own = dict(module.named_parameters(recurse=False))
+    weight, bias = own.get("weight"), own.get("bias")
+    every = list(module.parameters(recurse=recurse))
+    return LayerParams(
+        name=name,
+        type=type(module).__name__,
+        weight=tuple(weight.shape) if weight is not None else None,
+        bias=tuple(bias.shape) if bias is not None else None,
+        params=sum(p.numel() for p in every),
+        trainable=sum(p.numel() for p in every if p.requires_grad),
+        macs=macs,
+    )
+
+
+def _inside_unit(name: str, modules: dict[str, nn.Module], layers: dict) -> bool:
+    """A child of a layer counted as one unit (``nn.MultiheadAttention``'s ``out_proj``)."""
+    parts = name.split(".")
+    return any(id(modules.get(".".join(parts[:k]))) in layers for k in range(1, len(parts)))
 
 
 @dataclass
@@ -245,6 +262,7 @@ class ParamComparison(Report):
 
     def _parts(self) -> list[_table.Table | str]:
         parts: list[_table.Table | str] = [_table.Table(self._HEADERS, self._rows(), "comparison")]
+        parts.append(CONVENTION)
         if len(self.reports) == 2:
             a, b = self.reports
             if a.total_params and a.total_macs:  # a parameterless model has no ratio
@@ -286,7 +304,7 @@ class ModelTable(_table.Tabular):
             for n, g, p, m, a, d in self.rows
         ]
         note = "accuracy: test accuracy after 5 epochs, seed 0, measured by benchmarks/zoo.py"
-        return [_table.Table(self._HEADERS, rows), note]
+        return [_table.Table(self._HEADERS, rows), note, CONVENTION]
 
 
 def model_table(group: str | None = None) -> ModelTable:
@@ -304,7 +322,7 @@ def model_table(group: str | None = None) -> ModelTable:
 
         >>> table = archlab.trace.params.model_table("lecture")
         >>> [(name, params, macs) for name, _, params, macs, _, _ in table.rows]
-        [('cnn', 1475338, 4370826), ('dnn', 235146, 235146)]
+        [('cnn', 1475338, 4369904), ('dnn', 235146, 234752)]
     """
     from archlab.models import list_models, model_card
 

@@ -15,7 +15,7 @@ import json
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -33,6 +33,7 @@ from archlab.trace._notes import teaching_notes
 from archlab.trace.fixes import Fix
 from archlab.trace.formulas import Shape, fmt_shape
 from archlab.trace.receptive import ReceptiveField, add_receptive_fields
+from archlab.trace.record import add_counts
 
 __all__ = ["FUNCTIONAL", "Diagnosis", "Fix", "LayerShape", "ShapeReport", "trace_shapes"]
 
@@ -57,6 +58,8 @@ class LayerShape:
     parts: list[Shape] = field(default_factory=list)
     functional: bool = False  # an operation in a forward, not a layer
     receptive: ReceptiveField | None = None  # the input pixels one unit sees (see receptive)
+    params: int = 0  # the layer's own parameters, on its first call only (see record)
+    macs: int = 0  # the multiply-adds this call performs per image (see macs)
 
 
 @dataclass
@@ -192,9 +195,12 @@ def _layer_shape(row: Row) -> LayerShape:
     )
 
 
-def _fold(rows: list[Row], calls: dict[int, ModuleCall], depth: int) -> list[LayerShape]:
+def _fold(
+    rows: list[Row], full: list[LayerShape], calls: dict[int, ModuleCall], depth: int
+) -> list[LayerShape]:
     """Rows inside a module deeper than ``depth`` become one row per call of the block at
-    ``depth`` (its input, its output), as torchinfo's ``depth`` shows it."""
+    ``depth`` (its input, its output), as torchinfo's ``depth`` shows it (``full``: the
+    rows as LayerShapes, with their counts)."""
     out: list[LayerShape] = []
     new_index: dict[int, int] = {-1: -1}
     block_rows: dict[int, list[Row]] = {}
@@ -205,11 +211,11 @@ def _fold(rows: list[Row], calls: dict[int, ModuleCall], depth: int) -> list[Lay
             key = row.scope[0]
         if key is None or key not in calls:
             new_index[old] = len(out)
-            shape = _layer_shape(row)
+            shape = replace(full[old], inputs=list(full[old].inputs))
             shape.inputs = [new_index.get(i, i) for i in row.inputs]
             out.append(shape)
             continue
-        block_rows.setdefault(key, []).append(row)
+        block_rows.setdefault(key, []).append(full[old])
         if key not in emitted:
             call = calls[key]
             emitted[key] = len(out)
@@ -230,6 +236,8 @@ def _fold(rows: list[Row], calls: dict[int, ModuleCall], depth: int) -> list[Lay
         inner = block_rows[key]
         out[index].formula = f"{len(inner)} rows folded"
         out[index].checked = all(r.checked for r in inner if r.formula)
+        out[index].params = sum(r.params for r in inner)
+        out[index].macs = sum(r.macs for r in inner)
     return out
 
 
@@ -308,7 +316,8 @@ def trace_shapes(
         return report
     tracer = _run(built, shape, in_dtype, depth is not None, (), input_fixed)
     full = [_layer_shape(r) for r in tracer.rows]
-    report.layers = full if depth is None else _fold(tracer.rows, tracer.calls, depth)
+    add_counts(full, built)
+    report.layers = full if depth is None else _fold(tracer.rows, full, tracer.calls, depth)
     report.mismatches = tracer.mismatches
     report.output = tracer.output
     if tracer.failure is None and not tracer.mismatches:
