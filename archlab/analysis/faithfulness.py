@@ -382,7 +382,7 @@ def mean_ci(values: torch.Tensor) -> tuple[float, float]:
 
 
 def _fully_randomised(model: nn.Module) -> nn.Module:
-    from archlab.analysis.explain import _randomisation_steps
+    from archlab.analysis._attribution import _randomisation_steps
 
     randomised = copy.deepcopy(model)
     with torch.random.fork_rng():
@@ -395,7 +395,7 @@ def _fully_randomised(model: nn.Module) -> nn.Module:
 def _maps_in_chunks(model, x, targets, method, black, layer):
     """One method's maps for all images, CHUNK·4 at a time (IG and SmoothGrad multiply the
     batch inside), or the reason the method does not apply."""
-    from archlab.analysis.explain import attribute_batch
+    from archlab.analysis._attribution import attribute_batch
 
     maps, first = [], None
     for i in range(0, len(x), CHUNK * 4):
@@ -446,7 +446,7 @@ def faithfulness_of_model(
     Returns:
         A :class:`Faithfulness` report.
     """
-    from archlab.analysis.explain import (
+    from archlab.analysis._attribution import (
         _prepared,
         check_methods,
         gradcam_layer,
@@ -522,7 +522,7 @@ def faithfulness_of_model(
 
 
 def _spearman(a, b):
-    from archlab.analysis.explain import spearman
+    from archlab.analysis._attribution import spearman
 
     return spearman(a, b)
 
@@ -562,7 +562,7 @@ def _score(model, x, targets, maps, fill, black, step, g) -> Row:
 
 def _explanation_function(model, method, kind, black, layer, g):
     """``f(inputs, target) -> maps (N, 1, H, W)`` for Captum's sensitivity_max."""
-    from archlab.analysis.explain import attribute_batch
+    from archlab.analysis._attribution import attribute_batch
 
     def explain_fn(inputs, target):
         if isinstance(inputs, tuple):  # Captum passes its inputs as a tuple
