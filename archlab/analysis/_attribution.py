@@ -122,6 +122,26 @@ def _prepared(model: nn.Module) -> Iterator[nn.Module]:
             m.inplace = True
 
 
+GRADIENT_METHODS = ("saliency", "ig", "smoothgrad", "gradcam")
+
+
+def check_gradient(model: nn.Module, x: torch.Tensor, what: str, methods: Sequence[str]) -> None:
+    """One clear :class:`ArchlabError` when ``methods`` need a gradient and the model's
+    output has none with respect to its input ``x`` ``(N, 1, H, W)`` (an argmax or a
+    detach inside its forward)."""
+    needing = [m for m in methods if m in GRADIENT_METHODS]
+    if not needing:
+        return
+    with torch.enable_grad():
+        out = model(x[:1].detach().clone().requires_grad_(True))
+    if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.requires_grad):
+        raise ArchlabError(
+            f"{what}: its output has no gradient with respect to the input (an argmax, a "
+            f"detach or torch.no_grad inside its forward?), so {', '.join(needing)} cannot "
+            "run on it; methods='occlusion' needs none"
+        )
+
+
 def check_methods(methods: Sequence[str] | str) -> list[str]:
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
@@ -268,8 +288,15 @@ def attribute_batch(
 ) -> Attribution | str:
     """One method's maps for a batch ``x`` ``(N, 1, H, W)`` (model input, requiring grad)
     and its targets (an int or ``(N,)``): an :class:`Attribution` whose ``map`` is
-    ``(N, H, W)``, or the reason the method does not apply."""
-    return _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    ``(N, H, W)`` (contiguous), or the reason the method does not apply."""
+    result = _METHOD_FUNCTIONS[method](model, x, target, black, layer)
+    if isinstance(result, Attribution):
+        # a gradient keeps the strides of the model's first view of its input (an RNN
+        # over the columns transposes it); Captum's metrics call .view on the maps
+        result.map = result.map.contiguous()
+        if result.native is not None:
+            result.native = result.native.contiguous()
+    return result
 
 
 def _attribute(
