@@ -78,7 +78,8 @@ def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] 
 
     Example:
 
-        >>> archlab.analysis.explain.gradcam_layer(archlab.create_model("cnn"))[0]
+        >>> from archlab.analysis.explain import gradcam_layer
+        >>> gradcam_layer(archlab.create_model("cnn"))[0]
         'layer2.2'
     """
     if not _convs(model):
