@@ -122,3 +122,38 @@ def test_watch_refuses_an_interval_out_of_range(every):
 def test_set_identity_removes_a_layer():
     net = set_hyperparameter(_net(), "1=Identity")
     assert isinstance(net[1], nn.Identity)
+
+
+def _record():
+    net, x, y = _net(), torch.randn(8, 6), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    _, history, _ = _train(net, 1, 2, x, y)
+    return history["dynamics"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda r: r.update(points="x"),
+        lambda r: r.update(points=[]),
+        lambda r: r.update(every=0),
+        lambda r: r.update(hist_max=float("nan")),
+        lambda r: r.update(layers=[1, 2, 3]),
+        lambda r: r["points"][0].update(mean=["a", None, 1.0]),
+        lambda r: r["points"][0].update(dead=[0.0]),
+        lambda r: r["points"][-1].update(hist=[[1.0], None, None]),
+        lambda r: r["points"][-1].pop("iteration"),
+    ],
+)
+def test_a_damaged_dynamics_record_is_one_clear_error(damage):
+    import copy
+
+    from archlab.analysis.dynamics import Dynamics, check_record
+    from archlab.errors import ArchlabError
+
+    good = _record()
+    assert check_record(good, "r") is good
+    str(Dynamics(["r"], [good]))  # the table reads every field checked
+    bad = copy.deepcopy(good)
+    damage(bad)
+    with pytest.raises(ArchlabError, match="damaged"):
+        check_record(bad, "r")
