@@ -259,6 +259,9 @@ def test_a_model_without_gradient_is_one_clear_error():
         ("seed", -1),
         ("fill", "gray"),
         ("methods", "nope"),
+        ("methods", ""),  # it used to mean all
+        ("methods", 5),
+        ("methods", [None]),
     ],
 )
 def test_options_out_of_range_are_refused_by_the_library(option, value):

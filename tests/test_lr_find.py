@@ -133,5 +133,11 @@ def test_the_cli_checks_the_options_first(argv, capsys):
     assert code == 2 and len(err) == 1 and argv[0] in err[0], err
 
 
+@pytest.mark.parametrize("overrides", ["layer1.0.padding=2", [3]])
+def test_overrides_of_the_wrong_type_are_refused(overrides):
+    with pytest.raises(ArchlabError, match="overrides"):
+        lr_find("cnn", overrides=overrides)
+
+
 def test_the_api_is_archlabs():
     assert archlab.lr_find is lr_find

@@ -144,15 +144,30 @@ def check_gradient(model: nn.Module, x: torch.Tensor, what: str, methods: Sequen
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
+    """The attribution methods named by ``methods``: ``"all"``, a comma-separated string
+    or a list of names from :data:`METHODS`; one :class:`ArchlabError` for anything else
+    (an empty choice too: it used to mean all, silently).
+
+    Example:
+
+        >>> archlab.analysis.explain.check_methods("ig, saliency")
+        ['ig', 'saliency']
+    """
+    choose = f"choose from {', '.join(METHODS)} or all"
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if not methods or list(methods) == ["all"]:
+    elif not isinstance(methods, Sequence) or not all(isinstance(m, str) for m in methods):
+        raise ArchlabError(
+            f"methods={methods!r}: give method names, e.g. 'ig,saliency'; {choose}",
+            cli_message=f"--methods {methods!r}: {choose}",
+        )
+    if not methods:
+        raise ArchlabError(f"methods: none given; {choose}", cli_message=f"--methods '': {choose}")
+    if list(methods) == ["all"]:
         return list(METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ArchlabError(
-            f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} or all"
-        )
+        raise ArchlabError(f"unknown method {unknown[0]!r}; {choose}")
     return list(dict.fromkeys(methods))
 
 

@@ -248,6 +248,10 @@ def lr_find(
     check_lr_find_options(
         start=start, end=end, iterations=iterations, batch_size=batch_size, seed=seed
     )
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ArchlabError(
+            f"overrides={overrides!r}: give a list of what-ifs, e.g. ['layer1.0.padding=2']"
+        )
     began = time.perf_counter()
     torch.manual_seed(seed)
     built, name = resolve_model(model, overrides)
