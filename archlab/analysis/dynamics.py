@@ -138,6 +138,15 @@ def check_record(rec: object, name: str) -> dict:
     return rec
 
 
+def _record_of(run) -> dict | None:
+    """The run's dynamics record, checked; None when it has none."""
+    history = run.history if isinstance(run.history, dict) else {}
+    rec = history.get("dynamics")
+    if not rec or (isinstance(rec, dict) and not rec.get("points")):
+        return None
+    return check_record(rec, run.name)
+
+
 def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
@@ -171,12 +180,11 @@ def dynamics(
     loaded = [as_run(item, runs) for item in items]
     records = []
     for run in loaded:
-        history = run.history if isinstance(run.history, dict) else {}
-        rec = history.get("dynamics")
-        if not rec or (isinstance(rec, dict) and not rec.get("points")):
+        rec = _record_of(run)
+        if not rec or not rec.get("points"):
             raise ArchlabError(
                 f"{run.name} has no training dynamics: train it with `archlab train "
                 f"{run.name} --watch` (archlab.train(..., watch=50))"
             )
-        records.append(check_record(rec, run.name))
+        records.append(rec)
     return Dynamics([run.name for run in loaded], records)
