@@ -280,3 +280,20 @@ def test_accuracy_falls_monotonically_in_eps_on_the_real_cnn(real_data, tmp_path
     assert all(p <= f for p, f in zip(res.pgd, res.fgsm, strict=True))  # PGD is stronger
     assert res.flips and res.flips[0].before != res.flips[0].after
     assert "PGD-10" in str(report) and "pixel units" in str(report)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: archlab.attack(5, runs="runs"),
+        lambda: archlab.attack([None], runs="runs"),
+        lambda: archlab.attack(["dnn"], runs=5),
+        lambda: archlab.faithfulness(5),
+        lambda: archlab.dynamics(5),
+        lambda: archlab.attack(["dnn"], images="10"),
+        lambda: archlab.attack(["dnn"], eps=[0.1], pgd_steps=2.5),
+    ],
+)
+def test_wrong_types_are_one_clear_error(call):
+    with pytest.raises(ArchlabError):
+        call()

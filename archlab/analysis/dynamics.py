@@ -174,7 +174,8 @@ def dynamics(
     """
     from archlab.training.run import Run, as_run
 
-    items = [runs_to_show] if isinstance(runs_to_show, (str, Run)) else list(runs_to_show)
+    single = isinstance(runs_to_show, (str, Run)) or not isinstance(runs_to_show, Sequence)
+    items = [runs_to_show] if single else list(runs_to_show)
     if not items:
         raise ArchlabError("dynamics: name at least one run")
     loaded = [as_run(item, runs) for item in items]
