@@ -150,7 +150,7 @@ def test_robustness_of_model_counts_the_direct_attacks():
         assert pg == _accuracy(model, adv, labels, NORM)
     assert result.fgsm[0] == result.pgd[0] == 0.75
     flip = result.flips[0]
-    assert flip.before != flip.after and flip.eps > 0
+    assert flip.before != flip.after and flip.eps in eps[1:]  # exactly an ε given
     assert float(flip.image.max()) <= 1 and float(flip.image.min()) >= 0  # pixel units
     assert float((flip.adversarial - flip.image).abs().max()) <= flip.eps + 1e-6
 

@@ -321,7 +321,7 @@ def robustness_of_model(
     labels = labels.to(device)
     generator = torch.Generator().manual_seed(seed)
     result = ModelRobustness(name, [], [])
-    flipped_at = torch.full((len(x),), math.inf)
+    flipped_at = torch.full((len(x),), math.inf, dtype=torch.float64)  # ε as given
     first_adv: dict[int, torch.Tensor] = {}
     with _prepared(model):
         try:

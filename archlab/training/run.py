@@ -235,8 +235,7 @@ def as_run(run: Run | str | ModelSpec, runs: str | os.PathLike = "runs") -> Run:
         )
     if not isinstance(run, (str, ModelSpec)):
         raise ArchlabError(
-            f"a run is a Run, a spec or a run folder's name (e.g. 'cnn'), not "
-            f"{type(run).__name__}"
+            f"a run is a Run, a spec or a run folder's name (e.g. 'cnn'), not {type(run).__name__}"
         )
     if not isinstance(runs, (str, os.PathLike)):
         raise ArchlabError(f"runs={runs!r}: give the runs folder as a path, e.g. 'runs'")
