@@ -292,3 +292,15 @@ def test_one_run_failing_keeps_the_other_runs_tables(tmp_path, monkeypatch, caps
     out, err = capsys.readouterr()
     assert code == 2 and "no-such-run" in err
     assert [r["model"] for r in json.loads(out)] == ["dnn"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--step", "0"], ["--detail", "-1"], ["--seed", str(10**30)], ["--methods", ""]],
+)
+def test_the_cli_checks_the_options_before_any_work(argv, capsys, tmp_path):
+    from archlab.cli import main
+
+    code = main(["faithfulness", "nothing-here", "--runs", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and argv[0] in err[0], err
