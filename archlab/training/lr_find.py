@@ -31,7 +31,7 @@ from archlab._report import Report
 from archlab._table import Table
 from archlab.errors import ArchlabError
 
-__all__ = ["LRFinder", "lr_find", "suggest", "sweep"]
+__all__ = ["LRFinder", "check_lr_find_options", "loss_moved", "lr_find", "suggest", "sweep"]
 
 RULE = "steepest descent of the smoothed loss against log(rate), before its minimum"
 MOVED = 0.05  # the least fall of the smoothed loss, relative to its start, that counts
