@@ -8,6 +8,7 @@ import archlab
 from archlab.analysis import faithfulness as FA
 from archlab.errors import ArchlabError
 from archlab.training.predict import to_input
+from tests.outside_models import OUTSIDE_MODELS
 
 
 class Linear(nn.Module):
@@ -304,3 +305,23 @@ def test_the_cli_checks_the_options_before_any_work(argv, capsys, tmp_path):
     code = main(["faithfulness", "nothing-here", "--runs", str(tmp_path), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and argv[0] in err[0], err
+
+
+@pytest.mark.parametrize("build", OUTSIDE_MODELS)
+def test_curves_equal_the_direct_loop_on_models_beyond_the_registry(build):
+    torch.manual_seed(0)
+    model = build().eval()
+    x = to_input(_images(2, seed=5))
+    with torch.no_grad():
+        targets = model(x).argmax(1)
+    order = torch.stack(
+        [torch.randperm(784, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    )
+    morf, lerf = FA.deletion_curves(model, x, targets, order, fill="zero", step=100)
+    counts = [0, 100, 200, 300, 400, 500, 600, 700, 784]
+    for i in range(2):
+        t = int(targets[i])
+        direct = _direct_deletion(model, x[i], t, order[i], counts, 0.0)
+        assert morf[i].tolist() == pytest.approx(direct, abs=1e-6)
+        direct = _direct_deletion(model, x[i], t, order[i].flip(0), counts, 0.0)
+        assert lerf[i].tolist() == pytest.approx(direct, abs=1e-6)

@@ -11,6 +11,7 @@ from torch import nn
 import archlab
 from archlab.analysis import robustness as R
 from archlab.errors import ArchlabError
+from tests.outside_models import OUTSIDE_MODELS
 
 NORM = (0.2860, 0.3530)  # the careful recipe's (mean, std)
 
@@ -297,3 +298,16 @@ def test_accuracy_falls_monotonically_in_eps_on_the_real_cnn(real_data, tmp_path
 def test_wrong_types_are_one_clear_error(call):
     with pytest.raises(ArchlabError):
         call()
+
+
+@pytest.mark.parametrize("build", OUTSIDE_MODELS)
+def test_attacks_equal_the_direct_ones_on_models_beyond_the_registry(build):
+    torch.manual_seed(0)
+    model = build().eval()
+    images, labels = _data(24, seed=4)
+    x = _pixels(images)
+    assert torch.equal(
+        R.fgsm(model, x, labels, 0.1, NORM), _direct_fgsm(model, x, labels, 0.1, NORM)
+    )
+    ours = R.pgd(model, x, labels, 0.1, 4, random_start=False, normalize=NORM)
+    torch.testing.assert_close(ours, _direct_pgd(model, x, labels, 0.1, 4, 0.0625, NORM))
