@@ -179,6 +179,19 @@ def test_pgd_with_enough_steps_is_at_least_as_strong_as_fgsm():
     assert result.fgsm[-1] < 1  # the attack does something
 
 
+def test_an_image_wrong_from_the_start_is_never_a_flip():
+    model, (images, _) = _net(1), _data(30)
+    x = _pixels(images)
+    with torch.no_grad():
+        labels = model(_normalised(x, NORM)).argmax(1)
+    labels[:10] = (labels[:10] + 1) % 10  # wrong when clean
+    result = R.robustness_of_model(
+        model, images, labels, normalize=NORM, eps=[0.3], pgd_steps=1, flips=30
+    )
+    assert result.flips and all(f.index >= 10 for f in result.flips)
+    assert all(f.eps == 0.3 for f in result.flips)
+
+
 def test_the_attack_ascends_the_cross_entropy():
     model, (images, labels) = _net(), _data(32)
     before, after = R.loss_rises(model, _pixels(images), labels, 0.05, NORM)

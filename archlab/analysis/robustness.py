@@ -331,6 +331,13 @@ def robustness_of_model(
         if not bool(grad.any()):
             result.masked = True
             warnings.warn(f"{name}: {MASKING}", RuntimeWarning, stacklevel=2)
+        with torch.no_grad():  # an image wrong from the start is never a "flip"
+            right = torch.cat(
+                [
+                    _logits(model, x[i : i + BATCH], normalize).argmax(1) == labels[i : i + BATCH]
+                    for i in range(0, len(x), BATCH)
+                ]
+            )
         for e in eps:
             fgsm_right = pgd_right = 0
             for i in range(0, len(x), BATCH):
@@ -340,7 +347,7 @@ def robustness_of_model(
                     wrong = _logits(model, adv, normalize).argmax(1) != yi
                 fgsm_right += int((~wrong).sum())
                 for j in wrong.nonzero().flatten().tolist():
-                    if flipped_at[i + j] == math.inf:
+                    if right[i + j] and flipped_at[i + j] == math.inf:
                         flipped_at[i + j] = e
                         first_adv[i + j] = adv[j].detach()
                 adv = pgd(
@@ -359,14 +366,15 @@ def robustness_of_model(
             result.fgsm.append(fgsm_right / len(x))
             result.pgd.append(pgd_right / len(x))
         # the images right when clean that flip at the smallest ε
-        candidates = [k for k in flipped_at.argsort().tolist() if 0 < flipped_at[k] < math.inf]
+        candidates = [k for k in flipped_at.argsort().tolist() if flipped_at[k] < math.inf]
         for k in candidates[:flips]:
-            result.flips.append(_flip(model, x[k], first_adv[k], float(flipped_at[k]), normalize))
-            result.flips[-1].index = int(indices[k]) if indices is not None else k
+            index = int(indices[k]) if indices is not None else k
+            flip = _flip(model, index, x[k], first_adv[k], float(flipped_at[k]), normalize)
+            result.flips.append(flip)
     return result
 
 
-def _flip(model, clean, adv, eps, normalize) -> Flip:
+def _flip(model, index: int, clean, adv, eps: float, normalize) -> Flip:
     """The clean and attacked image (pixels) with the saliency of the clean prediction
     on each, computed on the model's own input."""
     from archlab.analysis._attribution import attribute_batch
@@ -379,7 +387,7 @@ def _flip(model, clean, adv, eps, normalize) -> Flip:
         model, pair_in.clone().requires_grad_(True), preds[:1].repeat(2), "saliency", black
     ).map
     return Flip(
-        0,
+        index,
         eps,
         CLASSES[int(preds[0])],
         CLASSES[int(preds[1])],
