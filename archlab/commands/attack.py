@@ -68,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
     from pathlib import Path
 
     from archlab.analysis.robustness import attack, check_attack_options
@@ -84,17 +85,19 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     names = expand_run_names(args.models)
-    report = attack(
-        names,
-        eps=args.eps,
-        images=args.images,
-        pgd_steps=args.pgd_steps,
-        step_size=args.step_size,
-        random_start=args.random_start,
-        seed=args.seed,
-        runs=args.runs,
-        data=load_fashion_mnist(args.data_dir),
-    )
+    with warnings.catch_warnings():  # gradient masking: the report says it in its text
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = attack(
+            names,
+            eps=args.eps,
+            images=args.images,
+            pgd_steps=args.pgd_steps,
+            step_size=args.step_size,
+            random_start=args.random_start,
+            seed=args.seed,
+            runs=args.runs,
+            data=load_fashion_mnist(args.data_dir),
+        )
     if args.json:
         echo(report.to_json())
         return 0
@@ -103,3 +106,4 @@ def run(args: argparse.Namespace) -> int:
     save(report.plot(), out)
     save(report.plot_flips(), out.with_name(f"{out.stem}-flips{out.suffix}"))
     return 0
+
