@@ -275,6 +275,12 @@ def test_options_out_of_range_are_refused_by_the_library(option, value):
             FA.faithfulness_of_model(_linear(), _images(2), **{option: value})
 
 
+@pytest.mark.parametrize("controls", ["random", ["random", "noise"], [None]])
+def test_control_maps_of_the_wrong_kind_are_refused(controls):
+    with pytest.raises(ArchlabError, match="controls"):
+        FA.faithfulness_of_model(_linear(), _images(2), controls=controls, detail=0)
+
+
 def test_one_run_failing_keeps_the_other_runs_tables(tmp_path, monkeypatch, capsys):
     import json
 

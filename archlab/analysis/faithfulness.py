@@ -524,6 +524,10 @@ def faithfulness_of_model(
         seed=seed,
         pixels=images[0].numel(),
     )
+    if isinstance(controls, str) or not all(c in CONTROLS for c in controls):
+        raise ArchlabError(
+            f"controls={controls!r}: give a list of control maps from {', '.join(CONTROLS)}"
+        )
     x = to_input(images, normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     g = torch.Generator().manual_seed(seed)
