@@ -10,6 +10,9 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 $(BIN)/archlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[test,docs]'
+	# the attacks' outside reference in the tests; --no-deps: its pin requests~=2.25 clashes
+	# with Sphinx's requests (its real needs, torch and scipy, come with the line above)
+	$(BIN)/python -m pip install -q --no-deps 'torchattacks>=3.5'
 	touch $@
 
 setup: $(BIN)/archlab

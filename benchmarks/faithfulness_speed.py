@@ -18,7 +18,7 @@ import torch
 
 import archlab
 from archlab.analysis import faithfulness as FA
-from archlab.analysis.explain import _prepared, check_methods
+from archlab.analysis._attribution import _prepared, check_methods
 from archlab.training.predict import to_input
 
 

@@ -67,7 +67,9 @@ name, loaded from ``runs``); ``data`` is the dataset, by default
 whether each attribution method's map ranks the pixels the score depends on (deletion and
 insertion curves, against random, edge and constant control maps);
 ``attack(runs_to_attack, *, eps=..., runs="runs", data=None)`` measures how accuracy
-falls under FGSM and PGD. Both take runs as the trained-run functions do.
+falls under FGSM and PGD (the cross-entropy of the logits; ε in pixel units, 0 to 1, for
+every run whatever its normalisation; PGD from a random start in the ε-ball). Both take
+runs as the trained-run functions do.
 """,
     "Errors": """\
 Every failure archlab foresees is an :class:`ArchlabError`: one line saying what is wrong

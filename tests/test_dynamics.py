@@ -1,4 +1,4 @@
-"""Training dynamics (exact on tiny nets) and the learning-rate finder (a known toy)."""
+"""Training dynamics, exact on tiny nets, against autograd and hooks written here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from torch import nn
 
 from archlab.models.whatif import set_hyperparameter
 from archlab.training.dynamics import watch
-from archlab.training.lr_find import suggest, sweep
-from archlab.training.recipes import onecycle_lr
 
 
 def _net():
@@ -75,30 +73,87 @@ def test_hooks_removed_on_error():
     assert not net[1]._forward_hooks and "step" not in vars(opt)
 
 
-def test_finder_on_a_quadratic_toy_finds_its_best_rate():
-    # one SGD step from w = 1 on L(w) = a·w²/2 leaves L = a(1 − a·lr)²/2: best at lr = 1/a,
-    # and beyond 2/a the loss grows past its start
-    a = 40.0
+def test_activation_statistics_equal_hooks_written_here():
+    """The recorded mean, std, dead share and histogram of every watched layer at the
+    recorded step equal those computed from that step's outputs, caught by our own hooks."""
+    from archlab.training.dynamics import BINS, HIST_MAX
 
-    def step(lr: float) -> float:
-        return a * (1 - a * lr) ** 2 / 2
+    net = _net()
+    x, y = torch.randn(8, 6), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    outputs: list[dict] = []
+    names = {m: n for n, m in net.named_modules() if n}
 
-    lrs, _losses, smoothed, diverged = sweep(step, 1e-4, 1.0, 401, smooth=0.0)
-    best = min(range(len(smoothed)), key=smoothed.__getitem__)
-    assert lrs[best] == pytest.approx(1 / a, rel=0.012)  # the grid's step is 10^(4/400)
-    assert diverged is not None and 1 / a < diverged < 3 / a  # stopped early
-    steepest, min10 = suggest(lrs, smoothed)
-    assert min10 == pytest.approx(lrs[best] / 10)
-    # dL/dlog(lr) = −a² lr (1 − a·lr)·ln 10 is steepest where a·lr = 1/2
-    assert steepest == pytest.approx(0.5 / a, rel=0.012)
+    def keep(module, args, output):
+        outputs[-1][names[module]] = output.detach().clone()
+
+    handles = [m.register_forward_hook(keep) for m in names]
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with watch(net, opt, every=2) as watcher:
+        for _ in range(4):
+            outputs.append({})
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    for h in handles:
+        h.remove()
+    assert [p["iteration"] for p in watcher.points] == [2, 4]
+    for point, seen in zip(watcher.points, (outputs[1], outputs[3]), strict=True):
+        for k, layer in enumerate(watcher.layers):
+            out = seen[layer]
+            never_positive = (out <= 0).all(0).float().mean()
+            counts = torch.histogram(out.abs().flatten(), BINS, range=(0.0, HIST_MAX)).hist
+            assert point["mean"][k] == pytest.approx(float(out.mean()), rel=1e-6, abs=1e-7)
+            assert point["std"][k] == pytest.approx(float(out.std()), rel=1e-6)
+            assert point["dead"][k] == pytest.approx(float(never_positive))
+            assert point["hist"][k] == pytest.approx((counts / out.numel()).tolist(), abs=1e-7)
 
 
-def test_onecycle_shape():
-    assert onecycle_lr(1.0, 0, 100) == pytest.approx(0.04)
-    assert onecycle_lr(1.0, 25, 100) == 1.0
-    assert onecycle_lr(1.0, 100, 100) == pytest.approx(1e-4)
+@pytest.mark.parametrize("every", [0, -1, 10**9, 2.5, True])
+def test_watch_refuses_an_interval_out_of_range(every):
+    from archlab.errors import ArchlabError
+
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ArchlabError, match="every"), watch(net, opt, every=every):
+        pass
+    assert "step" not in vars(opt)
 
 
 def test_set_identity_removes_a_layer():
     net = set_hyperparameter(_net(), "1=Identity")
     assert isinstance(net[1], nn.Identity)
+
+
+def _record():
+    net, x, y = _net(), torch.randn(8, 6), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    _, history, _ = _train(net, 1, 2, x, y)
+    return history["dynamics"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda r: r.update(points="x"),
+        lambda r: r.update(points=[]),
+        lambda r: r.update(every=0),
+        lambda r: r.update(hist_max=float("nan")),
+        lambda r: r.update(layers=[1, 2, 3]),
+        lambda r: r["points"][0].update(mean=["a", None, 1.0]),
+        lambda r: r["points"][0].update(dead=[0.0]),
+        lambda r: r["points"][-1].update(hist=[[1.0], None, None]),
+        lambda r: r["points"][-1].pop("iteration"),
+    ],
+)
+def test_a_damaged_dynamics_record_is_one_clear_error(damage):
+    import copy
+
+    from archlab.analysis.dynamics import Dynamics, check_record
+    from archlab.errors import ArchlabError
+
+    good = _record()
+    assert check_record(good, "r") is good
+    str(Dynamics(["r"], [good]))  # the table reads every field checked
+    bad = copy.deepcopy(good)
+    damage(bad)
+    with pytest.raises(ArchlabError, match="damaged"):
+        check_record(bad, "r")

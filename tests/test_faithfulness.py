@@ -8,6 +8,7 @@ import archlab
 from archlab.analysis import faithfulness as FA
 from archlab.errors import ArchlabError
 from archlab.training.predict import to_input
+from tests.outside_models import OUTSIDE_MODELS
 
 
 class Linear(nn.Module):
@@ -143,7 +144,7 @@ def test_stratified_images_and_table():
     text = str(report)
     assert "MoRF AUC" in text and "random (control)" in text and "layer2.2" in text
     assert report.to_dict()["rows"][0]["name"] == "saliency"
-    with pytest.raises(ArchlabError, match="--fill"):
+    with pytest.raises(ArchlabError, match="fill="):
         FA.faithfulness_of_model(archlab.create_model("cnn"), _images(1), fill="gray")
 
 
@@ -156,3 +157,177 @@ def test_gradcam_layer_is_the_last_block_on_the_main_path():
     assert last_conv_layer(resnet)[0] == "stage3.shortcut.0"
     assert gradcam_layer(resnet)[0] == "stage3"
     assert gradcam_layer(archlab.create_model("dnn")) is None
+
+
+def _direct_deletion(model, x, target, order, counts, black):
+    """The deletion loop written out: remove the first k pixels of ``order``, one forward
+    pass per point, the explained class's probability."""
+    probs = []
+    for k in counts:
+        img = x.clone().flatten()
+        img[order[:k]] = black
+        with torch.no_grad():
+            probs.append(float(torch.softmax(model(img.view(1, 1, 28, 28)), 1)[0, target]))
+    return probs
+
+
+def _trapezoids(xs, ys):
+    return sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
+
+
+def test_curves_and_auc_equal_a_direct_deletion_loop_with_an_uneven_last_step():
+    """step 100 at 784 pixels: the last step removes 84, so the points are not evenly
+    spaced; the area is integrated on the real share removed."""
+    model, images = _linear(), _images(3, seed=7)
+    report = FA.faithfulness_of_model(
+        model, images, methods="saliency", controls=(), detail=0, step=100
+    )
+    counts = [0, 100, 200, 300, 400, 500, 600, 700, 784]
+    xs = [c / 784 for c in counts]
+    assert report.fractions.tolist() == pytest.approx(xs)
+    x = to_input(images)
+    morfs, lerfs = [], []
+    for i in range(3):
+        with torch.no_grad():
+            target = int(model(x[i : i + 1]).argmax())
+        # saliency of a linear model is |W_target|: the order, most relevant first
+        order = model.fc.weight[target].detach().abs().argsort(descending=True)
+        morfs.append(_trapezoids(xs, _direct_deletion(model, x[i], target, order, counts, 0.0)))
+        least_first = order.flip(0)
+        lerfs.append(
+            _trapezoids(xs, _direct_deletion(model, x[i], target, least_first, counts, 0.0))
+        )
+    row = report.row("saliency")
+    assert row.morf[0] == pytest.approx(sum(morfs) / 3, abs=1e-6)
+    assert row.lerf[0] == pytest.approx(sum(lerfs) / 3, abs=1e-6)
+
+
+class _Columns(nn.Module):
+    """Reads the image column by column (a transposed view, as an RNN over the columns
+    does): its input gradient is not contiguous."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.GRU(28, 8, batch_first=True)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        out, _ = self.rnn(x[:, 0].transpose(1, 2))
+        return self.fc(out[:, -1])
+
+
+def test_a_model_with_a_non_contiguous_gradient_is_scored():
+    from archlab.analysis._attribution import attribute_batch
+
+    x = to_input(_images(2)).requires_grad_(True)
+    assert attribute_batch(_Columns(), x, 0, "saliency", 0.0).map.is_contiguous()
+    report = FA.faithfulness_of_model(
+        _Columns().eval(), _images(3), methods="saliency", controls=("random",), detail=2
+    )
+    assert report.row("saliency").sensitivity is not None
+
+
+class _Argmax(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return nn.functional.one_hot(self.fc(x.flatten(1)).argmax(1), 10).float()
+
+
+def test_a_model_without_gradient_is_one_clear_error():
+    with pytest.raises(ArchlabError, match="no gradient"):
+        FA.faithfulness_of_model(_Argmax(), _images(2), methods="saliency", detail=0)
+    # occlusion needs no gradient
+    report = FA.faithfulness_of_model(
+        _Argmax(), _images(2), methods="occlusion", controls=(), detail=0
+    )
+    assert [r.name for r in report.rows] == ["occlusion"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("images", 0),
+        ("images", 10**9),
+        ("step", 0),
+        ("step", -3),
+        ("step", 785),
+        ("detail", -5),
+        ("seed", 10**30),
+        ("seed", -1),
+        ("fill", "gray"),
+        ("methods", "nope"),
+        ("methods", ""),  # it used to mean all
+        ("methods", 5),
+        ("methods", [None]),
+    ],
+)
+def test_options_out_of_range_are_refused_by_the_library(option, value):
+    with pytest.raises(ArchlabError):
+        FA.check_faithfulness_options(**{option: value})
+    with pytest.raises(ArchlabError):  # before any run is loaded
+        FA.faithfulness("no-such-run", runs="/nonexistent", **{option: value})
+    if option != "images":
+        with pytest.raises(ArchlabError):
+            FA.faithfulness_of_model(_linear(), _images(2), **{option: value})
+
+
+@pytest.mark.parametrize("controls", ["random", ["random", "noise"], [None]])
+def test_control_maps_of_the_wrong_kind_are_refused(controls):
+    with pytest.raises(ArchlabError, match="controls"):
+        FA.faithfulness_of_model(_linear(), _images(2), controls=controls, detail=0)
+
+
+def test_one_run_failing_keeps_the_other_runs_tables(tmp_path, monkeypatch, capsys):
+    import json
+
+    import archlab.training.data as data_module
+    from archlab.cli import main
+    from tests.synthetic import learnable_dataset
+
+    data = learnable_dataset(200, 40)
+    archlab.train(
+        "dnn", runs=tmp_path, data=data, max_iterations=2, progress=False, log=lambda s: None
+    )
+    monkeypatch.setattr(data_module, "load_fashion_mnist", lambda *a, **k: data)
+    argv = ["faithfulness", "no-such-run", "dnn", "--runs", str(tmp_path)]
+    argv += ["--images", "4", "--detail", "0", "--methods", "saliency", "--json"]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and "no-such-run" in err
+    assert [r["model"] for r in json.loads(out)] == ["dnn"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--step", "0"], ["--detail", "-1"], ["--seed", str(10**30)], ["--methods", ""]],
+)
+def test_the_cli_checks_the_options_before_any_work(argv, capsys, tmp_path):
+    from archlab.cli import main
+
+    code = main(["faithfulness", "nothing-here", "--runs", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and argv[0] in err[0], err
+
+
+@pytest.mark.parametrize("build", OUTSIDE_MODELS)
+def test_curves_equal_the_direct_loop_on_models_beyond_the_registry(build):
+    torch.manual_seed(0)
+    model = build().eval()
+    x = to_input(_images(2, seed=5))
+    with torch.no_grad():
+        targets = model(x).argmax(1)
+    order = torch.stack(
+        [torch.randperm(784, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    )
+    morf, lerf = FA.deletion_curves(model, x, targets, order, fill="zero", step=100)
+    counts = [0, 100, 200, 300, 400, 500, 600, 700, 784]
+    for i in range(2):
+        t = int(targets[i])
+        direct = _direct_deletion(model, x[i], t, order[i], counts, 0.0)
+        assert morf[i].tolist() == pytest.approx(direct, abs=1e-6)
+        direct = _direct_deletion(model, x[i], t, order[i].flip(0), counts, 0.0)
+        assert lerf[i].tolist() == pytest.approx(direct, abs=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,8 +10,9 @@ from dataclasses import dataclass, field
 from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
+from archlab.training.dynamics import STATS
 
-__all__ = ["Dynamics", "dynamics"]
+__all__ = ["Dynamics", "check_record", "dynamics"]
 
 
 @dataclass
@@ -79,6 +81,72 @@ class Dynamics(Report):
         return plot_dynamics(self, ax)
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_record(rec: object, name: str) -> dict:
+    """A run's ``history["dynamics"]`` as :func:`~archlab.training.dynamics.watch` writes
+    it, or one :class:`ArchlabError` saying what is damaged (a checkpoint is data from
+    disk: every field is checked before the table or the plot reads it).
+
+    Returns:
+        The record, unchanged.
+    """
+
+    def damaged(what: str) -> ArchlabError:
+        return ArchlabError(
+            f"{name}'s training dynamics record is damaged ({what}); train it again with "
+            "watch on (archlab.train(..., watch=50))",
+            1,
+            f"{name}'s training dynamics record is damaged ({what}); train it again with "
+            "`archlab train ... --watch`",
+        )
+
+    if not isinstance(rec, dict):
+        raise damaged("not a mapping")
+    layers, types = rec.get("layers"), rec.get("types")
+    if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+        raise damaged("layers")
+    if not isinstance(types, list) or len(types) != len(layers):
+        raise damaged("types")
+    for key in ("every", "bins"):
+        if not (isinstance(rec.get(key), int) and not isinstance(rec[key], bool) and rec[key] > 0):
+            raise damaged(key)
+    if not (_is_number(rec.get("hist_max")) and rec["hist_max"] > 0):
+        raise damaged("hist_max")
+    points = rec.get("points")
+    if not isinstance(points, list) or not points:
+        raise damaged("points")
+    for point in points:
+        if not isinstance(point, dict) or not isinstance(point.get("iteration"), int):
+            raise damaged("a point's iteration")
+        for stat in STATS:
+            values = point.get(stat)
+            if not isinstance(values, list) or len(values) != len(layers):
+                raise damaged(stat)
+            if not all(v is None or _is_number(v) for v in values):
+                raise damaged(stat)
+        hist = point.get("hist")
+        if not isinstance(hist, list) or len(hist) != len(layers):
+            raise damaged("hist")
+        for h in hist:
+            if h is not None and not (
+                isinstance(h, list) and len(h) == rec["bins"] and all(map(_is_number, h))
+            ):
+                raise damaged("hist")
+    return rec
+
+
+def _record_of(run) -> dict | None:
+    """The run's dynamics record, checked; None when it has none."""
+    history = run.history if isinstance(run.history, dict) else {}
+    rec = history.get("dynamics")
+    if not rec or (isinstance(rec, dict) and not rec.get("points")):
+        return None
+    return check_record(rec, run.name)
+
+
 def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
@@ -106,13 +174,14 @@ def dynamics(
     """
     from archlab.training.run import Run, as_run
 
-    items = [runs_to_show] if isinstance(runs_to_show, (str, Run)) else list(runs_to_show)
+    single = isinstance(runs_to_show, (str, Run)) or not isinstance(runs_to_show, Sequence)
+    items = [runs_to_show] if single else list(runs_to_show)
     if not items:
         raise ArchlabError("dynamics: name at least one run")
     loaded = [as_run(item, runs) for item in items]
     records = []
     for run in loaded:
-        rec = (run.history or {}).get("dynamics")
+        rec = _record_of(run)
         if not rec or not rec.get("points"):
             raise ArchlabError(
                 f"{run.name} has no training dynamics: train it with `archlab train "

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab._bounds import check_int, check_seed
 from archlab._report import Report
 from archlab._table import Table
 from archlab.analysis._settings import DETAIL_IMAGES, FILLS, STEP
@@ -181,6 +182,52 @@ class Faithfulness(Report):
         from archlab.viz.faithfulness import plot_faithfulness
 
         return plot_faithfulness(self, ax=ax)
+
+
+MAX_IMAGES = 10_000  # Fashion-MNIST's test set
+
+
+def check_faithfulness_options(
+    *,
+    images: int = IMAGES,
+    fill: str = "zero",
+    methods: Sequence[str] | str = "all",
+    step: int = STEP,
+    detail: int = DETAIL_IMAGES,
+    seed: int = 0,
+    pixels: int = 28 * 28,
+) -> list[str]:
+    """Check :func:`faithfulness`'s options (the CLI calls it before any work).
+
+    Args:
+        images: from 1 to 10,000. Default: 300.
+        fill: one of ``FILLS``. Default: zero.
+        methods: names from ``METHODS`` or ``"all"``. Default: all.
+        step: pixels per step, from 1 to ``pixels``. Default: 28.
+        detail: images for the detail metrics, from 0 to 10,000. Default: 32.
+        seed: from 0 to 2**63 − 1. Default: 0.
+        pixels: pixels per image. Default: 784.
+
+    Returns:
+        The methods, checked.
+
+    Example:
+
+        >>> archlab.analysis.faithfulness.check_faithfulness_options(methods="ig,saliency")
+        ['ig', 'saliency']
+    """
+    from archlab.analysis._attribution import check_methods
+
+    check_int("images", images, 1, MAX_IMAGES)
+    check_int("step", step, 1, pixels)
+    check_int("detail", detail, 0, MAX_IMAGES)
+    check_seed(seed)
+    if fill not in FILLS:
+        raise ArchlabError(
+            f"fill={fill!r}: choose from {', '.join(FILLS)}",
+            cli_message=f"--fill {fill!r}: choose from {', '.join(FILLS)}",
+        )
+    return check_methods(methods)
 
 
 # ---------------------------------------------------------------------------- the images
@@ -335,12 +382,10 @@ def deletion_curves(
         ``(morf, lerf)``, each ``(N, steps + 1)``: point 0 is the image itself, the last
         point the image with every pixel removed.
     """
-    if fill not in FILLS:
-        raise ArchlabError(f"--fill {fill!r}: choose from {', '.join(FILLS)}")
     n, _, h, wd = x.shape
     pixels = h * wd
-    counts = torch.arange(0, pixels + step, step).clamp_max(pixels)
-    counts = torch.unique_consecutive(counts)
+    check_faithfulness_options(fill=fill, step=step, pixels=pixels)
+    counts = removal_counts(pixels, step)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(pixels).expand(n, -1))  # rank[pixel] = position
     k = counts.view(1, -1, 1)
@@ -365,9 +410,23 @@ def deletion_curves(
     return p[:, : len(counts)], p[:, len(counts) :]
 
 
-def auc(curves: torch.Tensor) -> torch.Tensor:
-    """Area under each curve ``(N, S)`` over the share removed, 0 → 1 (trapezoids)."""
-    return ((curves[:, 1:] + curves[:, :-1]) / 2).mean(1)
+def removal_counts(pixels: int, step: int) -> torch.Tensor:
+    """How many pixels are removed at each point of a curve: 0, step, 2·step, … and the
+    last point ``pixels`` (a shorter last step when ``step`` does not divide it).
+
+    Example:
+
+        >>> archlab.analysis.faithfulness.removal_counts(784, 100).tolist()[-3:]
+        [600, 700, 784]
+    """
+    counts = torch.arange(0, pixels + step, step).clamp_max(pixels)
+    return torch.unique_consecutive(counts)
+
+
+def auc(curves: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+    """Area under each curve ``(N, S)`` over the share removed ``fractions`` ``(S,)``,
+    0 → 1, by trapezoids on the real x (the last step may be shorter than the others)."""
+    return torch.trapezoid(curves.double(), fractions.double().to(curves.device), dim=1)
 
 
 def mean_ci(values: torch.Tensor) -> tuple[float, float]:
@@ -382,7 +441,7 @@ def mean_ci(values: torch.Tensor) -> tuple[float, float]:
 
 
 def _fully_randomised(model: nn.Module) -> nn.Module:
-    from archlab.analysis.explain import _randomisation_steps
+    from archlab.analysis._attribution import _randomisation_steps
 
     randomised = copy.deepcopy(model)
     with torch.random.fork_rng():
@@ -395,7 +454,7 @@ def _fully_randomised(model: nn.Module) -> nn.Module:
 def _maps_in_chunks(model, x, targets, method, black, layer):
     """One method's maps for all images, CHUNK·4 at a time (IG and SmoothGrad multiply the
     batch inside), or the reason the method does not apply."""
-    from archlab.analysis.explain import attribute_batch
+    from archlab.analysis._attribution import attribute_batch
 
     maps, first = [], None
     for i in range(0, len(x), CHUNK * 4):
@@ -446,25 +505,33 @@ def faithfulness_of_model(
     Returns:
         A :class:`Faithfulness` report.
     """
-    from archlab.analysis.explain import (
+    from archlab.analysis._attribution import (
         _prepared,
-        check_methods,
+        check_gradient,
         gradcam_layer,
         last_conv_layer,
     )
     from archlab.training.predict import to_input
 
-    if fill not in FILLS:
-        raise ArchlabError(f"--fill {fill!r}: choose from {', '.join(FILLS)}")
     if not len(images):
         raise ArchlabError("faithfulness needs at least one image")
-    chosen = check_methods(methods)
+    chosen = check_faithfulness_options(
+        images=len(images),
+        fill=fill,
+        methods=methods,
+        step=step,
+        detail=detail,
+        seed=seed,
+        pixels=images[0].numel(),
+    )
+    if isinstance(controls, str) or not all(c in CONTROLS for c in controls):
+        raise ArchlabError(
+            f"controls={controls!r}: give a list of control maps from {', '.join(CONTROLS)}"
+        )
     x = to_input(images, normalize)
     black = float(to_input(torch.zeros(1, 1, 1, dtype=torch.uint8), normalize).item())
     g = torch.Generator().manual_seed(seed)
-    counts = torch.unique_consecutive(
-        torch.arange(0, x[0].numel() + step, step).clamp_max(x[0].numel())
-    )
+    counts = removal_counts(x[0].numel(), step)
     report = Faithfulness(
         model_name or type(model).__name__,
         fill,
@@ -474,6 +541,7 @@ def faithfulness_of_model(
         counts.double() / x[0].numel(),
     )
     with _prepared(model):
+        check_gradient(model, x, report.model, chosen)
         with torch.no_grad():
             targets = model(x).argmax(1)
         entries: list[tuple[str, str, str | None]] = [(m, "method", layer) for m in chosen]
@@ -522,7 +590,7 @@ def faithfulness_of_model(
 
 
 def _spearman(a, b):
-    from archlab.analysis.explain import spearman
+    from archlab.analysis._attribution import spearman
 
     return spearman(a, b)
 
@@ -549,12 +617,13 @@ def _score(model, x, targets, maps, fill, black, step, g) -> Row:
             morfs.append(m)
             lerfs.append(le)
     morf, lerf = torch.cat(morfs), torch.cat(lerfs)
+    fractions = removal_counts(x[0].numel(), step).double() / x[0].numel()
     return Row(
         "",
         "",
         "",
-        mean_ci(auc(morf)),
-        mean_ci(auc(lerf)),
+        mean_ci(auc(morf, fractions)),
+        mean_ci(auc(lerf, fractions)),
         morf_curve=morf.mean(0),
         lerf_curve=lerf.mean(0),
     )
@@ -562,7 +631,7 @@ def _score(model, x, targets, maps, fill, black, step, g) -> Row:
 
 def _explanation_function(model, method, kind, black, layer, g):
     """``f(inputs, target) -> maps (N, 1, H, W)`` for Captum's sensitivity_max."""
-    from archlab.analysis.explain import attribute_batch
+    from archlab.analysis._attribution import attribute_batch
 
     def explain_fn(inputs, target):
         if isinstance(inputs, tuple):  # Captum passes its inputs as a tuple
@@ -647,8 +716,9 @@ def faithfulness(
     """
     from archlab.training.run import as_run
 
-    if images < 1:
-        raise ArchlabError(f"--images {images}: give at least 1")
+    check_faithfulness_options(
+        images=images, fill=fill, methods=methods, step=step, detail=detail, seed=seed
+    )
     run = as_run(run, runs)
     if data is None:
         from archlab.training.data import load_fashion_mnist

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "faithfulness"
 SUMMARY = "are the maps faithful? deletion curves, ROAD, infidelity, against control maps"
@@ -56,44 +57,63 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from archlab.analysis.explain import check_methods
-    from archlab.analysis.faithfulness import faithfulness
+    from archlab.analysis.faithfulness import check_faithfulness_options, faithfulness
     from archlab.commands._options import check_figure_path, echo, save
     from archlab.errors import ArchlabError
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
 
     check_figure_path(args.out)
-    check_methods(args.methods)
-    if args.step < 1 or args.detail < 0:
-        raise ArchlabError("--step must be ≥ 1 and --detail ≥ 0")
+    check_faithfulness_options(
+        images=args.images,
+        fill=args.fill,
+        methods=args.methods,
+        step=args.step,
+        detail=args.detail,
+        seed=args.seed,
+    )
     names = expand_run_names(args.models or ["cnn"])
     data = load_fashion_mnist(args.data_dir)
-    reports = []
-    for name in names:
-        report = faithfulness(
-            name,
-            images=args.images,
-            fill=args.fill,
-            methods=args.methods,
-            step=args.step,
-            detail=args.detail,
-            seed=args.seed,
-            runs=args.runs,
-            data=data,
-        )
-        reports.append(report)
-        if not args.json:
+    reports, failed = [], []
+    try:
+        for name in names:
+            try:
+                report = faithfulness(
+                    name,
+                    images=args.images,
+                    fill=args.fill,
+                    methods=args.methods,
+                    step=args.step,
+                    detail=args.detail,
+                    seed=args.seed,
+                    runs=args.runs,
+                    data=data,
+                )
+            except ArchlabError as exc:  # one run's fault: the others' tables still come
+                if len(names) == 1:
+                    raise
+                failed.append(exc)
+                echo(f"{name}: skipped: {exc.cli_message}", file=sys.stderr)
+                continue
+            reports.append(report)
+            if args.json:
+                continue
             echo(f"{report}\n")
-        if args.out and len(names) > 1:
-            out = Path(args.out)
-            out = out.with_name(f"{out.stem}-{report.model}{out.suffix}")
-        elif args.out:
-            out = Path(args.out)
-        else:
-            out = Path(args.runs) / report.model / "figures" / f"faithfulness-{args.fill}.png"
-        if not args.json:
+            if args.out and len(names) > 1:
+                out = Path(args.out)
+                out = out.with_name(f"{out.stem}-{report.model}{out.suffix}")
+            elif args.out:
+                out = Path(args.out)
+            else:
+                out = Path(args.runs) / report.model / "figures" / f"faithfulness-{args.fill}.png"
             save(report.plot(), out)
-    if args.json:
-        echo(json.dumps([r.to_dict() for r in reports], indent=1, ensure_ascii=False))
+    finally:  # even when a later run fails, the tables already computed are printed
+        if args.json and reports:
+            echo(json.dumps([r.to_dict() for r in reports], indent=1, ensure_ascii=False))
+    if failed:
+        raise ArchlabError(
+            f"{len(failed)} of {len(names)} runs failed; the first: {failed[0]}",
+            failed[0].exit_code,
+            f"{len(failed)} of {len(names)} runs failed; the first: {failed[0].cli_message}",
+        )
     return 0

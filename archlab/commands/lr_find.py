@@ -40,9 +40,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.commands._options import check_figure_path, echo, save
-    from archlab.training.lr_find import lr_find
+    from archlab.training.lr_find import check_lr_find_options, lr_find
 
     check_figure_path(args.out)
+    check_lr_find_options(
+        start=args.start,
+        end=args.end,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     report = lr_find(
         args.model,
         overrides=args.set,

@@ -45,6 +45,7 @@ _ACTIVATIONS = (
     nn.Hardswish,
 )
 STATS = ("mean", "std", "dead", "grad_norm", "update_ratio")
+MAX_EVERY = 1_000_000  # steps between records: more than any run here makes
 
 
 def watched_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -100,7 +101,8 @@ def watch(
         model: the model being trained.
         optimizer: its optimiser (its ``step`` is wrapped while watching: gradients are
             ready before it, the update done after it).
-        every: record the step numbered ``every``, ``2·every``... Default: 50.
+        every: record the step numbered ``every``, ``2·every``... (1 to 1,000,000).
+            Default: 50.
         start: the iteration count before the first step (a resumed run). Default: 0.
         history: a run's history dict: the records go to ``history["dynamics"]`` (appended
             to the ones already there when its ``every`` and layers agree). Default: none.
@@ -108,6 +110,10 @@ def watch(
     Yields:
         The :class:`Watcher` whose ``points`` grow as training runs.
     """
+    from archlab._bounds import check_int
+
+    every = check_int("every", every, 1, MAX_EVERY)
+    start = check_int("start", start, 0, 2**62)
     layers = watched_layers(model)
     watcher = Watcher([n for n, _ in layers], [type(m).__name__ for _, m in layers], every)
     if history is not None:

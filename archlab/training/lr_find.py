@@ -3,14 +3,19 @@ exponentially each step, the loss watched.
 
 Each step trains one batch at the current rate, from ``start`` (1e-7) up to ``end`` (10)
 over ``iterations`` steps, so step ``i`` uses ``start · (end / start)^(i / (n − 1))``. The
-loss is smoothed by an exponential moving average (debiased, as fast.ai does), and the
-sweep stops early once the smoothed loss exceeds ``diverge`` (4) times its minimum: past
-that point the rate is too high to train at all.
+loss is smoothed by an exponential moving average started at the first loss,
+``s_i = (1 − β)·loss_i + β·s_(i−1)`` with β = ``smooth`` (0.9), and the sweep stops early
+once the smoothed loss exceeds ``diverge`` (4) times its minimum: past that point the rate
+is too high to train at all. This is the range test as torch-lr-finder's ``range_test``
+defines it (``step_mode="exp"``, ``smooth_f = 1 − β``, ``diverge_th``); the tests check
+it against that library.
 
 The rule for the suggested rate, stated on every report: the rate at the **steepest
 descent** of the smoothed loss against log(rate), looked for before the loss's minimum
 (where the loss falls fastest per decade of rate). The rate at the minimum divided by 10
-(fast.ai's first rule) is reported beside it. Nothing is written: the model is a fresh
+(fast.ai's first rule) is reported beside it. When the smoothed loss never falls
+:data:`MOVED` (5 %) below its first steps' level, no rate is suggested (both are NaN):
+the sweep never reached a rate that trains. Nothing is written: the model is a fresh
 copy, trained for the sweep and thrown away.
 """
 
@@ -26,9 +31,13 @@ from archlab._report import Report
 from archlab._table import Table
 from archlab.errors import ArchlabError
 
-__all__ = ["LRFinder", "lr_find", "suggest", "sweep"]
+__all__ = ["LRFinder", "check_lr_find_options", "loss_moved", "lr_find", "suggest", "sweep"]
 
 RULE = "steepest descent of the smoothed loss against log(rate), before its minimum"
+MOVED = 0.05  # the least fall of the smoothed loss, relative to its start, that counts
+MAX_RATE = 1e3
+MAX_ITERATIONS = 10_000
+MAX_BATCH = 60_000  # Fashion-MNIST's training set
 
 
 @dataclass
@@ -51,6 +60,7 @@ class LRFinder(Report):
     rule: str = RULE
     diverged_at: float | None = None  # the rate at which the sweep stopped early
     seconds: float = 0.0
+    moved: bool = True  # False: the loss never fell, so no rate is suggested
     _shows_figure = True
 
     def _parts(self) -> list[Table | str]:
@@ -59,6 +69,13 @@ class LRFinder(Report):
             if self.diverged_at is not None
             else "ran the whole sweep"
         )
+        if not self.moved:
+            title = (
+                f"{self.model}: {len(self.lrs)} steps from {self.lrs[0]:.0e} to "
+                f"{self.lrs[-1]:.2g}: the loss never moved (its smoothed value never fell "
+                f"{MOVED:.0%} below its start), so no rate is suggested; sweep higher rates"
+            )
+            return [title]
         rows = [
             ["suggested", f"{self.suggested:.2g}", self.rule],
             [
@@ -80,10 +97,11 @@ class LRFinder(Report):
         fig, ax = _new_ax(ax, (7, 4.5))
         ax.plot(self.lrs, self.losses, color="0.8", lw=0.8, label="loss per batch")
         ax.plot(self.lrs, self.smoothed, color="C0", label="smoothed")
-        ax.axvline(self.suggested, color="C3", ls="--", label=f"suggested {self.suggested:.2g}")
-        ax.axvline(
-            self.min_over_10, color="C2", ls=":", label=f"minimum / 10 {self.min_over_10:.2g}"
-        )
+        if self.moved:
+            ax.axvline(self.suggested, color="C3", ls="--", label=f"suggested {self.suggested:.2g}")
+            ax.axvline(
+                self.min_over_10, color="C2", ls=":", label=f"minimum / 10 {self.min_over_10:.2g}"
+            )
         ax.set_xscale("log")
         low = min(self.smoothed)
         ax.set_ylim(low - 0.05 * abs(low), max(self.smoothed[0], low) * 1.5 + 1e-12)
@@ -104,18 +122,23 @@ def sweep(
 ) -> tuple[list[float], list[float], list[float], float | None]:
     """Call ``step(rate)`` (one training step at that rate; returns its loss) for rates
     growing exponentially from ``start`` to ``end``; returns ``(rates, losses, smoothed,
-    diverged_at)`` (``diverged_at``: the rate where it stopped early, else None)."""
-    if not (0 < start < end) or iterations < 2 or not (0 <= smooth < 1):
-        raise ArchlabError("lr-find: need 0 < start < end, 2+ iterations, 0 ≤ smooth < 1")
+    diverged_at)`` (``diverged_at``: the rate where it stopped early, else None).
+
+    The smoothed loss starts at the first loss and follows ``s = f·loss + (1 − f)·s`` with
+    ``f = 1 − smooth``; the sweep stops (that step included) once ``s > diverge · min(s)``,
+    or at once on a non-finite loss (that step left out)."""
+    check_lr_find_options(start=start, end=end, iterations=iterations)
+    if not (0 <= smooth < 1) or not (math.isfinite(diverge) and diverge > 1):
+        raise ArchlabError(f"smooth={smooth!r}, diverge={diverge!r}: need 0 ≤ smooth < 1 < diverge")
     lrs, losses, smoothed = [], [], []
-    avg, best = 0.0, math.inf
+    f = 1 - smooth
+    best = math.inf
     for i in range(iterations):
         lr = start * (end / start) ** (i / (iterations - 1))
         loss = step(lr)
         if not math.isfinite(loss):
             return lrs, losses, smoothed, lr
-        avg = smooth * avg + (1 - smooth) * loss
-        value = avg / (1 - smooth ** (i + 1))
+        value = loss if i == 0 else f * loss + (1 - f) * smoothed[-1]
         lrs.append(lr)
         losses.append(loss)
         smoothed.append(value)
@@ -123,6 +146,43 @@ def sweep(
         if i > 0 and value > diverge * best:
             return lrs, losses, smoothed, lr
     return lrs, losses, smoothed, None
+
+
+def check_lr_find_options(
+    *,
+    start: float = 1e-7,
+    end: float = 10.0,
+    iterations: int = 200,
+    batch_size: int = 100,
+    seed: int = 0,
+) -> None:
+    """Check :func:`lr_find`'s options (the CLI calls it before any work): ``0 < start <
+    end ≤ 1000``, 2 to 10,000 iterations, batches of 1 to 60,000, a seed torch accepts.
+
+    Example:
+
+        >>> archlab.training.lr_find.check_lr_find_options(start=1e-7, end=10)
+    """
+    from archlab._bounds import check_float, check_int, check_seed
+
+    check_float("start", start, 0.0, MAX_RATE, low_open=True)
+    check_float("end", end, 0.0, MAX_RATE, low_open=True)
+    if not start < end:
+        raise ArchlabError(
+            f"start={start!r}, end={end!r}: the sweep needs start < end",
+            cli_message=f"--start {start} --end {end}: the sweep needs start < end",
+        )
+    check_int("iterations", iterations, 2, MAX_ITERATIONS)
+    check_int("batch_size", batch_size, 1, MAX_BATCH)
+    check_seed(seed)
+
+
+def loss_moved(losses: Sequence[float], smoothed: Sequence[float]) -> bool:
+    """Whether the sweep trained at all: the lowest smoothed loss is at least
+    :data:`MOVED` below the mean of the first losses (the first 10 steps, or all)."""
+    first = losses[: max(1, min(10, len(losses)))]
+    level = sum(first) / len(first)
+    return min(smoothed) < level - MOVED * abs(level)
 
 
 def suggest(lrs: Sequence[float], smoothed: Sequence[float]) -> tuple[float, float]:
@@ -185,11 +245,19 @@ def lr_find(
     from archlab.training.predict import to_input
     from archlab.training.train import _optimizer
 
+    check_lr_find_options(
+        start=start, end=end, iterations=iterations, batch_size=batch_size, seed=seed
+    )
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ArchlabError(
+            f"overrides={overrides!r}: give a list of what-ifs, e.g. ['layer1.0.padding=2']"
+        )
     began = time.perf_counter()
     torch.manual_seed(seed)
     built, name = resolve_model(model, overrides)
     if isinstance(model, nn.Module) and built is model:
         built = copy.deepcopy(model)
+    _check_trainable(model, overrides, built)
     dev = pick_device(device)
     net = built.to(dev).train()
     data = data if data is not None else load_fashion_mnist(data_dir)
@@ -219,8 +287,31 @@ def lr_find(
 
     lrs, losses, smoothed, diverged = sweep(step, start, end, iterations)
     if len(lrs) < 3:
-        raise ArchlabError(f"lr-find: {name}'s loss diverged at once, from {start:g}; start lower")
-    steepest, min10 = suggest(lrs, smoothed)
-    return LRFinder(
-        name, lrs, losses, smoothed, steepest, min10, RULE, diverged, time.perf_counter() - began
-    )
+        raise ArchlabError(
+            f"{name}'s loss diverged at once, from start={start:g}; give a lower start",
+            cli_message=f"{name}'s loss diverged at once, from --start {start:g}; start lower",
+        )
+    moved = loss_moved(losses, smoothed)
+    steepest, min10 = suggest(lrs, smoothed) if moved else (math.nan, math.nan)
+    seconds = time.perf_counter() - began
+    return LRFinder(name, lrs, losses, smoothed, steepest, min10, RULE, diverged, seconds, moved)
+
+
+def _check_trainable(model, overrides: Sequence[str], built) -> None:
+    """Refuse what ``train`` refuses, with train's own check (a forward that returns a
+    dict, a ``--set`` that does not fit, the wrong number of class scores)."""
+    from torch import nn
+
+    from archlab.models.spec import ModelSpec
+    from archlab.training.train import check_trainable
+
+    run_model = getattr(model, "model", None)
+    if isinstance(run_model, nn.Module) and hasattr(model, "folder"):  # a trained Run
+        model = run_model
+    if isinstance(model, str):
+        spec = ModelSpec.parse(model, overrides)
+    elif isinstance(model, ModelSpec):
+        spec = ModelSpec(model.source, model.kwargs, (*model.overrides, *overrides))
+    else:  # a module: named by its class in the messages
+        spec = ModelSpec(type(model).__name__, (), tuple(overrides))
+    check_trainable(spec, built)

@@ -233,4 +233,10 @@ def as_run(run: Run | str | ModelSpec, runs: str | os.PathLike = "runs") -> Run:
             "this analysis needs a trained run (its model and how its inputs were "
             "normalised): pass archlab.load_run(...) or what archlab.train(...) returned"
         )
+    if not isinstance(run, (str, ModelSpec)):
+        raise ArchlabError(
+            f"a run is a Run, a spec or a run folder's name (e.g. 'cnn'), not {type(run).__name__}"
+        )
+    if not isinstance(runs, (str, os.PathLike)):
+        raise ArchlabError(f"runs={runs!r}: give the runs folder as a path, e.g. 'runs'")
     return load_run(run, runs=runs)

@@ -90,7 +90,7 @@ def plot_robustness(report, ax=None) -> Figure:
         for i, r in enumerate(report.results):
             acc = r.fgsm if attack == "FGSM" else r.pgd
             ax.plot(report.eps, [100 * a for a in acc], "o-", color=f"C{i}", label=r.model)
-        ax.set_xlabel("ε (L∞, in the normalised input's units)")
+        ax.set_xlabel("ε (L∞, in pixel units: 1 = black to white)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
@@ -124,7 +124,9 @@ def plot_flips(report) -> Figure:
             (f.map_after, "inferno", "saliency after"),
         ]
         for ax, (values, cmap, title) in zip(ax_row, panels, strict=True):
-            ax.imshow(values.numpy(), cmap=cmap)
+            # pixels on one black-to-white scale, so the attack's change shows as it is
+            scale = {"vmin": 0.0, "vmax": 1.0} if cmap == "gray" else {}
+            ax.imshow(values.numpy(), cmap=cmap, **scale)
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
     for ax in axes.flat[4 * len(rows) :]:
