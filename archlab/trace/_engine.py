@@ -33,6 +33,7 @@ from archlab.trace._batch import BATCH, Batch
 from archlab.trace._diagnose import Diagnosing
 from archlab.trace._lazy import PER_IMAGE, LazyBatch, _per_image, _torch_forward
 from archlab.trace._limits import memory_budget
+from archlab.trace._mixing import mixing_failure
 from archlab.trace._records import (
     Failure,
     ModuleCall,
@@ -79,6 +80,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         super().__init__()
         self.blocks = blocks  # record module calls and scopes, for folding (``depth``)
         # a trial run of a code fix: ("op", call, change) or ("before", layer, what)
+        self.edits = edits
         self._edits = {e[1]: e[2] for e in edits if e[0] == "op"}
         self._before = {e[1]: e[2] for e in edits if e[0] == "before"}
         self.input_fixed = input_fixed  # train: the images are what they are, no --input fix
@@ -90,6 +92,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         # images (the explorer): then every image is computed, none expanded from the first
         self.keep = keep
         self.values: dict[int, tuple[torch.Tensor, Batch]] = {}
+        self.trail: list[tuple] | None = None  # with keep, a list: every value in order
         self.names = {m: n for n, m in model.named_modules()}
         # a unit gets one row: a leaf, or a module whose forward does not call its children
         self._unit = {
@@ -105,6 +108,8 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         self.failure: Failure | None = None
         self.mismatches: list[str] = []
         self.output: Shape | None = None
+        self.output_batch: Batch | None = None  # where the output's images are
+        self.final: torch.Tensor | None = None  # the output itself, with ``keep``
         self._seen: dict[int, tuple[weakref.ref, int, Batch]] = {}
         self._stack: list[tuple[nn.Module, int, bool]] = []  # (module, call id, counted as unit)
         self._unit_depth = 0
@@ -215,6 +220,10 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         if func in _ops.RESHAPES and batch0.dim == 0 and not batch.known:
             self._batch_failure(func, args, kwargs, traced, out_shape)
         if not is_row:
+            if self.trail is not None:  # x.flip(0) makes no row but may mix the images
+                label = _ops.label(func, args, kwargs, batch.dim)
+                shape = _batch.per_sample(in_shape, batch0)
+                self.trail.append(("op", outs[0].detach(), batch, label, self._where(), p0, shape))
             for o in outs:
                 if self._lookup(o) is None:
                     self._register(o, p0, batch)
@@ -248,6 +257,8 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         )
         if self.keep:
             self.values[index] = (outs[0].detach(), batch)
+            if self.trail is not None:
+                self.trail.append(("row", index, *self.values[index]))
         for o in outs:
             self._register(o, index, batch)
 
@@ -416,6 +427,8 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
             call.output, call.parts = out, parts if len(parts) > 1 else []
         if self.keep and outs:
             self.values[index] = (outs[0].detach(), batches[0])
+            if self.trail is not None:
+                self.trail.append(("row", index, *self.values[index]))
         for o, b in zip(outs, batches, strict=True):
             self._register(o, index, b)
         if out is not None and batches[0].known and 0 in out:
@@ -446,7 +459,10 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
                 self.returned = _words.returned_kind(output)
             outs = _tensors(output, [])
             if outs:
+                self.final = outs[0].detach() if self.keep else None
                 self._check_output(outs[0])
+            if outs and self.failure is None and not self.mismatches and not self.keep:
+                self.failure = mixing_failure(self, model, x)  # on real values, apart
         except _Stop:
             pass
         except _Internal as exc:

@@ -106,6 +106,7 @@ class BatchTracking:
             return
         _, batch = found
         self.output = _batch.per_sample(tuple(out.shape), batch)
+        self.output_batch = batch
         if batch.lost_at is not None:
             row = self.rows[batch.lost_at]
             whole = tuple(out.shape)  # no batch in it any more: the output as it is

@@ -205,3 +205,32 @@ def returned_kind(output: object) -> str:
 
 def per_image_features(shape: Shape) -> int:
     return math.prod(shape)
+
+
+# -- images mixed across the batch -------------------------------------------------------------
+def mixes(moved: int | None, n: int) -> str:
+    """An operation whose output for one image depends on other images of the batch."""
+    which = f"{moved} of {n} images" if moved is not None else "some images"
+    return (
+        f"mixes the images of a batch: the output for {which} changed when only other "
+        "images of the batch changed, so a prediction depends on which images share its batch"
+    )
+
+
+MIXES_HINT = (
+    "compute each image on its own: reduce, attend, recur or index over an image's own "
+    "dims, never along dim 0 (the batch)"
+)
+
+MIXED_BEFORE = (
+    "receives images already mixed with each other by an operation before it that keeps "
+    "the shape (x.flip(0), x.roll(1, 0), x[perm] along the batch): each image must stay "
+    "in its own place"
+)
+
+
+def rnn_across_batch(kind: str) -> str:
+    return (
+        f"runs along the batch: without batch_first=True a {kind} reads (N, T, F) as "
+        "(T, N, F), one sequence across the images, each step carrying one image into the next"
+    )
