@@ -185,7 +185,7 @@ def _failure(tracer, model: nn.Module, ta, event: tuple, moved: int, n: int) -> 
         return Failure(where, label, shape, message, functional=True, hint=hint, inputs=inputs)
     rows = tracer.rows if len(tracer.rows) == len(ta.rows) else ta.rows
     row = rows[event[1]]
-    lost = [i for i in row.inputs if i >= 0 and i in ta.values and not ta.values[i][1].known]
+    lost = [i for i in row.inputs if i >= 0 and ta.values.get(i, (0, Batch(0)))[1].lost_at]
     if lost:  # x - x.mean(0): the reduction over the batch is where the images met
         row = rows[lost[0]]
     module = None if row.functional else dict(model.named_modules()).get(row.name)

@@ -29,6 +29,8 @@ class BatchTracking:
         if not b0.known:
             return b0
         call = _ops.Call("", args, kwargs, [in_shape], [])
+        if func in (torch.Tensor.t, torch.t) and len(in_shape) == 2:
+            return _batch.transposed(b0, 0, 1, 2)  # x @ x.t(): the images become columns
         if func in _ops.PERMUTES:
             if func in (torch.Tensor.transpose, torch.transpose):
                 return _batch.transposed(
