@@ -33,7 +33,7 @@ from archlab.trace._batch import BATCH, Batch
 from archlab.trace._diagnose import Diagnosing
 from archlab.trace._lazy import PER_IMAGE, LazyBatch, _per_image, _torch_forward
 from archlab.trace._limits import memory_budget
-from archlab.trace._mixing import mixing_failure
+from archlab.trace._mixing import keeps_apart, layer_keeps_apart, mixing_failure
 from archlab.trace._records import (
     Failure,
     ModuleCall,
@@ -110,6 +110,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         self.output: Shape | None = None
         self.output_batch: Batch | None = None  # where the output's images are
         self.final: torch.Tensor | None = None  # the output itself, with ``keep``
+        self.mixable = False  # an op or layer ran that may read across images
         self._seen: dict[int, tuple[weakref.ref, int, Batch]] = {}
         self._stack: list[tuple[nn.Module, int, bool]] = []  # (module, call id, counted as unit)
         self._unit_depth = 0
@@ -217,6 +218,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         )
         index = len(self.rows)
         batch = self._batch_after(func, args, kwargs, traced, outs[0], index)
+        self.mixable = self.mixable or not keeps_apart(func, args, traced, batch, out_shape)
         if func in _ops.RESHAPES and batch0.dim == 0 and not batch.known:
             self._batch_failure(func, args, kwargs, traced, out_shape)
         if not is_row:
@@ -336,6 +338,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
                     hint=_words.SMALLER_INPUT,
                 )
         one = one and t0 is args[0] and batch0 == Batch(0) and t0.shape[0] == BATCH
+        self.mixable = self.mixable or not layer_keeps_apart(module, args, kwargs, t0, batch0)
         one = one and not self.keep
         self._pending.append((step, producers, sample, batch0, one, shape))
         self._leave_mode()  # inside a unit nothing is traced: no need to see its calls

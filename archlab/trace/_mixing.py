@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from archlab.trace import _words
+from archlab.trace import _ops, _words
 from archlab.trace._batch import Batch
 from archlab.trace._lazy import _per_image
 from archlab.trace._records import Failure, _tensors
@@ -52,12 +52,73 @@ def mixing_failure(tracer, model: nn.Module, x: torch.Tensor) -> Failure | None:
         tried), or None.
     """
     batch = tracer.output_batch
+    if not tracer.mixable:  # every layer ran on one image, every operation kept them apart
+        return None
     if batch is None or batch.dim is None or x.dim() == 0 or x.shape[0] < 2:
         return None
     with torch.no_grad():
         if not _mixes(tracer, model, x, batch.dim):
             return None
         return _locate(tracer, model, x)
+
+
+# operations that treat each image on its own when every traced tensor they read, and
+# their output, hold the batch in dim 0 with one row per image (then a reduction, permute,
+# cat or reshape works within each image); matmul and indexing have conditions of their own
+_APART = (
+    _ops.ELEMENTWISE
+    | set(_ops.RESHAPES)
+    | _ops.REDUCTIONS
+    | _ops.PERMUTES
+    | set(_ops.CATS)
+    | {torch.stack, torch.Tensor.contiguous, torch.Tensor.clone, torch.Tensor.detach}
+    | {torch.Tensor.float, torch.Tensor.__getitem__}
+)
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm}
+
+
+def keeps_apart(func, args: tuple, traced: list, batch: Batch, out_shape: tuple) -> bool:
+    """True when an operation provably keeps each image apart, so that a trace made only
+    of such operations and of layers run on one image needs no check on values.
+
+    Args:
+        func: the torch function called.
+        args: its positional arguments.
+        traced: ``(tensor, producer row, Batch)`` for each traced tensor it read.
+        batch: the output's batch, as the tracer tracked it.
+        out_shape: the output's shape.
+
+    Returns:
+        False for anything not shown safe (the check on values then decides).
+    """
+    n = traced[0][0].shape[0] if traced[0][0].dim() else 0
+
+    def first(b: Batch) -> bool:  # the images in dim 0, one row each
+        return b.dim == 0 and b.fold == 1
+
+    if not first(batch) or out_shape[:1] != (n,):
+        return False
+    if any(not first(b) or t.shape[:1] != (n,) for t, _, b in traced):
+        return False
+    if func in _MATMULS:  # w @ x with both traced sums over x's images: batched only
+        first = args[0] if args else None
+        alone = len(traced) == 1 and traced[0][0] is first
+        return alone or all(t.dim() >= 3 for t, _, _ in traced)
+    if func is torch.Tensor.__getitem__:  # x[perm] reorders the images
+        items = args[1] if isinstance(args[1], tuple) else (args[1],)
+        return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in items)
+    return func in _APART
+
+
+def layer_keeps_apart(module: nn.Module, args: tuple, kwargs: dict, t0, batch: Batch) -> bool:
+    """True when a layer provably treats each image on its own: one of torch's per-image
+    layers (in the mode it runs in: BatchNorm in eval), a dropout, or a Flatten from dim 1,
+    fed the images in dim 0 as its only input."""
+    if len(args) != 1 or kwargs or t0 is not args[0] or batch.dim != 0 or batch.fold != 1:
+        return False
+    if _per_image(module) or isinstance(module, (nn.modules.dropout._DropoutNd, nn.Identity)):
+        return True
+    return isinstance(module, nn.Flatten) and module.start_dim % max(t0.dim(), 1) >= 1
 
 
 def _masks(n: int) -> list[torch.Tensor]:

@@ -207,3 +207,30 @@ class NoisyPerImage(nn.Module):
     def forward(self, x):
         x = x.flatten(1)
         return self.fc(x + 0.1 * torch.randn_like(x))
+
+
+class MatmulOverBatch(nn.Module):
+    """w @ x with both (N, ·): a matmul whose sum runs over x's images."""
+
+    mixes = ("(forward)", "matmul")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.fc(x[:, : x.size(0)] @ x)
+
+
+class PermutedBatch(nn.Module):
+    """x[perm]: the images reordered by a tensor index."""
+
+    mixes = ("(forward)", "[tensor]")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x[torch.arange(x.size(0)).flip(0)].flatten(1))
