@@ -8,7 +8,11 @@ each bit of an image's index a batch C taking the images whose bit is set from B
 others from A. A model that treats each image on its own gives every image of C the
 output it has in A or B; any two images differ in some bit, so an image whose output
 depends on another's moves in at least one C. This runs the plain model (no trace, no
-one-image shortcut, nothing hidden), on :data:`CHECK_IMAGES` images.
+one-image shortcut, nothing hidden), on :data:`CHECK_IMAGES` images. It is skipped where
+the trace itself proves the images kept apart: every layer one of torch's per-image layers
+fed the images in dim 0, every operation one that keeps one row per image in dim 0
+(:func:`layer_keeps_apart`, :func:`keeps_apart`); a torchvision classifier then costs no
+more than its trace.
 
 Where an image moved, traced passes of A, B and C at the trace's own batch, every row's
 values kept, name the first row whose output moved: the layer or operation that mixes.
