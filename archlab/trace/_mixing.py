@@ -105,8 +105,8 @@ def keeps_apart(func, args: tuple, traced: list, batch: Batch, out_shape: tuple)
     if any(not first(b) or t.shape[:1] != (n,) for t, _, b in traced):
         return False
     if func in _MATMULS:  # w @ x with both traced sums over x's images: batched only
-        first = args[0] if args else None
-        alone = len(traced) == 1 and traced[0][0] is first
+        operand = args[0] if args else None
+        alone = len(traced) == 1 and traced[0][0] is operand
         return alone or all(t.dim() >= 3 for t, _, _ in traced)
     if func is torch.Tensor.__getitem__:  # x[perm] reorders the images
         items = args[1] if isinstance(args[1], tuple) else (args[1],)
