@@ -8,6 +8,7 @@ the registry, and name where the images first meet.
 
 import copy
 import inspect
+import re
 import warnings
 from pathlib import Path
 
@@ -85,8 +86,9 @@ def test_archlab_flags_exactly_the_models_a_direct_perturbation_flags(cls):
     assert mixes == bool(getattr(cls, "mixes", None)), "the corpus itself is wrong"
     report = archlab.trace_shapes(model, shape)
     assert report.ok == (not mixes), report.error
-    if mixes:  # where the images first meet, named
+    if mixes:  # where the images first meet, named; the trace's own batch never shown
         assert (report.error.layer, report.error.type) == cls.mixes
+        assert not re.search(rf"\b{BATCH}\b", str(report.error)), report.error
 
 
 @pytest.mark.parametrize("name", archlab.list_models())

@@ -219,11 +219,10 @@ def _locate(tracer, model: nn.Module, x: torch.Tensor) -> Failure | None:
             if tc is None or len(tc.trail) != len(ta.trail):
                 continue
             for k, event in enumerate(tc.trail):
-                moved = _moved_at(ta.trail[k], tb.trail[k], event, mask, n)
-                if moved:
-                    return _failure(tracer, model, ta, event, moved, n)
+                if _moved_at(ta.trail[k], tb.trail[k], event, mask, n):
+                    return _failure(tracer, model, ta, event)
     output = tracer.output or ()
-    return Failure(FUNCTIONAL, "output", output, _words.mixes(None, n), hint=_words.MIXES_HINT)
+    return Failure(FUNCTIONAL, "output", output, _words.MIXES, hint=_words.MIXES_HINT)
 
 
 def _value(event: tuple) -> tuple[torch.Tensor, Batch]:
@@ -241,12 +240,13 @@ def _moved_at(ea: tuple, eb: tuple, ec: tuple, mask: torch.Tensor, n: int) -> in
     return len(_moved(yc, _mix(ya, yb, mask, 0)))
 
 
-def _failure(tracer, model: nn.Module, ta, event: tuple, moved: int, n: int) -> Failure | None:
-    """The failure for the first point of the pass that mixed ``moved`` of ``n`` images."""
+def _failure(tracer, model: nn.Module, ta, event: tuple) -> Failure | None:
+    """The failure for the first point of the pass (a row, or an operation without one)
+    where the images mixed; ``ta`` is a keeping trace whose values say where batches were."""
     if event[0] == "op":  # an operation that kept the shape: no row, its own words
         _, _, _, label, where, producer, shape = event
         inputs = (producer,) if producer >= 0 else (-1,)
-        message, hint = _words.mixes(moved, n), _words.MIXES_HINT
+        message, hint = _words.MIXES, _words.MIXES_HINT
         return Failure(where, label, shape, message, functional=True, hint=hint, inputs=inputs)
     rows = tracer.rows if len(tracer.rows) == len(ta.rows) else ta.rows
     row = rows[event[1]]
@@ -266,7 +266,7 @@ def _failure(tracer, model: nn.Module, ta, event: tuple, moved: int, n: int) -> 
         # a layer that treats each image of dim 0 on its own: what it read was mixed
         message = _words.MIXED_BEFORE
     else:
-        message = _words.mixes(moved, n)
+        message = _words.MIXES
     return Failure(
         row.name,
         row.type,

@@ -208,13 +208,12 @@ def per_image_features(shape: Shape) -> int:
 
 
 # -- images mixed across the batch -------------------------------------------------------------
-def mixes(moved: int | None, n: int) -> str:
-    """An operation whose output for one image depends on other images of the batch."""
-    which = f"{moved} of {n} images" if moved is not None else "some images"
-    return (
-        f"mixes the images of a batch: the output for {which} changed when only other "
-        "images of the batch changed, so a prediction depends on which images share its batch"
-    )
+# an image's output moved when only other images changed (no count: the trace's own
+# batch never shows in a message)
+MIXES = (
+    "mixes the images of a batch: an image's output changes when only other images of its "
+    "batch change, so a prediction depends on which images share its batch"
+)
 
 
 MIXES_HINT = (
