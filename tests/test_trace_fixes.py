@@ -22,7 +22,7 @@ CORPUS = Path(__file__).parent / "corpus" / "fixable.py"
 CASES = [
     c
     for n, c in inspect.getmembers(fixable, inspect.isclass)
-    if c.__module__ == fixable.__name__ and not n.endswith("Fixed")
+    if c.__module__ == fixable.__name__ and not n.endswith("Fixed") and hasattr(c, "fix")
 ]
 
 
@@ -186,3 +186,48 @@ def test_train_refuses_a_forward_that_returns_no_tensor(returns):
     assert {"dict": "a dict", "tuple": "a tuple of 2", "none": "returns None"}[returns] in str(
         caught.value
     )
+
+
+def _depthwise(model: nn.Module) -> set[str]:
+    return {
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+    }
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "blocks.0.3.out_channels=64",
+        "blocks.1.3.out_channels=32",
+        "blocks.2.3.out_channels=64",
+        "stem.0.out_channels=8",
+        "blocks.1.0.in_channels=64",  # the fix, made by hand: a grouped conv now
+    ],
+)
+def test_a_tried_fix_keeps_every_depthwise_conv_depthwise(breakage):
+    report = archlab.trace_shapes("mobilenet", overrides=[breakage], expect=(10,))
+    assert report.error is not None and report.error.fix is not None, report.error
+    model = archlab.create_model("mobilenet")
+    layer, _, value = breakage.partition("=")
+    set_argument(model, *layer.rsplit(".", 1), int(value))
+    before = _depthwise(model)
+    for step in report.error.fix.steps():
+        set_argument(model, step.layer, step.argument, step.value)
+    assert _depthwise(model) >= before  # groups = in = out, read from the layers themselves
+    if breakage.startswith("blocks.1.0"):  # the grouped conv made depthwise again
+        assert _depthwise(model) == _depthwise(archlab.create_model("mobilenet"))
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_conv_row_says_its_groups_as_its_weights_have_them():
+    grouped = nn.Conv2d(32, 64, 3, groups=4)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.Conv2d(32, 32, 3, groups=32), grouped)
+    rows = archlab.trace_shapes(model, (1, 28, 28)).layers
+    assert "groups" not in rows[0].formula
+    assert rows[1].formula.endswith("; groups 32 = in = out (depthwise)")
+    per_filter = grouped.weight.shape[1]  # torch's weights: (out, in / groups, k, k)
+    assert rows[2].formula.endswith(f"; groups 4 (each filter sees {per_filter} channels)")
+    assert per_filter == 8

@@ -17,10 +17,23 @@ def _parse_value(text: str) -> object:
         return text  # e.g. padding=same
 
 
+def _init_parameters(cls: type) -> list[str]:
+    """The named arguments of ``cls``'s constructor. nn.GRU, nn.LSTM and nn.RNN take
+    ``*args, **kwargs`` and pass them on to nn.RNNBase: its names count (``batch_first``),
+    less ``mode`` (each subclass gives its own), ``proj_size`` outside LSTM, and plus
+    RNN's ``nonlinearity``."""
+    names = list(inspect.signature(cls.__init__).parameters)[1:]
+    if not issubclass(cls, nn.RNNBase) or cls is nn.RNNBase or "batch_first" in names:
+        return names
+    names = [n for n in inspect.signature(nn.RNNBase.__init__).parameters][1:]
+    names = [n for n in names if n != "mode" and (n != "proj_size" or issubclass(cls, nn.LSTM))]
+    return names + ["nonlinearity"] * issubclass(cls, nn.RNN)
+
+
 def _constructor_args(module: nn.Module) -> dict[str, object]:
     """The keyword arguments that rebuild ``module`` as it is now."""
     args = {}
-    for name in list(inspect.signature(type(module).__init__).parameters)[1:]:
+    for name in _init_parameters(type(module)):
         if name in ("device", "dtype", "args", "kwargs"):
             continue
         if name == "bias":

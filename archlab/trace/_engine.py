@@ -9,9 +9,11 @@ changes a shape, merges traced tensors, reshapes, or is an activation; the other
 with a rule runs, its analytic output is computed; a misfit stops the pass with a
 :class:`Failure`.
 
-Layers that treat each image on its own (:data:`PER_IMAGE`) run on the first image only
-and their output is expanded to the batch (the images are all zeros, so identical):
-a torchvision model's trace then costs about one image's arithmetic, not two.
+The engine's jobs each have a module: the records (:mod:`~archlab.trace._records`), one
+image for the batch (:mod:`~archlab.trace._lazy`: layers that treat each image on its own
+run on the first image only), where the batch is (:mod:`~archlab.trace._tracking`), the
+failures (:mod:`~archlab.trace._diagnose`), and whether the model mixes the images of a
+batch, checked on real values after a clean pass (:mod:`~archlab.trace._mixing`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import math
 import traceback
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -29,56 +30,29 @@ from torch.overrides import TorchFunctionMode
 
 from archlab.trace import _batch, _ops, _words
 from archlab.trace._batch import BATCH, Batch
+from archlab.trace._diagnose import Diagnosing
+from archlab.trace._lazy import PER_IMAGE, LazyBatch, _per_image, _torch_forward
 from archlab.trace._limits import memory_budget
+from archlab.trace._mixing import keeps_apart, layer_keeps_apart, mixing_failure
+from archlab.trace._records import (
+    Failure,
+    ModuleCall,
+    Row,
+    _first_line,
+    _Internal,
+    _Stop,
+    _tensors,
+)
+from archlab.trace._tracking import BatchTracking
 from archlab.trace._words import FUNCTIONAL
 from archlab.trace.fixes import Fix
-from archlab.trace.formulas import (
-    ChannelError,
-    RankError,
-    Shape,
-    ShapeError,
-    Step,
-    fmt_shape,
-    infer_step,
-)
+from archlab.trace.formulas import Shape, ShapeError, Step, fmt_shape, infer_step
+
+# the names other modules import from the engine
+__all__ = ["FUNCTIONAL", "OPAQUE", "PER_IMAGE", "Failure", "ModuleCall", "Row", "Tracer"]
 
 # modules called as one unit although they have children (their forward does not call them)
 OPAQUE = (nn.MultiheadAttention,)
-# layers that treat each image on its own (BatchNorm in eval mode): traced on one image and
-# copied to the batch, which halves the arithmetic of a torchvision model's trace
-PER_IMAGE = (
-    nn.modules.conv._ConvNd,
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.pooling._MaxPoolNd,
-    nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd,
-    nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.Linear,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.GELU,
-    nn.SiLU,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Dropout,
-)
-
-
-def _per_image(module: nn.Module) -> bool:
-    if not isinstance(module, PER_IMAGE):
-        return False
-    if module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return False  # batch statistics mix the images
-    return _torch_forward(module)
-
-
-def _torch_forward(module: nn.Module) -> bool:
-    return getattr(type(module).forward, "__module__", "").startswith("torch.nn.")
-
 
 _PASSIVE = {
     torch.Tensor.size,
@@ -92,84 +66,7 @@ _PASSIVE = {
 }
 
 
-@dataclass
-class Row:
-    """One row as the engine records it; :mod:`archlab.trace.shapes` turns it into a LayerShape."""
-
-    name: str
-    type: str
-    input: Shape
-    output: Shape | None
-    formula: str | None
-    checked: bool
-    inputs: list[int]
-    parts: list[Shape] = field(default_factory=list)  # every tensor of a tuple output
-    scope: tuple[int, ...] = ()  # the module calls it ran inside (their call ids)
-    functional: bool = False
-    op: int | None = None  # the operation's call number (an edit's address on a trial run)
-
-
-@dataclass
-class ModuleCall:
-    """A module's call, for folding rows into blocks (``--depth``)."""
-
-    name: str
-    type: str
-    depth: int
-    inputs: list[int]
-    input: Shape
-    output: Shape | None = None
-    parts: list[Shape] = field(default_factory=list)
-
-
-@dataclass
-class Failure:
-    """Where the pass stopped: the layer or operation, its input, why, and a fix to try.
-
-    ``fix`` is a change that may make the model fit, not yet tried; ``hint`` is advice in
-    words that no single change makes (``make both branches output the same shape``).
-    ``inputs`` are the rows the failing layer or operation read (for looking upstream).
-    """
-
-    layer: str
-    type: str
-    input: Shape
-    message: str
-    fix: Fix | None = None
-    functional: bool = False
-    hint: str | None = None
-    inputs: tuple[int, ...] = ()
-    expected: int | None = None  # the size the layer wanted, where it says one
-    op: int | None = None  # the failing operation's call number, where an operation failed
-
-
-class _Stop(BaseException):
-    """Ends the forward pass at the first misfit (BaseException: a model's own
-    ``except Exception`` must not swallow it)."""
-
-
-class _Internal(BaseException):
-    """The tracer itself failed: reported as an archlab bug, never as the user's mistake."""
-
-
-def _tensors(value: object, out: list[torch.Tensor], depth: int = 0) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        out.append(value)
-    elif isinstance(value, (tuple, list)) and depth < 3:
-        for v in value:
-            _tensors(v, out, depth + 1)
-    elif isinstance(value, dict) and depth < 3:
-        for v in value.values():
-            _tensors(v, out, depth + 1)
-    return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class Tracer(TorchFunctionMode):
+class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
     """Runs one forward pass and records :class:`Row`\\ s; see the module docstring."""
 
     def __init__(
@@ -183,6 +80,7 @@ class Tracer(TorchFunctionMode):
         super().__init__()
         self.blocks = blocks  # record module calls and scopes, for folding (``depth``)
         # a trial run of a code fix: ("op", call, change) or ("before", layer, what)
+        self.edits = edits
         self._edits = {e[1]: e[2] for e in edits if e[0] == "op"}
         self._before = {e[1]: e[2] for e in edits if e[0] == "before"}
         self.input_fixed = input_fixed  # train: the images are what they are, no --input fix
@@ -194,6 +92,7 @@ class Tracer(TorchFunctionMode):
         # images (the explorer): then every image is computed, none expanded from the first
         self.keep = keep
         self.values: dict[int, tuple[torch.Tensor, Batch]] = {}
+        self.trail: list[tuple] | None = None  # with keep, a list: every value in order
         self.names = {m: n for n, m in model.named_modules()}
         # a unit gets one row: a leaf, or a module whose forward does not call its children
         self._unit = {
@@ -209,6 +108,9 @@ class Tracer(TorchFunctionMode):
         self.failure: Failure | None = None
         self.mismatches: list[str] = []
         self.output: Shape | None = None
+        self.output_batch: Batch | None = None  # where the output's images are
+        self.final: torch.Tensor | None = None  # the output itself, with ``keep``
+        self.mixable = False  # an op or layer ran that may read across images
         self._seen: dict[int, tuple[weakref.ref, int, Batch]] = {}
         self._stack: list[tuple[nn.Module, int, bool]] = []  # (module, call id, counted as unit)
         self._unit_depth = 0
@@ -231,16 +133,6 @@ class Tracer(TorchFunctionMode):
         # plain forward pass); one whose id is reused no longer matches its entry
         self._seen[id(t)] = (weakref.ref(t), producer, batch)
 
-    def _source(self, producer: int, t: torch.Tensor, batch: Batch) -> str:
-        shape = _batch.per_sample(tuple(t.shape), batch)
-        if producer < 0:
-            return _words.source(None, shape)
-        row = self.rows[producer]
-        who = row.name if not row.functional else f"{row.type} in {row.name}"
-        if row.functional and row.name == FUNCTIONAL:
-            who = f"{row.type} (row {producer + 1})"  # two branches never read the same
-        return _words.source(who, shape)
-
     def _scope(self) -> tuple[int, ...]:
         if not self.blocks:
             return ()
@@ -251,25 +143,6 @@ class Tracer(TorchFunctionMode):
             if module is not self.root:
                 return self.names.get(module, type(module).__name__)
         return FUNCTIONAL
-
-    def fail(
-        self,
-        layer: str,
-        kind: str,
-        shape: Shape,
-        message: str,
-        fix: Fix | None = None,
-        *,
-        functional=False,
-        hint: str | None = None,
-        inputs: tuple[int, ...] = (),
-        expected: int | None = None,
-        op: int | None = None,
-    ):
-        self.failure = Failure(
-            layer, kind, shape, message, fix, functional, hint, tuple(inputs), expected, op
-        )
-        raise _Stop
 
     # -- operations --------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -290,43 +163,6 @@ class Tracer(TorchFunctionMode):
             args, kwargs = self._materialize(args), self._materialize(kwargs)
             return self.__torch_function__(func, types, args, kwargs)
         return self._op(func, args, kwargs, tensors, traced)
-
-    def _narrowable(self, t: torch.Tensor, traced) -> bool:
-        """An elementwise operation can run on one image when every tensor it reads is an
-        expanded per-image map, or has fewer dims (a bias, a scalar) so it cannot hold a batch."""
-        return self._is_lazy(t) or t.dim() < traced[0][0].dim()
-
-    def _narrow(self, value: object) -> object:
-        if isinstance(value, torch.Tensor):
-            return value[:1] if self._is_lazy(value) else value
-        if isinstance(value, (tuple, list)):
-            return type(value)(self._narrow(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._narrow(v) for k, v in value.items()}
-        return value
-
-    # -- one image for the batch: outputs of per-image layers are expanded, not copied, until
-    # an operation that is not per-image needs the whole batch in memory --------------------
-    def _is_lazy(self, t: torch.Tensor) -> bool:
-        ref = self._lazy.get(id(t))
-        return ref is not None and ref() is t
-
-    def _materialize(self, value: object) -> object:
-        if isinstance(value, torch.Tensor):
-            if not self._is_lazy(value):
-                return value
-            cached = self._copies.get(id(value))  # DenseNet reads each map many times
-            if cached is not None and cached[0]() is value:
-                return cached[1]
-            copy = value.contiguous()
-            self._copies[id(value)] = (weakref.ref(value), copy)
-            self._register(copy, *self._lookup(value))
-            return copy
-        if isinstance(value, (tuple, list)):
-            return type(value)(self._materialize(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._materialize(v) for k, v in value.items()}
-        return value
 
     def _op(self, func, args, kwargs, tensors, traced, narrow: bool = False):
         op = self._current_op = self._op_count
@@ -365,53 +201,6 @@ class Tracer(TorchFunctionMode):
             raise _Internal(f"recording {func}: {traceback.format_exc(limit=-2)}") from exc
         return output
 
-    def _call(self, func, args, kwargs, tensors) -> _ops.Call:
-        name = _ops.op_name(func).removeprefix("F.").removeprefix("torch.")
-        return _ops.Call(
-            name,
-            args,
-            kwargs,
-            [tuple(t.shape) for t in tensors],
-            lambda: [self._describe(t) for t in tensors],
-        )
-
-    def _describe(self, t: torch.Tensor) -> str:
-        entry = self._seen.get(id(t))
-        if entry is not None and entry[0]() is t:
-            return self._source(entry[1], t, entry[2])
-        params = {id(p): n for n, p in self.root.named_parameters()}
-        params.update({id(b): n for n, b in self.root.named_buffers()})
-        name = params.get(id(t))
-        return f"{name} ({fmt_shape(t.shape)})" if name else f"a tensor ({fmt_shape(t.shape)})"
-
-    def _op_failure(
-        self, func, args, kwargs, traced, message: str, fix: Fix | None = None, hint=None
-    ):
-        t0, _, batch0 = traced[0]
-        shape = _batch.per_sample(tuple(t0.shape), batch0)
-        producers = tuple(dict.fromkeys(p for _, p, _ in traced))
-        self.fail(
-            self._where(),
-            _ops.label(func, args, kwargs, batch0.dim),
-            shape,
-            message,
-            fix,
-            functional=True,
-            hint=hint,
-            inputs=producers,
-            op=self._current_op,
-        )
-
-    def _check_memory(self, func, args, kwargs, traced, out: Shape) -> None:
-        size = math.prod(out) * traced[0][0].element_size()
-        if size > self._budget:
-            self._op_failure(
-                func, args, kwargs, traced, self._too_big(out, size), hint=_words.SMALLER_INPUT
-            )
-
-    def _too_big(self, out: Shape, size: int) -> str:
-        return _words.too_big(out[1:], size, self._budget)
-
     def _after_op(self, func, args, kwargs, traced, step, output):
         outs = _tensors(output, [])
         if not outs:
@@ -429,9 +218,14 @@ class Tracer(TorchFunctionMode):
         )
         index = len(self.rows)
         batch = self._batch_after(func, args, kwargs, traced, outs[0], index)
+        self.mixable = self.mixable or not keeps_apart(func, args, traced, batch, out_shape)
         if func in _ops.RESHAPES and batch0.dim == 0 and not batch.known:
             self._batch_failure(func, args, kwargs, traced, out_shape)
         if not is_row:
+            if self.trail is not None:  # x.flip(0) makes no row but may mix the images
+                label = _ops.label(func, args, kwargs, batch.dim)
+                shape = _batch.per_sample(in_shape, batch0)
+                self.trail.append(("op", outs[0].detach(), batch, label, self._where(), p0, shape))
             for o in outs:
                 if self._lookup(o) is None:
                     self._register(o, p0, batch)
@@ -465,75 +259,10 @@ class Tracer(TorchFunctionMode):
         )
         if self.keep:
             self.values[index] = (outs[0].detach(), batch)
+            if self.trail is not None:
+                self.trail.append(("row", index, *self.values[index]))
         for o in outs:
             self._register(o, index, batch)
-
-    def _batch_after(self, func, args, kwargs, traced, out: torch.Tensor, row: int) -> Batch:
-        t0, _, b0 = next(((t, p, b) for t, p, b in traced if b.known), traced[0])
-        in_shape, out_shape = tuple(t0.shape), tuple(out.shape)
-        if not b0.known:
-            return b0
-        call = _ops.Call("", args, kwargs, [in_shape], [])
-        if func in _ops.PERMUTES:
-            if func in (torch.Tensor.transpose, torch.transpose):
-                return _batch.transposed(
-                    b0, call.arg(1, "dim0"), call.arg(2, "dim1"), len(in_shape)
-                )
-            order = args[1:] if len(args) > 1 else kwargs.get("dims")
-            if len(order) == 1 and isinstance(order[0], (tuple, list, torch.Size)):
-                order = order[0]
-            return _batch.permuted(b0, list(order), len(in_shape))
-        if func in _ops.REDUCTIONS:
-            dim = call.arg(1, "dim")
-            if isinstance(dim, (int, tuple, list)) or dim is None:
-                dims = _ops._dims(dim, len(in_shape))
-                return _batch.reduced(b0, dims, bool(call.arg(2, "keepdim", False)), row)
-            return _batch.UNKNOWN
-        if func is torch.Tensor.__getitem__:
-            return _batch.indexed(b0, args[1], in_shape, out_shape, row)
-        if func in (torch.stack, torch.unbind, torch.Tensor.unbind):
-            dims = {b.dim for _, _, b in traced}
-            if len(dims) != 1:
-                return Batch(None, lost_at=row)
-            where = call.arg(1, "dim", 0)
-            return _batch.stacked(b0, where, len(in_shape), func is torch.stack, row)
-        if func is torch.einsum:
-            return _batch.einsum(b0, args, traced, row)
-        if (
-            len(traced) > 1
-            and len(out_shape) >= len(in_shape)
-            and func
-            not in (
-                torch.cat,
-                torch.concat,
-                torch.concatenate,
-                torch.stack,
-            )
-        ):
-            dim = b0.dim + len(out_shape) - len(in_shape)  # broadcasting
-            return Batch(dim, b0.fold, fold_at=b0.fold_at)
-        found = _batch.follow(in_shape, b0, out_shape)
-        if found is None and func in _ops.RESHAPES:
-            found = _batch.leading_merge(in_shape, b0, out_shape, row)
-        if found is None and func in (torch.cat, torch.concat, torch.concatenate, torch.stack):
-            return Batch(None, lost_at=row)
-        return found or Batch(None)
-
-    def _batch_failure(self, func, args, kwargs, traced, out_shape: Shape):
-        t0, _, batch0 = traced[0]
-        shape = _batch.per_sample(tuple(t0.shape), batch0)
-        per_row = out_shape[1:] if len(out_shape) > 1 else ()
-        what = _words.batch_mixed(shape, out_shape[0], per_row)
-        self._op_failure(
-            func, args, kwargs, traced, what, self._batch_fix(func, shape, self._current_op)
-        )
-
-    def _batch_fix(self, func, shape: Shape, op: int | None) -> Fix:
-        """``x.view(x.size(0), -1)`` for the reshape at call ``op``: the batch kept."""
-        kind = _ops.RESHAPES.get(func, "view")
-        change = ("start", 1) if kind == "flatten" else ("shape", (BATCH, -1))
-        text = _words.batch_fix_text(kind, math.prod(shape))
-        return Fix("code", FUNCTIONAL, text=text, edit=("op", op, change))
 
     # -- layers ------------------------------------------------------------------------------
     def pre(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple | None:
@@ -609,6 +338,7 @@ class Tracer(TorchFunctionMode):
                     hint=_words.SMALLER_INPUT,
                 )
         one = one and t0 is args[0] and batch0 == Batch(0) and t0.shape[0] == BATCH
+        self.mixable = self.mixable or not layer_keeps_apart(module, args, kwargs, t0, batch0)
         one = one and not self.keep
         self._pending.append((step, producers, sample, batch0, one, shape))
         self._leave_mode()  # inside a unit nothing is traced: no need to see its calls
@@ -627,58 +357,6 @@ class Tracer(TorchFunctionMode):
         if found is not None:
             self._register(new, *found)
         return new
-
-    def _layer_failure(self, module, name, kind, sample, exc: ShapeError, producers: list[int]):
-        message, fix, hint = str(exc), _change_fix(name, exc), None
-        at_input = producers == [-1]
-        expected = getattr(exc, "expected", None)
-        if at_input and isinstance(exc, RankError):
-            message = _words.rank_at_input(exc.form, sample)
-            dims = sample[-(exc.rank - 1) :] if len(sample) >= exc.rank - 1 else ()
-            channels = getattr(module, "in_channels", getattr(module, "num_features", 1))
-            fix = None
-            if dims and not self.input_fixed:
-                fix = Fix("input", value=(channels, *dims), text=f"(the form is {exc.form})")
-            elif not dims:
-                hint = f"give one {exc.form} image"
-        elif (
-            at_input
-            and isinstance(exc, ChannelError)
-            and len(sample) > 1
-            and not (fix is not None and fix.kind == "code")
-        ):
-            message += _words.FROM_THE_INPUT
-            if not self.input_fixed:  # the input, not the layer, is likely what is wrong
-                fix = Fix("input", value=(exc.expected, *sample[1:]))
-        elif "input features" in message and producers and producers[0] >= 0:
-            message += self._features_source(producers[0])
-        if fix is None and hint is None:
-            hint = exc.fix
-        if isinstance(module, nn.Linear):
-            expected = module.in_features
-        elif isinstance(module, nn.LayerNorm):
-            expected = module.normalized_shape[-1]
-        self.fail(
-            name,
-            kind,
-            sample,
-            message,
-            fix,
-            hint=hint,
-            inputs=tuple(producers),
-            expected=expected,
-        )
-
-    def _features_source(self, producer: int) -> str:
-        """' = 64×7×7 from layer2.3': where a flat vector's features came from."""
-        row = self.rows[producer]
-        if row.functional and row.type.startswith(("flatten", "view", "reshape")) and row.inputs:
-            source = row.inputs[0]
-            who = "the input" if source < 0 else self.rows[source].name
-            if source >= 0 and self.rows[source].functional:
-                who = f"{self.rows[source].type} in {self.rows[source].name}"
-            return _words.features_from(row.input, who)
-        return ""
 
     def post(self, module: nn.Module, args: tuple, kwargs: dict, output: object) -> object:
         self._busy = True
@@ -752,6 +430,8 @@ class Tracer(TorchFunctionMode):
             call.output, call.parts = out, parts if len(parts) > 1 else []
         if self.keep and outs:
             self.values[index] = (outs[0].detach(), batches[0])
+            if self.trail is not None:
+                self.trail.append(("row", index, *self.values[index]))
         for o, b in zip(outs, batches, strict=True):
             self._register(o, index, b)
         if out is not None and batches[0].known and 0 in out:
@@ -769,26 +449,6 @@ class Tracer(TorchFunctionMode):
             torch._C._push_on_torch_function_stack(self)
             self._popped = False
 
-    def _widen(self, output: object) -> object:
-        """A per-image layer's output for one image, expanded (not copied) to the batch."""
-        if isinstance(output, tuple):
-            return type(output)(self._widen(o) for o in output)
-        if not isinstance(output, torch.Tensor) or not output.dim() or output.shape[0] != 1:
-            return output
-        wide = output.expand(BATCH, *output.shape[1:])
-        self._lazy[id(wide)] = weakref.ref(wide)
-        return wide
-
-    def _module_batches(self, module, full_in: Shape, batch0: Batch, outs) -> list[Batch]:
-        batches = []
-        for i, o in enumerate(outs):
-            if isinstance(module, nn.RNNBase) and i > 0 and batch0.known:
-                batches.append(Batch(o.dim() - 2))  # h and c: (layers, N, H)
-                continue
-            found = _batch.follow(full_in, batch0, tuple(o.shape)) if batch0.known else None
-            batches.append(found or (Batch(None) if batch0.known else batch0))  # lost stays lost
-        return batches
-
     # -- the pass ----------------------------------------------------------------------------
     def run(self, model: nn.Module, x: torch.Tensor) -> None:
         self._register(x, -1, Batch(0))
@@ -802,7 +462,10 @@ class Tracer(TorchFunctionMode):
                 self.returned = _words.returned_kind(output)
             outs = _tensors(output, [])
             if outs:
+                self.final = outs[0].detach() if self.keep else None
                 self._check_output(outs[0])
+            if outs and self.failure is None and not self.mismatches and not self.keep:
+                self.failure = mixing_failure(self, model, x)  # on real values, apart
         except _Stop:
             pass
         except _Internal as exc:
@@ -814,80 +477,6 @@ class Tracer(TorchFunctionMode):
         finally:
             self._seen.clear()
             self._copies.clear()
-
-    def _check_output(self, out: torch.Tensor) -> None:
-        found = self._lookup(out)
-        if found is None:
-            return
-        _, batch = found
-        self.output = _batch.per_sample(tuple(out.shape), batch)
-        if batch.lost_at is not None:
-            row = self.rows[batch.lost_at]
-            whole = tuple(out.shape)  # no batch in it any more: the output as it is
-            self.fail(
-                row.name,
-                row.type,
-                row.input,
-                _words.batch_lost(row.type, whole),
-                hint=_words.BATCH_LOST_HINT,
-                functional=row.functional,
-                inputs=tuple(row.inputs),
-            )
-        if batch.known and batch.fold > 1:
-            row = self.rows[batch.fold_at] if batch.fold_at is not None else None
-            fix = None
-            if row is not None and row.op is not None:
-                fix = self._batch_fix(self._row_func(row), row.input, row.op)
-            self.failure = Failure(
-                row.name if row else FUNCTIONAL,
-                row.type if row else "output",
-                row.input if row else self.output,
-                _words.batch_folded(row.input if row else None, batch.fold),
-                fix,
-                functional=True,
-                inputs=tuple(row.inputs) if row else (),
-            )
-            raise _Stop
-
-    @staticmethod
-    def _row_func(row: Row | None):
-        if row is not None and row.type.startswith("flatten"):
-            return torch.flatten
-        if row is not None and row.type.startswith("reshape"):
-            return torch.reshape
-        return torch.Tensor.view
-
-    def _torch_failure(self, exc: Exception) -> None:
-        oom = isinstance(
-            exc, (MemoryError, torch.OutOfMemoryError)
-        ) or "can't allocate memory" in str(exc)
-        where = FUNCTIONAL
-        kind, shape = "forward", ()
-        if self._pending and self._unit_depth:
-            module = next((m for m, _, counted in reversed(self._stack) if counted), None)
-            shape = self._pending[-1][2]
-            if module is not None:
-                where, kind = self.names.get(module, type(module).__name__), type(module).__name__
-        elif self._stack:
-            where = self._where()
-        if oom:
-            message, hint = _words.OUT_OF_MEMORY, _words.SMALLER_INPUT
-        else:
-            message, hint = _words.raised(type(exc).__name__, _first_line(exc)), None
-        self.failure = Failure(where, kind, shape, message, None, kind == "forward", hint)
-
-
-def _change_fix(name: str, exc: ShapeError) -> Fix | None:
-    """The structured fix a layer's rule gave (``exc.change``), for the layer ``name``."""
-    change = exc.change
-    if change is None:
-        return None
-    if change[0] == "set":
-        text = change[3] if len(change) > 3 else None
-        return Fix("set", name, change[1], change[2], text=text)
-    if change[0] == "replace":
-        return Fix("replace", name, change[1], change[2], text=exc.fix)
-    return Fix("code", name, text=exc.fix, edit=("before", name, change[1]))
 
 
 @contextlib.contextmanager

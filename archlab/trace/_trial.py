@@ -23,7 +23,7 @@ from archlab.errors import ArchlabError
 from archlab.trace import _ops, _words
 from archlab.trace._batch import BATCH
 from archlab.trace._engine import FUNCTIONAL, Failure, Tracer
-from archlab.trace.fixes import Fix, apply_fix
+from archlab.trace.fixes import Fix, apply_fix, kind_changed
 from archlab.trace.formulas import fmt_shape
 
 MAX_TRIALS = 16  # traces per diagnosis: a classroom model's trace takes milliseconds
@@ -84,6 +84,9 @@ def _attempt(fix: Fix, run, model, shape, dtype, expect, budget) -> tuple[str, F
             trial = apply_fix(model, fix, shape, dtype)
         except ArchlabError as exc:  # a constructor refuses the value
             return f"the layer cannot be built so ({str(exc).rpartition(': ')[2]})", None
+        changed = kind_changed(model, trial.model)
+        if changed:  # it builds, but as another kind of layer: not a fix
+            return changed, None
         try:
             traced = run(trial)
         except Exception:  # a trial that the tracer cannot even start: not a fix

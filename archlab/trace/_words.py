@@ -205,3 +205,31 @@ def returned_kind(output: object) -> str:
 
 def per_image_features(shape: Shape) -> int:
     return math.prod(shape)
+
+
+# -- images mixed across the batch -------------------------------------------------------------
+# an image's output moved when only other images changed (no count: the trace's own
+# batch never shows in a message)
+MIXES = (
+    "mixes the images of a batch: an image's output changes when only other images of its "
+    "batch change, so a prediction depends on which images share its batch"
+)
+
+
+MIXES_HINT = (
+    "compute each image on its own: reduce, attend, recur or index over an image's own "
+    "dims, never along dim 0 (the batch)"
+)
+
+MIXED_BEFORE = (
+    "receives images already mixed with each other by an operation before it that keeps "
+    "the shape (x.flip(0), x.roll(1, 0), x[perm] along the batch): each image must stay "
+    "in its own place"
+)
+
+
+def rnn_across_batch(kind: str) -> str:
+    return (
+        f"runs along the batch: without batch_first=True a {kind} reads (N, T, F) as "
+        "(T, N, F), one sequence across the images, each step carrying one image into the next"
+    )

@@ -80,6 +80,33 @@ class Fix:
         return fix_text(self)
 
 
+def _depthwise(m: nn.Module) -> bool:
+    return (
+        isinstance(m, nn.modules.conv._ConvNd)
+        and m.groups > 1
+        and m.groups == m.in_channels == m.out_channels
+    )
+
+
+def kind_changed(model: nn.Module, trial: nn.Module) -> str | None:
+    """Which depthwise convolution of ``model`` a fix made into another kind, in words
+    (``blocks.1.0 would no longer be depthwise (...)``), or None when all stay depthwise.
+
+    A depthwise convolution (``groups == in_channels == out_channels``) given
+    ``in_channels=64`` with ``groups=32`` still builds, as a grouped convolution: the shapes
+    fit, the architecture is another. Such a fix is not shown; the change belongs upstream.
+    (A grouped convolution keeps its groups through any fix: ``set`` changes one argument
+    and the constructor refuses sizes the groups do not divide.)
+    """
+    after = dict(trial.named_modules())
+    for name, m in model.named_modules():
+        new = after.get(name)
+        if _depthwise(m) and new is not None and not _depthwise(new):
+            shape = f"groups {new.groups}, in {new.in_channels}, out {new.out_channels}"
+            return f"{name} would no longer be depthwise ({shape}; depthwise is groups = in = out)"
+    return None
+
+
 @dataclass
 class Trial:
     """What a fix changes for a trial trace: the model copy, the input, the dtype, edits."""

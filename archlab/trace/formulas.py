@@ -113,7 +113,7 @@ def _spatial(module_nd: int, in_shape: Shape, what: str) -> Shape:
     return tuple(in_shape[-module_nd:])
 
 
-def _check_channels(expected: int, in_shape: Shape, nd: int, what: str) -> None:
+def _check_channels(expected: int, in_shape: Shape, nd: int, what: str, groups: int = 1) -> None:
     got = in_shape[-nd - 1]
     if got == expected:
         return
@@ -126,9 +126,16 @@ def _check_channels(expected: int, in_shape: Shape, nd: int, what: str) -> None:
             got=got,
             change=("before", "transpose"),
         )
+    depthwise = groups == expected > 1
+    kind = f" (depthwise: groups = in = out = {expected})" if depthwise else ""
     raise ChannelError(
-        f"{what} expects {expected} input channels but receives {got}",
-        fix=f"set in_channels={got}, or change the layer before it to output {expected}",
+        f"{what} expects {expected} input channels{kind} but receives {got}",
+        fix=(
+            f"change the layer before it to output {expected} (in_channels={got} alone "
+            "would make it a grouped convolution, no longer depthwise)"
+            if depthwise
+            else f"set in_channels={got}, or change the layer before it to output {expected}"
+        ),
         expected=expected,
         got=got,
         change=("set", "in_channels", got),
@@ -150,14 +157,25 @@ def _check_padding_mode(m: nn.modules.conv._ConvNd, spatial: Shape, pads: Sequen
             )
 
 
+def _groups(m: nn.modules.conv._ConvNd) -> str:
+    """``; groups 32 = in = out (depthwise)``: a conv's groups, where it has more than one."""
+    if m.groups == 1:
+        return ""
+    if m.groups == m.in_channels == m.out_channels:
+        return f"; groups {m.groups} = in = out (depthwise)"
+    return f"; groups {m.groups} (each filter sees {m.in_channels // m.groups} channels)"
+
+
 def _conv(m: nn.modules.conv._ConvNd, in_shape: Shape) -> Step:
     nd = len(m.kernel_size)
     spatial = _spatial(nd, in_shape, type(m).__name__)
-    _check_channels(m.in_channels, in_shape, nd, type(m).__name__)
+    depthwise = m.groups if m.groups == m.out_channels else 1
+    _check_channels(m.in_channels, in_shape, nd, type(m).__name__, depthwise)
     names = _DIM_NAMES[nd]
     if isinstance(m.padding, str):  # 'same' keeps the size; 'valid' is padding 0
         if m.padding == "same":
-            return Step((*in_shape[: -nd - 1], m.out_channels, *spatial), "padding='same'")
+            same = "padding='same'" + _groups(m)
+            return Step((*in_shape[: -nd - 1], m.out_channels, *spatial), same)
         pads = (0,) * nd
     else:
         pads = _tuple(m.padding, nd)
@@ -179,7 +197,7 @@ def _conv(m: nn.modules.conv._ConvNd, in_shape: Shape) -> Step:
         o = _floor_div(h + 2 * p - d * (k - 1) - 1, s) + 1
         out.append(o)
         parts.append(f"⌊({h} + 2·{p} − {d}·({k}−1) − 1)/{s}⌋ + 1 = {o}")
-    return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(names, parts))
+    return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(names, parts) + _groups(m))
 
 
 def _conv_transpose(
@@ -209,7 +227,8 @@ def _conv_transpose(
             )
         out.append(o)
         parts.append(f"({h} − 1)·{s} − 2·{p} + {d}·({k}−1) + {op} + 1 = {o}")
-    return Step((*in_shape[: -nd - 1], m.out_channels, *out), _join(_DIM_NAMES[nd], parts))
+    formula = _join(_DIM_NAMES[nd], parts) + _groups(m)
+    return Step((*in_shape[: -nd - 1], m.out_channels, *out), formula)
 
 
 def _conv_transpose_to(
@@ -227,7 +246,7 @@ def _conv_transpose_to(
                 f"{low} to {low + s - 1}",
                 fix=f"ask for an output_size between {low} and {low + s - 1}",
             )
-    formula = f"output_size = {fmt_shape(wanted)} (output_padding chosen to fit)"
+    formula = f"output_size = {fmt_shape(wanted)} (output_padding chosen to fit)" + _groups(m)
     return Step((*in_shape[: -nd - 1], m.out_channels, *wanted), formula)
 
 

@@ -127,3 +127,33 @@ class WrongLinearSize(nn.Module):
 
     def forward(self, x):
         return self.fc(torch.flatten(F.relu(self.conv(x)), 1))
+
+
+class Separable(nn.Module):
+    """A depthwise 3×3 convolution (groups = in = out), then a pointwise 1×1 one."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin)
+        self.pointwise = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return F.relu(self.pointwise(F.relu(self.depthwise(x))))
+
+
+class DepthwiseSeparableMiswired(nn.Module):
+    """blocks.2 is written for 32 channels but blocks.1 outputs 64: resizing the depthwise
+    conv's in_channels alone would build, as a grouped conv (weights 32×2×3×3), no longer
+    depthwise-separable; the fix is upstream."""
+
+    input_shape = (1, 28, 28)
+    fix = "--set blocks.1.pointwise.out_channels=32"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 3, padding=1)
+        self.blocks = nn.Sequential(Separable(16, 32), Separable(32, 64), Separable(32, 64))
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(self.blocks(F.relu(self.stem(x))).mean((2, 3)))
