@@ -104,16 +104,16 @@ if os.environ.get("ARCHLAB_TEST_KILL"):
 if os.environ.get("ARCHLAB_TEST_STEP_SLEEP"):
     import time
 
-    import archlab.training.train
+    import archlab.training.loop
 
-    _step = archlab.training.train._Trainer._step
+    _step = archlab.training.loop.Trainer._step
     _pause = float(os.environ["ARCHLAB_TEST_STEP_SLEEP"])
 
     def _slow_step(self, idx, loss_fn):
         time.sleep(_pause)
         return _step(self, idx, loss_fn)
 
-    archlab.training.train._Trainer._step = _slow_step
+    archlab.training.loop.Trainer._step = _slow_step
 
 if os.environ.get("ARCHLAB_TEST_BUG"):
     import archlab.commands.models

@@ -124,30 +124,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    from dataclasses import fields
 
     from archlab.commands._options import echo
+    from archlab.training.recipes import TrainSettings
     from archlab.training.runs import resume_command
     from archlab.training.table import TrainSummary
     from archlab.training.train import train_models
 
+    # the options named as TrainSettings' fields; the rest keep their defaults
+    given = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if hasattr(args, f.name)}
+    settings = TrainSettings(**given)
     results = train_models(
-        args.models or ["lecture"],
-        args.set,
-        runs=args.out,
-        name=args.name,
-        recipe=args.recipe,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        log_every=args.log_every,
-        deterministic=args.deterministic,
-        device=args.device,
-        data_dir=args.data_dir,
-        resume=args.resume,
-        log=echo,
-        watch=args.watch,
-    )
+        args.models or ["lecture"], args.set, runs=args.out, name=args.name,
+        settings=settings, log=echo,
+    )  # fmt: skip
     for result in results:
         if result.interrupted:
             again = resume_command(args.out, result.name)
