@@ -431,3 +431,51 @@ def test_each_model_is_built_and_traced_once_and_trains_as_checked(tiny, tmp_pat
     assert [r.model for r in runs] == built == traced  # the checked model is the one trained
     train("dnn", runs=tmp_path / "again", data=tiny, epochs=1, batch_size=50, **QUIET)
     assert len(traced) == 3 and len(built) == 3  # a later call checks afresh
+
+
+def test_reuse_returns_a_run_cut_short_at_max_iterations(tiny, tmp_path):
+    first = _run(tiny, tmp_path, max_iterations=5)
+    assert first.iteration == 5 and not first.finished
+    lines = []
+    again = _run(tiny, tmp_path, max_iterations=5, reuse=True, log=lines.append)
+    assert not lines and not again.files  # the run cut there is reused, not retrained
+    assert _states_equal(again.model.state_dict(), first.model.state_dict())
+    longer = _run(tiny, tmp_path, max_iterations=7, reuse=True, log=lines.append)
+    assert lines and longer.iteration == 7  # asked for more: trained
+
+
+def test_resume_of_a_what_if_that_does_not_fit_advises_no_train_that_fails(tiny, tmp_path):
+    from archlab.cli import main
+
+    with pytest.raises(ArchlabError, match="cannot be trained on 1×28×28") as caught:
+        train("cnn", ["layer2.0.padding=1"], data=tiny, runs=tmp_path, resume=True, **QUIET)
+    assert "archlab train" not in str(caught.value) and "--set" not in str(caught.value)
+    assert "--set fc1.in_features=3136" in caught.value.cli_message
+    assert (
+        main(["train", "cnn", "--set", "layer2.0.padding=1", "--resume", "--out", str(tmp_path)])
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("params", "1,000"), ("history.eval.-1.test_accuracy", "88%"), ("history.dynamics", [1])],
+)
+def test_a_damaged_checkpoint_is_refused_before_a_warm_restart_trains(tiny, tmp_path, field, value):
+    first = _run(tiny, tmp_path, epochs=1)
+    payload = torch.load(first.checkpoint, weights_only=True)
+    *path, last = field.split(".")
+    where = payload
+    for key in path:
+        where = where[int(key)] if key.lstrip("-").isdigit() else where[key]
+    where[int(last) if last.lstrip("-").isdigit() else last] = value
+    torch.save(payload, first.checkpoint)
+    before = first.checkpoint.read_bytes()
+    lines = []
+    with pytest.raises(ArchlabError, match=r"is invalid: .*; delete it or train again"):
+        _run(
+            tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None, log=lines.append
+        )
+    assert not lines and first.checkpoint.read_bytes() == before
+    with pytest.raises(ArchlabError, match="is invalid"):
+        archlab.load_run("dnn", runs=tmp_path)

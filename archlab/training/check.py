@@ -35,9 +35,11 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Modul
     if report.error is not None:
         shape = ",".join(map(str, IMAGE_SHAPE))
         see = f"(see `archlab shapes {spec.command_words} --input {shape}`)"
+        args = ", ".join(repr(a) for a in (spec.base, list(spec.overrides)) if a)
+        look = f"(see archlab.trace_shapes({args}))"
         head = f"{spec.label} cannot be trained on {size} Fashion-MNIST images:"
         raise ArchlabError(
-            f"{head} {report.error} {see}",
+            f"{head} {report.error} {look}",
             1,
             cli_message=f"{head} {report.error.render(flags=True)} {see}",
         )
