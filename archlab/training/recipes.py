@@ -163,10 +163,8 @@ class TrainSettings:
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def config(self, name: str) -> TrainConfig:
-        """The validated config of a fresh run named ``name``."""
-        config = TrainConfig(name, **self.given())
-        config.validate()
-        return config
+        """The config of a fresh run named ``name`` (checked by :meth:`validate`)."""
+        return TrainConfig(name, **self.given())
 
     def validate(self) -> None:
         """Check every setting given, before anything is read or written."""

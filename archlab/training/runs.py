@@ -24,6 +24,7 @@ from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_pa
 from archlab._shell import shell_command
 from archlab.errors import ArchlabError, cannot_write, os_reason
 from archlab.models.spec import ModelSpec
+from archlab.training.recipes import setting_error, spoken
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class RunRef:
 
 def _check_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ArchlabError(f"--name {name!r}: a run name is one folder name, e.g. my-variant")
+        raise setting_error("name", name, "a run name is one folder name, e.g. my-variant")
     return name
 
 
@@ -79,9 +80,8 @@ def find_run(
         spec = ModelSpec.parse(model, overrides)
     elif (runs / model / "checkpoint.pt").exists() or (runs / model).is_dir():
         if overrides:
-            raise ArchlabError(
-                f"{model} is a run folder; its what-ifs are recorded in it, so drop --set"
-            )
+            said = f"{model} is a run folder; its what-ifs are recorded in it, so drop "
+            raise spoken(said + "the overrides", said + "--set")
         return RunRef(runs, _check_name(name or model), None)
     else:
         ModelSpec.parse(model)  # raises: unknown model, with the registered names
