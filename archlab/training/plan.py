@@ -68,9 +68,19 @@ def _identity(path: Path) -> tuple | None:
 
 
 def make_plan(ref: RunRef, settings: TrainSettings) -> TrainPlan | Finished:
-    """The plan of one run (``settings`` already validated), or the finished run there
-    is nothing to do for. Raises :class:`~archlab.ArchlabError` for anything that would
-    stop the run: nothing is written."""
+    """The plan of one run, or the finished run there is nothing to do for.
+
+    Args:
+        ref: the run folder and the spec to train in it (None: the spec its checkpoint
+            records).
+        settings: what the caller asked for, already validated
+            (:meth:`TrainSettings.validate`).
+
+    Returns:
+        A :class:`TrainPlan` whose model is built and checked, or a :class:`Finished`
+        run (reused, or resumed with no more epochs). Anything that would stop the run
+        raises :class:`~archlab.ArchlabError` here, before anything is written.
+    """
     seen = _identity(ref.checkpoint)
     if settings.reuse and not settings.resume:
         reused = _reusable(ref, settings)
