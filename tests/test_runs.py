@@ -1,6 +1,8 @@
 """archlab/training/runs.py and run.py: which folder a model's run lives in, how its
 files are written, and the trained run as one object."""
 
+import importlib
+
 import pytest
 
 import archlab
@@ -38,9 +40,12 @@ def test_a_run_folders_what_ifs_are_its_own(tmp_path):
 
 def test_the_training_export_table_resolves():
     import archlab.training as T
+    import archlab.training.train  # noqa: F401  (binds the submodule on the package)
     from archlab.training.run import Run, load_run
 
-    assert T.Run is Run and T.load_run is load_run and T.train is archlab.train
+    assert T.Run is Run and T.load_run is load_run
+    for name in T.__all__:  # each name is what its export table says, not a submodule
+        assert getattr(T, name) is getattr(importlib.import_module(T._EXPORTS[name]), name)
 
 
 def test_history_and_curves_are_written_beside_the_checkpoint(tmp_path):

@@ -13,9 +13,11 @@
 
 from archlab._lazy import lazy_exports
 
+# no "train" here: the submodule archlab.training.train would shadow it once imported
+# (Python binds a package's submodules as its attributes); the door is archlab.train
+
 _EXPORTS = {
     "load_fashion_mnist": "archlab.training.data",
-    "train": "archlab.training.train",
     "Run": "archlab.training.run",
     "load_run": "archlab.training.run",
 }
