@@ -154,7 +154,9 @@ def test_resume_problems(tiny, tmp_path):
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes(
         (tmp_path / "dnn" / "checkpoint.pt").read_bytes()
     )
-    with pytest.raises(ArchlabError, match="cnn holds a run of dnn, not cnn; give another --name"):
+    with pytest.raises(
+        ArchlabError, match=r"cnn holds a run of dnn, not cnn; give another name= \(or runs=\)"
+    ):
         train("cnn", data=tiny, runs=tmp_path, resume=True, **QUIET)
     with pytest.raises(ArchlabError, match=r"trained with lr=0\.001, not 0\.5"):
         _run(tiny, tmp_path, resume=True, lr=0.5, epochs=None, batch_size=None, log_every=None)

@@ -107,14 +107,14 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
     """The checkpoint's spec, refusing one that is not the spec the user named."""
     recorded = recorded_spec(payload)
     if ref.spec is not None and ref.spec != recorded:
-        advice = (
-            "give another --name (or --out) to keep both"
-            if training
-            else train_hint(ref).replace("first", "to train it", 1)
-        )
-        raise ArchlabError(
-            f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; {advice}", 1
-        )
+        head = f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; "
+        if training:
+            raise spoken(
+                head + "give another name= (or runs=) to keep both",
+                head + "give another --name (or --out) to keep both",
+                1,
+            )
+        raise ArchlabError(head + train_hint(ref).replace("first", "to train it", 1), 1)
     if ref.spec is None and not recorded.registered and training:
         command = train_command(RunRef(ref.runs, ref.name, recorded))
         raise ArchlabError(  # no backquotes: the spec may hold some; the command ends the line
@@ -232,9 +232,10 @@ def lock_run(folder: Path) -> Iterator[None]:
             except OSError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                raise ArchlabError(
-                    f"{folder} is being trained into by {holder}; wait for it to finish, or "
-                    "train into another folder with --name or --out",
+                busy = f"{folder} is being trained into by {holder}; wait for it to finish, or "
+                raise spoken(
+                    busy + "train into another folder with name= or runs=",
+                    busy + "train into another folder with --name or --out",
                     1,
                 ) from None
         handle.seek(0)
