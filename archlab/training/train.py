@@ -80,7 +80,9 @@ def train(
         resume: continue from the run's checkpoint; the result equals an uninterrupted
             run with the same seed. A finished run given more ``epochs`` continues with a
             warm restart: a new cosine from the recipe's rate over the added epochs
-            (recorded in its settings as ``restart``). Default: False.
+            (recorded in its settings as ``restart``); the finished run is kept as
+            ``checkpoint.prev.pt`` before anything of the continuation is written.
+            Default: False.
         reuse: return the finished run already in the folder, trained with these
             settings, instead of training again (notebooks, the docs). Default: False.
         progress: show a progress bar. Default: only when stderr is a terminal.
