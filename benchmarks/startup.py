@@ -68,8 +68,8 @@ def clocked(owner, name, key):
 import archlab.training.predict
 clocked(archlab.training.predict, "predict_logits", "predict_s")
 if sys.argv[1] == "train":
-    import archlab.training.train as tr
-    run = tr._Trainer.run
+    import archlab.training.loop as tr
+    run = tr.Trainer.run
     def timed_run(self, stop_at):
         T["loop_start"] = time.time()
         try:
@@ -77,8 +77,8 @@ if sys.argv[1] == "train":
         finally:
             T["loop_end"] = time.time()
             T["train_s"], T["eval_s"] = self.progress.seconds, self.progress.eval_seconds
-    tr._Trainer.run = timed_run
-    save = tr._Trainer.save
+    tr.Trainer.run = timed_run
+    save = tr.Trainer.save
     def save_in_loop(self, *args, **kwargs):
         key = "save_end_s" if "loop_end" in T else "save_loop_s"
         t = time.time()
@@ -86,7 +86,7 @@ if sys.argv[1] == "train":
             return save(self, *args, **kwargs)
         finally:
             T[key] = T.get(key, 0.0) + time.time() - t
-    tr._Trainer.save = save_in_loop
+    tr.Trainer.save = save_in_loop
 
 def dump():
     T["end"] = time.time()

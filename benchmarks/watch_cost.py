@@ -18,7 +18,7 @@ from torch import nn
 
 import archlab
 from archlab.training.dynamics import watch
-from archlab.training.train import _optimizer
+from archlab.training.optim import make_optimizer as _optimizer
 
 
 def main() -> None:

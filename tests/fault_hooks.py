@@ -11,7 +11,8 @@ Each hook acts only when its environment variable is set:
 - ``ARCHLAB_TEST_KILL=POINT:N``: SIGKILL the process the N-th time it reaches POINT
   (``checkpoint-half``: half-way through writing a checkpoint's bytes; ``checkpoint-synced``:
   written and synced, not yet renamed; ``kept``: the previous run's files moved aside;
-  ``history``: the checkpoint renamed into place, history.json not yet written);
+  ``history``: the checkpoint renamed into place, history.json not yet written); with
+  ``ARCHLAB_TEST_KILL_SIGNAL=SIGINT`` a Ctrl-C there instead;
 - ``ARCHLAB_TEST_STEP_SLEEP``: seconds to sleep in each training step (a slow run to
   race against);
 - ``ARCHLAB_TEST_BUG``: make ``archlab models`` raise ZeroDivisionError (a bug).
@@ -35,13 +36,14 @@ if os.environ.get("ARCHLAB_TEST_KILL"):
     import archlab.training.runs
 
     _point, _, _n = os.environ["ARCHLAB_TEST_KILL"].partition(":")
+    _signal = os.environ.get("ARCHLAB_TEST_KILL_SIGNAL", "SIGKILL")  # SIGINT: a Ctrl-C there
     _seen = {"count": 0}
 
     def _reached(point: str) -> None:
         if point == _point:
             _seen["count"] += 1
             if _seen["count"] == int(_n or 1):
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), getattr(signal, _signal))
 
     class _KillingFile:
         def __init__(self, handle):
@@ -104,16 +106,16 @@ if os.environ.get("ARCHLAB_TEST_KILL"):
 if os.environ.get("ARCHLAB_TEST_STEP_SLEEP"):
     import time
 
-    import archlab.training.train
+    import archlab.training.loop
 
-    _step = archlab.training.train._Trainer._step
+    _step = archlab.training.loop.Trainer._step
     _pause = float(os.environ["ARCHLAB_TEST_STEP_SLEEP"])
 
     def _slow_step(self, idx, loss_fn):
         time.sleep(_pause)
         return _step(self, idx, loss_fn)
 
-    archlab.training.train._Trainer._step = _slow_step
+    archlab.training.loop.Trainer._step = _slow_step
 
 if os.environ.get("ARCHLAB_TEST_BUG"):
     import archlab.commands.models

@@ -60,3 +60,58 @@ def test_a_round_trip_keeps_every_tensor(tmp_path):
     payload = {"format": C.FORMAT, "model": "dnn", "state_dict": {"w": torch.arange(6.0)}}
     C.save_checkpoint(payload, tmp_path / "c.pt")
     assert torch.equal(C.load_checkpoint(tmp_path / "c.pt")["state_dict"]["w"], torch.arange(6.0))
+
+
+def _valid() -> dict:
+    return {
+        "format": C.FORMAT,
+        "model": "dnn",
+        "state_dict": {"w": torch.zeros(2)},
+        "params": 2,
+        "history": {
+            "train": [{"iteration": 50, "loss": 0.5}],
+            "eval": [
+                {"iteration": 50, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.8},
+            ],
+            "dynamics": {
+                "every": 5,
+                "layers": ["fc1", "relu"],
+                "types": ["Linear", "ReLU"],
+                "points": [{"iteration": 5, "mean": [0.1, 0.2], "grad_norm": [1.0, None]}],
+            },
+        },
+    }
+
+
+def _damage(payload: dict, path: tuple, value) -> dict:
+    where = payload
+    for key in path[:-1]:
+        where = where[key]
+    where[path[-1]] = value
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("params",), "235146", "its 'params' is a str"),
+        (("params",), True, "its 'params' is a bool"),
+        (("params",), -1, "its 'params' -1 is not a count"),
+        (("seconds",), "fast", "its 'seconds' is a str"),
+        (("window",), ["x", 1], "'window'"),
+        (("history", "eval", 0, "test_accuracy"), "88%", "evaluation has test_accuracy '88%'"),
+        (("history", "eval", 0, "test_accuracy"), 1.5, "evaluation has test_accuracy 1.5"),
+        (("history", "train", 0, "loss"), None, "training point without numbers"),
+        (("history", "train"), "abc", "'train' is not a list of points"),
+        (("history", "dynamics"), "x", "dynamics record is not a dict"),
+        (("history", "dynamics", "every"), 0, "'every' 0"),
+        (("history", "dynamics", "points"), "abc", "'points' is not a list"),
+        (("history", "dynamics", "points", 0, "mean"), [0.1], "'mean' does not have one value"),
+    ],
+)
+def test_damaged_fields_are_refused_at_load(tmp_path, path, value, message):
+    C.validate_checkpoint(_valid())  # the undamaged one passes
+    payload = _damage(_valid(), path, value)
+    C.save_checkpoint(payload, tmp_path / "c.pt")
+    with pytest.raises(ArchlabError, match=message):
+        C.load_checkpoint(tmp_path / "c.pt")

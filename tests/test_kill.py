@@ -18,6 +18,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from archlab.training.checkpoint import load_checkpoint
 from tests.faults import cli, env, make_data, train_in_process
@@ -104,3 +105,61 @@ def test_kill_at_random_moments(old_run, tmp_path):
         proc.kill()
         proc.wait(timeout=60)
         _assert_consistent(runs / "dnn")
+
+
+@pytest.fixture(scope="module")
+def finished_run(old_run):
+    """A finished 1-epoch run (6 iterations, seed 1): what a warm restart continues."""
+    folder = old_run["template"]
+    ckpt = load_checkpoint(folder / "checkpoint.pt")
+    assert ckpt["finished"] and ckpt["iteration"] == 6 and ckpt["test_accuracy"] is not None
+    return ckpt
+
+
+def _assert_finished_run_whole(folder, finished) -> None:
+    """The finished run is still in the folder, whole: as checkpoint.pt (nothing of the
+    continuation written yet) or kept as checkpoint.prev.pt; and the current checkpoint
+    records no accuracy its weights did not earn."""
+    current = _assert_consistent(folder)
+    kept = current if current["finished"] and current["iteration"] == 6 else None
+    if kept is None:
+        kept = load_checkpoint(folder / "checkpoint.prev.pt")
+        if not current["finished"]:  # a continuation cut between evaluations
+            assert current["test_accuracy"] is None
+    assert kept["finished"] and kept["iteration"] == 6
+    assert kept["test_accuracy"] == finished["test_accuracy"]
+    assert all(torch.equal(kept["state_dict"][k], v) for k, v in finished["state_dict"].items())
+
+
+def _warm_restart_args(old_run, runs):
+    return ["train", "dnn", "--resume", "--epochs", "3", "--out", runs,
+            "--data-dir", old_run["data"]]  # fmt: skip
+
+
+# a warm restart of 6 → 18 iterations saves at iteration 12 (an epoch's end) and 18
+WARM_POINTS = ["kept:1", "checkpoint-half:1", "checkpoint-synced:1", "history:1", "history:2"]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("point", WARM_POINTS)
+def test_a_warm_restart_killed_or_interrupted_at_each_save_keeps_the_finished_run(
+    old_run, finished_run, tmp_path, point, signal_name
+):
+    runs = _fresh(old_run, tmp_path)
+    result = cli(
+        _warm_restart_args(old_run, runs),
+        environ=env(old_run["md5"], ARCHLAB_TEST_KILL=point, ARCHLAB_TEST_KILL_SIGNAL=signal_name),
+        cwd=tmp_path,
+    )
+    expected = -signal.SIGKILL if signal_name == "SIGKILL" else 130
+    if signal_name == "SIGINT" and point == "history:2":
+        expected = 130  # after the loop: the final write is cut, the checkpoint is whole
+    assert result.returncode == expected, result.stderr
+    _assert_finished_run_whole(runs / "dnn", finished_run)
+
+    # continuing again finishes the run and keeps the finished one aside
+    again = cli(_warm_restart_args(old_run, runs), environ=env(old_run["md5"]), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    final = _assert_consistent(runs / "dnn")
+    assert final["finished"] and final["iteration"] == 18
+    _assert_finished_run_whole(runs / "dnn", finished_run)

@@ -39,3 +39,47 @@ def test_a_newer_archlabs_settings_are_named_as_such():
 def test_an_older_checkpoints_settings_take_the_new_fields_defaults():
     config = TrainConfig.from_dict({"model": "cnn", "recipe": "careful", "epochs": 5})
     assert config.restart == 0 and config.epochs == 5
+
+
+# what only Python callers set: the command line always figures, shows a bar on a terminal
+PYTHON_ONLY = {"reuse", "max_iterations", "figures", "progress"}
+
+
+def test_the_cli_and_train_fill_the_one_settings_dataclass():
+    import inspect
+    from dataclasses import fields
+
+    from archlab.cli import build_parser
+    from archlab.training.recipes import TrainSettings
+    from archlab.training.train import train
+
+    names = {f.name for f in fields(TrainSettings)}
+    # every run number of TrainConfig is a setting (model and restart are archlab's own)
+    assert {f.name for f in fields(TrainConfig)} - {"model", "restart"} <= names
+    assert names <= set(inspect.signature(train).parameters)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    args = sub.choices["train"].parse_args(["dnn"])
+    assert names - PYTHON_ONLY <= set(vars(args))  # the CLI has an option for each other
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (1, True),
+        (10**6, True),
+        (0, False),
+        (-1, False),
+        (10**9, False),
+        (True, False),
+        (2.5, False),
+    ],
+)
+def test_watch_is_range_checked(value, ok):
+    from archlab.training.recipes import TrainSettings
+
+    if ok:
+        TrainSettings(watch=value).validate()
+    else:
+        with pytest.raises(ArchlabError, match=f"watch={value!r}: record every 1 to 1,000,000"):
+            TrainSettings(watch=value).validate()

@@ -1,6 +1,8 @@
 """archlab/training/runs.py and run.py: which folder a model's run lives in, how its
 files are written, and the trained run as one object."""
 
+import importlib
+
 import pytest
 
 import archlab
@@ -23,8 +25,27 @@ def test_a_run_folders_name_is_a_model_wherever_a_spec_is(tmp_path):
 
 @pytest.mark.parametrize("name", ["..", "a/b", "."])
 def test_a_run_name_cannot_leave_the_runs_folder(tmp_path, name):
-    with pytest.raises(ArchlabError, match="a run name is one folder name"):
+    with pytest.raises(ArchlabError, match="a run name is one folder name") as caught:
         find_run("cnn", tmp_path, name=name)
+    assert str(caught.value).startswith(f"name={name!r}: ")  # Python's words
+    assert caught.value.cli_message.startswith(f"--name {name!r}: ")  # the CLI's
+
+
+def test_a_run_folders_what_ifs_are_its_own(tmp_path):
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ArchlabError, match=r"so drop the overrides$") as caught:
+        find_run("mine", tmp_path, ["fc1.out_features=5"])
+    assert caught.value.cli_message.endswith("so drop --set")
+
+
+def test_the_training_export_table_resolves():
+    import archlab.training as T
+    import archlab.training.train  # noqa: F401  (binds the submodule on the package)
+    from archlab.training.run import Run, load_run
+
+    assert T.Run is Run and T.load_run is load_run
+    for name in T.__all__:  # each name is what its export table says, not a submodule
+        assert getattr(T, name) is getattr(importlib.import_module(T._EXPORTS[name]), name)
 
 
 def test_history_and_curves_are_written_beside_the_checkpoint(tmp_path):

@@ -168,7 +168,7 @@ def test_params_shares_the_traces_batch_check(capsys):
 def test_train_refuses_a_forward_that_returns_no_tensor(returns):
     from archlab.errors import ArchlabError
     from archlab.models.spec import ModelSpec
-    from archlab.training.train import check_trainable
+    from archlab.training.check import check_trainable
 
     class Odd(nn.Module):
         def __init__(self) -> None:

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 
@@ -9,7 +10,6 @@ from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.training import checkpoint as C
 from archlab.training.predict import evaluate, to_input
-from archlab.training.recipes import cosine_lr
 from archlab.training.train import train
 
 from .synthetic import learnable_dataset
@@ -107,19 +107,32 @@ def test_a_fresh_run_keeps_the_previous_checkpoint(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kw", "message"),
+    ("kw", "message", "flag"),
     [
-        ({"epochs": 0}, "--epochs 0"),
-        ({"epochs": -2}, "--epochs -2"),
-        ({"batch_size": 0}, "--batch-size 0"),
-        ({"lr": -0.1}, "--lr -0.1"),
-        ({"recipe": "magic"}, "choose one of careful, lecture"),
+        ({"epochs": 0}, "epochs=0: train for 1 to 10,000", "--epochs 0: train for"),
+        ({"epochs": -2}, "epochs=-2: ", "--epochs -2: "),
+        ({"batch_size": 0}, "batch_size=0: use a batch", "--batch-size 0: use a batch"),
+        ({"lr": -0.1}, r"lr=-0\.1: the learning rate", r"--lr -0\.1: the learning rate"),
+        ({"recipe": "magic"}, "recipe='magic': choose one of careful, lecture", None),
+        ({"watch": 0}, "watch=0: record every 1 to 1,000,000", "--watch 0: record every 1 to"),
+        ({"watch": -1}, "watch=-1: ", "--watch -1: "),
+        ({"watch": 10**9}, "watch=1000000000: ", "--watch 1000000000: "),
+        ({"max_iterations": 0}, "max_iterations=0: stop after at least 1", None),
     ],
 )
-def test_bad_settings(tiny, tmp_path, kw, message):
-    with pytest.raises(ArchlabError, match=message):
+def test_bad_settings(tiny, tmp_path, kw, message, flag):
+    """The library names its arguments; the CLI says the same with its flags."""
+    with pytest.raises(ArchlabError, match=message) as caught:
         _run(tiny, tmp_path, **kw)
+    assert "--" not in str(caught.value)
     assert not (tmp_path / "dnn").exists()
+    if flag is not None:
+        from archlab.cli import main
+
+        args = [str(a) for k, v in kw.items() for a in (f"--{k.replace('_', '-')}", v)]
+        assert main(["train", "dnn", "--out", str(tmp_path), *args]) == 2
+        assert not (tmp_path / "dnn").exists()
+        assert caught.value.cli_message.startswith(flag.replace("\\", ""))
 
 
 def test_unwritable_out(tiny, tmp_path):
@@ -141,7 +154,9 @@ def test_resume_problems(tiny, tmp_path):
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes(
         (tmp_path / "dnn" / "checkpoint.pt").read_bytes()
     )
-    with pytest.raises(ArchlabError, match="cnn holds a run of dnn, not cnn; give another --name"):
+    with pytest.raises(
+        ArchlabError, match=r"cnn holds a run of dnn, not cnn; give another name= \(or runs=\)"
+    ):
         train("cnn", data=tiny, runs=tmp_path, resume=True, **QUIET)
     with pytest.raises(ArchlabError, match=r"trained with lr=0\.001, not 0\.5"):
         _run(tiny, tmp_path, resume=True, lr=0.5, epochs=None, batch_size=None, log_every=None)
@@ -155,14 +170,23 @@ def test_lecture_recipe_scales_to_unit_range_and_careful_normalises():
     assert to_input(images, None, channels_last=True).shape == (1, 1, 1, 2)
 
 
-def test_device_choice():
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_picks_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto").type == expected
+
+
+def test_device_choice(monkeypatch):
     assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ArchlabError, match="is not a device"):
         pick_device("gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(ArchlabError, match="no CUDA GPU"):
-            pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ArchlabError, match="no CUDA GPU"):
+        pick_device("cuda")
 
 
 @pytest.mark.realdata
@@ -194,22 +218,97 @@ def test_resume_of_a_finished_run_checks_its_weights(tiny, tmp_path):
         train("dnn", data=tiny, runs=tmp_path, resume=True, **QUIET)
 
 
-def test_a_finished_run_continues_for_more_epochs_with_a_warm_restart(tiny, tmp_path):
-    lrs = []
+def _record_lrs(monkeypatch) -> list[float]:
+    """The learning rate of every optimiser step taken, read from the optimiser itself."""
+    from archlab.training._adam import Adam
+
+    used = []
+    step = Adam.step
+
+    def recording(self, *args, **kwargs):
+        used.append(float(self.param_groups[0]["lr"]))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Adam, "step", recording)
+    return used
+
+
+def test_the_optimiser_follows_the_cosine(tiny, tmp_path, monkeypatch):
+    used = _record_lrs(monkeypatch)
+    _run(tiny, tmp_path, epochs=2)  # 24 steps
+    expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * i / 24)) for i in range(24)]
+    assert used == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    used.clear()
+    _run(tiny, tmp_path / "lecture", epochs=1, recipe="lecture")
+    assert used == [1e-3] * 12  # the lecture's constant rate
+
+
+def test_a_finished_run_continues_for_more_epochs_with_a_warm_restart(tiny, tmp_path, monkeypatch):
     first = _run(tiny, tmp_path, epochs=1)
     assert first.finished and first.iteration == 12 and first.config.restart == 0
+    used = _record_lrs(monkeypatch)
     more = _run(tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None)
     assert more.finished and more.iteration == 36 and more.epochs == 3
     assert more.config.restart == 12  # recorded in the run's settings
     # the added epochs start again at the recipe's rate and decay to 0 over 24 iterations
-    lrs = [cosine_lr(1e-3, i - 12, 36 - 12) for i in (12, 24, 36)]
-    assert lrs == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-12)
+    expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * i / 24)) for i in range(24)]
+    assert used == pytest.approx(expected, rel=1e-12, abs=1e-15)
     assert [p["iteration"] for p in more.history["eval"]][:2] == [10, 12]
+    # the finished run was kept aside before the continuation wrote anything
+    kept = C.load_checkpoint(tmp_path / "dnn" / "checkpoint.prev.pt")
+    assert kept["finished"] and kept["iteration"] == 12
+    assert kept["test_accuracy"] == first.test_accuracy
     # the same again is "already finished"; fewer epochs are refused
     again = _run(tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None)
     assert again.iteration == 36 and not again.files
     with pytest.raises(ArchlabError, match="trained with epochs=3, not 2"):
         _run(tiny, tmp_path, resume=True, epochs=2, batch_size=None, log_every=None)
+
+
+def _interrupt_at(monkeypatch, iteration: int) -> None:
+    """Ctrl-C (SIGINT) right after step ``iteration``, away from any evaluation."""
+    from archlab.training.loop import Trainer
+
+    step = Trainer._step
+
+    def stepping(self, idx, loss_fn):
+        step(self, idx, loss_fn)
+        if self.progress.iteration == iteration:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "_step", stepping)
+
+
+def test_ctrl_c_in_a_warm_restart_keeps_the_finished_run_and_no_stale_accuracy(
+    tiny, tmp_path, monkeypatch
+):
+    first = _run(tiny, tmp_path, epochs=1, log_every=12)
+    _interrupt_at(monkeypatch, 14)
+    stopped = _run(tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None)
+    assert stopped.interrupted and stopped.iteration == 14
+    current = C.load_checkpoint(tmp_path / "dnn" / "checkpoint.pt")
+    assert not current["finished"] and current["iteration"] == 14
+    # evaluated at 12, two steps ago: the checkpoint claims no accuracy for these weights
+    assert current["test_accuracy"] is None and stopped.test_accuracy is None
+    kept = C.load_checkpoint(tmp_path / "dnn" / "checkpoint.prev.pt")
+    assert kept["finished"] and kept["iteration"] == 12
+    assert kept["test_accuracy"] == first.test_accuracy
+    assert _states_equal(kept["state_dict"], first.model.state_dict())
+    # the continuation resumes and finishes; the finished run stays kept
+    monkeypatch.undo()
+    done = _run(tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None)
+    assert done.finished and done.iteration == 36 and done.test_accuracy is not None
+    assert C.load_checkpoint(tmp_path / "dnn" / "checkpoint.prev.pt")["iteration"] == 12
+
+
+def test_an_epoch_end_checkpoint_records_no_accuracy_its_weights_did_not_earn(
+    tiny, tmp_path, monkeypatch
+):
+    _interrupt_at(monkeypatch, 13)
+    stopped = _run(tiny, tmp_path, log_every=5)  # evaluated at 5, 10: not at 12 or 13
+    saved = C.load_checkpoint(stopped.checkpoint)
+    assert saved["iteration"] == 13 and saved["test_accuracy"] is None
+    assert [p["iteration"] for p in saved["history"]["eval"]] == [5, 10]
 
 
 def test_reuse_returns_the_finished_run_without_training(tiny, tmp_path):
@@ -294,7 +393,8 @@ def test_a_run_that_learns_is_judged_and_passes(tiny, tmp_path):
 
 
 def test_learned_nothing_reasons():
-    from archlab.training.train import _learned_nothing, _Progress
+    from archlab.training.loop import _Progress
+    from archlab.training.train import _learned_nothing
 
     def progress(iteration, accuracy, losses):
         return _Progress(
@@ -311,15 +411,73 @@ def test_learned_nothing_reasons():
     assert _learned_nothing(progress(99, 0.1, [2.3])) is None  # too short to judge
 
 
-def test_train_models_traces_each_model_once_and_only_within_the_call(tiny, tmp_path, monkeypatch):
+def test_each_model_is_built_and_traced_once_and_trains_as_checked(tiny, tmp_path, monkeypatch):
+    from archlab.models.spec import ModelSpec
     from archlab.trace import shapes
-    from archlab.training import train as T
+    from archlab.training.recipes import TrainSettings
+    from archlab.training.train import train_models
 
-    traced = []
-    real = shapes.trace_shapes
-    monkeypatch.setattr(shapes, "trace_shapes", lambda *a, **k: traced.append(1) or real(*a, **k))
-    kw = {"epochs": 1, "batch_size": 50, "log_every": 12, **QUIET}
-    T.train_models(["dnn"], runs=tmp_path, data=tiny, **kw)
-    assert len(traced) == 1  # checked before the first step, not again by train()
-    train("dnn", runs=tmp_path / "again", data=tiny, **kw)
-    assert len(traced) == 2  # a later call checks afresh
+    traced, built = [], []
+    real_trace, real_build = shapes.trace_shapes, ModelSpec.build
+    monkeypatch.setattr(
+        shapes, "trace_shapes", lambda m, *a, **k: traced.append(m) or real_trace(m, *a, **k)
+    )
+    monkeypatch.setattr(
+        ModelSpec,
+        "build",
+        lambda self, *a, **k: built.append(real_build(self, *a, **k)) or built[-1],
+    )
+    settings = TrainSettings(epochs=1, batch_size=50, log_every=12, progress=False)
+    runs = train_models(["dnn", "cnn"], runs=tmp_path, data=tiny, settings=settings, log=len)
+    assert len(traced) == 2 and len(built) == 2  # each model: built once, checked once
+    assert [r.model for r in runs] == built == traced  # the checked model is the one trained
+    train("dnn", runs=tmp_path / "again", data=tiny, epochs=1, batch_size=50, **QUIET)
+    assert len(traced) == 3 and len(built) == 3  # a later call checks afresh
+
+
+def test_reuse_returns_a_run_cut_short_at_max_iterations(tiny, tmp_path):
+    first = _run(tiny, tmp_path, max_iterations=5)
+    assert first.iteration == 5 and not first.finished
+    lines = []
+    again = _run(tiny, tmp_path, max_iterations=5, reuse=True, log=lines.append)
+    assert not lines and not again.files  # the run cut there is reused, not retrained
+    assert _states_equal(again.model.state_dict(), first.model.state_dict())
+    longer = _run(tiny, tmp_path, max_iterations=7, reuse=True, log=lines.append)
+    assert lines and longer.iteration == 7  # asked for more: trained
+
+
+def test_resume_of_a_what_if_that_does_not_fit_advises_no_train_that_fails(tiny, tmp_path):
+    from archlab.cli import main
+
+    with pytest.raises(ArchlabError, match="cannot be trained on 1×28×28") as caught:
+        train("cnn", ["layer2.0.padding=1"], data=tiny, runs=tmp_path, resume=True, **QUIET)
+    assert "archlab train" not in str(caught.value) and "--set" not in str(caught.value)
+    assert "--set fc1.in_features=3136" in caught.value.cli_message
+    assert (
+        main(["train", "cnn", "--set", "layer2.0.padding=1", "--resume", "--out", str(tmp_path)])
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("params", "1,000"), ("history.eval.-1.test_accuracy", "88%"), ("history.dynamics", [1])],
+)
+def test_a_damaged_checkpoint_is_refused_before_a_warm_restart_trains(tiny, tmp_path, field, value):
+    first = _run(tiny, tmp_path, epochs=1)
+    payload = torch.load(first.checkpoint, weights_only=True)
+    *path, last = field.split(".")
+    where = payload
+    for key in path:
+        where = where[int(key)] if key.lstrip("-").isdigit() else where[key]
+    where[int(last) if last.lstrip("-").isdigit() else last] = value
+    torch.save(payload, first.checkpoint)
+    before = first.checkpoint.read_bytes()
+    lines = []
+    with pytest.raises(ArchlabError, match=r"is invalid: .*; delete it or train again"):
+        _run(
+            tiny, tmp_path, resume=True, epochs=3, batch_size=None, log_every=None, log=lines.append
+        )
+    assert not lines and first.checkpoint.read_bytes() == before
+    with pytest.raises(ArchlabError, match="is invalid"):
+        archlab.load_run("dnn", runs=tmp_path)

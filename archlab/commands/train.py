@@ -38,7 +38,8 @@ recipes:
 {recipes}
 
 Ctrl-C (or SIGTERM) saves a checkpoint first; --resume continues it to the same result as
-an uninterrupted run. A fresh run keeps the previous run's files as *.prev.*. A run of
+an uninterrupted run; more --epochs continue a finished run (a warm restart). A fresh
+run or a warm restart keeps the previous run's files as *.prev.*. A run of
 100 iterations or more that learned nothing (test accuracy at chance level, or a training
 loss that ended above its start) exits 1 and is kept as *.failed.*, beside the previous
 run's checkpoint.pt.
@@ -124,30 +125,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    from dataclasses import fields
 
     from archlab.commands._options import echo
+    from archlab.training.recipes import TrainSettings
     from archlab.training.runs import resume_command
     from archlab.training.table import TrainSummary
     from archlab.training.train import train_models
 
+    # the options named as TrainSettings' fields; the rest keep their defaults
+    given = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if hasattr(args, f.name)}
+    settings = TrainSettings(**given)
     results = train_models(
-        args.models or ["lecture"],
-        args.set,
-        runs=args.out,
-        name=args.name,
-        recipe=args.recipe,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        log_every=args.log_every,
-        deterministic=args.deterministic,
-        device=args.device,
-        data_dir=args.data_dir,
-        resume=args.resume,
-        log=echo,
-        watch=args.watch,
-    )
+        args.models or ["lecture"], args.set, runs=args.out, name=args.name,
+        settings=settings, log=echo,
+    )  # fmt: skip
     for result in results:
         if result.interrupted:
             again = resume_command(args.out, result.name)

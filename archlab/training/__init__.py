@@ -2,9 +2,10 @@
 
 - ``data``: Fashion-MNIST found, checked by MD5 and read;
 - ``recipes``: the lecture's recipe and the careful one;
-- ``train``: the training loop, returning a trained run;
+- ``train``: training models, returning trained runs: ``plan`` (each run decided and
+  checked once), ``loop`` (the steps), ``check`` (can it train), ``optim`` (its Adam);
 - ``predict``: running a model over a dataset (logits, accuracy);
-- ``runs``: run folders, the trained :class:`~archlab.Run` and how it is loaded;
+- ``runs``: run folders; ``run``: the trained :class:`~archlab.Run` and how it is loaded;
 - ``checkpoint``: writing atomically and loading safely (``weights_only=True``);
 - ``table``: the table ``archlab train`` ends with;
 - ``_adam``, ``_alloc``: the fast optimiser step and the allocator settings.
@@ -12,11 +13,13 @@
 
 from archlab._lazy import lazy_exports
 
+# no "train" here: the submodule archlab.training.train would shadow it once imported
+# (Python binds a package's submodules as its attributes); the door is archlab.train
+
 _EXPORTS = {
     "load_fashion_mnist": "archlab.training.data",
-    "train": "archlab.training.train",
-    "Run": "archlab.training.runs",
-    "load_run": "archlab.training.runs",
+    "Run": "archlab.training.run",
+    "load_run": "archlab.training.run",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

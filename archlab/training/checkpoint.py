@@ -105,6 +105,11 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "finished": ((bool,), "True or False"),
     "iteration": ((int,), "an iteration count"),
     "epoch": ((int,), "an epoch count"),
+    "params": ((int,), "a parameter count"),
+    "seconds": ((int, float), "a number of seconds"),
+    "eval_seconds": ((int, float), "a number of seconds"),
+    "window": ((list, tuple), "a loss sum and count"),
+    "interval": ((list, tuple), "a loss sum and count"),
 }
 
 
@@ -153,9 +158,87 @@ def validate_checkpoint(payload: object, path: str | os.PathLike = "the checkpoi
     except ValueError as exc:
         raise refuse(f"has {exc}") from None
     accuracy = payload.get("test_accuracy")
-    if accuracy is not None and (not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1):
+    if accuracy is not None and not _fraction(accuracy):
         raise refuse(f"is invalid: test accuracy {accuracy!r} is not a fraction from 0 to 1")
+    problem = _numbers_problem(payload)
+    if problem is None and payload.get("history") is not None:
+        problem = history_problem(payload["history"])
+    if problem is not None:
+        raise refuse(f"is invalid: {problem}")
     return payload
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fraction(value: object) -> bool:
+    return _number(value) and 0 <= value <= 1
+
+
+def _numbers_problem(payload: dict) -> str | None:
+    """What is wrong with the loop's own numbers (counts, seconds, loss sums), or None."""
+    for key in ("params", "iteration", "epoch", "seconds", "eval_seconds"):
+        value = payload.get(key)
+        if value is not None and not (_number(value) and value >= 0):
+            return f"its {key!r} {value!r} is not a count or a duration"
+    for key in ("window", "interval"):
+        value = payload.get(key)
+        if value is not None and not (len(value) == 2 and all(map(_number, value))):
+            return f"its {key!r} {value!r} is not a loss sum and a count"
+    return None
+
+
+# an eval point's numbers: (key, may it be None, must it be a fraction)
+_EVAL = (
+    ("iteration", False, False),
+    ("train_loss", True, False),
+    ("test_loss", True, False),
+    ("test_accuracy", False, True),
+)
+
+
+def history_problem(history: dict) -> str | None:
+    """What is wrong with a checkpoint's training history, or None: its ``train`` and
+    ``eval`` points and its ``dynamics`` record are read by the loop, the curves and
+    :func:`archlab.dynamics`, so a damaged one is refused before any training starts."""
+    for key in ("train", "eval"):
+        points = history.get(key, [])
+        if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+            return f"its history's {key!r} is not a list of points"
+    for point in history.get("train", []):
+        if not (_number(point.get("iteration")) and _number(point.get("loss"))):
+            return f"its history has a training point without numbers: {point!r}"
+    for point in history.get("eval", []):
+        for key, optional, fraction in _EVAL:
+            value = point.get(key)
+            ok = (optional and value is None) or (_fraction(value) if fraction else _number(value))
+            if not ok:
+                return f"its history's evaluation has {key} {value!r}"
+    dynamics = history.get("dynamics")
+    if dynamics is not None:
+        return _dynamics_problem(dynamics)
+    return None
+
+
+def _dynamics_problem(record: object) -> str | None:
+    """What is wrong with a ``--watch`` record (:mod:`archlab.training.dynamics`), or None."""
+    if not isinstance(record, dict):
+        return "its dynamics record is not a dict"
+    every, layers, points = record.get("every"), record.get("layers"), record.get("points")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        return f"its dynamics record's 'every' {every!r} is not a step count"
+    if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+        return "its dynamics record's 'layers' is not a list of layer names"
+    if not isinstance(points, list):
+        return "its dynamics record's 'points' is not a list"
+    for point in points:
+        if not isinstance(point, dict) or not _number(point.get("iteration")):
+            return "its dynamics record has a point without an iteration"
+        for key, values in point.items():
+            if key != "iteration" and not (isinstance(values, list) and len(values) == len(layers)):
+                return f"its dynamics record's {key!r} does not have one value per layer"
+    return None
 
 
 def _newer(format: object) -> bool:

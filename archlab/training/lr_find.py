@@ -242,8 +242,8 @@ def lr_find(
     from archlab.device import pick_device
     from archlab.models.spec import resolve_model
     from archlab.training.data import load_fashion_mnist
+    from archlab.training.optim import make_optimizer as _optimizer
     from archlab.training.predict import to_input
-    from archlab.training.train import _optimizer
 
     check_lr_find_options(
         start=start, end=end, iterations=iterations, batch_size=batch_size, seed=seed

@@ -6,6 +6,7 @@ The CLI's help, the README and ``archlab train``'s first line all read these tex
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields
 
 from archlab.errors import ArchlabError
@@ -103,21 +104,102 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
+        """Refuse a setting out of range, naming it as Python does (``epochs=0``) and, for
+        the command line, as its flag (``--epochs 0``)."""
         if self.recipe not in RECIPES:
-            raise ArchlabError(f"--recipe {self.recipe!r}: choose one of {', '.join(RECIPES)}")
+            raise setting_error("recipe", self.recipe, f"choose one of {', '.join(RECIPES)}")
         checks = [
-            (self.epochs, 1, 10_000, "--epochs", "train for 1 to 10,000 epochs"),
-            (self.batch_size, 1, 60_000, "--batch-size", "use a batch of 1 to 60,000"),
-            (self.log_every, 1, 10**9, "--log-every", "use at least 1"),
-            (self.seed, 0, MAX_SEED, "--seed", f"use a seed from 0 to {MAX_SEED:,}"),
+            ("epochs", 1, 10_000, "train for 1 to 10,000 epochs"),
+            ("batch_size", 1, 60_000, "use a batch of 1 to 60,000"),
+            ("log_every", 1, 10**9, "use at least 1"),
+            ("seed", 0, MAX_SEED, f"use a seed from 0 to {MAX_SEED:,}"),
         ]
-        for value, low, high, option, advice in checks:
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ArchlabError(f"{option} {value}: {advice}")
+        for name, low, high, advice in checks:
+            check_int(name, getattr(self, name), low, high, advice)
         if not isinstance(self.deterministic, bool):
             raise ArchlabError(f"deterministic={self.deterministic!r}: give True or False")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ArchlabError(f"--lr {self.lr}: the learning rate must be a positive number")
+        if not (
+            isinstance(self.lr, (int, float))
+            and not isinstance(self.lr, bool)
+            and self.lr > 0
+            and math.isfinite(self.lr)
+        ):
+            raise setting_error("lr", self.lr, "the learning rate must be a positive number")
+
+
+# `train --watch N` records every N iterations: 1 (every step) to a million
+MAX_WATCH = 10**6
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What a caller of :func:`archlab.train` or ``archlab train`` asks for: the one list
+    of training settings. ``train()``'s keywords and the command's options both fill it.
+
+    The first seven are a run's numbers (:class:`TrainConfig`); None means the recipe's
+    default, or on ``resume`` the checkpoint's. The rest say how it runs, and are
+    documented at :func:`archlab.train`.
+    """
+
+    recipe: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    log_every: int | None = None
+    deterministic: bool | None = None
+    device: str = "auto"
+    data_dir: str | os.PathLike | None = None
+    resume: bool = False
+    reuse: bool = False
+    max_iterations: int | None = None
+    watch: int | None = None
+    figures: bool = True
+    progress: bool | None = None
+
+    def given(self) -> dict:
+        """The run's numbers that were given (not None), by :class:`TrainConfig` field."""
+        names = [f.name for f in fields(TrainConfig) if f.name not in ("model", "restart")]
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+    def config(self, name: str) -> TrainConfig:
+        """The config of a fresh run named ``name`` (checked by :meth:`validate`)."""
+        return TrainConfig(name, **self.given())
+
+    def validate(self) -> None:
+        """Check every setting given, before anything is read or written."""
+        TrainConfig("check", **self.given()).validate()
+        if self.watch is not None:
+            check_int(
+                "watch", self.watch, 1, MAX_WATCH, f"record every 1 to {MAX_WATCH:,} iterations"
+            )
+        if self.max_iterations is not None:
+            check_int("max_iterations", self.max_iterations, 1, 10**12, "stop after at least 1")
+        if not isinstance(self.device, str):
+            raise ArchlabError(f"device={self.device!r}: give a device name such as 'cpu'")
+
+
+def flag(name: str) -> str:
+    """A setting's command-line flag: ``batch_size`` → ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def spoken(python: str, cli: str, exit_code: int = 2) -> ArchlabError:
+    """One error worded for Python (arguments: ``lr=0.5``) and for the command line (its
+    flags: ``--lr 0.5``), which the CLI prints."""
+    return ArchlabError(python, exit_code, cli_message=cli)
+
+
+def setting_error(name: str, value: object, advice: str, exit_code: int = 2) -> ArchlabError:
+    """``epochs=0: ADVICE`` for Python, ``--epochs 0: ADVICE`` on the command line."""
+    shown = repr(value) if isinstance(value, str) else str(value)
+    return spoken(f"{name}={value!r}: {advice}", f"{flag(name)} {shown}: {advice}", exit_code)
+
+
+def check_int(name: str, value: object, low: int, high: int, advice: str) -> None:
+    """Refuse ``value`` unless it is an int (not a bool) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise setting_error(name, value, advice)
 
 
 def cosine_lr(base: float, iteration: int, total: int) -> float:

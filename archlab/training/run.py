@@ -199,17 +199,19 @@ def load_run(
     ref = find_run(model, runs, overrides, name)
     spec = ref.spec
     if spec is not None and (spec.overrides or not spec.registered) and not ref.checkpoint.exists():
-        from archlab.training.train import check_trainable
+        from archlab.training.check import check_trainable
 
-        check_trainable(spec, spec.build())  # never advise training what `train` refuses
+        check_trainable(spec)  # never advise training what `train` refuses
     payload = load_checkpoint(ref.checkpoint, hint=train_hint(ref))
     spec = check_same_model(ref, payload)
     return Run.from_checkpoint(ref.folder, payload, spec, weights_into(spec, payload, ref))
 
 
-def weights_into(spec: ModelSpec, payload: dict, ref) -> nn.Module:
-    """``spec`` built and given the checkpoint's weights, or one line saying they don't fit."""
-    net = spec.build()
+def weights_into(spec: ModelSpec, payload: dict, ref, net: nn.Module | None = None) -> nn.Module:
+    """``net`` (default: ``spec`` built) given the checkpoint's weights, or one line saying
+    they don't fit."""
+    if net is None:
+        net = spec.build()
     try:
         net.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:

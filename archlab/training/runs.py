@@ -24,6 +24,7 @@ from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_pa
 from archlab._shell import shell_command
 from archlab.errors import ArchlabError, cannot_write, os_reason
 from archlab.models.spec import ModelSpec
+from archlab.training.recipes import setting_error, spoken
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class RunRef:
 
 def _check_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ArchlabError(f"--name {name!r}: a run name is one folder name, e.g. my-variant")
+        raise setting_error("name", name, "a run name is one folder name, e.g. my-variant")
     return name
 
 
@@ -79,9 +80,8 @@ def find_run(
         spec = ModelSpec.parse(model, overrides)
     elif (runs / model / "checkpoint.pt").exists() or (runs / model).is_dir():
         if overrides:
-            raise ArchlabError(
-                f"{model} is a run folder; its what-ifs are recorded in it, so drop --set"
-            )
+            said = f"{model} is a run folder; its what-ifs are recorded in it, so drop "
+            raise spoken(said + "the overrides", said + "--set")
         return RunRef(runs, _check_name(name or model), None)
     else:
         ModelSpec.parse(model)  # raises: unknown model, with the registered names
@@ -107,14 +107,14 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
     """The checkpoint's spec, refusing one that is not the spec the user named."""
     recorded = recorded_spec(payload)
     if ref.spec is not None and ref.spec != recorded:
-        advice = (
-            "give another --name (or --out) to keep both"
-            if training
-            else train_hint(ref).replace("first", "to train it", 1)
-        )
-        raise ArchlabError(
-            f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; {advice}", 1
-        )
+        head = f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; "
+        if training:
+            raise spoken(
+                head + "give another name= (or runs=) to keep both",
+                head + "give another --name (or --out) to keep both",
+                1,
+            )
+        raise ArchlabError(head + train_hint(ref).replace("first", "to train it", 1), 1)
     if ref.spec is None and not recorded.registered and training:
         command = train_command(RunRef(ref.runs, ref.name, recorded))
         raise ArchlabError(  # no backquotes: the spec may hold some; the command ends the line
@@ -232,9 +232,10 @@ def lock_run(folder: Path) -> Iterator[None]:
             except OSError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                raise ArchlabError(
-                    f"{folder} is being trained into by {holder}; wait for it to finish, or "
-                    "train into another folder with --name or --out",
+                busy = f"{folder} is being trained into by {holder}; wait for it to finish, or "
+                raise spoken(
+                    busy + "train into another folder with name= or runs=",
+                    busy + "train into another folder with --name or --out",
                     1,
                 ) from None
         handle.seek(0)
