@@ -15,6 +15,7 @@ import platform
 import time
 
 import archlab
+from archlab.training.recipes import TrainSettings
 from archlab.training.train import train_models
 
 
@@ -30,9 +31,7 @@ def main() -> None:
         args.models,
         runs=args.out,
         data=data,
-        epochs=args.epochs,
-        seed=0,
-        progress=False,
+        settings=TrainSettings(epochs=args.epochs, seed=0, progress=False),
         log=lambda line: None,
     )
     wall = time.perf_counter() - started

@@ -303,7 +303,7 @@ def _check_trainable(model, overrides: Sequence[str], built) -> None:
     from torch import nn
 
     from archlab.models.spec import ModelSpec
-    from archlab.training.train import check_trainable
+    from archlab.training.check import check_trainable
 
     run_model = getattr(model, "model", None)
     if isinstance(run_model, nn.Module) and hasattr(model, "folder"):  # a trained Run

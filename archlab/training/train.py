@@ -292,6 +292,14 @@ def _finder_peak(plan: TrainPlan, data, settings: TrainSettings, log) -> float:
     from archlab.training.lr_find import lr_find
 
     found = lr_find(plan.spec, data=data, device=settings.device, data_dir=settings.data_dir)
+    if not found.moved:  # no rate to take: the peak would be NaN
+        raise spoken(
+            f"{plan.ref.name}: lr-find saw the loss never move, so it suggests no one-cycle "
+            "peak; give one with lr=",
+            f"{plan.ref.name}: lr-find saw the loss never move, so it suggests no one-cycle "
+            "peak; give one with --lr",
+            1,
+        )
     log(
         f"{plan.ref.name}: lr-find suggests {found.suggested:.2g} ({found.rule}): "
         "the one-cycle peak"
