@@ -471,3 +471,11 @@ def test_archlab_draw_field_writes_the_picture(tmp_path, capsys):
     assert "unit (0,0) of layer2.0 (12×12 units) sees 7×7 pixels" in capsys.readouterr().out
     assert main(["draw", "cnn", "--field", "layer2.0", "--unit", "x"]) == 2
     assert "--unit 'x'" in capsys.readouterr().err
+
+
+def test_a_deep_padded_chain_has_its_field():
+    """400 padded 3×3 convolutions: each unit reaches 400 pixels into the padding (the
+    extended image followed back 400 rows deep, as densenet121 needs)."""
+    model = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(400)])
+    field = trace_shapes(model, (1, 6, 6)).layers[-1].receptive
+    assert field.size == (801, 801) and field.start == (-400, -400)

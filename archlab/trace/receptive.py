@@ -124,17 +124,30 @@ class _Axis:
     def __len__(self) -> int:
         return len(self.full)
 
-    def virtual(self, i: int) -> Interval:
-        """The textbook interval of unit ``i`` of the extended map (any integer ``i``)."""
+    def _known(self, i: int) -> bool:
+        return 0 <= i < len(self.full) or not self.sources or i in self._far
+
+    def _get(self, i: int) -> Interval:
         if 0 <= i < len(self.full):
             return self.full[i]
-        if not self.sources:  # the image itself
-            return (i, i)
-        if i not in self._far:
-            self._far[i] = _hull(
-                _hull(axis.virtual(t) for t in taps(i)) for axis, taps in self.sources
-            )
-        return self._far[i]
+        return self._far[i] if self.sources else (i, i)
+
+    def virtual(self, i: int) -> Interval:
+        """The textbook interval of unit ``i`` of the extended map (any integer ``i``),
+        followed back through the rows before (without recursion: deep nets)."""
+        stack = [(self, i)]
+        while stack:
+            axis, j = stack[-1]
+            if axis._known(j):
+                stack.pop()
+                continue
+            missing = [(p, t) for p, taps in axis.sources for t in taps(j) if not p._known(t)]
+            if missing:
+                stack.extend(missing)
+                continue
+            axis._far[j] = _hull(_hull(p._get(t) for t in taps(j)) for p, taps in axis.sources)
+            stack.pop()
+        return self._get(i)
 
     def gather(self, n_out: int, taps: Taps, jump: Fraction, real: Taps | None = None) -> _Axis:
         """The axis after a layer whose output unit ``o`` reads the positions ``taps(o)``
@@ -669,7 +682,11 @@ def receptive_fields(
     states: list[_State | None] = []
     for row in rows:
         ins = [source if i == -1 else states[i] for i in row.inputs]
-        states.append(_step(row, _module_for(model, row), ins, n))
+        try:
+            state = _step(row, _module_for(model, row), ins, n)
+        except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError):
+            state = None  # arguments archlab cannot read (a call of its own kind): no field
+        states.append(state)
     return [_field(s) for s in states], states
 
 
