@@ -162,6 +162,29 @@ class _Functional(nn.Module):
         return F.adaptive_max_pool2d(x, (2, 1))
 
 
+class _ShuffleUnit(nn.Module):
+    """ShuffleNet's channel shuffle (view, transpose, view), a chunk, a cat, then
+    PixelShuffle and PixelUnshuffle (sub-pixel convolution)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.branch = nn.Conv2d(2, 2, 3, padding=1)
+        self.other = nn.Conv2d(2, 2, 3, padding=1)
+        self.up = nn.PixelShuffle(2)
+        self.down = nn.PixelUnshuffle(2)
+        self.post = nn.Conv2d(4, 4, 3, stride=2)
+
+    def forward(self, x):
+        x = self.conv(x)  # 3×3
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat([self.other(a), self.branch(b)], 1)  # every channel sees 5×5
+        x = F.pixel_shuffle(x, 2)[:, :, 1:]
+        return self.post(self.down(self.up(torch.cat([x, x, x, x], 1))))
+
+
 def _seq(*layers) -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 2, 3), *layers)
 
@@ -211,6 +234,7 @@ IDIOMS = {
     "adaptive max pooling": (_seq(nn.AdaptiveMaxPool2d(5)), (1, 15, 15)),
     "dilation": (_seq(nn.Conv2d(2, 2, 3, dilation=3), nn.MaxPool2d(3, 1, dilation=2)), (1, 20, 20)),
     "operations in forward": (_Functional(), (1, 16, 16)),
+    "channel shuffle, chunk, PixelShuffle": (_ShuffleUnit(), (1, 9, 9)),
     "flatten then Linear": (_seq(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(50, 3)), (1, 12, 12)),
 }
 MIRRORED = {
@@ -259,6 +283,7 @@ EQUIVARIANT = [  # the same at every shift: the extended image's check applies
     "ConvTranspose2d U-Net decoder",
     "ConvTranspose2d padded",
     "dilation",
+    "channel shuffle, chunk, PixelShuffle",
 ]
 
 

@@ -36,10 +36,12 @@ A merge (``add``, ``cat`` along the channels, ``mul``) sees the union of its inp
 fields; where they differ the reported interval along each axis is their hull (a 3×1
 branch and a 1×3 branch give 3×3: the cross they cover plus its corners). After a ``cat``
 each channel still sees only its own branch's field: the row reports the union over its
-channels. Normalisation layers count as pointwise (their statistics are ignored, as in the
-textbook), an empty ``nn.Sequential()`` as the identity. A row whose geometry is not known
-(an unknown operation that changes the spatial size, a permute, attention) has no field,
-nor do the rows that read it.
+channels (a ``PixelShuffle`` that moves channels of unequal fields to neighbouring units
+reports that union for each of them). Normalisation layers count as pointwise (their
+statistics are ignored, as in the textbook), an empty ``nn.Sequential()`` as the
+identity. A row whose geometry is not known (an unknown operation that changes the
+spatial size, a permute that moves H or W, attention) has no field, nor do the rows that
+read it.
 """
 
 from __future__ import annotations
@@ -374,7 +376,20 @@ _POINTWISE = (  # each output unit sees the same place in its input: fields unch
     nn.modules.instancenorm._InstanceNorm,
     nn.GroupNorm,
     nn.LocalResponseNorm,
+    nn.LayerNorm,
+    nn.ChannelShuffle,
+    nn.Softmax2d,  # over the channels
 )
+# per sample, the same at every position (a random depth or path dropped in training)
+_POINTWISE_NAMES = ("StochasticDepth", "DropPath")
+
+
+def _pointwise(module: nn.Module) -> bool:
+    if isinstance(module, _POINTWISE):
+        return True
+    if isinstance(module, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
+        return module.dim in (1, -3)  # over the channels of (N, C, H, W)
+    return type(module).__name__ in _POINTWISE_NAMES
 
 
 def _module_layers(module: nn.Module, n: int, sizes_in, sizes) -> list[_Layer] | None:
@@ -402,10 +417,24 @@ def _module_layers(module: nn.Module, n: int, sizes_in, sizes) -> list[_Layer] |
         return _adaptive(sizes_in, sizes)
     if isinstance(module, (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)):
         return _upsample_module(module, n, sizes_in, sizes)
+    if isinstance(module, nn.PixelShuffle):
+        return _shuffle(module.upscale_factor, n)
+    if isinstance(module, nn.PixelUnshuffle):
+        return _unshuffle(module.downscale_factor, n)
     for kind, mode in _PADS.items():
         if isinstance(module, kind):
             return _pad(module.padding, mode, n, sizes_in)
     return None
+
+
+def _shuffle(r: int, n: int) -> list[_Layer]:
+    """PixelShuffle: output unit ``o`` is one channel of input unit ``⌊o/r⌋``."""
+    return [_Layer(lambda o: [o // r], Fraction(1, r)) for _ in range(n)]
+
+
+def _unshuffle(r: int, n: int) -> list[_Layer]:
+    """PixelUnshuffle: output unit ``o`` gathers input units ``o·r … o·r + r − 1``."""
+    return [_Layer(lambda o: range(o * r, o * r + r), Fraction(r)) for _ in range(n)]
 
 
 def _identity(module: nn.Module) -> bool:
@@ -471,6 +500,18 @@ def _op_layers(call: tuple, n: int, sizes_in, sizes) -> list[_Layer] | None:
         return _conv(k, s, p, d, n, sizes_in)
     if name == "__getitem__":
         return _slice(call, n, sizes_in, sizes)
+    if name == "pixel_shuffle":
+        return _shuffle(int(_arg(call, 1, "upscale_factor")), n)
+    if name == "pixel_unshuffle":
+        return _unshuffle(int(_arg(call, 1, "downscale_factor")), n)
+    if name in ("chunk", "split", "tensor_split", "narrow"):
+        dim = _arg(call, 2, "dim", 0)
+        rank = len(call[1][0])
+        return (
+            [_Layer(lambda o: [o], Fraction(1)) for _ in range(n)]
+            if int(dim) % rank < rank - n
+            else None
+        )
     return None
 
 
@@ -493,6 +534,32 @@ def _slice(call: tuple, n: int, sizes_in, sizes) -> list[_Layer] | None:
             return None
         out.append(_Layer(lambda o, f=first, s=step: [f + o * s], Fraction(step)))
     return out
+
+
+def _keeps_positions(call: tuple, row, n: int) -> bool:
+    """A view, reshape, transpose or permute that leaves the last ``n`` (spatial) dims where
+    they are: it only regroups the channels (ShuffleNet's channel shuffle)."""
+    from archlab.trace import _ops
+
+    shape = call[1][0] if call[1] and isinstance(call[1][0], tuple) else None
+    if shape is None or row.output is None or len(shape) < n + 2 or len(row.output) < n + 1:
+        return False
+    rank = len(shape)
+    if call[0] in _ops.RESHAPES:  # the trailing H·W block is whole: each unit keeps its place
+        return tuple(shape[-n:]) == tuple(row.output[-n:])
+    args = [a for a in call[1][1:]]
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = list(args[0])
+    if not args:
+        args = list(call[2].get("dims", ())) or [call[2].get("dim0"), call[2].get("dim1")]
+    try:
+        moved = {int(a) % rank for a in args}
+    except TypeError:
+        return False
+    if len(args) == 2 and len(moved) <= 2 and call[0].__name__ == "transpose":
+        return not moved & set(range(rank - n, rank))
+    order = [int(a) % rank for a in args]
+    return order[-n:] == list(range(rank - n, rank))
 
 
 def _reduced(call: tuple, n: int) -> tuple[list[int], bool] | None:
@@ -619,12 +686,11 @@ def _step(row, module: nn.Module | None, ins: list[_State], n: int) -> _State | 
     layers = None
     if module is not None:
         layers = _module_layers(module, n, sizes_in, sizes)
-        if layers is None and not (isinstance(module, _POINTWISE) and sizes == sizes_in):
+        if layers is None and not (_pointwise(module) and sizes == sizes_in):
             return None  # a layer archlab does not know the geometry of
     elif call is not None:
         if call[0] in _ops.PERMUTES or call[0] in _ops.RESHAPES:
-            same = row.output is not None and tuple(row.output) == tuple(row.input)
-            return first if same else None
+            return first if _keeps_positions(call, row, n) else None
         layers = _op_layers(call, n, sizes_in, sizes)
     if layers is not None:
         return _apply(first, layers, sizes)
