@@ -680,8 +680,8 @@ def _step(row, module: nn.Module | None, ins: list[_State], n: int) -> _State | 
         if call is not None and call[0] not in _ops.RESHAPES:
             return None  # an index, an RNN's last step: not one pixel's field per unit
         return _State(first.axes, flat=True)  # flatten / view: one unit is one pixel's field
-    if sizes is None:
-        return None
+    if sizes is None or 0 in sizes:
+        return None  # no units (a crop or pool down to nothing)
     sizes_in = [len(a) for a in first.axes]
     layers = None
     if module is not None:
