@@ -159,9 +159,16 @@ _REDUCTION_WORDS = {
 
 
 def step_name(row) -> str:
-    """What a row that makes a flat tensor out of a bigger one does, in words: ``flatten``
-    (flatten, view, reshape), ``global mean`` (a mean over every spatial dim: NiN's head),
-    ``last step`` / ``first step`` (an RNN's ``[:, -1]``), ``index [..]`` otherwise."""
+    """What a row that makes a flat tensor out of a bigger one does, in words.
+
+    Args:
+        row: a row of the trace (its ``type`` and per-sample ``input``).
+
+    Returns:
+        ``flatten`` (flatten, view, reshape), ``global mean`` (a mean over every spatial
+        dim: NiN's head), ``last step`` / ``first step`` (an RNN's ``[:, -1]``),
+        ``index [..]`` for another index, else the row's type.
+    """
     kind = row.type
     base = kind.split("(")[0].removeprefix("torch.").removeprefix("F.")
     if base in ("flatten", "view", "reshape", "Flatten"):

@@ -50,10 +50,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from archlab.trace.formulas import ELEMENTWISE, fmt_shape
+
+if TYPE_CHECKING:
+    from archlab.trace.shapes import ShapeReport
 
 __all__ = ["ReceptiveField", "covers_image", "field_states", "receptive_fields"]
 
@@ -756,9 +760,17 @@ def receptive_fields(
     return [_field(s) for s in states], states
 
 
-def field_states(report) -> list[_State | None]:
-    """The per-unit states of a report's unfolded rows, as :func:`add_receptive_fields`
-    left them (for ``draw --field`` and the tests): one per row of ``trace_shapes``."""
+def field_states(report: ShapeReport) -> list[_State | None]:
+    """The per-unit fields of a report's rows, as :func:`add_receptive_fields` left them
+    (for ``draw --field`` and the tests).
+
+    Args:
+        report: what :func:`~archlab.trace_shapes` returned (without ``depth``).
+
+    Returns:
+        One state per unfolded row (None where the row has no field): per axis, each
+        unit's textbook interval (``full``) and the pixels it reads (``seen``).
+    """
     return list(getattr(report, "_field_states", []))
 
 
