@@ -505,3 +505,13 @@ def test_a_deep_padded_chain_has_its_field():
     model = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(400)])
     field = trace_shapes(model, (1, 6, 6)).layers[-1].receptive
     assert field.size == (801, 801) and field.start == (-400, -400)
+
+
+def test_start_after_a_transposed_convolution_by_hand():
+    """dec2 reads the cat's units −1…1; the cat's unit −1 is up2's, which is mid's unit
+    ⌊−1/2⌋ = −1, whose field starts one jump (4) before mid's unit 0 at −7: −11 (the
+    previous code said −7, as if the padding after up2 reached no further)."""
+    report = trace_shapes(_UNet(), (1, 16, 16))
+    start = {r.name: r.receptive.start for r in report.layers if not r.functional}
+    assert start["mid"] == (-7, -7) and start["up2"] == (-7, -7)
+    assert start["dec2"] == (-11, -11) and start["dec1"] == (-11, -11)
