@@ -131,13 +131,25 @@ def _edges(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(t, idx, n).amin(0), torch.where(t, idx, -1).amax(0)
 
 
+def _widest_gap(along: torch.Tensor) -> int:
+    """The largest distance between neighbouring pixels one unit reads, along dim 0."""
+    n = along.shape[0]
+    idx = torch.arange(n).view(n, *[1] * (along.dim() - 1)).expand_as(along)
+    last = torch.where(along, idx, -1).cummax(0).values  # the last read pixel at or before
+    before = torch.cat([torch.full_like(last[:1], -1), last[:-1]])
+    gaps = torch.where(along & (before >= 0), idx - before, 0)
+    return int(gaps.max()) if gaps.numel() else 0
+
+
 def _expected(intervals, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     lo = torch.tensor([iv[0] if iv is not None else n for iv in intervals])
     hi = torch.tensor([iv[1] if iv is not None else -1 for iv in intervals])
     return lo, hi
 
 
-def check_every_row(model: nn.Module, shape, zero_padding: bool = True, margin: int = 1) -> int:
+def check_every_row(
+    model: nn.Module, shape, zero_padding: bool = True, margin: int | None = 1
+) -> int:
     """Assert, for every unit of every row with a field, that archlab's ``seen`` interval is
     the bounding box of the pixels that unit depends on (per axis), and that its textbook
     interval agrees for a unit whose pixels lie clear of the image's edges (the textbook
@@ -146,8 +158,9 @@ def check_every_row(model: nn.Module, shape, zero_padding: bool = True, margin: 
 
     ``zero_padding``: every pad of the model reads zeros; then a unit whose pixels lie
     ``margin`` or more pixels inside the image has its textbook interval there as well
-    (``margin``: more than the widest gap between the pixels one unit reads, which dilation
-    or a strided slice opens)."""
+    (``margin``: at least the widest gap between the pixels one unit reads, which dilation
+    or subsampling opens; None: no such check, for a model whose extended units near an
+    edge are real pixels, as after upsampling by 1.5, where :func:`check_extended` checks)."""
     from archlab.trace.receptive import field_states
     from archlab.trace.shapes import trace_shapes
 
@@ -198,10 +211,13 @@ def check_every_row(model: nn.Module, shape, zero_padding: bool = True, margin: 
             want = torch.where(reads, want_hi.view(view), -1)
             assert torch.equal(hi, want), (where, "last", a)
             full_lo, full_hi = _expected(state.axes[a].full, sides[a])
-            if zero_padding:  # pixels strictly inside the image: the textbook field is there
+            if zero_padding and margin is not None:  # clear of the edges: the textbook field
                 lo1 = lo.movedim(a, 0).reshape(grid[a], -1).amin(1)
                 hi1 = hi.movedim(a, 0).reshape(grid[a], -1).amax(1)
-                clear = (lo1 >= margin) & (hi1 <= sides[a] - 1 - margin) & (lo1 <= hi1)
+                # a unit reads pixels up to ``gap`` apart (dilation, subsampling): one
+                # that far from both edges reads no padding
+                edge = max(margin, _widest_gap(along))
+                clear = (lo1 >= edge) & (hi1 <= sides[a] - 1 - edge) & (lo1 <= hi1)
                 assert torch.equal(full_lo[clear], lo1[clear]), (where, "interior first", a)
                 assert torch.equal(full_hi[clear], hi1[clear]), (where, "interior last", a)
         checked += 1
@@ -214,7 +230,8 @@ def check_extended(model: nn.Module, shape, margin: int = 2) -> int:
     the same at every shift (convolutions, pools, transposed convolutions, pads, upsampling
     by a factor), unit ``o`` of the image's run is unit ``o + M/jump`` of that run, and its
     field is that unit's pixels shifted back by ``M``. Checks the module rows' corner,
-    second and middle units; returns the number of rows checked."""
+    second and middle units; returns the number of rows checked (0 when the shift that keeps
+    every row's units whole needs more than 256 pixels: three 1.7× upsamplings)."""
     import math
     from fractions import Fraction
 
@@ -246,6 +263,8 @@ def check_extended(model: nn.Module, shape, margin: int = 2) -> int:
         default=0,
     )
     extra = unit * math.ceil((max(widest, reach) + margin + 2) / unit)
+    if extra > 256:  # three 1.7× upsamplings shift by 17³ units: too big a canvas
+        return 0
     linear = linearise(model)
     c, *sides = shape
     outputs: dict[str, torch.Tensor] = {}

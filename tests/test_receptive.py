@@ -419,8 +419,8 @@ def test_random_chains_match_the_linearised_copy(spec, side):
     if not _fits(report):
         return
     rows = len(report.layers)
-    assert check_every_row(model, (1, side, side), margin=4) == rows
-    assert check_extended(model, (1, side, side))
+    assert check_every_row(model, (1, side, side), margin=None) == rows
+    check_extended(model, (1, side, side))  # the textbook intervals, exactly
 
 
 class _Branch(nn.Module):
