@@ -98,6 +98,8 @@ def graph_layout(stages: list[Stage], title: str, error: str | None = None) -> G
         lines = [s.label, *s.caption]
         if s.kernel is not None:
             lines.insert(3 if len(lines) > 3 else len(lines), ", ".join(s.kernel.lines))
+        if s.step and s.step not in lines:  # what made it: a flatten, a global mean
+            lines.insert(1, s.step)
         if len(s.inputs) > 1:  # a merge: what it reads, before its parameter count
             reads = [stages[j].label for j in s.inputs]
             lines.insert(len(lines) - 1, f"from {', '.join(reads[:-1])} and {reads[-1]}")

@@ -222,7 +222,7 @@ def chain_layout(
             lowest = min(lowest, y - STEP_SIZE * LINE)
         kernel = stages[k].kernel
         if kernel is not None and kernels and prev.kind == "map":
-            layout.windows.append(_window(k - 1, prev, box, kernel.size, px))
+            layout.windows.append(_window(k - 1, prev, box, kernel.extent, px))
     top_caption = lowest - 10
     bottom = top_caption
     for box, s in zip(layout.boxes, stages, strict=True):

@@ -26,20 +26,38 @@ def tensor_label(shape: Shape | None) -> str:
 
 @dataclass
 class Kernel:
-    """The window a convolution or pooling layer slides over the tensor it reads."""
+    """The window a convolution or pooling layer slides over the tensor it reads.
+
+    ``groups``: a convolution's channel groups (``in_channels`` for a depthwise one, whose
+    each filter reads one channel); ``depthwise``: ``groups == in_channels``.
+    """
 
     size: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    depthwise: bool = False
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """The input pixels one window spans: ``d·(k − 1) + 1`` per side."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.size, self.dilation, strict=True))
 
     @property
     def lines(self) -> list[str]:
-        """``["3×3", "stride 1", "pad 1"]``; a pair prints once when both sides agree."""
+        """``["3×3", "stride 1", "pad 1"]``, then ``dilation 2`` and ``groups 32
+        (depthwise)`` where they are not 1; a pair prints once when both sides agree."""
 
         def one(pair: tuple[int, int]) -> str:
             return str(pair[0]) if pair[0] == pair[1] else fmt_shape(pair)
 
-        return [fmt_shape(self.size), f"stride {one(self.stride)}", f"pad {one(self.padding)}"]
+        lines = [fmt_shape(self.size), f"stride {one(self.stride)}", f"pad {one(self.padding)}"]
+        if self.dilation != (1, 1):
+            lines.append(f"dilation {one(self.dilation)}")
+        if self.groups != 1:
+            lines.append(f"groups {self.groups}{' (depthwise)' if self.depthwise else ''}")
+        return lines
 
 
 @dataclass
@@ -59,7 +77,8 @@ class Stage:
     types: list[str] = field(default_factory=list)
     params: int = 0
     kernel: Kernel | None = None
-    step: str | None = None  # what happens between the input and this tensor ("flatten")
+    step: str | None = None  # what happens between the input and this tensor ("flatten",
+    # "global mean", "last step")
     formula: str | None = None  # the flatten's ``64·6·6 = 2304``
     failed: bool = False
     lines: list[str] | None = None  # a caption of its own (the claim picture's)
@@ -113,8 +132,64 @@ def _kernel(module) -> Kernel | None:
         return (value[0], value[-1])
 
     k = pair(size, 1)
+    groups = getattr(module, "groups", 1)
     # MaxPool2d's stride defaults to its kernel size
-    return Kernel(k, pair(getattr(module, "stride", None) or size, 1), pair(module.padding, 0))
+    return Kernel(
+        k,
+        pair(getattr(module, "stride", None) or size, 1),
+        pair(module.padding, 0),
+        pair(getattr(module, "dilation", 1), 1),
+        groups,
+        groups > 1 and groups == getattr(module, "in_channels", None),
+    )
+
+
+_REDUCTION_WORDS = {
+    "mean": "mean",
+    "sum": "sum",
+    "amax": "max",
+    "max": "max",
+    "amin": "min",
+    "min": "min",
+    "logsumexp": "logsumexp",
+    "std": "std",
+    "var": "var",
+    "prod": "product",
+}
+
+
+def step_name(row) -> str:
+    """What a row that makes a flat tensor out of a bigger one does, in words.
+
+    Args:
+        row: a row of the trace (its ``type`` and per-sample ``input``).
+
+    Returns:
+        ``flatten`` (flatten, view, reshape), ``global mean`` (a mean over every spatial
+        dim: NiN's head), ``last step`` / ``first step`` (an RNN's ``[:, -1]``),
+        ``index [..]`` for another index, else the row's type.
+    """
+    kind = row.type
+    base = kind.split("(")[0].removeprefix("torch.").removeprefix("F.")
+    if base in ("flatten", "view", "reshape", "Flatten"):
+        return "flatten"
+    if base in _REDUCTION_WORDS:
+        word = _REDUCTION_WORDS[base]
+        spatial = row.input is not None and len(row.input) >= 3
+        return f"global {word}" if spatial else f"{word} over a dim"
+    if base.startswith(("adaptive_avg_pool", "AdaptiveAvgPool")):
+        return "global mean"
+    if base.startswith(("adaptive_max_pool", "AdaptiveMaxPool")):
+        return "global max"
+    if kind.startswith("["):
+        items = [i.strip() for i in kind.strip("[]").split(",")]
+        if len(row.input) == 2 and len(items) == 2 and items[0] == ":":
+            if items[1] == "-1":
+                return "last step"
+            if items[1] == "0":
+                return "first step"
+        return f"index {kind}"
+    return kind
 
 
 def _folds(row, inputs: list[int], consumers: dict[int, int]) -> bool:
@@ -180,7 +255,7 @@ def stages(report, modules: dict) -> list[Stage]:
             _kernel(module),
         )
         if stage.shape is not None and len(stage.shape) == 1 and len(row.input) > 1:
-            stage.step = "flatten"
+            stage.step = step_name(row)  # what the op does: a global mean is no flatten
             stage.formula = row.formula
         stage_of[i] = len(out)
         out.append(stage)

@@ -127,7 +127,7 @@ def draw_field(
         ((13, 15), (13, 15))
     """
     from archlab.models.spec import resolve_model
-    from archlab.trace.receptive import receptive_fields, unit_box
+    from archlab.trace.receptive import field_states, unit_box
     from archlab.trace.shapes import trace_shapes
 
     built, name = resolve_model(model, overrides)
@@ -149,7 +149,7 @@ def draw_field(
             f"--field {layer!r}: no such layer; give a row of `archlab shapes` or a block "
             f"({', '.join(blocks)})"
         )
-    states = receptive_fields(rows, built, shape)[1]
+    states = field_states(report)
     state = states[matches[-1]]  # a block's name: its last row
     if state is None or len(state.axes) != 2:
         raise ArchlabError(f"{layer} has no spatial units (after a flatten or a global pool?)")

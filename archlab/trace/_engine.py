@@ -40,6 +40,7 @@ from archlab.trace._records import (
     Row,
     _first_line,
     _Internal,
+    _shapes_for_tensors,
     _Stop,
     _tensors,
 )
@@ -255,6 +256,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
                 self._scope(),
                 functional=True,
                 op=self._current_op,
+                call=(func, _shapes_for_tensors(args), _shapes_for_tensors(kwargs)),
             )
         )
         if self.keep:

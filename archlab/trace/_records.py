@@ -30,6 +30,9 @@ class Row:
     scope: tuple[int, ...] = ()  # the module calls it ran inside (their call ids)
     functional: bool = False
     op: int | None = None  # the operation's call number (an edit's address on a trial run)
+    # an operation's function and arguments, each tensor replaced by its shape (receptive
+    # fields read a pad's widths, an interpolation's scale and mode, a mean's dims)
+    call: tuple | None = None
 
 
 @dataclass
@@ -85,6 +88,19 @@ def _tensors(value: object, out: list[torch.Tensor], depth: int = 0) -> list[tor
         for v in value.values():
             _tensors(v, out, depth + 1)
     return out
+
+
+def _shapes_for_tensors(value: object) -> object:
+    """``value`` with every tensor in it replaced by its shape (a row keeps no tensor)."""
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, list):
+        return [_shapes_for_tensors(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_shapes_for_tensors(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _shapes_for_tensors(v) for k, v in value.items()}
+    return value
 
 
 def _first_line(exc: BaseException) -> str:

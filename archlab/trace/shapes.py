@@ -330,7 +330,7 @@ def trace_shapes(
         report.notes = teaching_notes(full, built)
         if tracer.returned is not None:
             report.returns = tracer.returned
-    add_receptive_fields(report, full, built)
+    add_receptive_fields(report, tracer.rows, built)
     return report
 
 
