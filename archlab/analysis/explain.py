@@ -73,7 +73,7 @@ class Explanation(Report):
 
         >>> e = archlab.explain("cnn", 42, methods=["saliency", "gradcam"])   # doctest: +SKIP
         >>> e.verdict, [a.method for a in e.attributions]   # doctest: +SKIP
-        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'gradcam'])
+        ('true: Dress · predicted: Dress (0.97)', ['saliency', 'gradcam'])
         >>> e.save("explain.png")   # doctest: +SKIP
     """
 
@@ -101,7 +101,7 @@ class Explanation(Report):
 
     @property
     def verdict(self) -> str:
-        """``true: Sneaker · predicted: Sandal (0.71)``."""
+        """``true: Dress · predicted: Shirt (0.59)``."""
         pred = self.predicted
         true = f"true: {self.classes[self.label]} · " if self.label is not None else ""
         return f"{true}predicted: {self.classes[pred]} ({float(self.probs[pred]):.2f})"
@@ -640,7 +640,7 @@ def explain(
 
         >>> e = archlab.explain("cnn", 42)   # doctest: +SKIP
         >>> e.verdict                         # doctest: +SKIP
-        'true: Sneaker · predicted: Sneaker (1.00)'
+        'true: Dress · predicted: Dress (0.97)'
     """
     from archlab.training.run import as_run
 

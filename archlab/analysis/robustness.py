@@ -21,6 +21,7 @@ from torch import nn
 
 from archlab._report import Report
 from archlab._table import Table
+from archlab._text import plural
 from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
 from archlab.analysis._settings import EPS, PGD_STEPS
 from archlab.errors import ArchlabError
@@ -81,8 +82,8 @@ class Robustness(Report):
             rows.append([r.model, "FGSM", *(f"{100 * a:.1f}" for a in r.fgsm)])
             rows.append([r.model, f"PGD-{self.pgd_steps}", *(f"{100 * a:.1f}" for a in r.pgd)])
         caption = (
-            f"test accuracy (%) under attack, {self.images} test images; ε is an L∞ radius "
-            "in the normalised input's units"
+            f"test accuracy (%) under attack, {plural(self.images, 'test image')}; "
+            "ε is an L∞ radius in the normalised input's units"
         )
         return [Table(headers, rows, caption)]
 

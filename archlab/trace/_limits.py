@@ -1,7 +1,7 @@
 """How much memory a forward pass on one image needs, checked before it is tried.
 
-``archlab shapes`` and ``archlab params`` run the model on one zero image of the size the
-user gave. ``--input 1,100000,100000`` would ask the allocator for 40 GB for the input
+``archlab shapes`` runs the model on a batch of zero images (``archlab params`` on one) of
+the size the user gave. ``--input 1,100000,100000`` would ask the allocator for 40 GB for the input
 alone (1.3 TB for the CNN's first feature maps), and die there with a traceback; this
 module says up front how much is needed and refuses.
 """

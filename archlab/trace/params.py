@@ -17,7 +17,7 @@ from torch import nn
 from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
-from archlab.models.spec import resolve_model, user_code
+from archlab.models.spec import ModelSpec, resolve_model, user_code
 from archlab.trace._limits import check_forward_memory
 from archlab.trace.formulas import Shape, fmt_shape
 
@@ -52,6 +52,7 @@ class ParamReport(Report):
     total_params: int = 0
     trainable_params: int = 0
     total_macs: int = 0
+    overrides: list[str] = field(default_factory=list)  # the what-ifs, for the title
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,7 +123,9 @@ class ParamReport(Report):
 
     def _title(self) -> str:
         shape = fmt_shape(self.input_shape)
-        return f"{self.model}: parameters and multiply-accumulates per {shape} image"
+        # named as `archlab shapes` and `draw` name a what-if
+        changed = f" with {', '.join(self.overrides)}" if self.overrides else ""
+        return f"{self.model}{changed}: parameters and multiply-accumulates per {shape} image"
 
     def _parts(self) -> list[_table.Table | str]:
         return [_table.Table(self._HEADERS, self._rows(), self._title())]
@@ -183,7 +186,18 @@ def count_params(
         total_params=int(stats.total_params),
         trainable_params=int(stats.trainable_params),
         total_macs=int(stats.total_mult_adds),
+        overrides=_what_ifs(model, overrides),
     )
+
+
+def _what_ifs(model, overrides: Sequence[str]) -> list[str]:
+    """The what-ifs a title names: a spec's own and those passed (a trained run's are
+    already in its name, ``cnn+layer2.0.padding=1``)."""
+    if isinstance(model, str):
+        model = ModelSpec.parse(model, overrides)
+        return list(model.overrides)
+    own = model.overrides if isinstance(model, ModelSpec) else ()
+    return [*own, *overrides]
 
 
 def _check_trace(built: nn.Module, shape: tuple[int, ...], name: str) -> None:

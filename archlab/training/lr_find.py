@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from archlab._report import Report
 from archlab._table import Table
+from archlab._text import plural
 from archlab.errors import ArchlabError
 
 __all__ = ["LRFinder", "lr_find", "suggest", "sweep"]
@@ -68,7 +69,7 @@ class LRFinder(Report):
             ],
         ]
         title = (
-            f"{self.model}: {len(self.lrs)} steps from {self.lrs[0]:.0e} to "
+            f"{self.model}: {plural(len(self.lrs), 'step')} from {self.lrs[0]:.0e} to "
             f"{self.lrs[-1]:.2g} ({stop}) in {self.seconds:.1f} s"
         )
         return [Table(("rate", "value", "rule"), rows, title)]

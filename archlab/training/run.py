@@ -17,6 +17,7 @@ from torch import nn
 
 from archlab._report import Report, jsonable
 from archlab._table import Table
+from archlab._text import plural
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec
 from archlab.training.recipes import TrainConfig
@@ -87,7 +88,7 @@ class Run(Report):
     @property
     def what(self) -> str:
         """How it was trained, in a few words: ``5 epochs, careful``."""
-        epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+        epochs = plural(self.epochs, "epoch")
         done = "" if self.finished else f", stopped at iteration {self.iteration:,}"
         return f"{epochs}, {self.recipe}{done}"
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from archlab import __version__
+from archlab._text import plural
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec, user_code
@@ -260,8 +261,9 @@ class _Trainer:
         if self.dev.type == "cuda":
             mode = " (deterministic)" if config.deterministic else " (fast, not deterministic)"
         self.log(
-            f"{self.ref.name}: recipe {rec.name} ({rec.summary}); {config.epochs} epochs × "
-            f"{self.per_epoch} iterations of batch {config.batch_size}, Adam lr {config.lr:g}, "
+            f"{self.ref.name}: recipe {rec.name} ({rec.summary}); "
+            f"{plural(config.epochs, 'epoch')} × {plural(self.per_epoch, 'iteration')} "
+            f"of batch {config.batch_size}, Adam lr {config.lr:g}, "
             f"seed {config.seed}, on {self.dev}{mode}"
         )
         loss_fn = nn.CrossEntropyLoss()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from archlab._text import plural
 from archlab.viz._figure import subplots
 
 
@@ -49,7 +50,7 @@ def plot_faithfulness(report, ax=None) -> Figure:
     _curves_on(axes[0], report, "morf")
     _curves_on(axes[1], report, "lerf")
     fig.suptitle(
-        f"{report.model}: deletion curves, mean of {report.images} test images, "
+        f"{report.model}: deletion curves, mean of {plural(report.images, 'test image')}, "
         f"fill: {report.fill}",
         fontsize=12,
     )
@@ -96,7 +97,7 @@ def plot_robustness(report, ax=None) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         steps = f", {report.pgd_steps} steps" if attack == "PGD" else ""
-        ax.set_title(f"{attack}{steps}, {report.images} test images", fontsize=10)
+        ax.set_title(f"{attack}{steps}, {plural(report.images, 'test image')}", fontsize=10)
 
     if ax is not None:
         draw(ax, "PGD")
