@@ -74,23 +74,46 @@ class LRFinder(Report):
         )
         return [Table(("rate", "value", "rule"), rows, title)]
 
-    def plot(self, ax=None):
-        """The smoothed loss against the learning rate (log x), the suggestion marked."""
+    def plot(self, ax=None, *, color=None, label: str | None = None):
+        """The smoothed loss against the learning rate (log x), the suggestion marked. On a
+        given ``ax``, one run of an overlay: its smoothed loss and suggestion in the axes'
+        next colour (or ``color``), labelled by the run (or ``label``)."""
         from archlab.viz._figure import _new_ax
 
+        overlay = ax is not None
+        before = ax.get_ylim() if overlay and ax.lines else None
         fig, ax = _new_ax(ax, (7, 4.5))
-        ax.plot(self.lrs, self.losses, color="0.8", lw=0.8, label="loss per batch")
-        ax.plot(self.lrs, self.smoothed, color="C0", label="smoothed")
-        ax.axvline(self.suggested, color="C3", ls="--", label=f"suggested {self.suggested:.2g}")
+        if not overlay:
+            ax.plot(self.lrs, self.losses, color="0.8", lw=0.8, label="loss per batch")
+        line = ax.plot(
+            self.lrs,
+            self.smoothed,
+            color=color or (None if overlay else "C0"),
+            label=label or (f"{self.model}: smoothed loss" if overlay else "smoothed"),
+        )[0]
+        mark = line.get_color() if overlay else None
+        who = f"{self.model}: " if overlay else ""
         ax.axvline(
-            self.min_over_10, color="C2", ls=":", label=f"minimum / 10 {self.min_over_10:.2g}"
+            self.suggested,
+            color=mark or "C3",
+            ls="--",
+            label=f"{who}suggested {self.suggested:.2g}",
+        )
+        ax.axvline(
+            self.min_over_10,
+            color=mark or "C2",
+            ls=":",
+            label=f"{who}minimum / 10 {self.min_over_10:.2g}",
         )
         ax.set_xscale("log")
         low = min(self.smoothed)
-        ax.set_ylim(low - 0.05 * abs(low), max(self.smoothed[0], low) * 1.5 + 1e-12)
+        bottom, top = low - 0.05 * abs(low), max(self.smoothed[0], low) * 1.5 + 1e-12
+        if before is not None:  # room for the runs drawn before
+            bottom, top = min(bottom, before[0]), max(top, before[1])
+        ax.set_ylim(bottom, top)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
-        ax.set_title(f"{self.model}: learning-rate finder")
+        ax.set_title("learning-rate finder" if overlay else f"{self.model}: learning-rate finder")
         ax.legend(fontsize=8)
         return fig
 

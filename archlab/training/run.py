@@ -114,11 +114,13 @@ class Run(Report):
         ]
         return [Table(["", ""], rows)]
 
-    def plot(self, ax=None):
-        """Training loss and test accuracy against iteration; on ``ax``, the accuracy."""
+    def plot(self, ax=None, *, color=None, label: str | None = None):
+        """Training loss and test accuracy against iteration; on ``ax``, the accuracy
+        alone, labelled by the run in the axes' next colour (or ``color``/``label``), so
+        that ``a.plot(ax); b.plot(ax); ax.legend()`` overlays two runs."""
         from archlab.viz.curves import plot_curves
 
-        return plot_curves(self.history, ax)
+        return plot_curves(self.history, ax, name=self.name, color=color, label=label)
 
     def to_dict(self) -> dict:
         data = {

@@ -26,13 +26,28 @@ def _curves_axes(fig: Figure):
     return fig.subplots(1, 2)
 
 
-def plot_curves(history: dict, axes=None) -> Figure:
+def plot_curves(
+    history: dict,
+    axes=None,
+    *,
+    name: str | None = None,
+    color=None,
+    label: str | None = None,
+) -> Figure:
     """Training loss and test accuracy against iteration, from a run's ``history``.
+
+    On one given axes, the accuracy alone, as one line of an overlay: labelled by the run
+    (and its last accuracy), in the next colour of that axes' cycle, so that several runs
+    drawn into one axes stay apart.
 
     Args:
         history: :attr:`archlab.Run.history` or a loaded ``history.json``.
         axes: two matplotlib axes (loss, accuracy), or one axes for the accuracy alone.
             Default: a new 1×2 figure.
+        name: the run's name for titles and labels. Default: ``history["model"]``.
+        color: the accuracy line's colour. Default: green on a new figure, the axes'
+            next colour on a given one.
+        label: the accuracy line's label. Default: the run's name and last accuracy.
 
     Example::
 
@@ -42,19 +57,19 @@ def plot_curves(history: dict, axes=None) -> Figure:
         >>> plot_curves(history).axes[1].get_title()
         'toy: test accuracy'
     """
+    name = name or history.get("model", "")
     if axes is None:
         axes = _curves_axes(figure(figsize=_CURVES_SIZE))
-    if hasattr(axes, "plot"):  # one axes: the accuracy
-        _accuracy_panel(history, axes)
+    if hasattr(axes, "plot"):  # one axes: the accuracy, one line of an overlay
+        _accuracy_panel(history, axes, name, color, label, overlay=True)
         return axes.figure
     ax_loss, ax_acc = axes
-    _loss_panel(history, ax_loss)
-    _accuracy_panel(history, ax_acc)
+    _loss_panel(history, ax_loss, name)
+    _accuracy_panel(history, ax_acc, name, color or "tab:green", label, overlay=False)
     return ax_loss.figure
 
 
-def _loss_panel(history: dict, ax) -> None:
-    model = history.get("model", "")
+def _loss_panel(history: dict, ax, name: str) -> None:
     train = history.get("train", [])
     evals = history.get("eval", [])
     ax.plot(
@@ -70,34 +85,32 @@ def _loss_panel(history: dict, ax) -> None:
         label="test loss",
         color="tab:orange",
     )
-    ax.set(xlabel="iteration", ylabel="cross-entropy", title=f"{model}: loss")
+    ax.set(xlabel="iteration", ylabel="cross-entropy", title=f"{name}: loss")
     ax.legend()
     ax.grid(alpha=0.3)
 
 
-def _accuracy_panel(history: dict, ax) -> None:
-    model = history.get("model", "")
+def _accuracy_panel(history: dict, ax, name: str, color, label, overlay: bool) -> None:
     evals = history.get("eval", [])
-    ax.plot(
+    last = f": {100 * evals[-1]['test_accuracy']:.2f}%" if evals else ""
+    if label is None:
+        # the last accuracy in the legend, not beside the line's end: a label there
+        # leaves the axes or sits on another run's line
+        label = f"{name}{last}" if overlay else f"test accuracy (eval mode){last}"
+    line = ax.plot(
         [p["iteration"] for p in evals],
         [100 * p["test_accuracy"] for p in evals],
         "o-",
-        color="tab:green",
-        label="test accuracy (eval mode)",
-    )
-    if evals:
-        last = evals[-1]
-        ax.annotate(
-            f"{100 * last['test_accuracy']:.2f}%",
-            (last["iteration"], 100 * last["test_accuracy"]),
-            textcoords="offset points",
-            xytext=(-10, 8),
-            ha="right",
-        )
-    lecture = _lecture_accuracy(model)
+        color=color,  # None: the axes' next colour
+        label=label,
+    )[0]
+    lecture = _lecture_accuracy(history.get("model", ""))
     if lecture is not None:
-        ax.axhline(lecture, ls="--", color="gray", label=f"the lecture's {lecture}%")
-    ax.set(xlabel="iteration", ylabel="accuracy (%)", title=f"{model}: test accuracy")
+        mark = f"the lecture's {history['model']}: {lecture}%"
+        if mark not in ax.get_legend_handles_labels()[1]:  # once per model, not per run
+            ax.axhline(lecture, ls="--", lw=1, color=line.get_color(), label=mark)
+    title = "test accuracy" if overlay else f"{name}: test accuracy"
+    ax.set(xlabel="iteration", ylabel="accuracy (%)", title=title)
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
 

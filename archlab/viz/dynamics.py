@@ -67,7 +67,7 @@ def _plot_std(report, ax):
             ys = [p["std"][i] for p in rec["points"]]
             if any(y is None for y in ys):
                 continue
-            ax.plot(its, ys, label=f"{name} {layer}" if len(report.runs) > 1 else layer)
+            ax.plot(its, ys, label=f"{name}: {layer}")  # by run: other runs may share ax
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("activation std")

@@ -9,8 +9,11 @@ from archlab._text import plural
 from archlab.viz._figure import subplots
 
 
-def _curves_on(ax, report, which: str) -> None:
+def _curves_on(ax, report, which: str, overlay: bool = False) -> None:
+    """Each row's mean curve; in an ``overlay`` (a given axes other runs may share) every
+    line takes the axes' next colour and its label names the run."""
     x = report.fractions.numpy()
+    who = f"{report.model}: " if overlay else ""
     for i, row in enumerate(report.rows):
         curve = row.morf_curve if which == "morf" else row.lerf_curve
         control = row.kind == "control"
@@ -18,11 +21,11 @@ def _curves_on(ax, report, which: str) -> None:
             x,
             curve.numpy(),
             ls="--" if control else "-",
-            color="gray" if control else f"C{i}",
+            color=None if overlay else "gray" if control else f"C{i}",
             alpha=0.6 + 0.4 * (not control),
             marker={"random": "x", "sobel": "^", "constant": "."}.get(row.name),
             markevery=4,
-            label=f"{row.name} ({(row.morf if which == 'morf' else row.lerf)[0]:.2f})",
+            label=f"{who}{row.name} ({(row.morf if which == 'morf' else row.lerf)[0]:.2f})",
         )
     ax.set_xlabel("share removed", fontsize=8)
     ax.set_ylabel("probability of the explained class")
@@ -44,7 +47,7 @@ def plot_faithfulness(report, ax=None) -> Figure:
         >>> archlab.faithfulness("cnn", images=50).plot()   # doctest: +SKIP
     """
     if ax is not None:
-        _curves_on(ax, report, "morf")
+        _curves_on(ax, report, "morf", overlay=True)
         return ax.figure
     fig, axes = subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     _curves_on(axes[0], report, "morf")
@@ -88,9 +91,9 @@ def plot_robustness(report, ax=None) -> Figure:
     """
 
     def draw(ax, attack):
-        for i, r in enumerate(report.results):
+        for r in report.results:  # the axes' next colour: runs drawn before keep theirs
             acc = r.fgsm if attack == "FGSM" else r.pgd
-            ax.plot(report.eps, [100 * a for a in acc], "o-", color=f"C{i}", label=r.model)
+            ax.plot(report.eps, [100 * a for a in acc], "o-", label=r.model)
         ax.set_xlabel("ε (L∞, in the normalised input's units)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
