@@ -37,3 +37,96 @@ def test_save_figure_writes_atomically_and_closes(tmp_path):
     path = _figure.save_figure(fig, tmp_path / "a.png")
     assert path.read_bytes()[:4] == b"\x89PNG" and plt.get_fignums() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no partial left behind
+
+
+def _pairs():
+    """Two reports of each kind that draws lines (or bars) into a given axes, from two
+    runs named apart."""
+    import torch
+
+    import archlab
+    from archlab.analysis.dynamics import Dynamics
+    from archlab.analysis.faithfulness import Faithfulness, Row
+    from archlab.analysis.robustness import ModelRobustness, Robustness
+    from archlab.training.lr_find import LRFinder
+    from tests.test_reports import _run
+
+    def run(name, accuracy):
+        r = _run(accuracy)
+        r.name = name
+        return r
+
+    def faith(model):
+        curve = torch.linspace(1, 0, 5)
+        rows = [
+            Row(n, k, "", (0.5, 0.0), (0.6, 0.0), morf_curve=curve, lerf_curve=curve.flip(0))
+            for n, k in (("ig", "method"), ("random", "control"))
+        ]
+        return Faithfulness(model, "zero", 10, 0, 28, torch.linspace(0, 1, 5), rows)
+
+    def dyn(model):
+        point = lambda it: {"iteration": it, "std": [1.0, 2.0 + it]}  # noqa: E731
+        return Dynamics([model], [{"layers": ["fc1", "fc2"], "points": [point(0), point(9)]}])
+
+    def lr(model):
+        rates = [1e-4, 1e-3, 1e-2]
+        return LRFinder(model, rates, [2.3, 2.0, 2.2], [2.3, 2.1, 2.15], 1e-3, 1e-3)
+
+    def attack(model):
+        return Robustness([0.0, 0.1], 10, 3, [ModelRobustness(model, [0.9, 0.5], [0.9, 0.3])])
+
+    return {
+        "Run": (run("dnn", 0.88), run("cnn", 0.91)),
+        "LRFinder": (lr("dnn"), lr("cnn")),
+        "Robustness": (attack("dnn"), attack("cnn")),
+        "Faithfulness": (faith("dnn"), faith("cnn")),
+        "Dynamics": (dyn("dnn"), dyn("cnn")),
+        "ShapeReport": (archlab.trace_shapes("cnn"), archlab.trace_shapes("lenet5")),
+        "ParamReport": (archlab.count_params("dnn"), archlab.count_params("cnn")),
+    }
+
+
+def _colour(artist) -> tuple:
+    from matplotlib.colors import to_rgba
+
+    if hasattr(artist, "patches"):  # bars: their container is the legend's handle
+        artist = artist.patches[0]
+    get = getattr(artist, "get_color", None) or artist.get_facecolor
+    return to_rgba(get())
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", list(_pairs()))
+def test_two_reports_plotted_into_one_axes_are_two_labelled_runs(kind):
+    """``a.plot(ax); b.plot(ax); ax.legend()``: each run's lines are labelled by its name
+    and drawn in colours of their own (two green lines with one label before)."""
+    a, b = _pairs()[kind]
+    names = ["cnn", "lenet5"] if kind == "ShapeReport" else ["dnn", "cnn"]
+    fig, ax = _figure.subplots()
+    try:
+        a.plot(ax)
+        b.plot(ax)
+        handles, labels = ax.get_legend_handles_labels()
+        mine = [
+            {_colour(h) for h, t in zip(handles, labels, strict=True) if t.startswith(n)}
+            for n in names
+        ]
+        assert all(mine), (labels, names)  # each run has labelled lines
+        assert not mine[0] & mine[1], labels  # in colours of their own
+    finally:
+        _figure.close_figure(fig)
+
+
+def test_a_run_takes_the_colour_and_label_it_is_given():
+    from tests.test_reports import _run
+
+    fig, ax = _figure.subplots()
+    try:
+        _run().plot(ax, color="purple", label="mine")
+        line = ax.get_lines()[0]
+        assert (line.get_label(), line.get_color()) == ("mine", "purple")
+        assert not ax.texts  # the last accuracy is in the legend, not beside the line
+    finally:
+        _figure.close_figure(fig)
