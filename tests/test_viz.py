@@ -65,8 +65,11 @@ def _pairs():
         return Faithfulness(model, "zero", 10, 0, 28, torch.linspace(0, 1, 5), rows)
 
     def dyn(model):
-        point = lambda it: {"iteration": it, "std": [1.0, 2.0 + it]}  # noqa: E731
-        return Dynamics([model], [{"layers": ["fc1", "fc2"], "points": [point(0), point(9)]}])
+        def point(it):
+            return {"iteration": it, "std": [1.0, 2.0 + it], "hist": [[0.5, 0.5], [0.9, 0.1]]}
+
+        record = {"layers": ["fc1", "fc2"], "bins": 2, "hist_max": 4.0}
+        return Dynamics([model], [{**record, "points": [point(0), point(9)]}])
 
     def lr(model):
         rates = [1e-4, 1e-3, 1e-2]
@@ -128,5 +131,45 @@ def test_a_run_takes_the_colour_and_label_it_is_given():
         line = ax.get_lines()[0]
         assert (line.get_label(), line.get_color()) == ("mine", "purple")
         assert not ax.texts  # the last accuracy is in the legend, not beside the line
+    finally:
+        _figure.close_figure(fig)
+
+
+def test_dynamics_of_two_runs_aligns_rows_by_layer_name_with_gaps():
+    """fc1 was row 7 on the left and row 5 on the right: each row is now one layer for
+    every run, and a run without that layer leaves its cell empty."""
+    from archlab.analysis.dynamics import Dynamics
+    from archlab.viz.dynamics import _layers
+
+    def record(layers):
+        points = [
+            {"iteration": it, "std": [1.0] * len(layers), "hist": [[1.0, 0.0]] * len(layers)}
+            for it in (0, 10)
+        ]
+        return {"layers": layers, "bins": 2, "hist_max": 1.0, "points": points}
+
+    a = ["layer1.0", "layer1.1", "layer2.0", "fc1", "fc2"]
+    b = ["layer1.0", "layer2.0", "layer2.1", "fc1", "fc2"]
+    assert _layers([record(a), record(b)]) == [
+        "layer1.0",
+        "layer1.1",
+        "layer2.0",
+        "layer2.1",
+        "fc1",
+        "fc2",
+    ]
+    fig = Dynamics(["a", "b"], [record(a), record(b)]).plot()
+    try:
+        grid = {}
+        for ax in fig.axes:
+            spec = ax.get_subplotspec()
+            grid[(spec.rowspan.start, spec.colspan.start)] = ax
+        names = [grid[(r, 0)].get_ylabel() for r in range(6)]
+        assert names == _layers([record(a), record(b)])
+        fc1 = names.index("fc1")
+        assert grid[(fc1, 0)].images and grid[(fc1, 1)].images  # one row for both runs
+        gap = names.index("layer1.1")
+        assert grid[(gap, 0)].images and not grid[(gap, 1)].images  # b has no layer1.1
+        assert grid[(names.index("layer2.1"), 0)].texts[0].get_text() == "no such layer"
     finally:
         _figure.close_figure(fig)

@@ -98,7 +98,12 @@ def plot_params(report, ax=None) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("% of the model")
     ax.set_xlim(0, 105)
-    ax.legend(loc="lower right")
+    # beside the bars, not over them: an overlay of models fills the lower right too
+    ax.legend(
+        loc="upper left" if overlay else "lower right",
+        bbox_to_anchor=(1.01, 1.0) if overlay else None,
+        fontsize=8 if overlay else None,
+    )
     ax.set_title(
         f"{report.model}: {report.total_params:,} parameters, "
         f"{report.total_macs:,} MACs per {'×'.join(map(str, report.input_shape))} image"

@@ -111,7 +111,9 @@ def _accuracy_panel(history: dict, ax, name: str, color, label, overlay: bool) -
             ax.axhline(lecture, ls="--", lw=1, color=line.get_color(), label=mark)
     title = "test accuracy" if overlay else f"{name}: test accuracy"
     ax.set(xlabel="iteration", ylabel="accuracy (%)", title=title)
-    ax.legend(loc="lower right")
+    # where the lines leave room (matplotlib's "best"): the lecture's line and several
+    # runs' curves may run through any corner
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
 
 

@@ -101,7 +101,10 @@ def plot_explanation(explanation) -> Figure:
     extra = 0 if explanation.faithfulness is None else 1  # the deletion curves' panel
     panel = max(1.2, min(2.3, (SLIDE_WIDTH - 2.0 * extra - 1.2 - 0.75 * n) / (n + 1 + extra)))
     room = panel + 0.8  # a title may use its panel's width and the gaps beside it
-    predicts = wrap_title(f"{explanation.model} predicts", room + 0.3, big)
+    # the first column's title stays inside its column (centred on the column, not on
+    # the bars, whose class names take 0.95 in on the left): the next panel's title is
+    # centred on that panel and uses the gap between the two
+    predicts = wrap_title(f"{explanation.model} predicts", panel + 0.7, big)
     titles = [
         [(f"{where}\n{label}", big)],
         [(f"{predicts}\n{top[0][0]} ({top[0][1]:.2f})", big)],
@@ -152,6 +155,7 @@ def plot_explanation(explanation) -> Figure:
             ax.set_title(text, fontsize=fontsize, y=1.0)
     plot_image(explanation.image, ax=axes[0][0])
     bars = axes[1][0]
+    bars.title.set_x(0.5 - (left[0] - right[0]) / 2 / panel)  # the column's centre
     bars.barh([c for c, _ in top][::-1], [p for _, p in top][::-1], color="tab:blue")
     bars.set_xlim(0, 1)
     bars.set_xlabel("probability")

@@ -34,7 +34,7 @@ def _curves_on(ax, report, which: str, overlay: bool = False) -> None:
     best = "lower" if which == "morf" else "higher"
     name = "MoRF: most relevant removed first" if which == "morf" else "LeRF: least relevant first"
     ax.set_title(f"{name}\n(AUC in the legend, {best} is better)", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right" if which == "morf" else "lower left")
+    ax.legend(fontsize=7, loc="best")  # where the curves leave room
     ax.grid(alpha=0.3)
 
 
