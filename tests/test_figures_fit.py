@@ -369,3 +369,17 @@ def test_no_text_covers_text_or_data(name):
     finally:
         close_figure(fig)
     assert not problems, problems
+
+
+def test_explain_shows_one_methods_deletion_curves_against_random_and_says_where_the_rest_are():
+    """Sixteen single-image curves in a 150×130 px panel could not be read."""
+    fig = _explained_with_curves("cnn").plot()
+    try:
+        (ax,) = [a for a in fig.axes if a.get_title().startswith("deletion")]
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert labels == ["saliency MoRF", "saliency LeRF", "random MoRF", "random LeRF"]
+        assert "archlab.faithfulness()" in " ".join(t.get_text() for t in ax.texts)
+        width, height = ax.get_window_extent().size / fig.dpi
+        assert width >= 1.2 and height >= 1.2  # inches: as large as the maps
+    finally:
+        close_figure(fig)

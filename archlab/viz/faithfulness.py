@@ -60,24 +60,48 @@ def plot_faithfulness(report, ax=None) -> Figure:
     return fig
 
 
-def plot_image_curves(curves, ax=None) -> Figure:
-    """One image's MoRF (solid) and LeRF (dashed) curves per method, for ``archlab explain
-    --faithfulness`` (``curves``: an :class:`~archlab.analysis.faithfulness.Faithfulness`
-    over that one image)."""
+def plot_image_curves(curves, ax=None, method: str | None = None) -> Figure:
+    """One image's deletion curves for one method against the random control, for
+    ``explain(..., faithfulness=...)``: MoRF solid, LeRF dashed (a single image's sixteen
+    curves in one small panel could not be read; :func:`archlab.faithfulness` draws
+    every method's mean curves over many images).
+
+    Args:
+        curves: a :class:`~archlab.analysis.faithfulness.Faithfulness` over that image.
+        ax: the axes. Default: a new figure.
+        method: the map whose curves are drawn. Default: the first method's.
+
+    Returns:
+        The figure.
+    """
     if ax is None:
         _, ax = subplots(figsize=(5, 4), layout="constrained")
+    methods = [r for r in curves.rows if r.kind != "control"]
+    chosen = next((r for r in methods if r.name == method), methods[0] if methods else None)
+    random = next((r for r in curves.rows if r.name == "random"), None)
     x = curves.fractions.numpy()
-    for i, row in enumerate(curves.rows):
-        color = "gray" if row.kind == "control" else f"C{i}"
-        ax.plot(x, row.morf_curve.numpy(), color=color, label=row.name)
-        ax.plot(x, row.lerf_curve.numpy(), color=color, ls="--")
+    for row, color in ((chosen, "C0"), (random, "0.45")):
+        if row is None:
+            continue
+        ax.plot(x, row.morf_curve.numpy(), color=color, label=f"{row.name} MoRF")
+        ax.plot(x, row.lerf_curve.numpy(), color=color, ls="--", label=f"{row.name} LeRF")
     ax.set_xlabel("share removed", fontsize=8)
     ax.set_ylabel("probability", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", fontsize=9)
+    name = chosen.name if chosen is not None else "a map"
+    ax.set_title(f"deletion, fill {curves.fill}\n{name} against random", fontsize=9)
     # beside the curves, not over them: the panel is small in the explanation figure
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    ax.text(
+        1.02,
+        0.0,
+        "MoRF ↓ better\nLeRF ↑ better\nmean curves:\narchlab.faithfulness()",
+        transform=ax.transAxes,
+        fontsize=7,
+        va="bottom",
+        color="0.3",
+    )
     return ax.figure
 
 
