@@ -329,12 +329,18 @@ POCKET = "pocket_mobilenet.PocketMobileNet"  # a user's model: no + or , to brea
 def _own_figures() -> dict:
     """Each report's own whole figure (``.plot()``), the issue's five-run compare with a
     long user model name, and explain with one image's deletion curves."""
-    from tests.test_viz import _pairs
+    from tests.test_viz import _flip_report, _mistakes_figure, _pairs
 
     figures = {f"own-{kind}": (lambda k=kind: _pairs()[k][1].plot()) for kind in _pairs()}
     five = ["dnn", "cnn", POCKET, LONG, "resnet"]
     figures["compare-five-long-names"] = lambda: plot_comparison(_comparison(five))
     figures["explain-faithfulness"] = lambda: _explained_with_curves(LONG).plot()
+    figures["mistakes-12"] = lambda: _mistakes_figure(12)
+    figures["mistakes-16"] = lambda: _mistakes_figure(16)
+    figures["attack-flips"] = lambda: _flip_report().plot_flips()
+    figures["activations-cnn"] = lambda: archlab.activations(
+        archlab.create_model("cnn"), image=torch.zeros(28, 28, dtype=torch.uint8)
+    ).plot()
     figures["explain-faithfulness-user-model"] = lambda: _explained_with_curves(POCKET).plot()
     return figures
 
@@ -357,6 +363,16 @@ def _explained_with_curves(model: str) -> Explanation:
 
 def _all_figures() -> dict:
     return {**_figures(), **_overlays(), **_own_figures()}
+
+
+@pytest.mark.parametrize("name", list(_own_figures()))
+def test_every_reports_own_figure_fits_a_slide(name):
+    fig = _own_figures()[name]()
+    try:
+        problems = check_fits(fig, name)
+    finally:
+        close_figure(fig)
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("name", list(_all_figures()))

@@ -173,3 +173,78 @@ def test_dynamics_of_two_runs_aligns_rows_by_layer_name_with_gaps():
         assert grid[(names.index("layer2.1"), 0)].texts[0].get_text() == "no such layer"
     finally:
         _figure.close_figure(fig)
+
+
+def _mistakes_figure(n: int):
+    import torch
+
+    from archlab.training.data import CLASSES
+    from archlab.viz.evaluation import plot_mistakes
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+    labels = torch.arange(n) % 10
+    probs = torch.softmax(torch.randn(n, 10, generator=g), 1)
+    return plot_mistakes(images, labels, probs, list(range(n)), CLASSES)
+
+
+@pytest.mark.parametrize(("n", "shape"), [(16, (2, 8)), (12, (2, 6)), (10, (2, 5)), (5, (1, 5))])
+def test_the_mistakes_grid_has_no_half_empty_row(n, shape):
+    """12 mistakes were a row of 8 and a row of 4 beside four empty cells."""
+    fig = _mistakes_figure(n)
+    try:
+        shown = [ax for ax in fig.axes if ax.images]
+        assert len(shown) == len(fig.axes) == n  # no empty cell
+        rows = {round(ax.get_position().y0, 3) for ax in shown}
+        assert (len(rows), n // len(rows)) == shape
+    finally:
+        _figure.close_figure(fig)
+
+
+def _flip_report():
+    import torch
+
+    from archlab.analysis.robustness import Flip, ModelRobustness, Robustness
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(28, 28, generator=g)
+    adversarial = image + 0.1 * torch.randn(28, 28, generator=g).sign()
+    flip = Flip(7, 0.1, "Pullover", "Coat", image, adversarial, image, adversarial)
+    return Robustness([0.0, 0.1], 10, 3, [ModelRobustness("cnn", [1, 0], [1, 0], [flip])])
+
+
+def test_first_flips_show_the_difference_and_say_true_and_predicted():
+    report = _flip_report()
+    flip = report.results[0].flips[0]
+    fig = report.plot_flips()
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert "true = predicted: Pullover" in titles[0]
+        assert "predicted: Coat" in titles[2]
+        (diff,) = [ax for ax in fig.axes if ax.get_title().startswith("attacked − clean")]
+        shown = diff.images[0]
+        expected = (flip.adversarial - flip.image).numpy()
+        assert (shown.get_array() == expected).all()
+        low, high = shown.get_clim()
+        assert abs(high - 0.1) < 1e-6 and low == -high  # ± ε, white at no change
+    finally:
+        _figure.close_figure(fig)
+
+
+def test_activation_maps_are_each_on_their_own_scale_and_say_so():
+    """On one scale shared by 64 channels all but the largest maps looked alike."""
+    import torch
+
+    from archlab.viz.features import plot_activations
+
+    maps = torch.stack([torch.full((6, 6), 0.01), torch.full((6, 6), 50.0), torch.zeros(6, 6)])
+    fig = plot_activations({"layer2": maps})
+    try:
+        (ax,) = [a for a in fig.axes if a.images]
+        mosaic = ax.images[0].get_array()
+        assert float(mosaic[:6, :6].max()) == 1.0 and float(mosaic[:6, 7:13].max()) == 1.0
+        assert float(mosaic[:6, 14:20].max()) == 0.0  # a dead map stays dark
+        text = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+        assert "each coloured from 0 to its own maximum" in text
+    finally:
+        _figure.close_figure(fig)

@@ -73,6 +73,21 @@ def plot_confusion(
     return fig
 
 
+def grid_shape(n: int, most: int = 8) -> tuple[int, int]:
+    """``(rows, cols)`` for ``n`` pictures, at most ``most`` a row, with the fewest empty
+    cells (then the widest rows): 12 mistakes are 2 rows of 6, not 8 and a half-empty 4.
+
+    Example:
+
+        >>> [grid_shape(n) for n in (16, 12, 10, 5, 1, 0)]
+        [(2, 8), (2, 6), (2, 5), (1, 5), (1, 1), (1, 1)]
+    """
+    if n <= most:
+        return 1, max(n, 1)
+    best = min(range(most // 2, most + 1), key=lambda c: (-(-n // c) * c - n, -c))
+    return -(-n // best), best
+
+
 def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> Figure:
     """A gallery of test images with their true class and the wrong, confident prediction.
 
@@ -81,10 +96,10 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
         >>> archlab.evaluate("cnn").plot_mistakes(16)  # doctest: +SKIP
     """
     n = len(indices)
-    cols = min(n, 8) or 1
-    rows = max(1, -(-n // cols))
+    rows, cols = grid_shape(n)
+    cell = min(1.9, SLIDE_WIDTH / cols)  # eight to a row fit a slide's width
     fig, axes = subplots(
-        rows, cols, figsize=(1.9 * cols, 2.3 * rows), layout="constrained", squeeze=False
+        rows, cols, figsize=(cell * cols, (cell + 0.45) * rows), layout="constrained", squeeze=False
     )
     for ax in axes.flat:
         ax.set_axis_off()

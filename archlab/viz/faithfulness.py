@@ -137,25 +137,34 @@ def plot_robustness(report, ax=None) -> Figure:
 
 
 def plot_flips(report) -> Figure:
-    """The images that flip first under FGSM, per model: the image, its saliency map, the
-    attacked image and its saliency map (a whole figure: one row per flipped image)."""
+    """The images that flip first under FGSM, per model: the image (its true class, which
+    the model also predicted: only images right when clean are picked), its saliency map,
+    the attacked image and what the model predicts for it, the difference between the two
+    (what the attack added, on a ± ε scale) and the attacked image's saliency map (a whole
+    figure: one row per flipped image)."""
+    from archlab.viz._figure import _symmetric
+
     rows = [(r.model, f) for r in report.results for f in r.flips]
+    cols = 5
     fig, axes = subplots(
-        max(1, len(rows)), 4, figsize=(8, 2.1 * max(1, len(rows))), layout="constrained"
+        max(1, len(rows)), cols, figsize=(10, 2.2 * max(1, len(rows))), layout="constrained"
     )
-    axes = axes.reshape(-1, 4)
+    axes = axes.reshape(-1, cols)
     for ax_row, (model, f) in zip(axes, rows, strict=False):
+        diff = f.adversarial - f.image
         panels = [
-            (f.image, "gray", f"{model}: {f.before}"),
-            (f.map_before, "inferno", "saliency before"),
-            (f.adversarial, "gray", f"ε = {f.eps:g}: {f.after}"),
-            (f.map_after, "inferno", "saliency after"),
+            (f.image, "gray", None, f"{model}, test image {f.index}\ntrue = predicted: {f.before}"),
+            (f.map_before, "inferno", None, "saliency before"),
+            (f.adversarial, "gray", None, f"attacked, ε = {f.eps:g}\npredicted: {f.after}"),
+            (diff, "RdBu_r", _symmetric(diff), "attacked − clean\n(red: added, blue: taken)"),
+            (f.map_after, "inferno", None, "saliency after"),
         ]
-        for ax, (values, cmap, title) in zip(ax_row, panels, strict=True):
-            ax.imshow(values.numpy(), cmap=cmap)
+        for ax, (values, cmap, vmax, title) in zip(ax_row, panels, strict=True):
+            scale = {} if vmax is None else {"vmin": -vmax, "vmax": vmax}
+            ax.imshow(values.numpy(), cmap=cmap, **scale)
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
-    for ax in axes.flat[4 * len(rows) :]:
+    for ax in axes.flat[cols * len(rows) :]:
         ax.set_axis_off()
     fig.suptitle("the test images that flip at the smallest FGSM ε", fontsize=11)
     return fig
