@@ -102,6 +102,13 @@ def summary(value: Any, depth: int = 0) -> str:
             return f"{{{len(value)} keys}}"
         return "{" + ", ".join(f"{k!r}: {summary(v, 1)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
+        numbers = all(
+            isinstance(v, int | float)
+            or (isinstance(v, tuple) and all(isinstance(w, int | float) for w in v))
+            for v in value
+        )
+        if not depth and numbers and len(repr(value)) <= 40:
+            return repr(value)  # a few numbers, or pairs of them: a field's box, a grid
         plain = all(v is None or isinstance(v, str | int | float | bool) for v in value)
         if depth or len(value) > 6 or not plain:
             return f"[{len(value)} item{'s' if len(value) != 1 else ''}]"

@@ -248,3 +248,22 @@ def test_activation_maps_are_each_on_their_own_scale_and_say_so():
         assert "each coloured from 0 to its own maximum" in text
     finally:
         _figure.close_figure(fig)
+
+
+def test_draw_field_is_the_python_door_to_draw_field():
+    """``archlab draw cnn --field layer2.3 --unit 1,2`` had no Python door (a notebook
+    shelled out). The field is checked by hand: layer2's pooled unit (1, 2) sees the
+    10×10 input pixels from row 4·1 − 1 = 3 and column 4·2 − 1 = 7 (jump 4, start −1)."""
+    import torch
+
+    import archlab
+
+    picture = archlab.draw_field("cnn", "layer2.3", unit=(1, 2))
+    assert picture.seen == ((3, 12), (7, 16))
+    image = torch.arange(784, dtype=torch.float32).reshape(28, 28).to(torch.uint8)
+    fig = archlab.draw_field("cnn", "layer2.3", unit=(1, 2), image=image).plot()
+    try:
+        assert fig.axes[0].images  # drawn over the image
+    finally:
+        _figure.close_figure(fig)
+    assert "draw_field" in archlab.__all__ and "FieldPicture" in archlab.__all__
