@@ -109,3 +109,22 @@ def test_test_image_42_is_a_dress():
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     loaded = archlab.load_fashion_mnist()
     assert loaded.classes[int(loaded.test_labels[42])] == "Dress"
+
+
+def test_figure_titles_with_a_count_of_one_read_in_the_singular():
+    from archlab.analysis.robustness import ModelRobustness, Robustness
+    from archlab.viz._figure import close_figure
+    from archlab.viz.features import plot_activations, plot_filters
+
+    figures = [
+        plot_filters(torch.randn(1, 1, 3, 3), "x: conv"),
+        plot_activations({"conv": torch.rand(1, 6, 6), "fc": torch.rand(1)}),
+        Robustness([0.1], 1, 1, [ModelRobustness("cnn", [1.0], [1.0])]).plot(),
+    ]
+    for fig in figures:
+        text = " ".join(
+            t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()
+        )
+        close_figure(fig)
+        assert not WRONG.search(text.replace("\n", " ")), text
+        assert not re.search(r"(?<![\d.,])1 (kernels|maps|units)\b", text), text

@@ -123,7 +123,7 @@ def plot_robustness(report, ax=None) -> Figure:
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        steps = f", {report.pgd_steps} steps" if attack == "PGD" else ""
+        steps = f", {plural(report.pgd_steps, 'step')}" if attack == "PGD" else ""
         ax.set_title(f"{attack}{steps}, {plural(report.images, 'test image')}", fontsize=10)
 
     if ax is not None:

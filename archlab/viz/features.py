@@ -6,6 +6,7 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
+from archlab._text import plural
 from archlab.trace.formulas import fmt_shape
 from archlab.viz._figure import _symmetric, figure, subplots, wrap_title
 
@@ -31,12 +32,12 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
     shown_c = min(out_c, MOST_TILES)
     if in_c == 1:
         kernels = weights[:shown_c, 0]
-        note = f"{out_c} kernels {kh}×{kw}"
+        note = f"{plural(out_c, 'kernel')} {kh}×{kw}"
     else:
         # all 64 × 32 kernels of layer2.0 are 2,048 tiles: unreadable at any size; the
         # mean over the input maps keeps one tile per output map, on the same scale
         kernels = weights[:shown_c].mean(1)
-        note = f"{out_c} kernels {kh}×{kw}, each the mean over its {in_c} input maps"
+        note = f"{plural(out_c, 'kernel')} {kh}×{kw}, each the mean over its {in_c} input maps"
     if shown_c < out_c:
         note += f" (the first {shown_c})"
     vmax = _symmetric(kernels)
@@ -122,7 +123,7 @@ def _block(a, name: str, ax):
         shown = ax.imshow(a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_yticks([])
         ax.set_xlabel("unit")
-        return shown, f"{name}: {a.shape[0]} units"
+        return shown, f"{name}: {plural(a.shape[0], 'unit')}"
     ax.set_axis_off()
     # each map on its own colour scale: mid-network maps differ in size by orders of
     # magnitude, and on one scale shared by 64 channels all but the largest looked alike
@@ -135,7 +136,7 @@ def _block(a, name: str, ax):
     ax.imshow(mosaic, cmap=cmap, vmin=-1 if signed else 0, vmax=1, interpolation="nearest")
     size = fmt_shape(a.shape[1:])
     scale = "−its largest |value| to +it" if signed else "0 to its own maximum"
-    return None, f"{name}: {a.shape[0]} maps of {size}, each coloured from {scale}"
+    return None, f"{name}: {plural(a.shape[0], 'map')} of {size}, each coloured from {scale}"
 
 
 def per_map_scale(maps: torch.Tensor) -> tuple[torch.Tensor, bool]:
