@@ -128,3 +128,24 @@ def test_figure_titles_with_a_count_of_one_read_in_the_singular():
         close_figure(fig)
         assert not WRONG.search(text.replace("\n", " ")), text
         assert not re.search(r"(?<![\d.,])1 (kernels|maps|units)\b", text), text
+
+
+def test_trainings_first_line_names_the_what_if_and_one_epoch(tmp_path):
+    from tests.synthetic import learnable_dataset
+
+    lines: list[str] = []
+    archlab.train(
+        "dnn",
+        ["drop.p=0.5"],
+        runs=tmp_path,
+        data=learnable_dataset(n_train=100, n_test=50),
+        epochs=1,
+        batch_size=50,
+        max_iterations=1,
+        progress=False,
+        figures=False,
+        log=lines.append,
+    )
+    first = lines[0]
+    assert first.startswith("dnn+drop.p=0.5: ") and "1 epoch × 2 iterations" in first, first
+    assert not WRONG.search(" ".join(lines)), lines
