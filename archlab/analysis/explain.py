@@ -71,9 +71,9 @@ class Explanation(Report):
 
     Example::
 
-        >>> e = archlab.explain("cnn", 42, methods=["saliency", "gradcam"])   # doctest: +SKIP
+        >>> e = archlab.explain("dnn", 42, methods=["saliency", "ig"])   # doctest: +SKIP
         >>> e.verdict, [a.method for a in e.attributions]   # doctest: +SKIP
-        ('true: Dress · predicted: Dress (0.97)', ['saliency', 'gradcam'])
+        ('true: Dress · predicted: Shirt (0.59)', ['saliency', 'ig'])
         >>> e.save("explain.png")   # doctest: +SKIP
     """
 
@@ -638,9 +638,9 @@ def explain(
 
     Example::
 
-        >>> e = archlab.explain("cnn", 42)   # doctest: +SKIP
+        >>> e = archlab.explain("dnn", 42)   # doctest: +SKIP
         >>> e.verdict                         # doctest: +SKIP
-        'true: Dress · predicted: Dress (0.97)'
+        'true: Dress · predicted: Shirt (0.59)'
     """
     from archlab.training.run import as_run
 
