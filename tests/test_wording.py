@@ -149,3 +149,17 @@ def test_trainings_first_line_names_the_what_if_and_one_epoch(tmp_path):
     first = lines[0]
     assert first.startswith("dnn+drop.p=0.5: ") and "1 epoch × 2 iterations" in first, first
     assert not WRONG.search(" ".join(lines)), lines
+
+
+def test_lr_finds_first_line_names_the_what_if():
+    from tests.synthetic import learnable_dataset
+
+    report = archlab.lr_find(
+        "dnn",
+        overrides=["drop.p=0.5"],
+        iterations=3,
+        batch_size=20,
+        data=learnable_dataset(100, 20),
+    )
+    first = str(report).splitlines()[0]
+    assert first.startswith("dnn with drop.p=0.5: 3 steps from"), first

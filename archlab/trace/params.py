@@ -17,7 +17,7 @@ from torch import nn
 from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
-from archlab.models.spec import ModelSpec, resolve_model, user_code
+from archlab.models.spec import resolve_model, user_code, what_ifs
 from archlab.trace._limits import check_forward_memory
 from archlab.trace.formulas import Shape, fmt_shape
 
@@ -186,18 +186,8 @@ def count_params(
         total_params=int(stats.total_params),
         trainable_params=int(stats.trainable_params),
         total_macs=int(stats.total_mult_adds),
-        overrides=_what_ifs(model, overrides),
+        overrides=what_ifs(model, overrides),
     )
-
-
-def _what_ifs(model, overrides: Sequence[str]) -> list[str]:
-    """The what-ifs a title names: a spec's own and those passed (a trained run's are
-    already in its name, ``cnn+layer2.0.padding=1``)."""
-    if isinstance(model, str):
-        model = ModelSpec.parse(model, overrides)
-        return list(model.overrides)
-    own = model.overrides if isinstance(model, ModelSpec) else ()
-    return [*own, *overrides]
 
 
 def _check_trace(built: nn.Module, shape: tuple[int, ...], name: str) -> None:

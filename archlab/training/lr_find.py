@@ -204,7 +204,7 @@ def lr_find(
     from torch import nn
 
     from archlab.device import pick_device
-    from archlab.models.spec import resolve_model
+    from archlab.models.spec import resolve_model, what_ifs
     from archlab.training.data import load_fashion_mnist
     from archlab.training.predict import to_input
     from archlab.training.train import _optimizer
@@ -212,6 +212,9 @@ def lr_find(
     began = time.perf_counter()
     torch.manual_seed(seed)
     built, name = resolve_model(model, overrides)
+    changed = what_ifs(model, overrides)
+    if changed:  # the title names the what-if, as shapes and params do
+        name = f"{name} with {', '.join(changed)}"
     if isinstance(model, nn.Module) and built is model:
         built = copy.deepcopy(model)
     dev = pick_device(device)
