@@ -320,7 +320,19 @@ def _overlays() -> dict:
         b.plot(ax)
         return fig
 
-    return {f"overlay-{kind}": (lambda k=kind: both(k)) for kind in _pairs()}
+    def long_names():
+        from tests.test_reports import _run
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")  # pyplot's default
+        for name, accuracy in ((LONG, 0.88), (POCKET, 0.91), ("dnn", 0.86)):
+            run = _run(accuracy)
+            run.name = name
+            run.plot(ax)
+        return fig
+
+    figures = {f"overlay-{kind}": (lambda k=kind: both(k)) for kind in _pairs()}
+    figures["overlay-Run-long-names"] = long_names
+    return figures
 
 
 POCKET = "pocket_mobilenet.PocketMobileNet"  # a user's model: no + or , to break at

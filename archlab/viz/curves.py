@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from archlab.viz._figure import figure
+from archlab.viz._figure import figure, wrap_title
 
 _CURVES_SIZE = (11.0, 4.0)
 
@@ -95,20 +95,25 @@ def _accuracy_panel(history: dict, ax, name: str, color, label, overlay: bool) -
     last = f": {100 * evals[-1]['test_accuracy']:.2f}%" if evals else ""
     if label is None:
         # the last accuracy in the legend, not beside the line's end: a label there
-        # leaves the axes or sits on another run's line
+        # leaves the axes or sits on another run's line; a long run name wraps at its
+        # + , . _ boundaries so that the legend leaves room for the lines
         label = f"{name}{last}" if overlay else f"test accuracy (eval mode){last}"
-    line = ax.plot(
+        if overlay:
+            inches = ax.get_position().width * ax.figure.get_figwidth()
+            label = wrap_title(label, 0.4 * inches, 10)
+    ax.plot(
         [p["iteration"] for p in evals],
         [100 * p["test_accuracy"] for p in evals],
         "o-",
         color=color,  # None: the axes' next colour
         label=label,
-    )[0]
+    )
     lecture = _lecture_accuracy(history.get("model", ""))
     if lecture is not None:
         mark = f"the lecture's {history['model']}: {lecture}%"
         if mark not in ax.get_legend_handles_labels()[1]:  # once per model, not per run
-            ax.axhline(lecture, ls="--", lw=1, color=line.get_color(), label=mark)
+            # the model's, not this run's: gray in an overlay of several runs
+            ax.axhline(lecture, ls="--", lw=1, color="0.5" if overlay else "gray", label=mark)
     title = "test accuracy" if overlay else f"{name}: test accuracy"
     ax.set(xlabel="iteration", ylabel="accuracy (%)", title=title)
     # where the lines leave room (matplotlib's "best"): the lecture's line and several
