@@ -120,34 +120,29 @@ def summary(value: Any, depth: int = 0) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def summary_repr(report: Any) -> str:
+    """``<archlab.Explanation model='cnn', index=42, image=tensor(28×28), ...>``: each field
+    in a few characters (:func:`summary`), the whole under a few hundred; what every
+    report's and table's ``repr`` is (see :class:`~archlab._table.Tabular`)."""
+    if dataclasses.is_dataclass(report):
+        names = [f.name for f in dataclasses.fields(report) if f.repr]
+    else:
+        names = [k for k in vars(report) if not k.startswith("_")]
+    head = f"<archlab.{type(report).__name__}"
+    parts: list[str] = []
+    for name in names:
+        part = f"{name}={summary(getattr(report, name, None))}"
+        if len(head) + sum(len(p) + 2 for p in parts) + len(part) > _REPR_MOST:
+            parts.append("...")
+            break
+        parts.append(part)
+    return f"{head} {', '.join(parts)}>" if parts else f"{head}>"
+
+
 class Report(Tabular):
     """The base of every archlab report (see the module's docstring)."""
 
     _shows_figure = False  # Jupyter: draw the picture under the tables
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        # a report's repr is its summary: @dataclass keeps a __repr__ the class already
-        # has, so a subclass that writes none gets Report's, not a dump of its fields
-        super().__init_subclass__(**kwargs)
-        if "__repr__" not in cls.__dict__:
-            cls.__repr__ = Report.__repr__
-
-    def __repr__(self) -> str:
-        """``<archlab.Explanation model='cnn', method='saliency', attributions=tensor(1×28×28)>``:
-        each field in a few characters, the whole under a few hundred."""
-        if dataclasses.is_dataclass(self):
-            names = [f.name for f in dataclasses.fields(self) if f.repr]
-        else:
-            names = [k for k in vars(self) if not k.startswith("_")]
-        head = f"<archlab.{type(self).__name__}"
-        parts: list[str] = []
-        for name in names:
-            part = f"{name}={summary(getattr(self, name, None))}"
-            if len(head) + sum(len(p) + 2 for p in parts) + len(part) > _REPR_MOST:
-                parts.append("...")
-                break
-            parts.append(part)
-        return f"{head} {', '.join(parts)}>" if parts else f"{head}>"
 
     def plot(self, ax=None):
         """Draw the report and return the ``Figure`` (see each report for its panels)."""
@@ -193,4 +188,4 @@ class Report(Tabular):
         return text + self._figure_html() if self._shows_figure else text
 
 
-__all__ = ["Report", "Table", "jsonable", "summary"]
+__all__ = ["Report", "Table", "jsonable", "summary", "summary_repr"]

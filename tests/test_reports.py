@@ -127,17 +127,18 @@ def test_pictures_show_in_jupyter_once():
 
 
 def _report_classes() -> list[type]:
-    """Every Report subclass in archlab, found after importing all its modules (a report
-    added later is checked without editing this test)."""
+    """Every report and table class in archlab (subclasses of Tabular, Report's base),
+    found after importing all its modules (one added later is checked without editing
+    this test)."""
     import importlib
     import pkgutil
 
-    from archlab._report import Report
+    from archlab._table import Tabular
 
     for module in pkgutil.walk_packages(archlab.__path__, "archlab."):
         if module.name.split(".")[-1] != "__main__":
             importlib.import_module(module.name)
-    found, todo = [], [Report]
+    found, todo = [], [Tabular]
     while todo:
         for sub in todo.pop().__subclasses__():
             if sub.__module__.startswith("archlab.") and sub not in found:
@@ -161,14 +162,16 @@ def test_every_reports_repr_is_a_summary_not_a_dump():
     attack result when it was the dataclass's dump of whole tensors."""
     import dataclasses
 
+    from archlab._table import Tabular
+
     classes = _report_classes()
     names = {c.__name__ for c in classes}
-    assert {"Explanation", "Robustness", "Faithfulness", "Dynamics", "Run"} <= names
+    assert {"Explanation", "Robustness", "Faithfulness", "Dynamics", "Run", "SanityCheck"} <= names
     for cls in classes:
         mine = cls.__repr__
         made_by_dataclass = mine.__code__.co_filename == dataclasses.__file__
         assert not made_by_dataclass, f"{cls.__name__}: the dataclass dump"
-        if mine is Report.__repr__ and dataclasses.is_dataclass(cls):
+        if mine is Tabular.__repr__ and dataclasses.is_dataclass(cls):
             text = repr(_huge(cls))
             assert len(text) < 600 and "tensor(100×1000)" in text, (cls.__name__, text)
     for report in _reports() + _figure_reports():
