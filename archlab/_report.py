@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab._table import Table, Tabular
+from archlab._text import plural
 from archlab.errors import ArchlabError, cannot_write
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -111,8 +112,10 @@ def summary(value: Any, depth: int = 0) -> str:
             return repr(value)  # a few numbers, or pairs of them: a field's box, a grid
         plain = all(v is None or isinstance(v, str | int | float | bool) for v in value)
         if depth or len(value) > 6 or not plain:
-            return f"[{len(value)} item{'s' if len(value) != 1 else ''}]"
+            return f"[{plural(len(value), 'item')}]"
         inner = ", ".join(summary(v, 1) for v in value)
+        if len(inner) > 60:  # a few long sentences: their number
+            return f"[{plural(len(value), 'item')}]"
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return f"<{type(value).__name__}>"
