@@ -12,7 +12,6 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from archlab._text import plural
 from archlab.drawing._stages import Stage
 
 MAX_FACE = 100.0  # points: the largest map's side
@@ -241,7 +240,7 @@ def chain_layout(
     y = bottom - 14
     if maps:
         bar = max((n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500) if n * px <= 60), default=1)
-        layout.scale_bar = (left, y, bar * px, plural(bar, "pixel"))
+        layout.scale_bar = (left, y, bar * px, f"{bar} pixel{'s' if bar > 1 else ''}")
         layout.texts.append(
             Text(left + bar * px + 5, y, layout.scale_bar[3], NOTE_SIZE, ha="left", role="note")
         )
