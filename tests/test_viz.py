@@ -267,3 +267,17 @@ def test_draw_field_is_the_python_door_to_draw_field():
     finally:
         _figure.close_figure(fig)
     assert "draw_field" in archlab.__all__ and "FieldPicture" in archlab.__all__
+
+
+def test_shapes_of_different_models_in_one_axes_count_layers_instead_of_naming_one():
+    import archlab
+
+    fig, ax = _figure.subplots()
+    try:
+        archlab.trace_shapes("cnn").plot(ax)
+        assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["input", "layer1.0"]
+        archlab.trace_shapes("lenet5").plot(ax)  # other layers: cnn's names would mislead
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[:3] == ["0", "1", "2"] and ax.get_xlabel().startswith("layer, in the order")
+    finally:
+        _figure.close_figure(fig)

@@ -44,15 +44,25 @@ def plot_shapes(report, ax=None) -> Figure:
     return fig
 
 
+_NUMBERED = "layer, in the order forward calls it (0: the input)"
+
+
 def _shapes_line(report, ax, names: list[str], sides: list[int]) -> Figure:
     """On a given axes, one model of an overlay: its map height per layer as a line in
     the axes' next colour, labelled by the model (several models compare in one axes)."""
     label = report.model
     if report.overrides:
         label += f" with {', '.join(report.overrides)}"
+    first = not ax.get_lines()
     ax.plot(range(len(sides)), sides, "o-", label=label)
-    if len(names) >= len(ax.get_xticks()) or not ax.get_xticklabels():
+    shown = [t.get_text() for t in ax.get_xticklabels()]
+    if first:
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    elif shown != names and ax.get_xlabel() != _NUMBERED:
+        # models whose layers differ: the x axis counts layers, names would mislead
+        count = max(len(names), len(shown))
+        ax.set_xticks(range(count), [str(i) for i in range(count)], rotation=0, ha="center")
+        ax.set_xlabel(_NUMBERED)
     ax.set_ylabel("map height (pixels)")
     ax.set_ylim(0, max(max(sides) * 1.1, ax.get_ylim()[1]))
     ax.set_title("feature-map height after each layer")
