@@ -45,10 +45,12 @@ _GROUPS: dict[str, dict[str, str]] = {
         "trace_shapes": "archlab.trace.shapes",
         "count_params": "archlab.trace.params",
         "draw": "archlab.drawing",
+        "draw_field": "archlab.drawing.field",
         "ShapeReport": "archlab.trace.shapes",
         "ParamReport": "archlab.trace.params",
         "ReceptiveField": "archlab.trace.receptive",
         "Drawing": "archlab.drawing",
+        "FieldPicture": "archlab.drawing.field",
     },
     "Data and training": {
         "load_fashion_mnist": "archlab.training.data",

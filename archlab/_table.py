@@ -61,7 +61,20 @@ class Table:
 
 class Tabular:
     """A report made of tables and paragraphs: ``str()`` for the terminal and
-    ``_repr_html_`` for Jupyter, both from the one list that ``_parts`` returns."""
+    ``_repr_html_`` for Jupyter, both from the one list that ``_parts`` returns; ``repr``
+    a one-line summary (tensors by their shape), never a dump of the data."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # @dataclass keeps a __repr__ the class already has: a subclass that writes none
+        # gets the summary, not the dataclass's dump of its fields (whole tensors)
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = Tabular.__repr__
+
+    def __repr__(self) -> str:
+        from archlab._report import summary_repr
+
+        return summary_repr(self)
 
     def _parts(self) -> list[Table | str]:
         raise NotImplementedError

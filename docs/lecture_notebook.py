@@ -166,6 +166,33 @@ dnn = archlab.train("dnn", runs=RUNS, data=data, epochs=1, reuse=True)
 archlab.compare([dnn, cnn], data=data)""",
         1,
     ),
+    (
+        "md",
+        """Both runs' test accuracy on one slide: `.plot(ax)` draws a run into an axes you give it,
+labelled by the run and its last accuracy, in the axes' next colour (`color=` and
+`label=` choose them).""",
+        0,
+    ),
+    (
+        "code",
+        """import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+dnn.plot(ax)
+cnn.plot(ax)
+plt.close(fig)  # shown once: as the cell's value
+fig""",
+        1,
+    ),
+    (
+        "md",
+        """## 10. How much of the image does one unit see?
+
+One unit of `layer2`'s output reads a 10×10 patch of the 28×28 image (3×3 convolutions
+and 2×2 pooling, twice), drawn over test image 42, a dress.""",
+        0,
+    ),
+    ("code", 'archlab.draw_field(cnn, "layer2.3", unit=(1, 2), index=42, data=data)', 1),
 ]
 
 

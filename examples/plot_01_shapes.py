@@ -11,7 +11,7 @@ traces it layer by layer, then asks two what-ifs and reads the diagnosis.
 # ---------
 # Every row is one layer, in the order ``forward`` calls it. Shape-changing layers show
 # their formula with the numbers filled in; each analytic shape is checked against a
-# real forward pass of one zero image.
+# real forward pass of a batch of 11 zero images (shapes are shown per image).
 import archlab
 
 report = archlab.trace_shapes("cnn")

@@ -98,11 +98,11 @@ def test_the_page_answers_clicks_offline(page, browser, check_site):
     driver.save_screenshot(str(shots / "1-start.png"))
     timings = {}
 
-    # a layer: the first row of the trace
-    before = _text(driver, "#layer-title")
-    timings["layer"] = _click(driver, "#trace tbody tr[data-line='0']")
-    assert _text(driver, "#layer-title") != before
+    # the page opens on the first row of the trace; then a layer: the second row
     assert _text(driver, "#layer-title").startswith("#1 ")
+    assert driver.execute_script("return ARCHLAB.state.row") == 0
+    timings["layer"] = _click(driver, "#trace tbody tr[data-line='1']")
+    assert _text(driver, "#layer-title").startswith("#2 ")
     assert driver.execute_script("return document.querySelectorAll('#channels canvas').length") > 0
     driver.save_screenshot(str(shots / "2-layer.png"))
 

@@ -193,3 +193,221 @@ def test_filters_of_many_inputs_show_the_mean_and_say_so():
     close_figure(fig)
     assert image.shape == (8 * 4 - 1, 8 * 4 - 1)  # 64 tiles of 3×3, 8 to a row
     assert "each the mean over its 32 input maps" in title
+
+
+# -- text against text and data, at 1920×1080 ---------------------------------------------------
+SCREEN = (1920, 1080)  # pixels: a full-HD projector
+
+
+def _boxes_overlap(a, b, slack: float = 1.0) -> bool:
+    return (
+        a.x0 + slack < b.x1 and b.x0 + slack < a.x1 and a.y0 + slack < b.y1 and b.y0 + slack < a.y1
+    )
+
+
+def _rectangle(text, box, dpi: float):
+    """The corners of a text's own (turned) rectangle: its box on the screen is the
+    upright box around it, with the same centre."""
+    import numpy as np
+
+    angle = np.deg2rad(text.get_rotation())
+    u, n = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    lines = text.get_text().count("\n") + 1
+    h = lines * text.get_fontsize() * dpi / 72  # the glyphs' height, without line spacing
+    c, s = abs(u[0]), abs(u[1])
+    w = (box.width - h * s) / c if c > 0.1 else (box.height - h * c) / s
+    centre = np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+    return [centre + i * u * w / 2 + j * n * h / 2 for i, j in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+
+
+def _turned_overlap(a, box_a, b, box_b, dpi: float) -> bool:
+    """Whether two texts' own rectangles overlap (separating axes): upright boxes of
+    turned tick labels overlap where the letters do not."""
+    import numpy as np
+
+    if a.get_rotation() % 90 == 0 and b.get_rotation() % 90 == 0:
+        return True
+    ra, rb = np.array(_rectangle(a, box_a, dpi)), np.array(_rectangle(b, box_b, dpi))
+    for poly in (ra, rb):
+        for k in range(2):
+            axis = poly[k + 1] - poly[k]
+            axis = np.array([-axis[1], axis[0]]) / (np.linalg.norm(axis) or 1)
+            pa, pb = ra @ axis, rb @ axis
+            if pa.max() <= pb.min() + 1 or pb.max() <= pa.min() + 1:
+                return False
+    return True
+
+
+def _data_points(ax):
+    """Display coordinates of what ``ax`` plots: line vertices (with points between
+    them), scatter offsets; and the boxes of its bars."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    points = []
+    for line in ax.get_lines():
+        if not line.get_visible() or line.get_label().startswith("_child"):
+            continue
+        xy = line.get_xydata()
+        if len(xy) > 1:  # a straight line between the vertices: sample it
+            a, b = xy[:-1], xy[1:]
+            xy = np.concatenate([a + f * (b - a) for f in np.linspace(0, 1, 25)])
+        points.append(line.get_transform().transform(xy))
+    for coll in ax.collections:
+        offsets = coll.get_offsets()
+        if len(offsets):
+            points.append(coll.get_offset_transform().transform(offsets))
+    bars = [
+        p.get_window_extent()
+        for p in ax.patches
+        if isinstance(p, Rectangle) and p.get_visible() and p.get_width() and p.get_height()
+    ]
+    points = np.concatenate(points) if points else np.zeros((0, 2))
+    return points, bars
+
+
+def check_overlaps(fig) -> list[str]:
+    """Text on text anywhere, and text or a legend on an axes' data (lines, points,
+    bars), with the figure shown at 1920×1080 (its size in inches kept)."""
+    width, height = fig.get_size_inches()
+    fig.set_dpi(min(SCREEN[0] / width, SCREEN[1] / height))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [(t, t.get_window_extent(renderer)) for t in _texts(fig)]
+    problems = []
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1 :]:
+            if _boxes_overlap(box_a, box_b) and _turned_overlap(a, box_a, b, box_b, fig.dpi):
+                problems.append(f"text {a.get_text()!r} overlaps {b.get_text()!r}")
+    for ax in fig.axes:
+        points, bars = _data_points(ax)
+        covers = [(repr(t.get_text()), t.get_window_extent(renderer)) for t in ax.texts]
+        if ax.get_legend() is not None:
+            covers.append(("the legend", ax.get_legend().get_window_extent(renderer)))
+        for what, box in covers:
+            inside = (
+                (points[:, 0] > box.x0 + 1)
+                & (points[:, 0] < box.x1 - 1)
+                & (points[:, 1] > box.y0 + 1)
+                & (points[:, 1] < box.y1 - 1)
+            )
+            if inside.any() or any(_boxes_overlap(box, bar, 2.0) for bar in bars):
+                problems.append(f"{what} covers data in {ax.get_title()!r}")
+    return problems
+
+
+def test_the_overlap_checker_can_fail():
+    fig = plt.figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.bar([0.5], [0.9], width=0.3, label="a bar")
+    ax.legend(loc="center")
+    ax.text(0.1, 0.1, "one text")
+    ax.text(0.1, 0.1, "another")
+    problems = check_overlaps(fig)
+    close_figure(fig)
+    assert any("overlaps" in p for p in problems)
+    assert any("the legend covers data" in p for p in problems)
+
+
+def _overlays() -> dict:
+    from tests.test_viz import _pairs
+
+    def both(kind):
+        a, b = _pairs()[kind]
+        fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+        a.plot(ax)
+        b.plot(ax)
+        return fig
+
+    def long_names():
+        from tests.test_reports import _run
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")  # pyplot's default
+        for name, accuracy in ((LONG, 0.88), (POCKET, 0.91), ("dnn", 0.86)):
+            run = _run(accuracy)
+            run.name = name
+            run.plot(ax)
+        return fig
+
+    figures = {f"overlay-{kind}": (lambda k=kind: both(k)) for kind in _pairs()}
+    figures["overlay-Run-long-names"] = long_names
+    return figures
+
+
+POCKET = "pocket_mobilenet.PocketMobileNet"  # a user's model: no + or , to break at
+
+
+def _own_figures() -> dict:
+    """Each report's own whole figure (``.plot()``), the issue's five-run compare with a
+    long user model name, and explain with one image's deletion curves."""
+    from tests.test_viz import _flip_report, _mistakes_figure, _pairs
+
+    figures = {f"own-{kind}": (lambda k=kind: _pairs()[k][1].plot()) for kind in _pairs()}
+    five = ["dnn", "cnn", POCKET, LONG, "resnet"]
+    figures["compare-five-long-names"] = lambda: plot_comparison(_comparison(five))
+    figures["explain-faithfulness"] = lambda: _explained_with_curves(LONG).plot()
+    figures["mistakes-12"] = lambda: _mistakes_figure(12)
+    figures["mistakes-16"] = lambda: _mistakes_figure(16)
+    figures["attack-flips"] = lambda: _flip_report().plot_flips()
+    figures["activations-cnn"] = lambda: archlab.activations(
+        archlab.create_model("cnn"), image=torch.zeros(28, 28, dtype=torch.uint8)
+    ).plot()
+    figures["explain-faithfulness-user-model"] = lambda: _explained_with_curves(POCKET).plot()
+    return figures
+
+
+def _explained_with_curves(model: str) -> Explanation:
+    from archlab.analysis.faithfulness import Faithfulness, Row
+
+    explanation = _explanation(model, sanity=False)
+    curve = torch.linspace(1, 0, 29)
+    rows = [
+        Row(m, "method", "", (0.3, 0.0), (0.7, 0.0), morf_curve=curve**2, lerf_curve=1 - curve)
+        for m in METHODS
+    ] + [
+        Row(c, "control", "", (0.5, 0.0), (0.5, 0.0), morf_curve=curve, lerf_curve=curve)
+        for c in ("random", "sobel", "constant")
+    ]
+    explanation.faithfulness = Faithfulness(model, "zero", 1, 0, 28, torch.linspace(0, 1, 29), rows)
+    return explanation
+
+
+def _all_figures() -> dict:
+    return {**_figures(), **_overlays(), **_own_figures()}
+
+
+@pytest.mark.parametrize("name", list(_own_figures()))
+def test_every_reports_own_figure_fits_a_slide(name):
+    fig = _own_figures()[name]()
+    try:
+        problems = check_fits(fig, name)
+    finally:
+        close_figure(fig)
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("name", list(_all_figures()))
+def test_no_text_covers_text_or_data(name):
+    if name.startswith("draw-"):
+        pytest.skip("the architecture drawing checks its own layout (tests/test_draw.py)")
+    fig = _all_figures()[name]()
+    try:
+        problems = check_overlaps(fig)
+    finally:
+        close_figure(fig)
+    assert not problems, problems
+
+
+def test_explain_shows_one_methods_deletion_curves_against_random_and_says_where_the_rest_are():
+    """Sixteen single-image curves in a 150×130 px panel could not be read."""
+    fig = _explained_with_curves("cnn").plot()
+    try:
+        (ax,) = [a for a in fig.axes if a.get_title().startswith("deletion")]
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert labels == ["saliency MoRF", "saliency LeRF", "random MoRF", "random LeRF"]
+        assert "archlab.faithfulness()" in " ".join(t.get_text() for t in ax.texts)
+        width, height = ax.get_window_extent().size / fig.dpi
+        assert width >= 1.2 and height >= 1.2  # inches: as large as the maps
+    finally:
+        close_figure(fig)

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "docs" / "lecture_notebook.py"
 IMAGE = ("image/png", "image/svg+xml", "image/jpeg")
+TEXT_MOST = 3_000  # characters of one output's text/plain
 
 
 def _generator():
@@ -70,6 +71,10 @@ def test_the_notebook_runs_in_a_kernel_and_every_report_renders_once(tmp_path, m
         shown = sum(_figures(o) for o in cell.outputs)
         assert shown == cell.metadata["archlab"]["figures"], f"{where} shows {shown} pictures"
         for output in cell.outputs:
+            # what a terminal, nbconvert --to script and the notebook's file keep: a
+            # summary (one attack result's dataclass dump was 165,715 characters)
+            plain = output.get("data", {}).get("text/plain", "") or output.get("text", "")
+            assert len(plain) < TEXT_MOST, f"{where}: {len(plain):,} characters of text"
             if output.output_type == "execute_result":
                 results += 1
                 assert "text/html" in output.data or any(k in output.data for k in IMAGE), where

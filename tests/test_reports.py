@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 import archlab
+from archlab._report import Report
 from archlab.analysis.evaluation import Comparison, ModelResult, classification_report
 from archlab.analysis.explain import SanityCheck
 from archlab.models.spec import ModelSpec
@@ -123,3 +124,68 @@ def test_pictures_show_in_jupyter_once():
     tables; a table report renders tables only."""
     assert "<img" in archlab.filters(archlab.create_model("cnn"))._repr_html_()
     assert "<img" not in archlab.count_params("dnn")._repr_html_()
+
+
+def _report_classes() -> list[type]:
+    """Every report and table class in archlab (subclasses of Tabular, Report's base),
+    found after importing all its modules (one added later is checked without editing
+    this test)."""
+    import importlib
+    import pkgutil
+
+    from archlab._table import Tabular
+
+    for module in pkgutil.walk_packages(archlab.__path__, "archlab."):
+        if module.name.split(".")[-1] != "__main__":
+            importlib.import_module(module.name)
+    found, todo = [], [Tabular]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__module__.startswith("archlab.") and sub not in found:
+                found.append(sub)
+                todo.append(sub)
+    return found
+
+
+def _huge(cls):
+    """An instance of ``cls`` whose every field holds a lot: a 100,000-number tensor."""
+    import dataclasses
+
+    report = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        object.__setattr__(report, f.name, torch.zeros(100, 1000))
+    return report
+
+
+def test_every_reports_repr_is_a_summary_not_a_dump():
+    """A notebook's text/plain and a terminal show ``repr``: 165,715 characters for one
+    attack result when it was the dataclass's dump of whole tensors."""
+    import dataclasses
+
+    from archlab._table import Tabular
+
+    classes = _report_classes()
+    names = {c.__name__ for c in classes}
+    assert {"Explanation", "Robustness", "Faithfulness", "Dynamics", "Run", "SanityCheck"} <= names
+    for cls in classes:
+        mine = cls.__repr__
+        made_by_dataclass = mine.__code__.co_filename == dataclasses.__file__
+        assert not made_by_dataclass, f"{cls.__name__}: the dataclass dump"
+        if mine is Tabular.__repr__ and dataclasses.is_dataclass(cls):
+            text = repr(_huge(cls))
+            assert len(text) < 600 and "tensor(100×1000)" in text, (cls.__name__, text)
+    for report in _reports() + _figure_reports():
+        assert len(repr(report)) < 2_000, type(report).__name__
+
+
+def test_a_report_defined_later_gets_the_summary_too():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Later(Report):
+        model: str
+        maps: torch.Tensor
+        names: list
+
+    text = repr(Later("cnn", torch.zeros(64, 12, 12), ["a"] * 500))
+    assert text == "<archlab.Later model='cnn', maps=tensor(64×12×12), names=[500 items]>"

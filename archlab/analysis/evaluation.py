@@ -10,6 +10,7 @@ import torch
 
 from archlab import _table
 from archlab._report import Report
+from archlab._text import plural
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
 
@@ -144,7 +145,7 @@ class ClassificationReport(Report):
     def _parts(self) -> list[_table.Table | str]:
         return [
             f"{self.model}: test accuracy {100 * self.accuracy:.2f}% on "
-            f"{int(self.matrix.sum()):,} images",
+            f"{plural(int(self.matrix.sum()), 'image')}",
             self.table(),
             f"most confused pairs:\n{self.pairs_text()}",
         ]

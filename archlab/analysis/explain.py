@@ -67,9 +67,9 @@ class Explanation(Report):
 
     Example::
 
-        >>> e = archlab.explain("cnn", 42, methods=["saliency", "gradcam"])   # doctest: +SKIP
+        >>> e = archlab.explain("dnn", 42, methods=["saliency", "ig"])   # doctest: +SKIP
         >>> e.verdict, [a.method for a in e.attributions]   # doctest: +SKIP
-        ('true: Sneaker · predicted: Sneaker (1.00)', ['saliency', 'gradcam'])
+        ('true: Dress · predicted: Shirt (0.59)', ['saliency', 'ig'])
         >>> e.save("explain.png")   # doctest: +SKIP
     """
 
@@ -97,7 +97,7 @@ class Explanation(Report):
 
     @property
     def verdict(self) -> str:
-        """``true: Sneaker · predicted: Sandal (0.71)``."""
+        """``true: Dress · predicted: Shirt (0.59)``."""
         pred = self.predicted
         true = f"true: {self.classes[self.label]} · " if self.label is not None else ""
         return f"{true}predicted: {self.classes[pred]} ({float(self.probs[pred]):.2f})"
@@ -383,9 +383,9 @@ def explain(
 
     Example::
 
-        >>> e = archlab.explain("cnn", 42)   # doctest: +SKIP
+        >>> e = archlab.explain("dnn", 42)   # doctest: +SKIP
         >>> e.verdict                         # doctest: +SKIP
-        'true: Sneaker · predicted: Sneaker (1.00)'
+        'true: Dress · predicted: Shirt (0.59)'
     """
     from archlab.training.run import as_run
 

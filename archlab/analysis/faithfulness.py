@@ -45,6 +45,7 @@ from torch import nn
 from archlab._bounds import check_int, check_seed
 from archlab._report import Report
 from archlab._table import Table
+from archlab._text import plural
 from archlab.analysis._settings import DETAIL_IMAGES, FILLS, STEP
 from archlab.analysis._settings import FAITHFULNESS_IMAGES as IMAGES
 from archlab.errors import ArchlabError
@@ -149,11 +150,19 @@ class Faithfulness(Report):
             ]
             for r in self.rows
         ]
+        detail = (
+            f"; infidelity, max-sensitivity and sanity ρ over the first "
+            f"{plural(self.detail_images, 'image')}"
+            if self.detail_images
+            else ""
+        )
+        several = self.images > 1  # one image: no class strata, no interval
         caption = (
-            f"{self.model}: faithfulness over {self.images} test images (stratified by "
-            f"class), {self.step} pixels a step, fill: {self.fill}; "
-            "AUC of the explained class's probability, mean ± 95 % interval; infidelity, "
-            f"max-sensitivity and sanity ρ over the first {self.detail_images} images"
+            f"{self.model}: faithfulness over {plural(self.images, 'test image')}"
+            f"{' (stratified by class)' if several else ''}, "
+            f"{plural(self.step, 'pixel a step', 'pixels a step')}, fill: {self.fill}; "
+            f"AUC of the explained class's probability{', mean ± 95 % interval' if several else ''}"
+            f"{detail}"
         )
         headers = [
             "map",

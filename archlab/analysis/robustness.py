@@ -33,6 +33,7 @@ from torch import nn
 from archlab._bounds import check_float, check_int, check_seed
 from archlab._report import Report
 from archlab._table import Table
+from archlab._text import plural
 from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
 from archlab.analysis._settings import EPS, PGD_STEPS
 from archlab.errors import ArchlabError
@@ -105,8 +106,8 @@ class Robustness(Report):
         alpha = self.step_size if self.step_size is not None else 2.5 / self.pgd_steps
         start = "a uniform random start in the ball" if self.random_start else "no random start"
         caption = (
-            f"test accuracy (%) under attack, {self.images} test images; ε is an L∞ radius "
-            f"in pixel units (0–1), loss: cross-entropy of the logits; PGD: {start}, "
+            f"test accuracy (%) under attack, {plural(self.images, 'test image')}; ε is an "
+            f"L∞ radius in pixel units (0–1), loss: cross-entropy of the logits; PGD: {start}, "
             f"steps of {alpha:.3g}·ε"
         )
         parts: list[Table | str] = [Table(headers, rows, caption)]

@@ -148,13 +148,14 @@ def _field(args: argparse.Namespace, spec) -> int:
             unit = tuple(int(v) for v in args.unit.split(","))
         except ValueError:
             raise ArchlabError(f"--unit {args.unit!r}: give the row and column, e.g. 3,3") from None
-    image = None
+    data = None
     if args.index is not None:
-        from archlab.analysis._image import pick_image
         from archlab.training.data import load_fashion_mnist
 
-        image = pick_image(args.index, None, None, load_fashion_mnist(args.data_dir))[0]
-    picture = draw_field(args.model, args.field, args.input, args.set, unit=unit, image=image)
+        data = load_fashion_mnist(args.data_dir)
+    picture = draw_field(
+        args.model, args.field, args.input, args.set, unit=unit, index=args.index, data=data
+    )
     echo(picture)
     echo(f"wrote {picture.save(out)}")
     return 0

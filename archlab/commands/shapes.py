@@ -8,10 +8,11 @@ NAME = "shapes"
 SUMMARY = "trace each layer's output shape, with its formula, checked by a forward pass"
 DESCRIPTION = (
     "Trace each layer's output shape with its formula filled in, checked against a real "
-    "forward pass of one zero image (no data needed). Exits 1 and says where and how to fix "
-    "it when the chain of layers does not fit. Every tensor operation in forward that changes "
-    "a shape or merges tensors (pooling, cat, +, view, mean, indexing...) has its row; the "
-    "trace runs a batch of 2 images, so an operation that mixes them is caught."
+    "forward pass of a batch of 11 zero images (no data needed; shapes are shown per "
+    "image). Exits 1 and says where and how to fix it when the chain of layers does not "
+    "fit. Every tensor operation in forward that changes a shape or merges tensors "
+    "(pooling, cat, +, view, mean, indexing...) has its row; a batch of more than one "
+    "image catches an operation that mixes them."
 )
 
 

@@ -108,9 +108,12 @@ def draw_field(
     overrides: Sequence[str] = (),
     *,
     unit: Sequence[int] | None = None,
+    index: int | None = None,
     image: torch.Tensor | None = None,
+    data=None,
 ) -> FieldPicture:
-    """The receptive field of one unit of ``layer`` on the input, to scale.
+    """The receptive field of one unit of ``layer`` on the input, to scale: the Python
+    door to ``archlab draw MODEL --field LAYER --unit I,J --index N``.
 
     Args:
         model: a spec, an ``nn.Module`` or a trained run (as :func:`archlab.draw`).
@@ -118,18 +121,32 @@ def draw_field(
             block, ``"layer2"`` (its last row).
         input_shape: one sample's ``(C, H, W)``. Default: the model's.
         overrides: what-ifs. Default: none.
-        unit: the unit's position in the layer's output grid. Default: the middle unit.
-        image: uint8 ``(H, W)`` to draw under the field. Default: a plain grid.
+        unit: the unit's position ``(row, column)`` in the layer's output grid.
+            Default: the middle unit.
+        index: a test image to draw under the field (``--index``). Default: none.
+        image: uint8 ``(H, W)`` to draw under the field, instead of a test image.
+            Default: a plain grid.
+        data: the dataset for ``index`` (:func:`~archlab.load_fashion_mnist`). Default:
+            loaded.
+
+    Returns:
+        A :class:`FieldPicture`: print it, ``.plot()`` it, ``.save("field.png")``.
 
     Example::
 
-        >>> archlab.drawing.field.draw_field("cnn", "layer1.0").seen
+        >>> archlab.draw_field("cnn", "layer1.0").seen
         ((13, 15), (13, 15))
+        >>> archlab.draw_field("cnn", "layer2.3", unit=(0, 0)).seen
+        ((0, 8), (0, 8))
     """
     from archlab.models.spec import resolve_model
     from archlab.trace.receptive import field_states, unit_box
     from archlab.trace.shapes import trace_shapes
 
+    if index is not None and image is None:
+        from archlab.analysis._image import pick_image
+
+        image = pick_image(index, None, None, data)[0]
     built, name = resolve_model(model, overrides)
     shape = tuple(input_shape or getattr(built, "input_shape", (1, 28, 28)))
     if len(shape) != 3:

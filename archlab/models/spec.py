@@ -368,6 +368,25 @@ def resolve_model(model, overrides: Sequence[str] = ()) -> tuple[nn.Module, str]
     return model.build(), name
 
 
+def what_ifs(model, overrides: Sequence[str] = ()) -> list[str]:
+    """The what-ifs a title names for ``model`` and ``overrides`` (what
+    :func:`resolve_model` applies): a spec's own and those passed. A trained run's are
+    already in its name (``cnn+layer2.0.padding=1``), a module's are the ones passed.
+
+    Example:
+
+        >>> what_ifs("cnn", ["layer2.0.padding=1"]), what_ifs("dnn")
+        (['layer2.0.padding=1'], [])
+    """
+    if isinstance(model, str):
+        return list(ModelSpec.parse(model, overrides).overrides)
+    if isinstance(model, ModelSpec):
+        return [*model.overrides, *overrides]
+    if hasattr(model, "folder") and hasattr(model, "model"):  # a trained Run
+        return []
+    return list(overrides)
+
+
 def model_name(spec: str | ModelSpec | nn.Module) -> str:
     """A short display name: the registry name, the class name, or the module's type."""
     if isinstance(spec, nn.Module):

@@ -1,7 +1,7 @@
 """How much memory the trace may hold, checked before each tensor is made.
 
-``archlab shapes`` and ``archlab params`` run the model on a zero batch of the size the
-user gave. ``--input 1,100000,100000`` would ask the allocator for 40 GB for the input
+``archlab shapes`` and ``archlab params`` run the model on a batch of zero images of the
+size the user gave. ``--input 1,100000,100000`` would ask the allocator for 40 GB for the input
 alone (1.3 TB for the CNN's first feature maps), and die there with a traceback. The
 trace checks the input and every layer's analytic output against :func:`memory_budget`
 before it allocates them, and refuses with a diagnosis; ``count_params`` reads the

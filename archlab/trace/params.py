@@ -18,7 +18,7 @@ from torch import nn
 from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
-from archlab.models.spec import resolve_model, user_code
+from archlab.models.spec import resolve_model, user_code, what_ifs
 from archlab.trace.formulas import Shape, fmt_shape
 from archlab.trace.macs import CONVENTION
 
@@ -53,6 +53,7 @@ class ParamReport(Report):
     total_params: int = 0
     trainable_params: int = 0
     total_macs: int = 0
+    overrides: list[str] = field(default_factory=list)  # the what-ifs, for the title
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,7 +124,9 @@ class ParamReport(Report):
 
     def _title(self) -> str:
         shape = fmt_shape(self.input_shape)
-        return f"{self.model}: parameters and multiply-accumulates per {shape} image"
+        # named as `archlab shapes` and `draw` name a what-if
+        changed = f" with {', '.join(self.overrides)}" if self.overrides else ""
+        return f"{self.model}{changed}: parameters and multiply-accumulates per {shape} image"
 
     def _parts(self) -> list[_table.Table | str]:
         return [_table.Table(self._HEADERS, self._rows(), self._title()), CONVENTION]
@@ -166,7 +169,9 @@ def count_params(
         raise ArchlabError(
             f"{name}: {report.error}", 1, cli_message=f"{name}: {report.error.render(flags=True)}"
         )
-    return param_report(report, built, name)
+    counts = param_report(report, built, name)
+    counts.overrides = what_ifs(model, overrides)
+    return counts
 
 
 def param_report(report, model: nn.Module, name: str | None = None) -> ParamReport:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from archlab import __version__
+from archlab._text import plural
 from archlab.training.check import materialize
 from archlab.training.checkpoint import FORMAT
 from archlab.training.data import FashionMNIST
@@ -179,8 +180,9 @@ class Trainer:
         if self.dev.type == "cuda":
             mode = " (deterministic)" if config.deterministic else " (fast, not deterministic)"
         self.log(
-            f"{self.ref.name}: recipe {rec.name} ({rec.summary}); {config.epochs} epochs × "
-            f"{self.per_epoch} iterations of batch {config.batch_size}, Adam lr {config.lr:g}, "
+            f"{self.ref.name}: recipe {rec.name} ({rec.summary}); "
+            f"{plural(config.epochs, 'epoch')} × {plural(self.per_epoch, 'iteration')} "
+            f"of batch {config.batch_size}, Adam lr {config.lr:g}, "
             f"seed {config.seed}, on {self.dev}{mode}"
         )
         loss_fn = nn.CrossEntropyLoss()

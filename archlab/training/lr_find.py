@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from archlab._report import Report
 from archlab._table import Table
+from archlab._text import plural
 from archlab.errors import ArchlabError
 
 __all__ = ["LRFinder", "check_lr_find_options", "loss_moved", "lr_find", "suggest", "sweep"]
@@ -85,29 +86,52 @@ class LRFinder(Report):
             ],
         ]
         title = (
-            f"{self.model}: {len(self.lrs)} steps from {self.lrs[0]:.0e} to "
+            f"{self.model}: {plural(len(self.lrs), 'step')} from {self.lrs[0]:.0e} to "
             f"{self.lrs[-1]:.2g} ({stop}) in {self.seconds:.1f} s"
         )
         return [Table(("rate", "value", "rule"), rows, title)]
 
-    def plot(self, ax=None):
-        """The smoothed loss against the learning rate (log x), the suggestion marked."""
+    def plot(self, ax=None, *, color=None, label: str | None = None):
+        """The smoothed loss against the learning rate (log x), the suggestion marked. On a
+        given ``ax``, one run of an overlay: its smoothed loss and suggestion in the axes'
+        next colour (or ``color``), labelled by the run (or ``label``)."""
         from archlab.viz._figure import _new_ax
 
+        overlay = ax is not None
+        before = ax.get_ylim() if overlay and ax.lines else None
         fig, ax = _new_ax(ax, (7, 4.5))
-        ax.plot(self.lrs, self.losses, color="0.8", lw=0.8, label="loss per batch")
-        ax.plot(self.lrs, self.smoothed, color="C0", label="smoothed")
-        if self.moved:
-            ax.axvline(self.suggested, color="C3", ls="--", label=f"suggested {self.suggested:.2g}")
+        if not overlay:
+            ax.plot(self.lrs, self.losses, color="0.8", lw=0.8, label="loss per batch")
+        line = ax.plot(
+            self.lrs,
+            self.smoothed,
+            color=color or (None if overlay else "C0"),
+            label=label or (f"{self.model}: smoothed loss" if overlay else "smoothed"),
+        )[0]
+        mark = line.get_color() if overlay else None
+        who = f"{self.model}: " if overlay else ""
+        if self.moved:  # no rate is suggested when the loss never moved
             ax.axvline(
-                self.min_over_10, color="C2", ls=":", label=f"minimum / 10 {self.min_over_10:.2g}"
+                self.suggested,
+                color=mark or "C3",
+                ls="--",
+                label=f"{who}suggested {self.suggested:.2g}",
+            )
+            ax.axvline(
+                self.min_over_10,
+                color=mark or "C2",
+                ls=":",
+                label=f"{who}minimum / 10 {self.min_over_10:.2g}",
             )
         ax.set_xscale("log")
         low = min(self.smoothed)
-        ax.set_ylim(low - 0.05 * abs(low), max(self.smoothed[0], low) * 1.5 + 1e-12)
+        bottom, top = low - 0.05 * abs(low), max(self.smoothed[0], low) * 1.5 + 1e-12
+        if before is not None:  # room for the runs drawn before
+            bottom, top = min(bottom, before[0]), max(top, before[1])
+        ax.set_ylim(bottom, top)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
-        ax.set_title(f"{self.model}: learning-rate finder")
+        ax.set_title("learning-rate finder" if overlay else f"{self.model}: learning-rate finder")
         ax.legend(fontsize=8)
         return fig
 
@@ -240,7 +264,7 @@ def lr_find(
     from torch import nn
 
     from archlab.device import pick_device
-    from archlab.models.spec import resolve_model
+    from archlab.models.spec import resolve_model, what_ifs
     from archlab.training.data import load_fashion_mnist
     from archlab.training.optim import make_optimizer as _optimizer
     from archlab.training.predict import to_input
@@ -255,6 +279,9 @@ def lr_find(
     began = time.perf_counter()
     torch.manual_seed(seed)
     built, name = resolve_model(model, overrides)
+    changed = what_ifs(model, overrides)
+    if changed:  # the title names the what-if, as shapes and params do
+        name = f"{name} with {', '.join(changed)}"
     if isinstance(model, nn.Module) and built is model:
         built = copy.deepcopy(model)
     _check_trainable(model, overrides, built)

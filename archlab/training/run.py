@@ -17,6 +17,7 @@ from torch import nn
 
 from archlab._report import Report, jsonable
 from archlab._table import Table
+from archlab._text import plural
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec
 from archlab.training.recipes import TrainConfig
@@ -87,7 +88,7 @@ class Run(Report):
     @property
     def what(self) -> str:
         """How it was trained, in a few words: ``5 epochs, careful``."""
-        epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+        epochs = plural(self.epochs, "epoch")
         done = "" if self.finished else f", stopped at iteration {self.iteration:,}"
         return f"{epochs}, {self.recipe}{done}"
 
@@ -113,11 +114,13 @@ class Run(Report):
         ]
         return [Table(["", ""], rows)]
 
-    def plot(self, ax=None):
-        """Training loss and test accuracy against iteration; on ``ax``, the accuracy."""
+    def plot(self, ax=None, *, color=None, label: str | None = None):
+        """Training loss and test accuracy against iteration; on ``ax``, the accuracy
+        alone, labelled by the run in the axes' next colour (or ``color``/``label``), so
+        that ``a.plot(ax); b.plot(ax); ax.legend()`` overlays two runs."""
         from archlab.viz.curves import plot_curves
 
-        return plot_curves(self.history, ax)
+        return plot_curves(self.history, ax, name=self.name, color=color, label=label)
 
     def to_dict(self) -> dict:
         data = {

@@ -171,12 +171,16 @@ def panel_grid(fig, titles, panel, left, right, below, suptitle) -> list[list]:
 def wrap_title(text: str, inches: float, fontsize: float) -> str:
     """``text`` in lines that fit ``inches`` at ``fontsize`` points: a long run name
     (``cnn+layer2.0.padding=1+fc1.in_features=3136``) breaks after a ``+``, ``,`` or
-    space, never off the figure's edge.
+    space, and where those are not enough after a ``.``, ``_``, ``:`` or ``/``
+    (``pocket_mobilenet.PocketMobileNet``), never mid-word unless one word is longer
+    than a line, and never off the figure's edge.
 
     Example:
 
         >>> wrap_title("cnn+layer2.0.padding=1+fc1.in_features=3136 predicts", 2.0, 10)
         'cnn+layer2.0.padding=1+\\nfc1.in_features=3136\\npredicts'
+        >>> wrap_title("pocket_mobilenet.PocketMobileNet: 91.20%", 1.6, 10)
+        'pocket_mobilenet.\\nPocketMobileNet:\\n91.20%'
     """
     import re
 
@@ -185,13 +189,24 @@ def wrap_title(text: str, inches: float, fontsize: float) -> str:
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
-        for piece in re.findall(r"[^+, ]+[+, ]*|[+, ]+", paragraph):
-            if line and len(line) + len(piece.rstrip()) > most:
-                lines.append(line.rstrip())
-                line = ""
-            while len(piece) > most:  # one piece longer than a line: cut it
-                lines.append(piece[:most])
-                piece = piece[most:]
-            line += piece
+        for word in re.findall(r"[^+, ]+[+, ]*|[+, ]+", paragraph):
+            # a word longer than a line breaks after its dots, underscores, colons,
+            # slashes (a number's decimal point is not such a place)
+            pieces = [word] if len(word) <= most else _pieces(word)
+            for piece in pieces:
+                if line and len(line) + len(piece.rstrip()) > most:
+                    lines.append(line.rstrip())
+                    line = ""
+                while len(piece) > most:  # one piece longer than a line: cut it
+                    lines.append(piece[:most])
+                    piece = piece[most:]
+                line += piece
         lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def _pieces(word: str) -> list[str]:
+    """``word`` cut after each ``.``, ``_``, ``:`` or ``/`` that is not between digits."""
+    import re
+
+    return [p for p in re.split(r"(?<=[._:/])(?!\d)", word) if p]

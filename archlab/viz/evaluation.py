@@ -73,6 +73,21 @@ def plot_confusion(
     return fig
 
 
+def grid_shape(n: int, most: int = 8) -> tuple[int, int]:
+    """``(rows, cols)`` for ``n`` pictures, at most ``most`` a row, with the fewest empty
+    cells (then the widest rows): 12 mistakes are 2 rows of 6, not 8 and a half-empty 4.
+
+    Example:
+
+        >>> [grid_shape(n) for n in (16, 12, 10, 5, 1, 0)]
+        [(2, 8), (2, 6), (2, 5), (1, 5), (1, 1), (1, 1)]
+    """
+    if n <= most:
+        return 1, max(n, 1)
+    best = min(range(most // 2, most + 1), key=lambda c: (-(-n // c) * c - n, -c))
+    return -(-n // best), best
+
+
 def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> Figure:
     """A gallery of test images with their true class and the wrong, confident prediction.
 
@@ -81,10 +96,10 @@ def plot_mistakes(images, labels, probs, indices, classes, title: str = "") -> F
         >>> archlab.evaluate("cnn").plot_mistakes(16)  # doctest: +SKIP
     """
     n = len(indices)
-    cols = min(n, 8) or 1
-    rows = max(1, -(-n // cols))
+    rows, cols = grid_shape(n)
+    cell = min(1.9, SLIDE_WIDTH / cols)  # eight to a row fit a slide's width
     fig, axes = subplots(
-        rows, cols, figsize=(1.9 * cols, 2.3 * rows), layout="constrained", squeeze=False
+        rows, cols, figsize=(cell * cols, (cell + 0.45) * rows), layout="constrained", squeeze=False
     )
     for ax in axes.flat:
         ax.set_axis_off()
@@ -114,11 +129,24 @@ def plot_comparison(comparison) -> Figure:
     n = len(models)
     rows, cols = 1, n  # one row: no empty cells (four models were 3 + 1 and two blanks)
     side = min(2.9, (SLIDE_WIDTH - 1.6 - 0.25 * (cols - 1)) / cols)
-    names_w, below, head = 1.25, 1.05, 0.55  # class names left of the first; x names; title
-    bars_h, title_h = 2.5, 0.4
+    width = max(1.25 + cols * side + 0.25 * (cols - 1) + 0.3, 9.0)
+    # room above the panels for the longest (wrapped) name and the figure's title: a
+    # long name wraps at its + , . _ boundaries, whole, never elided
+    line = 1.3 / 72  # inches per point of font size, with the line spacing
+    names = [wrap_title(m.name, side + 0.2, 9) for m in models]
+    heading = wrap_title(
+        " vs ".join(m.name for m in models) + " on the Fashion-MNIST test set", width - 0.4, 12
+    )
+    names_w, below = 1.25, 1.05  # class names left of the first panel; x names below
+    head = 0.12 + (max(t.count("\n") for t in names) + 2) * 9 * line
+    bars_h, title_h = 2.5, 0.15 + (heading.count("\n") + 1) * 12 * line
     cell_h = head + side + below
-    width = max(names_w + cols * side + 0.25 * (cols - 1) + 0.3, 9.0)
     fig = figure(figsize=(width, title_h + cell_h * rows + bars_h))
+    # exact counts where every title has room for them (2,430,000), else all in short
+    # form (2.43M): neighbouring titles touched at seven runs
+    counts = [f"{m.params:,}" for m in models]
+    if max(len(c) for c in counts) + 16 > (side + 0.2) * 72 / (0.62 * 9):
+        counts = [_short(m.params) for m in models]
     for k, m in enumerate(models):
         row, col = divmod(k, cols)
         y = bars_h + (rows - 1 - row) * cell_h + below
@@ -127,35 +155,36 @@ def plot_comparison(comparison) -> Figure:
         if col:
             ax.set_ylabel("")
             ax.set_yticklabels([])
-        name = wrap_title(m.name, side + 0.2, 9)
-        ax.set_title(f"{name}\n{100 * m.report.accuracy:.2f}%, {m.params:,} params", fontsize=9)
-    ax = add_axes_inches(fig, 0.9, 1.05, width - 1.2, bars_h - 1.05 - 0.35)
+        ax.set_title(f"{names[k]}\n{100 * m.report.accuracy:.2f}%, {counts[k]} params", fontsize=9)
+    # the legend right of the bars, never over them (five runs hid a 29.5 % bar); its
+    # names wrapped at their + , . _ boundaries, whole, as the panels' titles have them
+    key_w = 1.75
+    ax = add_axes_inches(fig, 0.9, 1.05, width - 1.2 - key_w, bars_h - 1.05 - 0.35)
     classes = models[0].report.classes
     bar = 0.8 / n
     for k, m in enumerate(models):
         xs = [i + (k - (n - 1) / 2) * bar for i in range(len(classes))]
-        ax.bar(xs, (100 * m.report.recall).tolist(), bar, label=_short_name(m.name))
+        label = wrap_title(m.name, key_w - 0.45, 7)
+        ax.bar(xs, (100 * m.report.recall).tolist(), bar, label=label)
     ax.set_xticks(range(len(classes)), classes, rotation=20, ha="right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     lowest = min(float(m.report.recall.min()) for m in models)
     ax.set_ylim(max(0, 10 * int(10 * lowest) - 10), 100)  # the differences, not the bars
     ax.set_ylabel("accuracy per class (%)", fontsize=8)
-    ax.legend(fontsize=7, ncols=min(4, n), loc="lower right")
+    ax.legend(
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        ncols=1 if n <= 7 else 2,
+        frameon=False,
+        borderaxespad=0.0,
+        labelspacing=0.3,
+        handlelength=1.2,
+    )
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("per class: where each architecture pays", y=1.0, fontsize=9)
-    names = wrap_title(
-        " vs ".join(_short_name(m.name) for m in models) + " on the Fashion-MNIST test set",
-        width - 0.4,
-        12,
-    )
-    fig.suptitle(names, fontsize=12, y=1 - 0.1 / fig.get_figheight(), va="top")
+    fig.suptitle(heading, fontsize=12, y=1 - 0.1 / fig.get_figheight(), va="top")
     return fig
-
-
-def _short_name(name: str, most: int = 28) -> str:
-    """A legend's name: a what-if spec longer than ``most`` characters shortened in the
-    middle (the panels' titles carry it whole)."""
-    return name if len(name) <= most else f"{name[: most // 2 - 1]}…{name[-(most // 2 - 1) :]}"
 
 
 def plot_tradeoff(comparison, axes=None) -> Figure:

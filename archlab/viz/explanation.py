@@ -98,10 +98,12 @@ def plot_explanation(explanation) -> Figure:
     big = FontProperties(size=matplotlib.rcParams["axes.titlesize"]).get_size_in_points()
     # panels as large as a 16:9 slide's 13.33 in allow: the image's column, then per
     # method a map with room for its colour bar (five methods: 1.4 in panels)
-    extra = 0 if explanation.faithfulness is None else 1  # the deletion curves' panel
-    panel = max(1.2, min(2.3, (SLIDE_WIDTH - 2.0 * extra - 1.2 - 0.75 * n) / (n + 1 + extra)))
+    panel = max(1.2, min(2.3, (SLIDE_WIDTH - 1.2 - 0.75 * n) / (n + 1)))
     room = panel + 0.8  # a title may use its panel's width and the gaps beside it
-    predicts = wrap_title(f"{explanation.model} predicts", room + 0.3, big)
+    # the first column's title stays inside its column (centred on the column, not on
+    # the bars, whose class names take 0.95 in on the left): the next panel's title is
+    # centred on that panel and uses the gap between the two
+    predicts = wrap_title(f"{explanation.model} predicts", panel + 0.7, big)
     titles = [
         [(f"{where}\n{label}", big)],
         [(f"{predicts}\n{top[0][0]} ({top[0][1]:.2f})", big)],
@@ -127,10 +129,11 @@ def plot_explanation(explanation) -> Figure:
     curves = explanation.faithfulness
     left = [0.95] + [0.15] * n  # class names left of the bars; colour bars right of maps
     right = [0.25] + [0.6] * n
-    if curves is not None:  # one more panel at the end of the top row
-        titles[0].append((f"deletion, fill {curves.fill}\nsolid MoRF ↓, dashed LeRF ↑", 9))
-        left.append(0.6)
-        right.append(1.1)  # the legend, beside the curves
+    below = [0.1, 0.5] + ([_steps_room(sanity)] if sanity is not None else [])
+    if curves is not None:  # a row of its own under the others, its legend beside it
+        chosen = attributions[0].method if attributions else None
+        titles.append([(f"deletion, fill {curves.fill}\n{chosen} against random", 9)])
+        below.append(0.45)
     width = sum(left) + sum(right) + panel * len(left)
     heading = wrap_title(
         f"{explanation.verdict} · the maps explain the score of {whose}", width - 0.4, 13
@@ -142,7 +145,7 @@ def plot_explanation(explanation) -> Figure:
         panel=panel,
         left=left,
         right=right,
-        below=[0.1, 0.5, _steps_room(sanity)][: len(titles)],  # tick and axis labels
+        below=below,  # tick and axis labels
         suptitle=0.2 + (heading.count("\n") + 1) * 13 * 1.3 / 72,
     )
     for row, texts in zip(axes, titles, strict=True):
@@ -152,6 +155,7 @@ def plot_explanation(explanation) -> Figure:
             ax.set_title(text, fontsize=fontsize, y=1.0)
     plot_image(explanation.image, ax=axes[0][0])
     bars = axes[1][0]
+    bars.title.set_x(0.5 - (left[0] - right[0]) / 2 / panel)  # the column's centre
     bars.barh([c for c, _ in top][::-1], [p for _, p in top][::-1], color="tab:blue")
     bars.set_xlim(0, 1)
     bars.set_xlabel("probability")
@@ -163,8 +167,8 @@ def plot_explanation(explanation) -> Figure:
     if curves is not None:
         from archlab.viz.faithfulness import plot_image_curves
 
-        plot_image_curves(curves, ax=axes[0][-1])
-        axes[0][-1].set_title(titles[0][-1][0], fontsize=9, y=1.0)
+        plot_image_curves(curves, ax=axes[-1][0], method=chosen)
+        axes[-1][0].set_title(titles[-1][0][0], fontsize=9, y=1.0)
     if sanity is not None:
         ax = axes[2][0]
         for method, rhos in sanity.rho.items():

@@ -6,6 +6,7 @@ import matplotlib
 import torch
 from matplotlib.figure import Figure
 
+from archlab._text import plural
 from archlab.trace.formulas import fmt_shape
 from archlab.viz._figure import _symmetric, figure, subplots, wrap_title
 
@@ -31,12 +32,12 @@ def plot_filters(weights, layer: str, ax=None) -> Figure:
     shown_c = min(out_c, MOST_TILES)
     if in_c == 1:
         kernels = weights[:shown_c, 0]
-        note = f"{out_c} kernels {kh}×{kw}"
+        note = f"{plural(out_c, 'kernel')} {kh}×{kw}"
     else:
         # all 64 × 32 kernels of layer2.0 are 2,048 tiles: unreadable at any size; the
         # mean over the input maps keeps one tile per output map, on the same scale
         kernels = weights[:shown_c].mean(1)
-        note = f"{out_c} kernels {kh}×{kw}, each the mean over its {in_c} input maps"
+        note = f"{plural(out_c, 'kernel')} {kh}×{kw}, each the mean over its {in_c} input maps"
     if shown_c < out_c:
         note += f" (the first {shown_c})"
     vmax = _symmetric(kernels)
@@ -122,13 +123,33 @@ def _block(a, name: str, ax):
         shown = ax.imshow(a[None].numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_yticks([])
         ax.set_xlabel("unit")
-        return shown, f"{name}: {a.shape[0]} units"
+        return shown, f"{name}: {plural(a.shape[0], 'unit')}"
     ax.set_axis_off()
-    vmax = float(a.max()) or 1.0
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+    # each map on its own colour scale: mid-network maps differ in size by orders of
+    # magnitude, and on one scale shared by 64 channels all but the largest looked alike
+    # (dark); the title says so, and a map that is zero everywhere stays dark
+    scaled, signed = per_map_scale(a)
+    cmap = matplotlib.colormaps["RdBu_r" if signed else "viridis"].with_extremes(bad="white")
     # one mosaic, 16 maps to a row with a 1-pixel gap: one image instead of one axis
     # per map (192 axes made `archlab activations` spend seconds on layout)
-    mosaic = _mosaic(a, cols=16).numpy()
-    ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+    mosaic = _mosaic(scaled, cols=16).numpy()
+    ax.imshow(mosaic, cmap=cmap, vmin=-1 if signed else 0, vmax=1, interpolation="nearest")
     size = fmt_shape(a.shape[1:])
-    return None, f"{name}: {a.shape[0]} maps of {size}"
+    scale = "−its largest |value| to +it" if signed else "0 to its own maximum"
+    return None, f"{name}: {plural(a.shape[0], 'map')} of {size}, each coloured from {scale}"
+
+
+def per_map_scale(maps: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``(C, H, W)`` maps each divided by its own largest ``|value|`` (a map of zeros stays
+    zero), and whether any value is negative (then the range is −1 to 1, else 0 to 1).
+
+    Example:
+
+        >>> maps = torch.stack([torch.full((2, 2), 0.01), torch.full((2, 2), 50.0)])
+        >>> scaled, signed = archlab.viz.features.per_map_scale(maps)
+        >>> scaled.amax((1, 2)).tolist(), signed
+        ([1.0, 1.0], False)
+    """
+    peak = maps.abs().amax(dim=(1, 2), keepdim=True)
+    scaled = maps / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return scaled, bool((maps < 0).any())

@@ -363,10 +363,9 @@ var ARCHLAB = (() => {
     }
     state.run = index.runs[0].key;
     state.depth = defaultDepth(run().rows);
-    const rows = run().rows;
-    // start on the last row with feature maps: the most telling picture of a conv net
-    const maps = rows.map((r, i) => (r.act.kind === "maps" ? i : -1)).filter((i) => i >= 0);
-    state.row = maps.length ? maps[Math.min(maps.length - 1, 1)] : 0;
+    // start on the first row: the page reads from the input down, and the row shown is
+    // the table's first (it opened on row 2, which the table gave no reason for)
+    state.row = 0;
     const wrong = index.images.findIndex((im, pos) => argmax(run().probs[pos]) !== im.label);
     state.image = 0;
     state.cell = null;
