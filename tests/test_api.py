@@ -32,7 +32,8 @@ def test_all_is_the_groups_and_the_version_each_name_once():
 @pytest.mark.parametrize("name", PUBLIC)
 def test_every_public_name_is_what_its_module_defines(name):
     module = next(m for group in archlab._GROUPS.values() for n, m in group.items() if n == name)
-    assert getattr(archlab, name) is getattr(importlib.import_module(module), name)
+    # a function comes with its arguments checked: the module's own is what it wraps
+    assert inspect.unwrap(getattr(archlab, name)) is getattr(importlib.import_module(module), name)
     assert name in dir(archlab)
 
 
@@ -130,3 +131,145 @@ def test_importing_archlab_imports_no_torch():
 def test_unknown_attribute():
     with pytest.raises(AttributeError):
         archlab.no_such_thing  # noqa: B018
+
+
+def _export_tables():
+    """(package, name, module) for every ``_EXPORTS`` table in archlab and its subpackages."""
+    import pkgutil
+
+    found = []
+    packages = ["archlab"] + [
+        f"archlab.{m.name}" for m in pkgutil.iter_modules(archlab.__path__) if m.ispkg
+    ]
+    for package in packages:
+        table = getattr(importlib.import_module(package), "_EXPORTS", {})
+        found += [(package, name, module) for name, module in table.items()]
+    return found
+
+
+def test_the_subpackages_have_export_tables():
+    packages = {package for package, _, _ in _export_tables()}
+    assert {"archlab", "archlab.trace", "archlab.training"} <= packages
+
+
+@pytest.mark.parametrize("package,name,module", _export_tables())
+def test_every_name_of_every_export_table_resolves(package, name, module):
+    """``archlab.training.load_run`` and ``archlab.training.Run`` pointed at a module that
+    defines neither (AttributeError)."""
+    defined = getattr(importlib.import_module(module), name)  # the table's module has it
+    value = getattr(importlib.import_module(package), name)
+    assert not inspect.ismodule(value), f"{package}.{name} is a module, not the export"
+    assert inspect.unwrap(value) is defined
+    assert name in dir(importlib.import_module(package))
+
+
+def test_every_export_resolves_in_a_fresh_interpreter_too():
+    """In this process earlier tests imported modules; a notebook starts clean."""
+    code = (
+        "import importlib, inspect, sys\n"
+        f"for package, name, module in {_export_tables()!r}:\n"
+        "    value = getattr(importlib.import_module(package), name)\n"
+        "    assert inspect.unwrap(value) is getattr(importlib.import_module(module), name)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# --- every public function refuses a wrong type with one ArchlabError naming the argument
+
+FUNCTIONS = [n for n in PUBLIC if inspect.isfunction(inspect.unwrap(getattr(archlab, n)))]
+# a valid value for each required parameter, so that only the one under test is wrong
+REQUIRED = {"model": "cnn", "run": "cnn", "name": "my-net", "description": "a net"}
+
+
+def _top_terms(annotation: str) -> set[str]:
+    """The test's own reading of an annotation: its top-level words (``Sequence[str] | str``
+    -> {"Sequence", "str"})."""
+    depth, out, word = 0, set(), ""
+    for char in annotation + "|":
+        depth += char == "["
+        depth -= char == "]"
+        if char == "|" and depth == 0:
+            out.add(word.strip().split("[")[0])
+            word = ""
+        else:
+            word += char
+    return out
+
+
+def _wrong_values(func):
+    """(parameter, wrong value) pairs read from the signature by this test: a module for
+    every checked parameter, and a str, an int and None where the annotation says none."""
+    from archlab._check import UNANNOTATED
+
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = param.annotation
+        if annotation is inspect.Parameter.empty:
+            annotation = UNANNOTATED.get(param.name)
+        if annotation is None or "object" in _top_terms(annotation):
+            continue
+        terms = _top_terms(annotation)
+        yield param.name, sys
+        if "str" not in terms:
+            yield param.name, "layer1.0.padding=1"
+        if not terms & {"int", "float", "object"}:
+            yield param.name, 7
+        if "None" not in terms:
+            yield param.name, None
+
+
+CASES = [
+    (name, param, value)
+    for name in FUNCTIONS
+    for param, value in _wrong_values(inspect.unwrap(getattr(archlab, name)))
+]
+
+
+def test_every_public_function_is_checked():
+    assert {name for name, _, _ in CASES} == set(FUNCTIONS)
+    assert len(CASES) > 100
+
+
+@pytest.mark.parametrize(
+    "name,param,value", CASES, ids=[f"{n}-{p}-{type(v).__name__}" for n, p, v in CASES]
+)
+def test_a_wrong_type_is_one_error_naming_the_argument(name, param, value, tmp_path):
+    func = getattr(archlab, name)
+    params = inspect.signature(func).parameters
+    kwargs = {
+        p: REQUIRED[p] for p, info in params.items() if info.default is info.empty and p in REQUIRED
+    }
+    if "runs" in params and param != "runs":
+        kwargs["runs"] = tmp_path  # should the check ever let it through: no real run is used
+    kwargs[param] = value
+    with pytest.raises(archlab.ArchlabError) as caught:
+        func(**kwargs)
+    assert str(caught.value).startswith(f"{name}(): {param}=")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_default_satisfies_its_own_annotation(name):
+    from archlab._check import rules
+
+    func = inspect.unwrap(getattr(archlab, name))
+    for param, rule in rules(func).items():
+        default = inspect.signature(func).parameters[param].default
+        if default is not inspect.Parameter.empty:
+            assert rule.accepts(default), f"{name}'s {param}={default!r} is not {rule.words}"
+
+
+def test_the_audits_cases():
+    """A str where a list goes was read a character at a time (``--set 'l'``)."""
+    with pytest.raises(archlab.ArchlabError, match=r"overrides='layer1.0.padding=1' is a str"):
+        archlab.create_model("cnn", "layer1.0.padding=1")
+    with pytest.raises(archlab.ArchlabError, match=r"model=archlab is a module"):
+        archlab.create_model(archlab)
+    with pytest.raises(archlab.ArchlabError, match=r"missing a required argument: 'model'"):
+        archlab.create_model()
+    with pytest.raises(archlab.ArchlabError, match=r"unexpected keyword argument 'epoch'"):
+        archlab.train("dnn", epoch=1)
+    with pytest.raises(archlab.ArchlabError, match=r"index=True is a bool; give an int"):
+        archlab.explain("cnn", True)
+    assert archlab.create_model("cnn", ["layer1.0.padding=1"]).layer1[0].padding == (1, 1)

@@ -4,7 +4,7 @@
 - ``recipes``: the lecture's recipe and the careful one;
 - ``train``: the training loop, returning a trained run;
 - ``predict``: running a model over a dataset (logits, accuracy);
-- ``runs``: run folders, the trained :class:`~archlab.Run` and how it is loaded;
+- ``run``: the trained :class:`~archlab.Run` and how it is loaded; ``runs``: run folders;
 - ``checkpoint``: writing atomically and loading safely (``weights_only=True``);
 - ``table``: the table ``archlab train`` ends with;
 - ``_adam``, ``_alloc``: the fast optimiser step and the allocator settings.
@@ -12,11 +12,12 @@
 
 from archlab._lazy import lazy_exports
 
+# not ``train``: that name is its module's (importing ``archlab.training.train`` makes it
+# the module whatever this table says); the function is ``archlab.train``
 _EXPORTS = {
     "load_fashion_mnist": "archlab.training.data",
-    "train": "archlab.training.train",
-    "Run": "archlab.training.runs",
-    "load_run": "archlab.training.runs",
+    "Run": "archlab.training.run",
+    "load_run": "archlab.training.run",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
