@@ -114,9 +114,13 @@ def dynamics(
     for run in loaded:
         rec = (run.history or {}).get("dynamics")
         if not rec or not rec.get("points"):
+            from archlab._shell import archlab_command
+
+            command = archlab_command("train", run.name, "--watch", runs=run.folder.parent)
             raise ArchlabError(
-                f"{run.name} has no training dynamics: train it with `archlab train "
-                f"{run.name} --watch` (archlab.train(..., watch=50))"
+                f"{run.name} has no training dynamics: train it with "
+                + (f"`{command}`" if command else "--watch")
+                + " (archlab.train(..., watch=50))"
             )
         records.append(rec)
     return Dynamics([run.name for run in loaded], records)
