@@ -236,9 +236,13 @@ def _prepared(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
+    """The attribution methods ``methods`` names (``"all"``, ``"saliency,ig"`` or a list),
+    in order, once each; an unknown name, or none at all, is one error."""
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if not methods or list(methods) == ["all"]:
+    if not methods:  # `--methods ''` (a variable left empty) is a mistake, not "all"
+        raise ArchlabError(f"methods: name at least one of {', '.join(METHODS)}, or all")
+    if list(methods) == ["all"]:
         return list(METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
