@@ -273,3 +273,25 @@ def test_the_audits_cases():
     with pytest.raises(archlab.ArchlabError, match=r"index=True is a bool; give an int"):
         archlab.explain("cnn", True)
     assert archlab.create_model("cnn", ["layer1.0.padding=1"]).layer1[0].padding == (1, 1)
+
+
+# --- one name and one default for "which runs", groups expanded everywhere
+
+SEVERAL_RUNS = ("compare", "explore", "attack", "dynamics")
+
+
+@pytest.mark.parametrize("name", SEVERAL_RUNS)
+def test_every_analysis_of_several_runs_takes_models_with_one_default(name):
+    """They were runs_to_compare, runs_to_attack and runs_to_show; dynamics defaulted to
+    the CNN alone."""
+    first = next(iter(inspect.signature(getattr(archlab, name)).parameters.values()))
+    assert (first.name, first.default) == ("models", ("dnn", "cnn"))
+
+
+@pytest.mark.parametrize("name", SEVERAL_RUNS)
+@pytest.mark.parametrize("models", ["zoo", ["zoo"], ["dnn", "zoo"]])
+def test_a_group_is_its_models_everywhere(name, models, tmp_path):
+    """Only explore expanded a group; compare("zoo") looked for a run folder named zoo."""
+    first = "dnn" if models == ["dnn", "zoo"] else archlab.list_models("zoo")[0]
+    with pytest.raises(archlab.ArchlabError, match=f"no checkpoint at {tmp_path}/{first}/"):
+        getattr(archlab, name)(models, runs=tmp_path)

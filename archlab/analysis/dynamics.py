@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
+
+if TYPE_CHECKING:
+    from archlab.training.run import Run
 
 __all__ = ["Dynamics", "dynamics"]
 
@@ -84,7 +88,7 @@ def _fmt(value, spec: str) -> str:
 
 
 def dynamics(
-    runs_to_show: Sequence | object = ("cnn",),
+    models: Sequence | str | Run = ("dnn", "cnn"),
     *,
     runs: str | os.PathLike = "runs",
 ) -> Dynamics:
@@ -92,8 +96,8 @@ def dynamics(
     watch=50)``) of one or more runs.
 
     Args:
-        runs_to_show: a :class:`~archlab.Run`, a spec or run-folder name, or a list of
-            them. Default: the CNN.
+        models: a :class:`~archlab.Run`, a spec, a group or a run folder's name, or a list
+            of them. Default: the lecture's two.
         runs: the runs folder, for the names. Default: ``"runs"``.
 
     Returns:
@@ -104,12 +108,9 @@ def dynamics(
 
         >>> print(archlab.dynamics(["cnn", "cnn+layer1.1=Identity"]))  # doctest: +SKIP
     """
-    from archlab.training.run import Run, as_run
+    from archlab.training.run import as_runs
 
-    items = [runs_to_show] if isinstance(runs_to_show, (str, Run)) else list(runs_to_show)
-    if not items:
-        raise ArchlabError("dynamics: name at least one run")
-    loaded = [as_run(item, runs) for item in items]
+    loaded = as_runs(models, runs)
     records = []
     for run in loaded:
         rec = (run.history or {}).get("dynamics")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,9 @@ from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
 from archlab.analysis._settings import EPS, PGD_STEPS
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
+
+if TYPE_CHECKING:
+    from archlab.training.run import Run
 
 FLIPS = 2  # images shown per model
 BATCH = 500
@@ -212,7 +216,7 @@ def loss_rises(model: nn.Module, x, labels, eps: float, bounds=(-1e9, 1e9)) -> t
 
 
 def attack(
-    runs_to_attack: Sequence = ("dnn", "cnn"),
+    models: Sequence | str | Run = ("dnn", "cnn"),
     *,
     eps: Sequence[float] = EPS,
     images: int = IMAGES,
@@ -224,8 +228,8 @@ def attack(
     """Test accuracy of trained runs under FGSM and PGD, for each ε.
 
     Args:
-        runs_to_attack: :class:`~archlab.Run` objects, specs or run folder names (one
-            run alone is fine). Default: the lecture's two.
+        models: :class:`~archlab.Run` objects, specs, groups (``"zoo"``) or run folder
+            names (one run alone is fine). Default: the lecture's two.
         eps: L∞ radii in the normalised input's units. Default: 0 to 0.3.
         images: test images, stratified by class with a fixed seed. Default: 1000.
         pgd_steps: PGD's steps. Default: 10.
@@ -241,16 +245,14 @@ def attack(
         >>> print(archlab.attack(["dnn", "cnn"], images=200))   # doctest: +SKIP
     """
     from archlab.analysis.faithfulness import stratified_indices
-    from archlab.training.run import as_run
+    from archlab.training.run import as_runs
 
-    if isinstance(runs_to_attack, str) or not isinstance(runs_to_attack, Sequence):
-        runs_to_attack = [runs_to_attack]
     eps = sorted(float(e) for e in eps)
     if not eps or eps[0] < 0:
         raise ArchlabError("--eps: give radii ≥ 0, e.g. 0,0.05,0.1")
     if images < 1:
         raise ArchlabError(f"--images {images}: give at least 1")
-    loaded = [as_run(r, runs) for r in runs_to_attack]
+    loaded = as_runs(models, runs)
     if data is None:
         from archlab.training.data import load_fashion_mnist
 

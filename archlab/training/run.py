@@ -234,3 +234,31 @@ def as_run(run: Run | str | ModelSpec, runs: str | os.PathLike = "runs") -> Run:
             "normalised): pass archlab.load_run(...) or what archlab.train(...) returned"
         )
     return load_run(run, runs=runs)
+
+
+LECTURE_RUNS = ("dnn", "cnn")  # what every analysis of several runs looks at by default
+
+
+def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
+    """The runs an analysis of several runs looks at, loaded: ``models`` is one item or a
+    list of them, each a :class:`Run`, a spec, a run folder's name or a group (``lecture``,
+    ``zoo``, ``all``: its models). Every name is checked before any run is loaded.
+
+    Example:
+
+        >>> [r.name for r in as_runs("lecture", "runs")]  # doctest: +SKIP
+        ['dnn', 'cnn']
+    """
+    from archlab.models.spec import expand_run_names
+    from archlab.training.runs import find_run
+
+    items = [models] if isinstance(models, (str, Run, ModelSpec)) else list(models)
+    found: list = []
+    for item in items:
+        found += expand_run_names([item]) if isinstance(item, str) else [item]
+    if not found:
+        raise ArchlabError("models: name at least one trained run (default: dnn and cnn)")
+    for item in found:
+        if not isinstance(item, (Run, nn.Module)):
+            find_run(item, runs)
+    return [as_run(item, runs) for item in found]
