@@ -295,3 +295,32 @@ def test_a_group_is_its_models_everywhere(name, models, tmp_path):
     first = "dnn" if models == ["dnn", "zoo"] else archlab.list_models("zoo")[0]
     with pytest.raises(archlab.ArchlabError, match=f"no checkpoint at {tmp_path}/{first}/"):
         getattr(archlab, name)(models, runs=tmp_path)
+
+
+# --- the image shape has one home, in models, and models needs nothing from training
+
+
+def test_models_imports_nothing_from_training():
+    code = (
+        "import sys, archlab.models\n"
+        "sys.exit(1 if [m for m in sys.modules if m.startswith('archlab.training')] else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_image_shape_is_written_once():
+    """``(1, 28, 28)`` was written in seven places, and IMAGE_SHAPE lived in training."""
+    import ast
+
+    from archlab.models import IMAGE_SHAPE
+
+    package = Path(archlab.__file__).parent
+    written = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Tuple) and [
+                getattr(e, "value", None) for e in node.elts
+            ] == list(IMAGE_SHAPE):
+                written.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert written == [w for w in written if w.startswith("models/_registry.py:")], written
+    assert len(written) == 1

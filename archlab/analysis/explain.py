@@ -35,6 +35,7 @@ from archlab._report import Report
 from archlab._table import Table, Tabular
 from archlab.analysis._image import pick_image
 from archlab.errors import ArchlabError
+from archlab.models import IMAGE_SHAPE
 from archlab.trace.formulas import fmt_shape
 from archlab.training.checkpoint import check_normalize
 from archlab.training.data import CLASSES
@@ -174,7 +175,7 @@ def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
     return convs[-1] if convs else None
 
 
-def gradcam_layer(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[str, str] | None:
+def gradcam_layer(model: nn.Module, input_shape=IMAGE_SHAPE) -> tuple[str, str] | None:
     """Grad-CAM's default layer, read off one forward pass: the output of the last
     convolutional block on the main path, after its normalisation and activation (as
     pytorch-grad-cam advises: ``layer4`` for a ResNet).

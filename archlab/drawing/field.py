@@ -131,7 +131,9 @@ def draw_field(
     from archlab.trace.shapes import trace_shapes
 
     built, name = resolve_model(model, overrides)
-    shape = tuple(input_shape or getattr(built, "input_shape", (1, 28, 28)))
+    from archlab.models import IMAGE_SHAPE
+
+    shape = tuple(input_shape or getattr(built, "input_shape", IMAGE_SHAPE))
     if len(shape) != 3:
         raise ArchlabError(f"a receptive field is drawn on an image (C, H, W), not {shape}")
     report = trace_shapes(built, shape)

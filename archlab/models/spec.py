@@ -36,7 +36,7 @@ from pathlib import Path
 from torch import nn
 
 from archlab.errors import ArchlabError
-from archlab.training.data import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
+from archlab.models._registry import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
 
 
 @contextlib.contextmanager

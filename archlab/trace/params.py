@@ -150,7 +150,9 @@ def count_params(
         1475338
     """
     built, name = resolve_model(model, overrides)
-    default = getattr(built, "input_shape", (1, 28, 28))
+    from archlab.models import IMAGE_SHAPE
+
+    default = getattr(built, "input_shape", IMAGE_SHAPE)
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
     check_forward_memory(built, shape, f"counting {name}'s multiply-accumulates")
     _check_trace(built, shape, name)
