@@ -120,7 +120,7 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
                 "first", f"to train it into {ref.runs / ref.spec.run_name}", 1
             )
         else:
-            advice = "train it under another name (train's --name) to keep both"
+            advice = f"move it away, or train {ref.spec.label} under another name to keep both"
         raise ArchlabError(
             f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; {advice}", 1
         )
