@@ -87,7 +87,11 @@ def _is_real(value: object) -> bool:
 
 
 def _is_sequence(value: object) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    """A list, a tuple, or anything sized and iterable (a numpy array), never a string
+    (read a character at a time) or a mapping (read by its keys)."""
+    if isinstance(value, (str, bytes, Mapping)):
+        return False
+    return isinstance(value, Sequence) or (hasattr(value, "__len__") and hasattr(value, "__iter__"))
 
 
 def _class(name: str, namespace: Mapping[str, Any]) -> type | None:

@@ -324,3 +324,24 @@ def test_the_image_shape_is_written_once():
                 written.append(f"{path.relative_to(package)}:{node.lineno}")
     assert written == [w for w in written if w.startswith("models/_registry.py:")], written
     assert len(written) == 1
+
+
+def test_the_checker_takes_what_the_functions_take():
+    """A right value of another container (a numpy array, torch.Size, a Path) passes."""
+    from pathlib import PurePosixPath
+
+    import numpy as np
+    import torch
+
+    from archlab._check import rules
+
+    def accepts(name, param, value):
+        return rules(inspect.unwrap(getattr(archlab, name)))[param].accepts(value)
+
+    assert accepts("attack", "eps", np.array([0.0, 0.1]))
+    assert accepts("trace_shapes", "input_shape", torch.Size([1, 28, 28]))
+    assert accepts("explore", "out", PurePosixPath("site"))
+    assert accepts("train", "lr", 1)  # an int where a float goes
+    assert accepts("create_model", "model", torch.nn.Linear(2, 2))
+    assert not accepts("attack", "eps", {"eps": 0.1})  # a dict would be read by its keys
+    assert not accepts("train", "epochs", 2.0)  # an int is asked for: 2.5 would be silent
