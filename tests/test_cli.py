@@ -113,12 +113,19 @@ def test_train_resume_without_checkpoint(capsys, tmp_path):
     assert "run `archlab train cnn --out" in capsys.readouterr().err
 
 
-def test_train_out_that_is_a_file(capsys, tmp_path):
-    """A file where the runs folder goes is bad usage (exit 2), as --data-dir's is."""
+def test_train_unwritable_out(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
-    assert main(["train", "dnn", "--out", str(tmp_path / "f")]) == 2
-    assert "f is a file, not a folder of runs" in capsys.readouterr().err
+    assert main(["train", "dnn", "--out", str(tmp_path / "f")]) == 1
+    assert "cannot create the folder" in capsys.readouterr().err
     assert (tmp_path / "f").read_text() == "x"
+
+
+def test_runs_that_is_a_file_is_not_advised_as_a_training_target(capsys, tmp_path):
+    """load_run advised `archlab train cnn --out FILE`, which train refuses."""
+    (tmp_path / "f").write_text("x")
+    assert main(["filters", "--runs", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "f is a file, not a folder of runs" in err and "archlab train" not in err
 
 
 def test_data_without_any_source(capsys, tmp_path, monkeypatch):

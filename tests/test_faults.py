@@ -250,8 +250,8 @@ CASES = [
     (
         "train-unwritable-out",
         ["train", "dnn", *D, "--out", "{root}/a-file"],
-        2,
-        "is a file, not a folder of runs",
+        1,
+        "cannot create the folder",
     ),
     (
         "out-suffix-refused",

@@ -196,6 +196,8 @@ def load_run(
     from archlab.training.checkpoint import load_checkpoint
     from archlab.training.runs import check_same_model, find_run, train_hint
 
+    if Path(runs).exists() and not Path(runs).is_dir():  # never advise training into a file
+        raise ArchlabError(f"{runs} is a file, not a folder of runs")
     ref = find_run(model, runs, overrides, name)
     spec = ref.spec
     if spec is not None and (spec.overrides or not spec.registered) and not ref.checkpoint.exists():

@@ -73,8 +73,6 @@ def find_run(
         PosixPath('runs/cnn+layer2.0.padding=1')
     """
     runs = Path(runs)
-    if runs.exists() and not runs.is_dir():  # never advise training into a file
-        raise ArchlabError(f"{runs} is a file, not a folder of runs")
     if isinstance(model, ModelSpec):
         spec = model
     elif ":" in model or _is_registered(model):

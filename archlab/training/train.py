@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from archlab import __version__
+from archlab._shell import archlab_command
 from archlab.device import pick_device
 from archlab.errors import ArchlabError
 from archlab.models.spec import ModelSpec, user_code
@@ -136,7 +137,8 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> None:
     size = fmt_shape(IMAGE_SHAPE)
     if report.error is not None:
         shape = ",".join(map(str, IMAGE_SHAPE))
-        see = f"(see `archlab shapes {spec.command_words} --input {shape}`)"
+        command = archlab_command("shapes", *spec.command_words, "--input", shape)
+        see = f"(see `{command}`)" if command else "(see archlab shapes)"
         head = f"{spec.label} cannot be trained on {size} Fashion-MNIST images:"
         raise ArchlabError(
             f"{head} {report.error} {see}",
