@@ -1,5 +1,11 @@
 """Names a package re-exports, imported only when first used (``archlab --help`` and
-``archlab models`` must not pay for torch, matplotlib or captum)."""
+``archlab models`` must not pay for torch, matplotlib or captum).
+
+A re-exported function is the public door, so it comes with its arguments checked
+(:func:`archlab._check.checked`): ``archlab.create_model("cnn", "layer1.0.padding=1")``
+is one error naming ``overrides``, not a what-if read a character at a time. The module's
+own function stays as written (``inspect.unwrap`` gives it back).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package['__name__']!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        from archlab._check import checked
+
+        value = checked(getattr(importlib.import_module(module), name))
         package[name] = value
         return value
 

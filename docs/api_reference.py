@@ -51,7 +51,7 @@ its curves. ``data`` is the dataset in memory, by default :func:`load_fashion_mn
     "Training dynamics and the learning rate": """\
 ``lr_find(model, input_shape=None, overrides=(), *, data=None, ...)`` sweeps the learning
 rate on any model, as the architecture functions take it, and suggests one (the rule is
-stated on the report); nothing is written. ``dynamics(runs_to_show, *, runs="runs")``
+stated on the report); nothing is written. ``dynamics(models, *, runs="runs")``
 draws what ``train(..., watch=50)`` recorded inside one or more runs: activation
 statistics, dead ReLUs, gradient norms and update ratios, layer by layer.
 """,
@@ -61,12 +61,15 @@ data=None)``: ``run`` is a :class:`Run` or the name of one (a spec or a run fold
 name, loaded from ``runs``); ``data`` is the dataset, by default
 :func:`load_fashion_mnist`'s. Inputs are normalised as the run was trained: nobody passes
 ``normalize`` by hand. ``filters`` and ``activations`` also take an ``nn.Module`` as it is.
+The functions that look at several runs (``compare``, ``explore``, ``attack``,
+``dynamics``) take them as ``models``: one run or a list, each a :class:`Run`, a spec, a
+run folder's name or a group (``"lecture"``, ``"zoo"``); by default the lecture's two.
 """,
     "Trusting a trained run": """\
 ``faithfulness(run, *, images=..., fill="zero", runs="runs", data=None)`` measures
 whether each attribution method's map ranks the pixels the score depends on (deletion and
 insertion curves, against random, edge and constant control maps);
-``attack(runs_to_attack, *, eps=..., runs="runs", data=None)`` measures how accuracy
+``attack(models, *, eps=..., runs="runs", data=None)`` measures how accuracy
 falls under FGSM and PGD (the cross-entropy of the logits; ε in pixel units, 0 to 1, for
 every run whatever its normalisation; PGD from a random start in the ε-ball). Both take
 runs as the trained-run functions do.

@@ -117,6 +117,15 @@ def test_train_unwritable_out(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
     assert main(["train", "dnn", "--out", str(tmp_path / "f")]) == 1
     assert "cannot create the folder" in capsys.readouterr().err
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_runs_that_is_a_file_is_not_advised_as_a_training_target(capsys, tmp_path):
+    """load_run advised `archlab train cnn --out FILE`, which train refuses."""
+    (tmp_path / "f").write_text("x")
+    assert main(["filters", "--runs", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "f is a file, not a folder of runs" in err and "archlab train" not in err
 
 
 def test_data_without_any_source(capsys, tmp_path, monkeypatch):
@@ -143,3 +152,60 @@ def test_data_on_the_real_files(capsys, real_data):
     assert main(["data", "--data-dir", str(real_data.source.root)]) == 0
     out = capsys.readouterr().out
     assert out.count(" ok") == 4 and "6,000" in out and "1,000" in out
+
+
+# -- issue 28, item 10: the minor cases -----------------------------------------------------
+
+SIGTERM_MID_WRITE = """
+import os, pathlib, signal, sys, time
+
+write_as_usual = pathlib.Path.write_bytes
+
+
+def killed_half_way(self, data):
+    write_as_usual(self, data[: len(data) // 2])  # the temporary file, half written
+    assert self.name.endswith(".partial") and self.exists()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+
+
+pathlib.Path.write_bytes = killed_half_way
+from archlab.cli import main
+
+sys.exit(main(["draw", "cnn", "--out", sys.argv[1]]))
+"""
+
+
+def test_sigterm_during_a_figure_write_leaves_no_partial_and_the_old_figure(tmp_path):
+    """SIGTERM ended the process where it stood: ``.NAME.PID.partial`` stayed behind."""
+    out = tmp_path / "cnn.png"
+    out.write_bytes(b"the previous figure")
+    script = tmp_path / "kill.py"
+    script.write_text(SIGTERM_MID_WRITE)
+    done = subprocess.run(
+        [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "archlab: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.png", "kill.py"]
+    assert out.read_bytes() == b"the previous figure"
+
+
+def test_terminal_escapes_in_a_name_are_shown_escaped(capsys, tmp_path):
+    name = "red\x1b[31m\x1b]0;owned\x07"
+    assert main(["draw", "cnn", "--out", str(tmp_path / f"{name}.svg")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "red\\x1b[31m\\x1b]0;owned\\x07.svg" in out
+
+
+@pytest.mark.parametrize("flag", [["--unit", "3,3"], ["--index", "4"]])
+def test_field_options_without_field_are_an_error(capsys, flag):
+    assert main(["draw", "cnn", *flag]) == 2
+    assert "goes with --field" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["explain", "faithfulness"])
+def test_empty_methods_is_not_all(capsys, tmp_path, command):
+    assert main([command, "--methods", "", "--runs", str(tmp_path)]) == 2
+    assert "name at least one of saliency" in capsys.readouterr().err

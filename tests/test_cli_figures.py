@@ -60,7 +60,10 @@ def test_missing_and_foreign_checkpoints(tmp_path, runs, capsys):
     (tmp_path / "cnn").mkdir()
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes((runs / "dnn" / "checkpoint.pt").read_bytes())
     assert main(["filters", "--runs", str(tmp_path)]) == 1
-    assert "cnn holds a run of dnn, not cnn; run `archlab train cnn" in capsys.readouterr().err
+    # no `archlab train cnn` into that folder: train would refuse it (it holds dnn's run)
+    assert "holds a run of dnn, not cnn; move it away, or train cnn under another name" in (
+        capsys.readouterr().err
+    )
     (tmp_path / "cnn" / "checkpoint.pt").write_bytes(b"garbage")
     assert main(["filters", "--runs", str(tmp_path)]) == 1
     assert "not a readable checkpoint" in capsys.readouterr().err

@@ -1,5 +1,4 @@
 import gzip
-from pathlib import Path
 
 import pytest
 import torch
@@ -133,8 +132,24 @@ def test_gzip_module_roundtrip_sanity(tmp_path):
     sums = write_idx_set(tmp_path, gz=True)
     blob = gzip.decompress((tmp_path / "train-labels-idx1-ubyte.gz").read_bytes())
     assert D.hashlib.md5(blob).hexdigest() == sums["train-labels-idx1-ubyte"]
-    assert isinstance(archlab.load_fashion_mnist, type(D.load_fashion_mnist))
-    assert Path(D.default_data_dir()).name  # a documented default exists
+
+
+def test_the_public_loader_is_this_modules():
+    import inspect
+
+    assert inspect.unwrap(archlab.load_fashion_mnist) is D.load_fashion_mnist
+
+
+def test_the_default_data_folder_is_the_documented_one(monkeypatch, tmp_path):
+    """$ARCHLAB_DATA, else $XDG_CACHE_HOME/archlab, else ~/.cache/archlab (the CLI's help)."""
+    monkeypatch.delenv("ARCHLAB_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert D.default_data_dir() == tmp_path / "home" / ".cache" / "archlab"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert D.default_data_dir() == tmp_path / "cache" / "archlab"
+    monkeypatch.setenv("ARCHLAB_DATA", "~/fm")
+    assert D.default_data_dir() == tmp_path / "home" / "fm"
 
 
 def test_data_report_compares_the_loaded_files_with_the_expected_checksums(tmp_path):

@@ -25,6 +25,7 @@ import pytest
 import torch
 
 import archlab
+from archlab._shell import command_options, runs_flag
 from archlab.commands import COMMANDS as ALL_COMMANDS
 from tests.faults import (
     cli,
@@ -135,6 +136,7 @@ def world(tmp_path_factory):
     broken("no-optimizer", dnn, lambda p: (p.update(unfinished), p.pop("optimizer")))
     broken("other-model", cnn, lambda p: (cnn_as_dnn(p), p.update(unfinished)))
     broken("newer-format", dnn, lambda p: p.update(format="archlab-checkpoint/2"))
+    broken("x$(touch PWNED)", dnn, lambda p: None)  # a run name a paste must not run
     (bad / "not-a-checkpoint").mkdir()
     (bad / "not-a-checkpoint" / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a zip")
     home = tmp_path_factory.mktemp("home")  # caches (matplotlib's) outside the world
@@ -366,6 +368,31 @@ CASES = [
         2,
         "--seed",
     ),
+    # issue 28: advice keeps the folders, quotes every word, and train accepts it
+    (
+        "dynamics-none-recorded",
+        ["dynamics", "dnn", "--runs", "{runs}"],
+        2,
+        "`archlab train dnn --watch --out {runs}`",
+    ),
+    (
+        "dynamics-name-with-shell-syntax",
+        ["dynamics", "x$(touch PWNED)", "--runs", "{bad}"],
+        2,
+        "`archlab train 'x$(touch PWNED)' --watch --out {bad}`",
+    ),
+    (
+        "load-run-folder-holds-another-model",
+        ["filters", "--model", "cnn", "--name", "cnn-as-dnn", "--runs", "{bad}"],
+        1,
+        "`archlab train cnn --out {bad}` to train it into {bad}/cnn",
+    ),
+    (
+        "runs-is-a-file",
+        ["filters", "--runs", "{root}/a-file"],
+        2,
+        "is a file, not a folder of runs",
+    ),
     # data folders that are wrong
     (
         "data-file-is-a-folder",
@@ -404,13 +431,11 @@ def test_fault_is_one_line_and_loses_nothing(world, argv, code, needle):
         (raw / "train-images-idx3-ubyte").mkdir()
     before = digest(root)
     result = cli(_fill(argv, world), environ=env(world["md5"], world["home"]), cwd=root)
-    if code is None:  # the tracer owns this check (archlab.trace._limits): refused either way
-        code = result.returncode if result.returncode in (1, 2) else 1
-    check(result, code, needle.format(root=root))
+    check(result, code, needle.format(**world))
     if code != 0:
         assert digest(root) == before, "a refused command changed files"
     for command in suggestions(result.stderr):
-        SUGGESTED.setdefault(command, " ".join(argv))
+        SUGGESTED.setdefault(command, " ".join(_fill(argv, world)))
 
 
 # -- every other class, each with its own set-up ------------------------------------------
@@ -816,41 +841,41 @@ def _run_in_bash(command: str, scratch) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("command", "prefix"),
+    "command",
     [
-        (["filters", "--model", "evil", "--runs", "{evil}"], "archlab filters"),
-        (["train", "evil", "--out", "{evil}", *D], ""),
-        (["train", "evil", "--resume", "--out", "{evil}", *D], ""),
+        ["filters", "--model", "evil", "--runs", "{evil}"],
+        ["explore", "evil", "--runs", "{evil}", *D],
+        ["compare", "evil", "dnn", "--runs", "{evil}", *D],
+        ["attack", "evil", "--runs", "{evil}", *D],
+        ["faithfulness", "evil", "--runs", "{evil}", *D],
+        ["dynamics", "evil", "--runs", "{evil}"],
+        ["train", "evil", "--out", "{evil}", *D],
+        ["train", "evil", "--resume", "--out", "{evil}", *D],
     ],
+    ids=lambda c: "-".join(c[:3]),
 )
-def test_a_suggestion_from_a_checkpoint_runs_nothing_it_holds(
-    world, evil, tmp_path, command, prefix
+def test_a_spec_from_a_checkpoint_is_shown_as_data_never_as_a_command(
+    world, evil, tmp_path, command
 ):
+    """A recorded spec is code: it was printed as a command to paste (``archlab train
+    'os:system(command=...)'``, ``--model`` to commands that have none)."""
     argv = [a.format(evil=evil, **world) for a in command]
     before = digest(evil)
     result = cli(argv, environ=env(world["md5"], world["home"]), cwd=tmp_path)
-    check(result, 2, "imports a model's code only when you name it")
+    check(result, 2, "imports a model's code only when you name it", "read that code")
     assert digest(evil) == before
-    # not in backquotes (the spec holds some): the rest of the line after "name it: "
-    printed = result.stderr.strip().partition("name it: ")[2]
-    if prefix:  # a list of options: pasted after the command the user ran
-        printed = f"{prefix} {printed}"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    words = _run_in_bash(printed, scratch)
-    assert EVIL_SPECS["evil"] in words  # the spec arrives as one word, exactly
-    assert words[words.index(EVIL_SPECS["evil"]) - 1] in ("--model", "train")
-    assert "drop.p=0.5" in words
+    assert repr(EVIL_SPECS["evil"]) in result.stderr  # shown whole, as data
+    assert "archlab train" not in result.stderr and "--model" not in result.stderr
+    assert "`" not in result.stderr.replace(repr(EVIL_SPECS["evil"]), "")  # nothing to paste
 
 
-def test_a_spec_no_line_can_carry_is_not_printed(world, evil, tmp_path):
+def test_a_spec_no_line_can_carry_is_shown_escaped_on_one_line(world, evil, tmp_path):
     result = cli(
         ["filters", "--model", "evil-newline", "--runs", evil],
         environ=env(world["md5"], world["home"]),
         cwd=tmp_path,
     )
-    check(result, 2, "no command line can carry")
-    assert "--model '" not in result.stderr
+    check(result, 2, repr(EVIL_SPECS["evil-newline"]))
 
 
 # -- links where a run keeps its own files --------------------------------------------------
@@ -1099,7 +1124,7 @@ def test_every_suggested_command_works(world, tmp_path):
         for _, argv, _, _ in CASES:
             result = cli(_fill(argv, world), environ=env(world["md5"]), cwd=world["root"])
             for command in suggestions(result.stderr):
-                SUGGESTED.setdefault(command, " ".join(argv))
+                SUGGESTED.setdefault(command, " ".join(_fill(argv, world)))
     root = tmp_path / "world"
     shutil.copytree(world["root"], root, symlinks=True)
     here = str(world["root"])
@@ -1109,8 +1134,17 @@ def test_every_suggested_command_works(world, tmp_path):
     assert any("--resume" in c for c in suggested), suggested
     assert any(c.startswith("archlab train cnn --set") for c in suggested), suggested
     environ = env(world["md5"], world["home"], ARCHLAB_DATA=str(root / "data"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     for command, why in suggested.items():
-        words = shlex.split(command)
+        # pasted into bash, it is archlab with exactly the printed words, and nothing runs
+        words = ["archlab", *_run_in_bash(command, scratch)]
+        assert words == shlex.split(command), f"{command} (suggested by {why})"
+        asked = why.split()
+        for flag in ("--runs", "--out"):  # the runs folder the user named is kept
+            if flag in asked and runs_flag(words[1]) in command_options(words[1]):
+                folder = asked[asked.index(flag) + 1].replace(here, str(root))
+                assert folder in words, f"{command} (suggested by {why}) lost {flag}"
         result = cli(words[1:], environ=environ, cwd=root)
         err = result.stderr
         assert "Traceback" not in err, f"{command} (suggested by {why}):\n{err}"

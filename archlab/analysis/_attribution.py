@@ -17,6 +17,7 @@ from torch import nn
 
 from archlab._modes import in_mode
 from archlab.errors import ArchlabError
+from archlab.models import IMAGE_SHAPE
 from archlab.trace.formulas import fmt_shape
 
 METHODS = ("saliency", "ig", "smoothgrad", "occlusion", "gradcam")
@@ -62,7 +63,7 @@ def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
 
 
 def gradcam_layer(
-    model: nn.Module, input_shape=(1, 28, 28), *, rows: Sequence | None = None
+    model: nn.Module, input_shape=IMAGE_SHAPE, *, rows: Sequence | None = None
 ) -> tuple[str, str] | None:
     """Grad-CAM's default layer, read off the model's trace: the output of the last
     convolutional block on the main path, after its normalisation and activation (as

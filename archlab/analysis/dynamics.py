@@ -6,11 +6,15 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archlab import _table
 from archlab._report import Report
 from archlab.errors import ArchlabError
 from archlab.training.dynamics import STATS
+
+if TYPE_CHECKING:
+    from archlab.training.run import Run
 
 __all__ = ["Dynamics", "check_record", "dynamics"]
 
@@ -152,7 +156,7 @@ def _fmt(value, spec: str) -> str:
 
 
 def dynamics(
-    runs_to_show: Sequence | object = ("cnn",),
+    models: Sequence | str | Run = ("dnn", "cnn"),
     *,
     runs: str | os.PathLike = "runs",
 ) -> Dynamics:
@@ -160,8 +164,8 @@ def dynamics(
     watch=50)``) of one or more runs.
 
     Args:
-        runs_to_show: a :class:`~archlab.Run`, a spec or run-folder name, or a list of
-            them. Default: the CNN.
+        models: a :class:`~archlab.Run`, a spec, a group or a run folder's name, or a list
+            of them. Default: the lecture's two.
         runs: the runs folder, for the names. Default: ``"runs"``.
 
     Returns:
@@ -172,20 +176,20 @@ def dynamics(
 
         >>> print(archlab.dynamics(["cnn", "cnn+layer1.1=Identity"]))  # doctest: +SKIP
     """
-    from archlab.training.run import Run, as_run
+    from archlab.training.run import as_runs
 
-    single = isinstance(runs_to_show, (str, Run)) or not isinstance(runs_to_show, Sequence)
-    items = [runs_to_show] if single else list(runs_to_show)
-    if not items:
-        raise ArchlabError("dynamics: name at least one run")
-    loaded = [as_run(item, runs) for item in items]
+    loaded = as_runs(models, runs)
     records = []
     for run in loaded:
         rec = _record_of(run)
         if not rec or not rec.get("points"):
+            from archlab._shell import archlab_command
+
+            command = archlab_command("train", run.name, "--watch", runs=run.folder.parent)
             raise ArchlabError(
-                f"{run.name} has no training dynamics: train it with `archlab train "
-                f"{run.name} --watch` (archlab.train(..., watch=50))"
+                f"{run.name} has no training dynamics: train it with "
+                + (f"`{command}`" if command else "--watch")
+                + " (archlab.train(..., watch=50))"
             )
         records.append(rec)
     return Dynamics([run.name for run in loaded], records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -13,6 +14,9 @@ from archlab._report import Report
 from archlab._text import plural
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
+
+if TYPE_CHECKING:
+    from archlab.training.run import Run
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n: int = 10) -> torch.Tensor:
@@ -301,7 +305,7 @@ class Comparison(Report):
 
 
 def compare(
-    runs_to_compare: Sequence = ("dnn", "cnn"),
+    models: Sequence | str | Run = ("dnn", "cnn"),
     *,
     runs: str | os.PathLike = "runs",
     data=None,
@@ -310,8 +314,8 @@ def compare(
     """Evaluate trained runs once each on the whole test set and put them side by side.
 
     Args:
-        runs_to_compare: :class:`~archlab.Run` objects, specs or run folder names
-            (``"cnn+layer2.0.padding=1"``), two or more. Default: the lecture's two.
+        models: :class:`~archlab.Run` objects, specs, groups (``"zoo"``) or run folder
+            names (``"cnn+layer2.0.padding=1"``), two or more. Default: the lecture's two.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset in memory. Default: :func:`~archlab.load_fashion_mnist`.
         device: where to evaluate (``"auto"``, ``"cuda"``...); the models are put back on
@@ -323,13 +327,9 @@ def compare(
     """
     from archlab.device import pick_device
     from archlab.trace.params import count_params
-    from archlab.training.run import Run, as_run
-    from archlab.training.runs import find_run
+    from archlab.training.run import as_runs
 
-    for item in runs_to_compare:  # every name is checked before any run is loaded
-        if not isinstance(item, Run):
-            find_run(item, runs)
-    loaded = [as_run(item, runs) for item in runs_to_compare]
+    loaded = as_runs(models, runs)  # every name is checked before any run is loaded
     folders = [str(r.folder.resolve()) for r in loaded]
     duplicate = next(
         (r.name for r, f in zip(loaded, folders, strict=True) if folders.count(f) > 1), None

@@ -14,7 +14,7 @@ from archlab._modes import in_mode
 from archlab._report import Report
 from archlab._table import Table
 from archlab.errors import ArchlabError
-from archlab.training.data import IMAGE_SHAPE
+from archlab.models import IMAGE_SHAPE
 from archlab.training.predict import model_device, to_input
 
 

@@ -25,6 +25,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,9 @@ from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
 from archlab.analysis._settings import EPS, PGD_STEPS
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
+
+if TYPE_CHECKING:
+    from archlab.training.run import Run
 
 FLIPS = 2  # images shown per model
 BATCH = 500
@@ -410,7 +414,7 @@ def loss_rises(model: nn.Module, pixels, labels, eps: float, normalize=None) -> 
 
 
 def attack(
-    runs_to_attack: Sequence = ("dnn", "cnn"),
+    models: Sequence | str | Run = ("dnn", "cnn"),
     *,
     eps: Sequence[float] = EPS,
     images: int = IMAGES,
@@ -424,8 +428,8 @@ def attack(
     """Test accuracy of trained runs under FGSM and PGD, for each ε.
 
     Args:
-        runs_to_attack: :class:`~archlab.Run` objects, specs or run folder names (one
-            run alone is fine). Default: the lecture's two.
+        models: :class:`~archlab.Run` objects, specs, groups (``"zoo"``) or run folder
+            names (one run alone is fine). Default: the lecture's two.
         eps: L∞ radii in pixel units (0–1, whatever the run's normalisation), each at
             most 1. Default: 0 to 0.3.
         images: test images, stratified by class with a fixed seed (1 to 10,000).
@@ -446,14 +450,12 @@ def attack(
         >>> print(archlab.attack(["dnn", "cnn"], images=200))   # doctest: +SKIP
     """
     from archlab.analysis.faithfulness import stratified_indices
-    from archlab.training.run import as_run
+    from archlab.training.run import as_runs
 
-    if isinstance(runs_to_attack, str) or not isinstance(runs_to_attack, Sequence):
-        runs_to_attack = [runs_to_attack]
     eps = check_attack_options(
         eps, images=images, pgd_steps=pgd_steps, step_size=step_size, seed=seed
     )
-    loaded = [as_run(r, runs) for r in runs_to_attack]
+    loaded = as_runs(models, runs)
     if data is None:
         from archlab.training.data import load_fashion_mnist
 

@@ -96,12 +96,28 @@ def silence(stream) -> None:
         pass
 
 
+def printable(text: str) -> str:
+    r"""``text`` with every control character but a newline or a tab written as its escape
+    (``\x1b``): a run name or a spec holding a terminal escape sequence is shown, never
+    obeyed by the terminal.
+
+    Example:
+
+        >>> print(printable("wrote runs/\x1b[2Jred!"))
+        wrote runs/\x1b[2Jred!
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 def echo(text: object = "", file=None) -> None:
     """print, but a closed pipe (``archlab ... | head -1``) never stops the work: the rest
-    of the output is dropped and the command goes on to finish and save."""
+    of the output is dropped and the command goes on to finish and save. Control
+    characters are shown escaped (:func:`printable`)."""
     stream = file or (_output[-1] if _output else sys.stdout)
     try:
-        print(text, file=stream, flush=True)
+        print(printable(str(text)), file=stream, flush=True)
     except BrokenPipeError:
         silence(stream)
     except OSError as exc:  # a full disk (> /dev/full), a vanished terminal

@@ -92,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
 
     from archlab.commands._options import echo
     from archlab.drawing import check_suffix, draw
+    from archlab.errors import ArchlabError
     from archlab.models.spec import ModelSpec
 
+    if args.field is None:  # their help says "with --field": alone they would be ignored
+        for flag, value in (("--unit", args.unit), ("--index", args.index)):
+            if value is not None:
+                raise ArchlabError(f"{flag} goes with --field LAYER (the unit of that layer)")
     spec = ModelSpec.parse(args.model, args.set)  # an unknown model fails here, before work
     if args.field is not None:
         return _field(args, spec)

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "models",
         nargs="*",
         metavar="RUN",
-        help="trained runs (specs or run folders), one or more (default: cnn)",
+        help="trained runs, groups or run folders (default: lecture, i.e. dnn and cnn)",
     )
     runs_option(p)
     out_option(p, "<runs>/dynamics.png")
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from archlab.commands._options import check_figure_path, echo, save
 
     check_figure_path(args.out)
-    report = dynamics(args.models or ["cnn"], runs=args.runs)
+    report = dynamics(args.models or ["lecture"], runs=args.runs)
     echo(report)
     save(report.plot(), Path(args.out) if args.out else Path(args.runs) / "dynamics.png")
     return 0

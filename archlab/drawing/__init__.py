@@ -204,7 +204,9 @@ def draw(
     from archlab.trace.shapes import trace_shapes
 
     built = _build(model, overrides)
-    shape = input_shape if input_shape is not None else getattr(built, "input_shape", (1, 28, 28))
+    from archlab.models import IMAGE_SHAPE
+
+    shape = input_shape if input_shape is not None else getattr(built, "input_shape", IMAGE_SHAPE)
     report = trace_shapes(built, shape, depth=depth)
     report.model, report.overrides = model_name(model), list(overrides)
     modules = dict(built.named_modules())

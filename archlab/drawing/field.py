@@ -148,7 +148,9 @@ def draw_field(
 
         image = pick_image(index, None, None, data)[0]
     built, name = resolve_model(model, overrides)
-    shape = tuple(input_shape or getattr(built, "input_shape", (1, 28, 28)))
+    from archlab.models import IMAGE_SHAPE
+
+    shape = tuple(input_shape or getattr(built, "input_shape", IMAGE_SHAPE))
     if len(shape) != 3:
         raise ArchlabError(f"a receptive field is drawn on an image (C, H, W), not {shape}")
     report = trace_shapes(built, shape)

@@ -11,12 +11,16 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from archlab.training.run import Run
 
 DEFAULT_IMAGES = 30
 
 
 def explore(
-    runs_to_show: Sequence = ("dnn", "cnn"),
+    models: Sequence | str | Run = ("dnn", "cnn"),
     *,
     images: int = DEFAULT_IMAGES,
     out: str | os.PathLike = "explorer",
@@ -35,7 +39,7 @@ def explore(
     several runs, a switch and their accuracy, parameters and MACs side by side.
 
     Args:
-        runs_to_show: :class:`~archlab.Run` objects, specs, groups or run folder names.
+        models: :class:`~archlab.Run` objects, specs, groups or run folder names.
             Default: the lecture's two.
         images: how many test images flow through (right ones of every class and the
             runs' mistakes, the same for every run). Default: 30.
@@ -64,23 +68,17 @@ def explore(
     from archlab.explorer.export import choose_images, export_run
     from archlab.explorer.site import cannot_write_site, staged_site
     from archlab.explorer.write import write_explorer
-    from archlab.models.spec import expand_run_names
     from archlab.training.data import CLASSES
     from archlab.training.predict import predict_logits
-    from archlab.training.run import as_run
+    from archlab.training.run import as_runs
 
     say = log or (lambda _line: None)
     if images < 1:
         raise ArchlabError(f"--images {images}: show at least one image")
-    items = []
-    for item in runs_to_show:  # a group ("zoo") is its models; a Run is itself
-        items += expand_run_names([item]) if isinstance(item, str) else [item]
-    if not items:
-        raise ArchlabError("name at least one trained run to explore")
     # the site's lock is taken first: a second writer into `out` is refused before any work
     with staged_site(Path(out)) as staging:
         start = time.perf_counter()
-        loaded = [as_run(item, runs) for item in items]
+        loaded = as_runs(models, runs)  # a group ("zoo") is its models; a Run is itself
         if data is None:
             from archlab.training.data import load_fashion_mnist
 

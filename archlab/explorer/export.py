@@ -238,7 +238,9 @@ def export_run(
 
     clock = _Clock(timings)
     model = run.model
-    shape = tuple(getattr(model, "input_shape", (1, 28, 28)))
+    from archlab.models import IMAGE_SHAPE
+
+    shape = tuple(getattr(model, "input_shape", IMAGE_SHAPE))
     report = trace_shapes(model, shape)
     notes = list(report.notes)
     if report.error is not None:

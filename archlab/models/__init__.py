@@ -11,6 +11,7 @@ from archlab.models import (  # noqa: F401  (registers the builders)
 )
 from archlab.models._registry import (
     GROUPS,
+    IMAGE_SHAPE,
     ModelCard,
     build_registered,
     is_model,
@@ -23,6 +24,7 @@ from archlab.models.spec import ModelSpec, create_model
 
 __all__ = [
     "GROUPS",
+    "IMAGE_SHAPE",
     "ModelCard",
     "ModelSpec",
     "build_registered",

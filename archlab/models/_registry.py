@@ -16,6 +16,10 @@ from torch import nn
 
 from archlab.errors import ArchlabError
 
+# (C, H, W) of one Fashion-MNIST image: what every model is fed unless its card says
+# otherwise. Its one home: data, training, the tracer and the drawings read it from here.
+IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)
+
 # groups that `archlab train GROUP` expands; every card belongs to one
 GROUPS = {
     "lecture": "the lecture's two models",
@@ -54,7 +58,7 @@ class ModelCard:
     name: str
     description: str
     builder: Callable[[], nn.Module] = field(repr=False)
-    input_shape: tuple[int, int, int] = (1, 28, 28)
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE
     num_classes: int = 10
     group: str = "lecture"
     paper: str | None = None

@@ -36,7 +36,7 @@ from pathlib import Path
 from torch import nn
 
 from archlab.errors import ArchlabError
-from archlab.training.data import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
+from archlab.models._registry import IMAGE_SHAPE as DEFAULT_INPUT_SHAPE
 
 
 @contextlib.contextmanager
@@ -164,11 +164,10 @@ class ModelSpec:
         return f"{self.base} with {', '.join(self.overrides)}" if self.overrides else self.base
 
     @property
-    def command_words(self) -> str:
-        """The spec and its what-ifs as a shell would take them: ``'m:f(k=1)' --set a=1``."""
-        import shlex
-
-        return shlex.quote(self.base) + "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
+    def command_words(self) -> tuple[str, ...]:
+        """The spec and its what-ifs as a command's words, ``('m:f(k=1)', '--set', 'a=1')``:
+        for :func:`archlab._shell.archlab_command`, which quotes each."""
+        return (self.base, *(w for o in self.overrides for w in ("--set", o)))
 
     @property
     def short_name(self) -> str:

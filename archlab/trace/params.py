@@ -161,7 +161,9 @@ def count_params(
     from archlab.trace.shapes import trace_shapes
 
     built, name = resolve_model(model, overrides)
-    default = getattr(built, "input_shape", (1, 28, 28))
+    from archlab.models import IMAGE_SHAPE
+
+    default = getattr(built, "input_shape", IMAGE_SHAPE)
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
     with user_code(f"tracing {name}"):
         report = trace_shapes(built, shape)

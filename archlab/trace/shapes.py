@@ -296,7 +296,9 @@ def trace_shapes(
         ('flatten(1)', (2304,), [7])
     """
     built, name = resolve_model(model, overrides)
-    default = getattr(built, "input_shape", (1, 28, 28))
+    from archlab.models import IMAGE_SHAPE
+
+    default = getattr(built, "input_shape", IMAGE_SHAPE)
     shape = tuple(input_shape) if input_shape is not None else tuple(default)
     if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
         raise ArchlabError(f"input shape {shape} must be positive sizes like 1,28,28")

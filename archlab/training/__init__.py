@@ -5,7 +5,7 @@
 - ``train``: training models, returning trained runs: ``plan`` (each run decided and
   checked once), ``loop`` (the steps), ``check`` (can it train), ``optim`` (its Adam);
 - ``predict``: running a model over a dataset (logits, accuracy);
-- ``runs``: run folders; ``run``: the trained :class:`~archlab.Run` and how it is loaded;
+- ``run``: the trained :class:`~archlab.Run` and how it is loaded; ``runs``: run folders;
 - ``checkpoint``: writing atomically and loading safely (``weights_only=True``);
 - ``table``: the table ``archlab train`` ends with;
 - ``_adam``, ``_alloc``: the fast optimiser step and the allocator settings.

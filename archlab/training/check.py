@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from archlab._shell import archlab_command
 from archlab.errors import ArchlabError
+from archlab.models import IMAGE_SHAPE
 from archlab.models.spec import ModelSpec, user_code
 from archlab.trace.formulas import fmt_shape
-from archlab.training.data import CLASSES, IMAGE_SHAPE
+from archlab.training.data import CLASSES
 
 
 def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Module:
@@ -34,7 +36,8 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Modul
     size = fmt_shape(IMAGE_SHAPE)
     if report.error is not None:
         shape = ",".join(map(str, IMAGE_SHAPE))
-        see = f"(see `archlab shapes {spec.command_words} --input {shape}`)"
+        command = archlab_command("shapes", *spec.command_words, "--input", shape)
+        see = f"(see `{command}`)" if command else "(see archlab shapes)"
         args = ", ".join(repr(a) for a in (spec.base, list(spec.overrides)) if a)
         look = f"(see archlab.trace_shapes({args}))"
         head = f"{spec.label} cannot be trained on {size} Fashion-MNIST images:"

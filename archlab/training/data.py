@@ -32,6 +32,7 @@ import torch
 from archlab._atomic import atomic_path, remove_stale_partials
 from archlab._table import Table, Tabular
 from archlab.errors import ArchlabError, os_reason
+from archlab.models import IMAGE_SHAPE  # noqa: F401  (its home is models; read here too)
 
 CLASSES = (
     "T-shirt/top",
@@ -45,7 +46,6 @@ CLASSES = (
     "Bag",
     "Ankle boot",
 )
-IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one Fashion-MNIST image: what every model is fed
 
 # MD5 of the uncompressed IDX files (Debian recompressed its .gz copies, so the .gz differ)
 CHECKSUMS: dict[str, str] = {

@@ -199,6 +199,8 @@ def load_run(
     from archlab.training.checkpoint import load_checkpoint
     from archlab.training.runs import check_same_model, find_run, train_hint
 
+    if Path(runs).exists() and not Path(runs).is_dir():  # never advise training into a file
+        raise ArchlabError(f"{runs} is a file, not a folder of runs")
     ref = find_run(model, runs, overrides, name)
     spec = ref.spec
     if spec is not None and (spec.overrides or not spec.registered) and not ref.checkpoint.exists():
@@ -245,3 +247,31 @@ def as_run(run: Run | str | ModelSpec, runs: str | os.PathLike = "runs") -> Run:
     if not isinstance(runs, (str, os.PathLike)):
         raise ArchlabError(f"runs={runs!r}: give the runs folder as a path, e.g. 'runs'")
     return load_run(run, runs=runs)
+
+
+LECTURE_RUNS = ("dnn", "cnn")  # what every analysis of several runs looks at by default
+
+
+def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
+    """The runs an analysis of several runs looks at, loaded: ``models`` is one item or a
+    list of them, each a :class:`Run`, a spec, a run folder's name or a group (``lecture``,
+    ``zoo``, ``all``: its models). Every name is checked before any run is loaded.
+
+    Example:
+
+        >>> [r.name for r in as_runs("lecture", "runs")]  # doctest: +SKIP
+        ['dnn', 'cnn']
+    """
+    from archlab.models.spec import expand_run_names
+    from archlab.training.runs import find_run
+
+    items = [models] if isinstance(models, (str, Run, ModelSpec)) else list(models)
+    found: list = []
+    for item in items:
+        found += expand_run_names([item]) if isinstance(item, str) else [item]
+    if not found:
+        raise ArchlabError("models: name at least one trained run (default: dnn and cnn)")
+    for item in found:
+        if not isinstance(item, (Run, nn.Module)):
+            find_run(item, runs)
+    return [as_run(item, runs) for item in found]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_partials
-from archlab._shell import shell_command
+from archlab._shell import archlab_command, recorded_spec_text, shell_command
 from archlab.errors import ArchlabError, cannot_write, os_reason
 from archlab.models.spec import ModelSpec
 from archlab.training.recipes import setting_error, spoken
@@ -104,7 +104,11 @@ def recorded_spec(payload: dict) -> ModelSpec:
 
 
 def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> ModelSpec:
-    """The checkpoint's spec, refusing one that is not the spec the user named."""
+    """The checkpoint's spec, refusing one that is not the spec the user named.
+
+    A spec outside the registry, read from the checkpoint, is shown as data with a
+    warning (:func:`~archlab._shell.recorded_spec_text`), never inside a command to
+    paste: naming it imports the file it points at or calls the function it names."""
     recorded = recorded_spec(payload)
     if ref.spec is not None and ref.spec != recorded:
         head = f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; "
@@ -114,36 +118,23 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
                 head + "give another --name (or --out) to keep both",
                 1,
             )
-        raise ArchlabError(head + train_hint(ref).replace("first", "to train it", 1), 1)
-    if ref.spec is None and not recorded.registered and training:
-        command = train_command(RunRef(ref.runs, ref.name, recorded))
-        raise ArchlabError(  # no backquotes: the spec may hold some; the command ends the line
-            f"run {ref.name} was trained from {recorded.label!r}; archlab imports a model's "
-            "code only when you name it, so to train it (add --resume to continue the run) "
-            "name it: "
-            + (
-                command
-                if command is not None
-                else "name it as MODEL (its recorded spec has characters no command line can carry)"
-            ),
-            2,
-        )
+        if ref.name != ref.spec.run_name:  # its own folder, which `train` accepts
+            advice = train_hint(RunRef(ref.runs, ref.spec.run_name, ref.spec)).replace(
+                "first", f"to train it into {ref.runs / ref.spec.run_name}", 1
+            )
+        else:
+            advice = f"move it away, or train {ref.spec.label} under another name to keep both"
+        raise ArchlabError(head + advice, 1)
     if ref.spec is None and not recorded.registered:
-        words = ["--model", recorded.base]
-        for override in recorded.overrides:
-            words += ["--set", override]
-        if ref.name != recorded.run_name:
-            words += ["--name", ref.name]
-        options = shell_command(*words)  # the spec is the checkpoint's: quoted, never trusted
+        todo = (
+            "to train it (add --resume to continue the run), name it as the model"
+            if training
+            else "to open it, name it as the model"
+        )
         raise ArchlabError(
-            f"run {ref.name} was trained from {recorded.label!r}; archlab imports a model's "
-            "code only when you name it: "
-            + (
-                options
-                if options is not None
-                else "name it with --model (its recorded spec has characters no command "
-                "line can carry)"
-            ),
+            f"run {ref.name} was trained from {recorded_spec_text(recorded.base)}"
+            + (f" with the what-ifs {list(recorded.overrides)!r}" if recorded.overrides else "")
+            + f"; archlab imports a model's code only when you name it: {todo}",
             2,
         )
     return recorded
@@ -164,14 +155,12 @@ def train_command(ref: RunRef) -> str | None:
     """The ``archlab train`` command that trains ``ref.spec`` into ``ref``'s folder, every
     word quoted for the shell (None: a word no pasted line can carry)."""
     assert ref.spec is not None
-    words = ["archlab", "train", ref.spec.base]
+    words = [ref.spec.base]
     for override in ref.spec.overrides:
         words += ["--set", override]
     if ref.name != ref.spec.run_name:
         words += ["--name", ref.name]
-    if ref.runs != Path("runs"):
-        words += ["--out", str(ref.runs)]
-    return shell_command(*words)
+    return archlab_command("train", *words, runs=ref.runs)
 
 
 def resume_command(runs: str | os.PathLike, name: str) -> str | None:
