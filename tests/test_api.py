@@ -178,7 +178,13 @@ def test_every_export_resolves_in_a_fresh_interpreter_too():
 
 FUNCTIONS = [n for n in PUBLIC if inspect.isfunction(inspect.unwrap(getattr(archlab, n)))]
 # a valid value for each required parameter, so that only the one under test is wrong
-REQUIRED = {"model": "cnn", "run": "cnn", "name": "my-net", "description": "a net"}
+REQUIRED = {
+    "model": "cnn",
+    "run": "cnn",
+    "name": "my-net",
+    "description": "a net",
+    "layer": "layer2",
+}
 
 
 def _top_terms(annotation: str) -> set[str]:

@@ -208,4 +208,4 @@ def test_field_options_without_field_are_an_error(capsys, flag):
 @pytest.mark.parametrize("command", ["explain", "faithfulness"])
 def test_empty_methods_is_not_all(capsys, tmp_path, command):
     assert main([command, "--methods", "", "--runs", str(tmp_path)]) == 2
-    assert "name at least one of saliency" in capsys.readouterr().err
+    assert "--methods '': choose from saliency" in capsys.readouterr().err

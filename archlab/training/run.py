@@ -272,6 +272,11 @@ def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
     if not found:
         raise ArchlabError("models: name at least one trained run (default: dnn and cnn)")
     for item in found:
+        if not isinstance(item, (Run, nn.Module, str, ModelSpec)):
+            raise ArchlabError(
+                f"models: {item!r} is not a run; give Run objects, specs, groups or run "
+                "folder names"
+            )
         if not isinstance(item, (Run, nn.Module)):
             find_run(item, runs)
     return [as_run(item, runs) for item in found]
