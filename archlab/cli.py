@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     error. No exception leaves: a user mistake or an environmental fault is one line and
     exit 1 or 2, anything else is archlab's bug (exit 3).
     """
+    from archlab._exclusive import terminate_as_interrupt
     from archlab.commands import _options
 
     _options.ascii_fallback(sys.stdout)
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version, or a usage error argparse printed
             return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
         with (
-            _terminate_as_interrupt(),
+            terminate_as_interrupt(),
             _options.output_to(sys.stdout),
             contextlib.redirect_stdout(sys.stderr),
         ):
@@ -114,29 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             + (f" (at {where}; ARCHLAB_TRACEBACK=1 shows the traceback)" if where else ""),
             3,
         )
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (``kill``, a job scheduler, a closing terminal) stops a command the way
-    Ctrl-C does: the ``finally`` blocks run, so a file half-written (``.NAME.PID.partial``)
-    is removed and the previous file stays; Python's default would end the process where
-    it stands. Training keeps its own handler, which saves a checkpoint first."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set a handler
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def entry_point() -> None:

@@ -1,4 +1,3 @@
-
 """archlab/training/runs.py and run.py: which folder a model's run lives in, how its
 files are written, and the trained run as one object."""
 

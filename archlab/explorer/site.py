@@ -19,12 +19,11 @@ import contextlib
 import errno
 import os
 import shutil
-import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from archlab._atomic import _alive, no_follow, refuse_link
+from archlab._exclusive import held_lock, pid_holder, terminate_as_interrupt
 from archlab.errors import ArchlabError, os_reason
 
 # what a site holds; a folder with anything else is not archlab's to replace
@@ -64,38 +63,18 @@ def _aside(out: Path, kind: str, pid: int | None = None) -> Path:
     return out.with_name(f".{out.name}.{os.getpid() if pid is None else pid}.{kind}")
 
 
-@contextlib.contextmanager
-def _lock(out: Path) -> Iterator[None]:
-    lock_file = out.with_name(f".{out.name}.lock")
-    try:  # O_NOFOLLOW: a link planted here is refused, never followed
-        handle = open(lock_file, "a+", opener=no_follow)  # noqa: SIM115 (held for the block)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            refuse_link(lock_file)
-        raise ArchlabError(f"cannot write {out}: {os_reason(exc)}", 1) from exc
-    try:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; sites are not guarded there
-            fcntl = None
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise ArchlabError(
-                    f"{out} is being written by {holder}; wait for it to finish, or write "
-                    "the explorer into another folder",
-                    1,
-                ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"archlab explore (pid {os.getpid()})")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+def _lock(out: Path):
+    """The site's lock, ``.NAME.lock`` beside ``out``, held as a run folder's is."""
+    return held_lock(
+        out.with_name(f".{out.name}.lock"),
+        pid_holder("archlab explore"),
+        lambda reason: f"cannot write {out}: {reason}",
+        lambda holder: ArchlabError(
+            f"{out} is being written by {holder}; wait for it to finish, or write "
+            "the explorer into another folder",
+            1,
+        ),
+    )
 
 
 def _clean_leftovers(out: Path) -> None:
@@ -146,24 +125,6 @@ def _swap_in(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _term_is_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while the site is written, so the staging folder is
-    removed on the way out (a kill -9 leaves it to the next write's clean-up)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def cannot_write_site(out: Path, exc: OSError) -> ArchlabError:
     """One line for a write of the site the machine refused (a full disk, a permission)."""
     return ArchlabError(
@@ -195,7 +156,7 @@ def staged_site(out: Path) -> Iterator[Path]:
     except OSError as exc:
         raise ArchlabError(f"cannot create the folder {out.parent}: {os_reason(exc)}", 1) from exc
     staging = _aside(out, "partial")
-    with _lock(out), _term_is_interrupt():
+    with _lock(out), terminate_as_interrupt():
         try:
             _clean_leftovers(out)
             check_out(out)  # again under the lock: another writer may have been first

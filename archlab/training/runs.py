@@ -12,7 +12,6 @@ importing a file a checkpoint points at.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -20,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from archlab._atomic import atomic_path, no_follow, refuse_link, remove_stale_partials
+from archlab._atomic import atomic_path, refuse_link, remove_stale_partials
+from archlab._exclusive import held_lock, pid_holder
 from archlab._shell import archlab_command, recorded_spec_text, shell_command
 from archlab.errors import ArchlabError, cannot_write, os_reason
 from archlab.models.spec import ModelSpec
@@ -204,37 +204,24 @@ def lock_run(folder: Path) -> Iterator[None]:
     folder = writable_dir(folder)
     lock_file = folder / ".lock"
     check_run_files(folder)
-    try:  # O_NOFOLLOW: a link planted since the check is refused, not followed
-        handle = open(lock_file, "a+", opener=no_follow)  # noqa: SIM115 (held for the block)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            refuse_link(lock_file)
-        raise ArchlabError(f"cannot write to the run folder {folder}: {os_reason(exc)}", 1) from exc
-    try:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; runs are not guarded there
-            fcntl = None
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                busy = f"{folder} is being trained into by {holder}; wait for it to finish, or "
-                raise spoken(
-                    busy + "train into another folder with name= or runs=",
-                    busy + "train into another folder with --name or --out",
-                    1,
-                ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"archlab train (pid {os.getpid()})")
-        handle.flush()
+
+    def busy(holder: str) -> ArchlabError:
+        said = f"{folder} is being trained into by {holder}; wait for it to finish, or "
+        return spoken(
+            said + "train into another folder with name= or runs=",
+            said + "train into another folder with --name or --out",
+            1,
+        )
+
+    # O_NOFOLLOW: a link planted since the check is refused, not followed
+    with held_lock(
+        lock_file,
+        pid_holder("archlab train"),
+        lambda reason: f"cannot write to the run folder {folder}: {reason}",
+        busy,
+    ):
         remove_stale_partials(folder)
         yield
-    finally:
-        handle.close()
 
 
 # the files a run keeps in its folder: each is archlab's own, written only by renaming
