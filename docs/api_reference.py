@@ -67,7 +67,10 @@ name, loaded from ``runs``); ``data`` is the dataset, by default
 whether each attribution method's map ranks the pixels the score depends on (deletion and
 insertion curves, against random, edge and constant control maps);
 ``attack(runs_to_attack, *, eps=..., runs="runs", data=None)`` measures how accuracy
-falls under FGSM and PGD. Both take runs as the trained-run functions do.
+falls under FGSM and PGD; ``calibration(runs_to_check, *, bins=15, runs="runs",
+data=None)`` compares confidence with accuracy before and after temperature scaling;
+``ood(runs_to_check, *, sets=..., runs="runs", data=None)`` measures how well the
+confidence flags images from elsewhere. All take runs as the trained-run functions do.
 """,
     "Errors": """\
 Every failure archlab foresees is an :class:`ArchlabError`: one line saying what is wrong
