@@ -156,6 +156,11 @@ def _weights(n: int, resamples: int, generator: torch.Generator) -> torch.Tensor
     )
 
 
+def _ones(n: int) -> torch.Tensor:
+    """One row of weight 1 per item: the sample itself, not a resample."""
+    return torch.ones(1, n, dtype=torch.float64)
+
+
 def _auroc_fpr(inside, outside, w_in, w_out) -> tuple[torch.Tensor, torch.Tensor]:
     """AUROC and FPR at 95 % TPR for each row of weights ``w_in`` ``(B, n_in)`` and
     ``w_out`` ``(B, n_out)`` (counts: a row of ones is the sample itself), in
@@ -184,7 +189,7 @@ def auroc(inside: torch.Tensor, outside: torch.Tensor) -> float:
     """P(a random ``inside`` score > a random ``outside`` one), ties counting half: the
     area under the ROC curve with the inside images as positives."""
     inside, outside = inside.double(), outside.double()
-    a, _ = _auroc_fpr(inside, outside, torch.ones(1, len(inside)), torch.ones(1, len(outside)))
+    a, _ = _auroc_fpr(inside, outside, _ones(len(inside)), _ones(len(outside)))
     return float(a[0])
 
 
@@ -192,7 +197,7 @@ def fpr_at_tpr(inside: torch.Tensor, outside: torch.Tensor) -> float:
     """The share of ``outside`` scores at or above the highest threshold that keeps 95 %
     of the ``inside`` scores at or above it."""
     inside, outside = inside.double(), outside.double()
-    _, f = _auroc_fpr(inside, outside, torch.ones(1, len(inside)), torch.ones(1, len(outside)))
+    _, f = _auroc_fpr(inside, outside, _ones(len(inside)), _ones(len(outside)))
     return float(f[0])
 
 
@@ -215,7 +220,7 @@ def separation(
     """AUROC and FPR at 95 % TPR of ``inside`` against ``outside`` scores, with 95 %
     percentile bootstrap intervals from ``resamples`` resamples. Default: 1,000."""
     inside, outside = inside.double(), outside.double()
-    a, f = _auroc_fpr(inside, outside, torch.ones(1, len(inside)), torch.ones(1, len(outside)))
+    a, f = _auroc_fpr(inside, outside, _ones(len(inside)), _ones(len(outside)))
     if resamples < 1:
         return Separation(float(a[0]), (math.nan, math.nan), float(f[0]), (math.nan, math.nan))
     g = torch.Generator().manual_seed(seed)
