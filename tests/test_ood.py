@@ -156,3 +156,30 @@ def test_the_command_prints_and_writes_both_figures(runs, real_data, tmp_path, c
     assert "digits" in text and (tmp_path / "o-confident.png").stat().st_size > 0
     assert main(["ood", "--sets", "mnist"]) == 2
     assert "choose from" in capsys.readouterr().err
+
+
+def test_a_run_trained_without_a_class_is_an_ordinary_run_and_flags_it(tmp_path):
+    data = learnable_dataset()
+    without = O.without_class(data, 6)
+    assert 6 not in without.train_labels.tolist() and 6 not in without.test_labels.tolist()
+    assert len(without.train_labels) == int((data.train_labels != 6).sum())
+    run = archlab.train(
+        "dnn",
+        data=without,
+        runs=tmp_path,
+        name="dnn-no-Shirt",
+        epochs=2,
+        batch_size=50,
+        progress=False,
+        log=lambda s: None,
+    )
+    # every analysis takes it as it takes any run
+    assert archlab.evaluate("dnn-no-Shirt", runs=tmp_path, data=data).accuracy >= 0
+    archlab.calibration([run], data=data, fit_images=100)
+    report = archlab.ood([run], sets=["flip"], held_out=6, resamples=0, data=data)
+    shirts = (data.test_labels == 6).nonzero().flatten()
+    assert report.sets == ["flip", "held-out"] and report.set_sizes["held-out"] == len(shirts)
+    assert 6 not in data.test_labels[report.test_indices].tolist()
+    assert "held-out" in str(report)
+    with pytest.raises(archlab.ArchlabError, match="held_out=10"):
+        O.without_class(data, 10)

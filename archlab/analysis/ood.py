@@ -23,7 +23,9 @@ all offline:
   (a white background);
 - ``noise``: Gaussian noise, each pixel drawn with the training pixels' mean and standard
   deviation, rounded and clipped to 0-255 (the clipping moves them a little: the set's own
-  mean and std are in the report).
+  mean and std are in the report);
+- ``held-out`` (with ``held_out=6``): for a run trained without one class
+  (:func:`without_class`), the test images of that class; the other classes' stay in.
 
 For each run, method and set: the AUROC (the probability that a random test image scores
 higher than a random out-of-distribution one, ties counting half; 0.5 is chance) and the
@@ -57,6 +59,7 @@ SET_NAMES = {
     "invert": "test images inverted",
     "rotate": "test images turned 90°",
     "noise": "Gaussian noise",
+    "held-out": "the test images of the class the run was trained without",
 }
 
 
@@ -92,6 +95,32 @@ def noise_images(n: int, mean: float, std: float, seed: int = 0) -> torch.Tensor
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((n, 28, 28), generator=g) * (std * 255) + mean * 255
     return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def without_class(data, label: int):
+    """``data`` (a :class:`~archlab.FashionMNIST`) without any image of class ``label``,
+    in training and test: train on it (``archlab.train("dnn", data=without_class(data,
+    6), name="dnn-no-Shirt")``), then ``ood(..., held_out=6)`` asks whether the model
+    flags the class it never saw.
+
+    Example::
+
+        >>> data = archlab.load_fashion_mnist()                          # doctest: +SKIP
+        >>> len(archlab.analysis.ood.without_class(data, 6).train_labels)  # doctest: +SKIP
+        54000
+    """
+    from dataclasses import replace
+
+    if not 0 <= label < len(CLASSES):
+        raise ArchlabError(f"held_out={label}: give a class 0-{len(CLASSES) - 1}")
+    train, test = data.train_labels != label, data.test_labels != label
+    return replace(
+        data,
+        train_images=data.train_images[train],
+        train_labels=data.train_labels[train],
+        test_images=data.test_images[test],
+        test_labels=data.test_labels[test],
+    )
 
 
 def make_sets(
@@ -405,6 +434,7 @@ def ood(
     sets: Sequence[str] = SETS,
     images: int = OOD_IMAGES,
     resamples: int = BOOTSTRAP,
+    held_out: int | None = None,
     seed: int = 0,
     runs: str | os.PathLike = "runs",
     data=None,
@@ -420,6 +450,9 @@ def ood(
         images: test images (stratified by class, fixed seed); the transformed sets are
             made from the same images. Default: 2,000.
         resamples: bootstrap resamples for the intervals (0: none). Default: 1,000.
+        held_out: a class the runs were trained without (see :func:`without_class`): its
+            test images leave the in-distribution set and become the set ``held-out``.
+            Default: None.
         seed: the images' draw, the noise and the bootstrap. Default: 0.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
@@ -451,9 +484,25 @@ def ood(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
-    chosen = stratified_indices(data.test_labels, min(images, len(data.test_labels)), seed)
+    pool = torch.arange(len(data.test_labels))
+    if held_out is not None:
+        if not 0 <= held_out < len(CLASSES):
+            raise ArchlabError(f"held_out={held_out}: give a class 0-{len(CLASSES) - 1}")
+        pool = (data.test_labels != held_out).nonzero().flatten()
+    chosen = pool[stratified_indices(data.test_labels[pool], min(images, len(pool)), seed)]
     test_images = data.test_images[chosen]
     built = make_sets(sets, test_images, chosen, data.test_labels[chosen], data.pixel_stats(), seed)
+    if held_out is not None:
+        held = (data.test_labels == held_out).nonzero().flatten()
+        name = CLASSES[held_out]
+        built.append(
+            OODSet(
+                "held-out",
+                data.test_images[held],
+                [f"test image {int(i)} ({name}, held out)" for i in held],
+            )
+        )
+        sets = [*sets, "held-out"]
     report = OOD(
         sets,
         list(METHODS),

@@ -53,6 +53,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=BOOTSTRAP,
         help=f"bootstrap resamples for the intervals, 0 for none (default: {BOOTSTRAP})",
     )
+    p.add_argument(
+        "--held-out",
+        type=int,
+        choices=range(10),
+        metavar="CLASS",
+        default=None,
+        help="a class 0-9 the runs were trained without: its test images become the set "
+        "held-out, the rest stay in (default: none)",
+    )
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead")
     runs_option(p)
     out_option(p, "<runs>/ood.png")
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         sets=args.sets,
         images=args.images,
         resamples=args.bootstrap,
+        held_out=args.held_out,
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),
     )
