@@ -344,7 +344,7 @@ class OOD(Report):
             "95 % of test images (lower is better)",
         )
         sure = [
-            f"{r.model} is {100 * c.confidence:.1f} % sure that {c.what} is a {c.predicted}"
+            f"{r.model} is {100 * c.confidence:.2f} % sure that {c.what} is a {c.predicted}"
             for r in self.results
             for c in r.confident[:1]
         ]
