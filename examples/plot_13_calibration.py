@@ -46,8 +46,11 @@ resnet = archlab.train("resnet", runs=zoo, data=subset, epochs=1, reuse=True, pr
 # The temperature is fitted on the last 5,000 training images, never on the test set.
 # dnn and cnn trained on those images (the default recipes use all 60,000), so they
 # are surer of them than of new images and the fitted T comes out too small: compare it
-# with "the temperature the test set itself would choose" printed under the table.
-# resnet here never saw them (it trained on the first 12,000), so its T is honest.
+# with "the temperature the test set itself would choose" printed under the table (on
+# these one-epoch runs it makes their ECE worse). resnet here never saw them (it trained
+# on the first 12,000), so its T is honest, and it mends resnet's large error. A T below
+# 1 says the model was *under*-confident (one epoch leaves the logits small); above 1,
+# over-confident, as Guo et al. found for deep nets trained long.
 report = archlab.calibration([dnn, cnn, resnet], data=data)
 print(report)
 report.plot()
@@ -58,7 +61,10 @@ report.plot()
 # Three scores from the logits: the maximum softmax probability (MSP), the energy
 # (logsumexp of the logits) and the largest logit. The softmax divides by the sum of all
 # exponentiated logits, so it forgets how large they were; the energy and the max logit
-# keep it, and separate noise and digits far better.
+# keep it, and separate the digits and the transformed images better. Not the noise, for
+# the two conv nets: noise gives them large logits, and a score that rewards large
+# logits calls it *more* familiar than the test set (AUROC near or below 50 %). No
+# score wins everywhere.
 report = archlab.ood([dnn, cnn, resnet], data=data, images=1000, resamples=200)
 print(report)
 report.plot()
@@ -74,10 +80,10 @@ report.plot_confident()
 # A class it never saw
 # --------------------
 # Train the DNN without a single Shirt (class 6), then ask whether Shirts look unfamiliar
-# to it. They do not much: a shirt is close to a T-shirt, a pullover and a coat, and the
-# model is sure it is one of those. Unfamiliar is not the same as unlike the training
-# data's *pixels*: a detector built on confidence finds inverted images and noise far
-# more easily than a new class of the same kind of thing.
+# to it. Only partly (an AUROC far below the digits'): a shirt is close to a T-shirt, a
+# pullover and a coat, and the model is often sure it is one of those. And here the MSP
+# does better than the energy: a new class of the same kind of thing is told apart by
+# *which* class the model leans to, not by how strongly it responds.
 no_shirt = archlab.train(
     "dnn", runs=RUNS, data=without_class(data, 6), name="dnn-no-Shirt", epochs=1,
     reuse=True, progress=False,
