@@ -452,7 +452,8 @@ def ood(
         resamples: bootstrap resamples for the intervals (0: none). Default: 1,000.
         held_out: a class the runs were trained without (see :func:`without_class`): its
             test images leave the in-distribution set and become the set ``held-out``.
-            Default: None.
+            Default: the class the runs' config records as ``held_out``, if they agree;
+            else None.
         seed: the images' draw, the noise and the bootstrap. Default: 0.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
@@ -480,6 +481,9 @@ def ood(
     if bad or not sets:
         raise ArchlabError(f"sets={','.join(bad) or 'nothing'}: choose from {', '.join(SETS)}")
     loaded = [as_run(r, runs) for r in runs_to_check]
+    if held_out is None:  # a run whose config records the class it was trained without
+        declared = {getattr(r.config, "held_out", None) for r in loaded}
+        held_out = declared.pop() if len(declared) == 1 else None
     if data is None:
         from archlab.training.data import load_fashion_mnist
 
