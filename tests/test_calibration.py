@@ -150,3 +150,19 @@ def test_the_command_prints_and_writes_its_figure(dnn_run, real_data, tmp_path, 
     assert "ECE" in text and f"wrote {out}" in text and out.stat().st_size > 0
     assert main(["calibration", "dnn", "--runs", str(dnn_run), "--bins", "0"]) == 2
     assert "--bins 0" in capsys.readouterr().err
+
+
+def test_the_report_saves_as_json_html_and_png(tmp_path):
+    import json
+
+    logits, labels = _calibrated(2000, seed=4)
+    report = C.Calibration(15, "synthetic", 1000)
+    report.results.append(
+        C.calibration_of_logits(3 * logits[1000:], labels[1000:], 3 * logits[:1000], labels[:1000])
+    )
+    saved = json.loads(report.save(tmp_path / "c.json").read_text())
+    row = saved["results"][0]
+    assert row["temperature"] == pytest.approx(report.results[0].temperature)
+    assert None in row["reliability_before"]["accuracy"] or all(row["reliability_before"]["counts"])
+    assert "<table" in report.save(tmp_path / "c.html").read_text()
+    assert report.save(tmp_path / "c.png").stat().st_size > 0
