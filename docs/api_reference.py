@@ -70,7 +70,9 @@ insertion curves, against random, edge and constant control maps);
 falls under FGSM and PGD; ``calibration(runs_to_check, *, bins=15, runs="runs",
 data=None)`` compares confidence with accuracy before and after temperature scaling;
 ``ood(runs_to_check, *, sets=..., runs="runs", data=None)`` measures how well the
-confidence flags images from elsewhere. All take runs as the trained-run functions do.
+confidence flags images from elsewhere (``without_class(data, 6)`` is the data to train
+a run that never saw Shirts, for ``ood(..., held_out=6)``). All take runs as the
+trained-run functions do.
 """,
     "Errors": """\
 Every failure archlab foresees is an :class:`ArchlabError`: one line saying what is wrong

@@ -21,7 +21,6 @@ numbers for the 5-epoch runs are in ``benchmarks/README.md``.
 import os
 
 import archlab
-from archlab.analysis.ood import without_class
 
 RUNS = os.environ.get("ARCHLAB_DOCS_RUNS", "runs")
 data = archlab.load_fashion_mnist()
@@ -85,7 +84,7 @@ report.plot_confident()
 # does better than the energy: a new class of the same kind of thing is told apart by
 # *which* class the model leans to, not by how strongly it responds.
 no_shirt = archlab.train(
-    "dnn", runs=RUNS, data=without_class(data, 6), name="dnn-no-Shirt", epochs=1,
+    "dnn", runs=RUNS, data=archlab.without_class(data, 6), name="dnn-no-Shirt", epochs=1,
     reuse=True, progress=False,
 )  # fmt: skip
 held = archlab.ood([no_shirt], data=data, sets=["digits"], held_out=6, resamples=200)

@@ -106,7 +106,7 @@ def without_class(data, label: int):
     Example::
 
         >>> data = archlab.load_fashion_mnist()                          # doctest: +SKIP
-        >>> len(archlab.analysis.ood.without_class(data, 6).train_labels)  # doctest: +SKIP
+        >>> len(archlab.without_class(data, 6).train_labels)             # doctest: +SKIP
         54000
     """
     from dataclasses import replace
