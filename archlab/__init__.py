@@ -11,7 +11,8 @@ numbers (``.to_dict()``). The surface, by group (see the API page):
 - a trained run, inside: :func:`explain`, :func:`filters`, :func:`activations`,
   :func:`evaluate`, :func:`compare`, :func:`explore` (an offline web page);
 - trusting a trained run: :func:`faithfulness` (are the maps faithful?), :func:`attack`
-  (how fragile is the model?).
+  (how fragile is the model?), :func:`calibration` (can its confidence be believed?),
+  :func:`ood` (does it flag images it was never trained for?).
 
 Every function that looks at a model takes ``(model, input_shape=None, overrides=(), *,
 depth=None, ...)``; every function that looks at a trained run takes ``(run, ..., *,
@@ -81,8 +82,13 @@ _GROUPS: dict[str, dict[str, str]] = {
     "Trusting a trained run": {
         "faithfulness": "archlab.analysis.faithfulness",
         "attack": "archlab.analysis.robustness",
+        "calibration": "archlab.analysis.calibration",
+        "ood": "archlab.analysis.ood",
+        "without_class": "archlab.analysis.ood",
         "Faithfulness": "archlab.analysis.faithfulness",
         "Robustness": "archlab.analysis.robustness",
+        "Calibration": "archlab.analysis.calibration",
+        "OOD": "archlab.analysis.ood",
     },
     "Errors": {
         "ArchlabError": "archlab.errors",

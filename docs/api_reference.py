@@ -71,8 +71,12 @@ whether each attribution method's map ranks the pixels the score depends on (del
 insertion curves, against random, edge and constant control maps);
 ``attack(models, *, eps=..., runs="runs", data=None)`` measures how accuracy
 falls under FGSM and PGD (the cross-entropy of the logits; ε in pixel units, 0 to 1, for
-every run whatever its normalisation; PGD from a random start in the ε-ball). Both take
-runs as the trained-run functions do.
+every run whatever its normalisation; PGD from a random start in the ε-ball);
+``calibration(models, *, bins=15, runs="runs", data=None)`` compares confidence with
+accuracy before and after temperature scaling; ``ood(models, *, sets=..., runs="runs",
+data=None)`` measures how well the confidence flags images from elsewhere
+(``without_class(data, 6)`` is the data to train a run that never saw Shirts, for
+``ood(..., held_out=6)``). All take runs as the trained-run functions do.
 """,
     "Errors": """\
 Every failure archlab foresees is an :class:`ArchlabError`: one line saying what is wrong

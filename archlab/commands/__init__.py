@@ -18,6 +18,8 @@ COMMANDS = (
     "explain",
     "faithfulness",
     "attack",
+    "calibration",
+    "ood",
     "filters",
     "activations",
     "confusion",

@@ -64,21 +64,25 @@ def explore(
     """
     import torch
 
+    from archlab.analysis.explain import check_methods
     from archlab.errors import ArchlabError
     from archlab.explorer.export import choose_images, export_run
     from archlab.explorer.site import cannot_write_site, staged_site
     from archlab.explorer.write import write_explorer
     from archlab.training.data import CLASSES
     from archlab.training.predict import predict_logits
-    from archlab.training.run import as_runs
+    from archlab.training.run import as_run, run_items
 
     say = log or (lambda _line: None)
     if images < 1:
         raise ArchlabError(f"--images {images}: show at least one image")
-    # the site's lock is taken first: a second writer into `out` is refused before any work
+    # the arguments are checked before anything is written beside `out` (its lock);
+    # then the lock: a second writer into `out` is refused before any work
+    items = run_items(models, runs)  # a group ("zoo") is its models; a Run is itself
+    check_methods(methods)
     with staged_site(Path(out)) as staging:
         start = time.perf_counter()
-        loaded = as_runs(models, runs)  # a group ("zoo") is its models; a Run is itself
+        loaded = [as_run(item, runs) for item in items]
         if data is None:
             from archlab.training.data import load_fashion_mnist
 

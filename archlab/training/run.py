@@ -252,14 +252,15 @@ def as_run(run: Run | str | ModelSpec, runs: str | os.PathLike = "runs") -> Run:
 LECTURE_RUNS = ("dnn", "cnn")  # what every analysis of several runs looks at by default
 
 
-def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
-    """The runs an analysis of several runs looks at, loaded: ``models`` is one item or a
-    list of them, each a :class:`Run`, a spec, a run folder's name or a group (``lecture``,
-    ``zoo``, ``all``: its models). Every name is checked before any run is loaded.
+def run_items(models, runs: str | os.PathLike = "runs") -> list:
+    """The runs an analysis of several runs looks at, named and checked but not loaded:
+    ``models`` is one item or a list of them, each a :class:`Run`, a spec, a run folder's
+    name or a group (``lecture``, ``zoo``, ``all``: its models), groups expanded; a name
+    with no run folder is refused here, before any run is loaded.
 
     Example:
 
-        >>> [r.name for r in as_runs("lecture", "runs")]  # doctest: +SKIP
+        >>> run_items("lecture", "runs")  # doctest: +SKIP
         ['dnn', 'cnn']
     """
     from archlab.models.spec import expand_run_names
@@ -279,4 +280,15 @@ def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
             )
         if not isinstance(item, (Run, nn.Module)):
             find_run(item, runs)
-    return [as_run(item, runs) for item in found]
+    return found
+
+
+def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
+    """:func:`run_items`, each loaded (a :class:`Run` stays itself).
+
+    Example:
+
+        >>> [r.name for r in as_runs("lecture", "runs")]  # doctest: +SKIP
+        ['dnn', 'cnn']
+    """
+    return [as_run(item, runs) for item in run_items(models, runs)]
