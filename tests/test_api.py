@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import archlab
+from tests.synthetic import learnable_dataset
 
 DOCS = Path(__file__).parent.parent / "docs"
 PUBLIC = [name for group in archlab._GROUPS.values() for name in group]
@@ -184,6 +185,8 @@ REQUIRED = {
     "name": "my-net",
     "description": "a net",
     "layer": "layer2",
+    "label": 6,
+    "data": learnable_dataset(n_train=20, n_test=10),
 }
 
 
