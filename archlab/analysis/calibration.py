@@ -340,12 +340,20 @@ def calibration(
     total = len(data.train_labels)
     if not 1 <= fit_images <= total:
         raise ArchlabError(f"fit_images={fit_images}: give 1 to {total:,}")
-    fit = slice(total - fit_images, total)
-    report = Calibration(
-        bins,
-        f"training images {total - fit_images:,}-{total - 1:,} (the last {fit_images:,})",
-        len(data.test_labels),
-    )
+    # a run trained with validation=N never saw its last N training images: the honest
+    # place to fit T; otherwise the last fit_images, which the run trained on (said)
+    held = {getattr(run.config, "validation", 0) or 0 for run in loaded}
+    n = held.pop() if len(held) == 1 and 0 not in held else 0
+    if n:
+        fit = slice(total - n, total)
+        where = f"training images {total - n:,}-{total - 1:,} (the last {n:,}, held out)"
+    else:
+        fit = slice(total - fit_images, total)
+        where = (
+            f"training images {total - fit_images:,}-{total - 1:,} (the last {fit_images:,}, "
+            "which these runs trained on: train with validation=5000 to hold them out)"
+        )
+    report = Calibration(bins, where, len(data.test_labels))
     for run in loaded:
         report.results.append(
             calibration_of_logits(

@@ -68,6 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default: 100)")
     p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: 0.001)")
     p.add_argument(
+        "--validation",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold out the last N training images, never trained on (archlab calibration "
+        "fits its temperature on them; default: 0, all 60,000 trained on, as the lecture)",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,

@@ -132,9 +132,12 @@ class Trainer:
         self.net = net
         self.optimizer = make_optimizer(net, config.lr, dev)
         self.params = sum(p.numel() for p in net.parameters())
-        self.per_epoch = math.ceil(len(data.train_labels) / config.batch_size)
+        # the last `validation` training images are held out: never trained on
+        kept = len(data.train_labels) - config.validation
+        self.per_epoch = math.ceil(kept / config.batch_size)
         self.total = self.per_epoch * config.epochs
-        self.images, self.labels = data.train_images.to(dev), data.train_labels.to(dev)
+        self.images = data.train_images[:kept].to(dev)
+        self.labels = data.train_labels[:kept].to(dev)
         self.test_images, self.test_labels = data.test_images.to(dev), data.test_labels.to(dev)
         self.progress = _Progress(history={"model": self.ref.name, "config": asdict(config)})
         self.progress.history.update(train=[], eval=[])

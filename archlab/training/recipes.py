@@ -82,6 +82,9 @@ class TrainConfig:
     # on CUDA, deterministic kernels (a seed reproduces the run) or the fastest ones
     # (archlab.training._cuda); the CPU's are deterministic either way
     deterministic: bool = True
+    # the last this-many training images are held out, never trained on: the images a
+    # calibration fits its temperature on (0: train on all 60,000, as the lecture does)
+    validation: int = 0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -113,6 +116,7 @@ class TrainConfig:
             ("batch_size", 1, 60_000, "use a batch of 1 to 60,000"),
             ("log_every", 1, 10**9, "use at least 1"),
             ("seed", 0, MAX_SEED, f"use a seed from 0 to {MAX_SEED:,}"),
+            ("validation", 0, 50_000, "hold out 0 to 50,000 of the 60,000 training images"),
         ]
         for name, low, high, advice in checks:
             check_int(name, getattr(self, name), low, high, advice)
@@ -136,7 +140,7 @@ class TrainSettings:
     """What a caller of :func:`archlab.train` or ``archlab train`` asks for: the one list
     of training settings. ``train()``'s keywords and the command's options both fill it.
 
-    The first seven are a run's numbers (:class:`TrainConfig`); None means the recipe's
+    The first eight are a run's numbers (:class:`TrainConfig`); None means the recipe's
     default, or on ``resume`` the checkpoint's. The rest say how it runs, and are
     documented at :func:`archlab.train`.
     """
@@ -148,6 +152,7 @@ class TrainSettings:
     seed: int | None = None
     log_every: int | None = None
     deterministic: bool | None = None
+    validation: int | None = None
     device: str = "auto"
     data_dir: str | os.PathLike | None = None
     resume: bool = False

@@ -38,6 +38,7 @@ def train(
     seed: int | None = None,
     log_every: int | None = None,
     deterministic: bool | None = None,
+    validation: int | None = None,
     device: str = "auto",
     data_dir: str | os.PathLike | None = None,
     resume: bool = False,
@@ -74,6 +75,9 @@ def train(
             on the same GPU and software; False picks the fastest kernels instead
             (``archlab train --fast``). No effect on the CPU, whose kernels are
             deterministic. Default: True.
+        validation: hold out the last this-many training images (0 to 50,000), never
+            trained on: :func:`archlab.calibration` fits its temperature on them.
+            Default: 0, all 60,000 trained on (as the lecture).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``. Default: auto.
         data_dir: where to find or put the data when ``data`` is None. Default: see
             :func:`~archlab.training.data.default_data_dir`.
@@ -113,6 +117,7 @@ def train(
         seed=seed,
         log_every=log_every,
         deterministic=deterministic,
+        validation=validation,
         device=device,
         data_dir=data_dir,
         resume=resume,
