@@ -50,7 +50,7 @@ run: setup data graphviz
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if command -v node >/dev/null 2>&1; then for f in archlab/explorer/static/*.js tests/js/*.js; do node --check "$$f" || exit 1; done; else echo "note: no node here; skipping the explorer's JavaScript check (apt-get install nodejs)"; fi
+	@if command -v node >/dev/null 2>&1; then for f in src/archlab/explorer/static/*.js tests/js/*.js; do node --check "$$f" || exit 1; done; else echo "note: no node here; skipping the explorer's JavaScript check (apt-get install nodejs)"; fi
 
 # browser first: the explorer's browser test runs in pytest where Chromium is installed
 test: setup data graphviz lint browser

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 GOOD = ["cnn", "dnn", "resnet", "tests/corpus/good.py:TinyResNet"]
 
 

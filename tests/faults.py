@@ -61,7 +61,9 @@ def env(md5: Path | None = None, home: Path | None = None, **extra: str) -> dict
         if k not in ("ARCHLAB_DATA", "MPLBACKEND", "PYTHONIOENCODING", "ARCHLAB_TRACEBACK")
         and not k.startswith("ARCHLAB_TEST_")
     }
-    base.update(PYTHONPATH=f"{REPO}{os.pathsep}{hooks_dir()}", MPLBACKEND="Agg")
+    # this tree's archlab (src/) and its tests package, then the hooks
+    paths = (REPO / "src", REPO, hooks_dir())
+    base.update(PYTHONPATH=os.pathsep.join(map(str, paths)), MPLBACKEND="Agg")
     if md5 is not None:
         base["ARCHLAB_TEST_MD5"] = str(md5)
     if home is not None:

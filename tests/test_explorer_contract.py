@@ -22,8 +22,10 @@ from .explorer_models import ArgmaxNet
 from .synthetic import learnable_dataset
 
 ROOT = Path(__file__).parents[1]
-STATIC = ROOT / "archlab" / "explorer" / "static"
-SCHEMA = json.loads((ROOT / "archlab" / "explorer" / "schema.json").read_text(encoding="utf-8"))
+STATIC = ROOT / "src" / "archlab" / "explorer" / "static"
+SCHEMA = json.loads(
+    (ROOT / "src" / "archlab" / "explorer" / "schema.json").read_text(encoding="utf-8")
+)
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="needs Node.js (apt-get install nodejs)")
 
@@ -103,7 +105,7 @@ def test_the_page_reads_exactly_the_schemas_keys(site):
 def test_the_schema_is_in_the_docs():
     docs = (ROOT / "docs" / "explorer.rst").read_text(encoding="utf-8")
     assert "archlab-explorer/1" in docs
-    assert ".. literalinclude:: ../archlab/explorer/schema.json" in docs
+    assert ".. literalinclude:: ../src/archlab/explorer/schema.json" in docs
 
 
 @needs_node

@@ -58,7 +58,8 @@ def test_shapes_help_says_how_many_images_the_trace_runs(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"a batch of {BATCH} zero images" in text
     assert "one zero image" not in text and "batch of 2 " not in text
-    root = Path(archlab.__file__).parent.parent
+    root = Path(archlab.__file__).resolve().parents[2]  # the clone: src/archlab/__init__.py
+    assert (root / "README.md").is_file()
     for path in [root / "README.md", *(root / "examples").glob("*.py")]:
         if path.is_file():
             words = " ".join(path.read_text(encoding="utf-8").replace("#", " ").split())

@@ -8,7 +8,7 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 
-const core = require("../../archlab/explorer/static/explorer-core.js");
+const core = require("../../src/archlab/explorer/static/explorer-core.js");
 const { openPage } = require("./page_harness.js");
 
 test("numbers are written as the page shows them", () => {
