@@ -753,6 +753,7 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
     world, tmp_path, monkeypatch, target
 ):
     import archlab
+    from archlab import _exclusive as exclusive
     from archlab.training import runs as runs_module
     from archlab.training.data import load_fashion_mnist
 
@@ -775,6 +776,7 @@ def test_no_space_at_any_write_is_one_error_and_keeps_the_good_run(
 
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(runs_module, "open", open_lock, raising=False)
+    monkeypatch.setattr(exclusive, "open", open_lock, raising=False)  # the lock's opener
     data = load_fashion_mnist(world["data"], checksums=json.loads(world["md5"].read_text()))
     with pytest.raises(archlab.ArchlabError) as caught:
         archlab.train("dnn", data=data, runs=tmp_path, epochs=1, seed=5, log=lambda s: None)

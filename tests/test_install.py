@@ -33,8 +33,10 @@ def test_an_editable_install_wins_over_a_folder_named_archlab(tmp_path):
     )
     prefix = tmp_path / "prefix"
     done = subprocess.run(
+        # --ignore-installed: pip would otherwise uninstall the archlab of the environment
+        # running the tests before installing into --prefix
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", "-e", str(clone), "--prefix", str(prefix)],
+         "--no-index", "--ignore-installed", "-e", str(clone), "--prefix", str(prefix)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if done.returncode != 0:

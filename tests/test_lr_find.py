@@ -4,6 +4,7 @@ reference, train's checks, and its options."""
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 
 import pytest
@@ -140,4 +141,5 @@ def test_overrides_of_the_wrong_type_are_refused(overrides):
 
 
 def test_the_api_is_archlabs():
-    assert archlab.lr_find is lr_find
+    # the public door checks the arguments' types, then calls this function
+    assert inspect.unwrap(archlab.lr_find) is lr_find

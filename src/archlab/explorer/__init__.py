@@ -71,18 +71,19 @@ def explore(
     from archlab.explorer.write import write_explorer
     from archlab.training.data import CLASSES
     from archlab.training.predict import predict_logits
-    from archlab.training.run import as_run, run_items
+    from archlab.training.run import as_runs
 
     say = log or (lambda _line: None)
     if images < 1:
         raise ArchlabError(f"--images {images}: show at least one image")
     # the arguments are checked before anything is written beside `out` (its lock);
     # then the lock: a second writer into `out` is refused before any work
-    items = run_items(models, runs)  # a group ("zoo") is its models; a Run is itself
     check_methods(methods)
+    start = time.perf_counter()
+    # the runs are loaded (each checkpoint checked) before the lock is written beside
+    # `out`: a refused run leaves nothing there; the minutes of work come after the lock
+    loaded = as_runs(models, runs)  # a group ("zoo") is its models; a Run is itself
     with staged_site(Path(out)) as staging:
-        start = time.perf_counter()
-        loaded = [as_run(item, runs) for item in items]
         if data is None:
             from archlab.training.data import load_fashion_mnist
 
