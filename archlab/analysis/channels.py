@@ -47,6 +47,8 @@ from archlab.models import IMAGE_SHAPE
 EXAMPLES = 9  # top and bottom images per channel, a 3×3 grid
 CHUNK = 250  # test images per pass of the tracer: every row's output of a chunk is kept
 JITTER = 2  # pixels of random translation per optimisation step
+REGULARISED = "regularised: Fourier 1/f, sigmoid, jitter"
+PLAIN = "raw pixels, no regularisation"
 MASS = 0.95  # share of the gradient mass the effective field's width holds
 STEPS = 128
 ERF_IMAGES = 64
@@ -182,7 +184,7 @@ class Channels(Report):
         if fraction is not None:
             parts.append(
                 f"synthesised ≥ best test image in {100 * fraction:.1f} % of the channels "
-                f"({'regularised: Fourier 1/f, sigmoid, jitter' if self.regularize else 'pixels, no regularisation'}, "
+                f"({REGULARISED if self.regularize else PLAIN}, "
                 f"{plural(self.steps, 'step')})"
             )
         return parts
@@ -253,7 +255,8 @@ def map_layers(model: nn.Module, layer: str | Sequence[str] | None) -> list[tupl
                 raise ArchlabError(
                     f"layer={n!r}: not a layer of {type(model).__name__} with feature maps; "
                     f"choose from {choices}",
-                    cli_message=f"--layer {n}: not a layer with feature maps; choose from {choices}",
+                    cli_message=f"--layer {n}: not a layer with feature maps; "
+                    f"choose from {choices}",
                 )
     return [(n, first[n]) for n in names]
 
@@ -268,9 +271,9 @@ def _pick(
     if channels is not None:
         bad = [c for c in channels if c >= n_channels]
         if bad:
+            has = f"{layer} has {n_channels} channels (0-{n_channels - 1})"
             raise ArchlabError(
-                f"channels={list(channels)!r}: {layer} has {n_channels} channels (0-{n_channels - 1})",
-                cli_message=f"--channels {bad[0]}: {layer} has {n_channels} channels (0-{n_channels - 1})",
+                f"channels={list(channels)!r}: {has}", cli_message=f"--channels {bad[0]}: {has}"
             )
         return list(dict.fromkeys(int(c) for c in channels))
     order = sorted(range(n_channels), key=lambda c: (-float(fires[c]), c))
@@ -369,11 +372,8 @@ def layer_output(model: nn.Module, name: str) -> Iterator[dict]:
 
 
 def _run_to(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
-    with layer_output(model, name) as found:
-        try:
-            model(x)
-        except _Stop:
-            pass
+    with layer_output(model, name) as found, contextlib.suppress(_Stop):
+        model(x)
     if "out" not in found:
         raise ArchlabError(f"{name} did not run in {type(model).__name__}'s forward pass", 1)
     return found["out"]

@@ -22,5 +22,6 @@ COMMANDS = (
     "activations",
     "confusion",
     "compare",
+    "channels",
     "explore",
 )
