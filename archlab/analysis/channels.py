@@ -46,14 +46,15 @@ from archlab.models import IMAGE_SHAPE
 
 EXAMPLES = 9  # top and bottom images per channel, a 3×3 grid
 CHUNK = 250  # test images per pass of the tracer: every row's output of a chunk is kept
-JITTER = 2  # pixels of random translation per optimisation step
+JITTER = 1  # pixels of random translation per optimisation step
 REGULARISED = "regularised: Fourier 1/f, sigmoid, jitter"
 PLAIN = "raw pixels, no regularisation"
 MASS = 0.95  # share of the gradient mass the effective field's width holds
 STEPS = 128
 ERF_IMAGES = 64
-LR = 0.1
+LR = 0.3
 GAIN = 4.0  # the sigmoid's slope on the Fourier image
+TAIL = 0.5  # the share of the steps without jitter, at the end
 
 
 @dataclass
@@ -449,7 +450,7 @@ def synthesise(
         try:
             for step in range(steps):
                 dy, dx = torch.randint(-pad, pad + 1, (2,), generator=gen).tolist()
-                if step >= steps - steps // 4:  # the last quarter settles the centre window
+                if step >= steps - int(steps * TAIL):  # the end settles the centre window
                     dy = dx = 0
                 loss = -value(_run_to(model, layer, to_model(pixels(dy, dx)))).sum()
                 optimizer.zero_grad()

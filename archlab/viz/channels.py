@@ -40,9 +40,8 @@ def plot_overview(layer, ax=None, title: str | None = None):
         ax.set_title(f"{layer.layer}: no synthesised images", fontsize=9)
         return fig
     columns = max(1, math.ceil(math.sqrt(len(shown))))
-    ax.imshow(
-        mosaic(torch.stack([c.synthesised for c in shown]), columns), cmap="gray", vmin=0, vmax=1
-    )
+    tiles = mosaic(torch.stack([c.synthesised for c in shown]), columns)
+    ax.imshow(tiles.numpy(), cmap="gray", vmin=0, vmax=1)
     size = layer.channels[0].synthesised.shape[-1] + GAP
     for i, c in enumerate(shown):
         r, col = divmod(i, columns)
@@ -59,7 +58,7 @@ def _examples(ax, images, indices, boxes, title: str) -> None:
     from matplotlib.patches import Rectangle
 
     tiles = torch.stack([images[i].float() / 255 for i in indices])
-    ax.imshow(mosaic(tiles, 3), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(mosaic(tiles, 3).numpy(), cmap="gray", vmin=0, vmax=1)
     size = images.shape[-1] + GAP
     for j, box in enumerate(boxes):
         r, c = divmod(j, 3)
@@ -88,7 +87,7 @@ def plot_channel(channel, images, field_size=None, axes=None):
     fig = axes[0].figure
     name = f"{channel.layer}[{channel.index}]"
     if channel.synthesised is not None:
-        axes[0].imshow(channel.synthesised, cmap="gray", vmin=0, vmax=1)
+        axes[0].imshow(channel.synthesised.numpy(), cmap="gray", vmin=0, vmax=1)
         axes[0].set_title(f"{name} synthesised\n{channel.synthesised_value:.3f}", fontsize=9)
     axes[0].set_axis_off()
     _examples(
@@ -104,7 +103,7 @@ def plot_channel(channel, images, field_size=None, axes=None):
     else:
         axes[3].set_axis_off()
     if channel.erf is not None:
-        axes[4].imshow(channel.erf, cmap="magma")
+        axes[4].imshow(channel.erf.numpy(), cmap="magma")
         width = "×".join(map(str, channel.erf_width))
         theory = "×".join(map(str, field_size)) if field_size else "?"
         axes[4].set_title(f"effective field {width}\n(theoretical {theory})", fontsize=9)
