@@ -255,6 +255,8 @@ def test_the_command_on_a_trained_run(tmp_path, monkeypatch, capsys):
     assert main(["channels", "cnn", "--runs", str(tmp_path), "--steps", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("archlab: error: --steps -1")
+    assert main([*argv[:6], "--channels", "64"]) == 2  # layer2.0 has 64: refused at once
+    assert "layer2.0 has 64 channels (0-63)" in capsys.readouterr().err
 
 
 @pytest.mark.realdata

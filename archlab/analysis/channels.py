@@ -277,6 +277,8 @@ def _pick(
                 f"channels={list(channels)!r}: {has}", cli_message=f"--channels {bad[0]}: {has}"
             )
         return list(dict.fromkeys(int(c) for c in channels))
+    if not len(fires):
+        return []
     order = sorted(range(n_channels), key=lambda c: (-float(fires[c]), c))
     return order[: top or n_channels]
 
@@ -600,6 +602,8 @@ def channels_of_model(
     )
     chosen = map_layers(model, layer)
     report = trace_shapes(model, IMAGE_SHAPE)
+    for name, i in chosen:  # a channel number out of range: refused before any work
+        _pick(report.layers[i].output[0], name, channels, top, torch.zeros(0))
     x = to_input(images, normalize).to(model_device(model))
     bar = None
     if progress:
