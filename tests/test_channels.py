@@ -270,3 +270,13 @@ def test_the_lecture_cnn_on_real_images(real_data):
     for ch in report.layers[0].channels:
         assert ch.top[0] == int(means[:, ch.index].argmax())
     assert report.layers[0].field_size == (8, 8)
+
+
+def test_a_users_module_through_the_public_door():
+    from tests.synthetic import learnable_dataset
+
+    data = learnable_dataset(20, 30)
+    report = archlab.channels(_small_cnn(), "3", top=2, steps=4, erf_images=2, data=data)
+    assert report.model == "Sequential" and report.images == 30
+    fires = [c.fires for c in report.layers[0].channels]
+    assert len(fires) == 2 and fires == sorted(fires, reverse=True)

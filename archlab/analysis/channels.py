@@ -293,7 +293,6 @@ class _Stats:
     mean: torch.Tensor  # (N, C) mean over positions
     argmax: torch.Tensor  # (N, C) flat index of the strongest unit
     positive: torch.Tensor  # (C,) (image, position) units above 0
-    units: int  # positions per image × images
 
 
 def dataset_stats(
@@ -330,7 +329,7 @@ def dataset_stats(
     for name, pieces in parts.items():
         mean = torch.cat([p[0] for p in pieces])
         argmax = torch.cat([p[1] for p in pieces])
-        stats[name] = _Stats(mean, argmax, positive[name], 0)
+        stats[name] = _Stats(mean, argmax, positive[name])
     return stats
 
 
@@ -611,7 +610,7 @@ def channels_of_model(
 
         bar = tqdm(total=len(x), desc="test images", unit="img", leave=False, dynamic_ncols=True)
     try:
-        stats = dataset_stats(model, x.cpu() if x.device.type != "cpu" else x, dict(chosen), bar)
+        stats = dataset_stats(model, x, dict(chosen), bar)
     finally:
         if bar is not None:
             bar.close()
