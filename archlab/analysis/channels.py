@@ -695,7 +695,7 @@ def channels_of_model(
 
 
 def channels(
-    run,
+    model,
     layer: str | None = None,
     *,
     channels: Sequence[int] | None = None,
@@ -712,8 +712,8 @@ def channels(
     """What each channel of a model's conv layers looks for (see the module for the methods).
 
     Args:
-        run: a :class:`~archlab.Run`, a run's spec or folder name (loaded from ``runs``), or
-            an ``nn.Module`` (as it is, inputs not normalised).
+        model: a :class:`~archlab.Run`, a run's spec or folder name (loaded from ``runs``),
+            or an ``nn.Module`` (a user's model as it is, inputs not normalised).
         layer: a layer with ``(C, H, W)`` outputs, such as ``"layer2.0"``. Default: every
             ``Conv2d``.
         channels: which channels of each layer. Default: all (or ``top``).
@@ -725,7 +725,7 @@ def channels(
         erf_images: test images for the effective receptive field; 0 skips it. Default: 64.
         seed: the synthesis's random start and jitter. Default: 0.
         progress: show progress bars. Default: False.
-        runs: the runs folder, when ``run`` is a name. Default: ``"runs"``.
+        runs: the runs folder, when ``model`` is a name. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
 
     Returns:
@@ -741,7 +741,7 @@ def channels(
     check_channels_options(
         channels=channels, top=top, steps=steps, images=images, erf_images=erf_images, seed=seed
     )
-    net, name, normalize = _model_of(run, runs)
+    net, name, normalize = _model_of(model, runs)
     if data is None:
         from archlab.training.data import load_fashion_mnist
 
