@@ -41,6 +41,8 @@ from archlab._bounds import check_int, check_seed
 from archlab._report import Report
 from archlab._table import Table
 from archlab._text import plural
+from archlab.analysis._settings import CHANNEL_STEPS as STEPS
+from archlab.analysis._settings import ERF_IMAGES
 from archlab.errors import ArchlabError
 from archlab.models import IMAGE_SHAPE
 
@@ -50,8 +52,6 @@ JITTER = 1  # pixels of random translation per optimisation step
 REGULARISED = "regularised: Fourier 1/f, sigmoid, jitter"
 PLAIN = "raw pixels, no regularisation"
 MASS = 0.95  # share of the gradient mass the effective field's width holds
-STEPS = 128
-ERF_IMAGES = 64
 LR = 0.3
 GAIN = 4.0  # the sigmoid's slope on the Fourier image
 TAIL = 0.5  # the share of the steps without jitter, at the end

@@ -24,7 +24,8 @@ def _channel_list(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.analysis.channels import ERF_IMAGES, STEPS
+    from archlab.analysis._settings import CHANNEL_STEPS as STEPS
+    from archlab.analysis._settings import ERF_IMAGES
     from archlab.commands._options import data_dir_option, device_option, out_option
 
     p.add_argument(
