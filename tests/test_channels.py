@@ -248,8 +248,9 @@ def test_the_command_on_a_trained_run(tmp_path, monkeypatch, capsys):
     assert main([*argv, "--steps", "4", "--erf-images", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [c["layer"] for c in out["layers"][0]["channels"]] == ["layer2.0"] * 3
+    assert len(out["layers"][0]["channels"][0]["relevant"]) == 9
     out_file = tmp_path / "c.png"
-    assert main([*argv, "--steps", "2", "--out", str(out_file)]) == 0
+    assert main([*argv, "--steps", "2", "--no-relevance", "--out", str(out_file)]) == 0
     assert out_file.stat().st_size > 0 and "wrote" in capsys.readouterr().out
     assert main(["channels", "cnn", "--runs", str(tmp_path), "--channels", "0", "--top", "1"]) == 2
     assert main(["channels", "cnn", "--runs", str(tmp_path), "--steps", "-1"]) == 2

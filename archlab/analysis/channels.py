@@ -704,6 +704,7 @@ def channels(
     regularize: bool = True,
     images: int = 10_000,
     erf_images: int = ERF_IMAGES,
+    relevant: bool = True,
     seed: int = 0,
     progress: bool = False,
     runs: str | os.PathLike = "runs",
@@ -723,6 +724,8 @@ def channels(
             pixels. Default: True.
         images: the first ``images`` test images searched. Default: 10,000.
         erf_images: test images for the effective receptive field; 0 skips it. Default: 64.
+        relevant: find each channel's most relevant test images (one forward and backward
+            pass over ``images``). Default: True.
         seed: the synthesis's random start and jitter. Default: 0.
         progress: show progress bars. Default: False.
         runs: the runs folder, when ``model`` is a name. Default: ``"runs"``.
@@ -756,6 +759,7 @@ def channels(
         steps=steps,
         regularize=regularize,
         erf_images=erf_images,
+        relevant=relevant,
         seed=seed,
         model_name=name,
         progress=progress,

@@ -61,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="the synthesis's start and jitter (default: 0)"
     )
+    p.add_argument(
+        "--no-relevance",
+        action="store_true",
+        help="skip the most relevant images (a forward and backward pass over the test set)",
+    )
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead")
     p.add_argument(
         "--runs", default="runs", help="the folder `archlab train --out` wrote (default: runs)"
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         regularize=not args.plain,
         images=args.images,
         erf_images=args.erf_images,
+        relevant=not args.no_relevance,
         seed=args.seed,
         progress=not args.json,
         data=load_fashion_mnist(args.data_dir),
