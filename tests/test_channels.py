@@ -157,6 +157,7 @@ def test_the_effective_field_of_a_positive_net_is_its_theoretical_field():
     report = CH.channels_of_model(model, images, "1", steps=0, erf_images=4, relevant=False)
     layer = report.layers[0]
     assert layer.field_size == (7, 7)
+    assert layer.field_box == (11, 11, 17, 17)
     # centre unit (12, 12) of the 24×24 map sees input rows 12-1 .. 12-1+6 = 11 .. 17
     x = (images[:4].unsqueeze(1).float() / 255).requires_grad_(True)
     model(x)  # the test's own gradient

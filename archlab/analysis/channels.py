@@ -105,6 +105,7 @@ class LayerChannels:
     channels: list[Channel]
     erf: torch.Tensor | None = None  # (28, 28): mean over the layer's shown channels
     erf_width: tuple[int, int] | None = None
+    field_box: tuple[int, int, int, int] | None = None  # the centre unit's theoretical field
 
     @property
     def dead(self) -> list[int]:
@@ -674,6 +675,8 @@ def channels_of_model(
             )
         layer_erf = None if erf is None else erf.mean(0)
         field_size = tuple(row.receptive.size) if row.receptive is not None else None
+        h, w = row.output[1], row.output[2]
+        box = unit_pixels(row.receptive, row.output, (h // 2) * w + w // 2)
         out_layers.append(
             LayerChannels(
                 name,
@@ -682,6 +685,7 @@ def channels_of_model(
                 shown,
                 layer_erf,
                 None if layer_erf is None else mass_width(layer_erf),
+                box,
             )
         )
     return Channels(

@@ -77,11 +77,12 @@ def _examples(ax, images, indices, boxes, title: str) -> None:
     ax.set_axis_off()
 
 
-def plot_channel(channel, images, field_size=None, axes=None):
+def plot_channel(channel, images, field_size=None, axes=None, field_box=None):
     """One channel: synthesised image, top and bottom test images (the argmax unit's field
     outlined on the top ones), most relevant images and the effective receptive field with
-    the theoretical field's size beside it. ``images`` are the test images ``(N, 28, 28)``
-    uint8. Draws on 5 ``axes`` when given. Returns the Figure."""
+    the theoretical field (``field_box``: ``(row0, col0, row1, col1)`` of the centre unit,
+    outlined) and its size beside it. ``images`` are the test images ``(N, 28, 28)`` uint8.
+    Draws on 5 ``axes`` when given. Returns the Figure."""
     if axes is None:
         fig, axes = subplots(1, 5, figsize=(15, 3.4), layout="constrained")
     fig = axes[0].figure
@@ -104,6 +105,13 @@ def plot_channel(channel, images, field_size=None, axes=None):
         axes[3].set_axis_off()
     if channel.erf is not None:
         axes[4].imshow(channel.erf.numpy(), cmap="magma")
+        if field_box is not None:
+            from matplotlib.patches import Rectangle
+
+            r0, c0, r1, c1 = field_box
+            axes[4].add_patch(
+                Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan")
+            )
         width = "×".join(map(str, channel.erf_width))
         theory = "×".join(map(str, field_size)) if field_size else "?"
         axes[4].set_title(f"effective field {width}\n(theoretical {theory})", fontsize=9)
@@ -126,5 +134,5 @@ def plot_channels(report, ax=None):
     if report.test_images is not None and first.channels:
         below = grid[1].subgridspec(1, 5)
         axes = [fig.add_subplot(below[0, j]) for j in range(5)]
-        plot_channel(first.channels[0], report.test_images, first.field_size, axes)
+        plot_channel(first.channels[0], report.test_images, first.field_size, axes, first.field_box)
     return fig
