@@ -282,3 +282,15 @@ def test_a_users_module_through_the_public_door():
     assert report.model == "Sequential" and report.images == 30
     fires = [c.fires for c in report.layers[0].channels]
     assert len(fires) == 2 and fires == sorted(fires, reverse=True)
+
+
+def test_relevance_is_the_same_behind_an_in_place_relu():
+    def build(inplace: bool) -> nn.Module:
+        torch.manual_seed(5)
+        return nn.Sequential(
+            nn.Conv2d(1, 3, 3), nn.ReLU(inplace=inplace), nn.Flatten(), nn.Linear(3 * 26 * 26, 4)
+        ).eval()
+
+    x = _images(6).unsqueeze(1).float() / 255
+    plain = CH.relevance(build(False), x, ["0"])["0"]
+    torch.testing.assert_close(CH.relevance(build(True), x, ["0"])["0"], plain)

@@ -537,6 +537,9 @@ def relevance(
     def hook(name):
         def keep(_m, _args, output):
             found.setdefault(name, output)
+            # the rest of the network gets a copy: an in-place ReLU after the layer would
+            # otherwise overwrite the activation that relevance multiplies by
+            return output.clone()
 
         return keep
 
