@@ -284,11 +284,14 @@ def test_a_users_module_through_the_public_door():
     assert len(fires) == 2 and fires == sorted(fires, reverse=True)
 
 
-def test_relevance_is_the_same_behind_an_in_place_relu():
+def test_relevance_is_the_same_behind_an_in_place_activation():
     def build(inplace: bool) -> nn.Module:
         torch.manual_seed(5)
         return nn.Sequential(
-            nn.Conv2d(1, 3, 3), nn.ReLU(inplace=inplace), nn.Flatten(), nn.Linear(3 * 26 * 26, 4)
+            nn.Conv2d(1, 3, 3),
+            nn.Hardtanh(-0.1, 0.1, inplace=inplace),  # not homogeneous, unlike ReLU
+            nn.Flatten(),
+            nn.Linear(3 * 26 * 26, 4),
         ).eval()
 
     x = _images(6).unsqueeze(1).float() / 255
