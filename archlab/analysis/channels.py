@@ -730,7 +730,7 @@ def channels(
         regularize: Fourier 1/f parametrisation, sigmoid and jitter; False optimises the raw
             pixels. Default: True.
         images: the first ``images`` test images searched. Default: 10,000.
-        erf_images: test images for the effective receptive field; 0 skips it. Default: 64.
+        erf_images: test images for the effective receptive field; 0 skips it. Default: 16.
         relevant: find each channel's most relevant test images (one forward and backward
             pass over ``images``). Default: True.
         seed: the synthesis's random start and jitter. Default: 0.
