@@ -10,12 +10,18 @@ output map for that channel (for a ``Conv2d``: before its batch norm and ReLU).
   over the test images, :data:`CHUNK` at a time: no hooks of its own.
 - **feature visualisation** (Olah et al., Distill 2017): an image optimised by Adam to
   maximise the activation. Regularised (the default) it is parametrised in the Fourier
-  domain, each frequency scaled by 1/f (a decorrelated parametrisation: the optimiser moves
-  low frequencies as easily as high ones), passed through a sigmoid so that its pixels stay
-  in [0, 1], jittered by up to :data:`JITTER` pixels each step (transformation robustness),
-  then fed through the run's normalisation. ``regularize=False`` optimises the pixels
-  directly (sigmoid, no jitter, no Fourier scaling): the high-frequency pattern that
-  shows why the regularisation is there.
+  domain, each frequency scaled by 1/f (a decorrelated parametrisation: high frequencies
+  grow only where the channel asks for them), passed through a sigmoid so that its pixels
+  stay in [0, 1], and fed through the run's normalisation. It lives on a canvas
+  :data:`JITTER` pixel wider on each side, of which each step of the first half sees a
+  window shifted at random (jitter: transformation robustness, never wrapping around); the
+  second half settles the centre window, which is the result. All channels of a layer are
+  optimised together as one batch (Adam, lr :data:`LR`), the forward pass stopped at the
+  layer. ``regularize=False`` optimises the pixels directly (sigmoid, no jitter, no
+  Fourier scaling): the high-frequency pattern that shows why the regularisation is
+  there. On the first convolution the best image is close to a box corner (every pixel
+  black or white); the sigmoid only approaches 0 and 1, so there the synthesised image
+  can fall short of a test image with a black background.
 - **effective receptive field** (Luo et al., NeurIPS 2016): the mean absolute gradient of
   the channel's centre unit with respect to the input pixels, over ``erf_images`` test
   images; its width is the shortest run of rows (columns) holding :data:`MASS` of the
