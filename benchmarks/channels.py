@@ -6,6 +6,11 @@ For each run (default cnn and resnet, every Conv2d):
   channel at least as much as the best of the 10,000 test images (goal ≥ 95 %);
 - each layer's effective receptive field (the width holding 95 % of the centre unit's
   mean |input gradient|) beside its theoretical size;
+- a proxy for Borowski et al.'s two-choice quiz (people: 92 % from natural reference
+  images, 82 % from synthetic ones, ImageNet): per channel, the query with the higher
+  activation (its best test image) against the one with the lowest; a "student" picks the
+  query whose pixels are closer (cosine) to the references: the next 8 top images, or the
+  synthesised image. The share of channels it gets right;
 - `archlab channels RUN` end to end as a command (goal: cnn ≤ 30 s, resnet ≤ 90 s on
   2 CPU cores), and where the time goes inside the library: the dataset search through
   the trace's rows, relevance, synthesis, the effective field.
@@ -55,6 +60,27 @@ def steps_of(run) -> dict[str, float]:
     return seconds
 
 
+def quiz_proxy(report) -> tuple[float, float]:
+    """The share of channels where the higher-activation query is the one closer to the
+    natural references (the 2nd-9th top images), and to the synthesised image."""
+    import torch
+
+    images = report.test_images.flatten(1).double()
+
+    def closer(reference: torch.Tensor, good: int, bad: int) -> bool:
+        cos = torch.nn.functional.cosine_similarity
+        ref = reference.flatten().double().unsqueeze(0)
+        return bool(cos(images[good : good + 1], ref) > cos(images[bad : bad + 1], ref))
+
+    natural, synthetic = [], []
+    for layer in report.layers:
+        for c in layer.channels:
+            natural.append(closer(images[c.top[1:]].mean(0), c.top[0], c.bottom[0]))
+            if c.synthesised is not None:
+                synthetic.append(closer(c.synthesised * 255, c.top[0], c.bottom[0]))
+    return sum(natural) / len(natural), sum(synthetic) / max(len(synthetic), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["cnn", "resnet"])
@@ -66,6 +92,9 @@ def main() -> None:
         run = archlab.load_run(model, runs=args.runs)
         report = archlab.channels(run)
         print(f"{model}: synthesised ≥ best test image in {100 * report.beats_best_fraction:.1f} %")
+        natural, synthetic = quiz_proxy(report)
+        print(f"  quiz proxy: {100 * natural:.0f} % from natural references, ", end="")
+        print(f"{100 * synthetic:.0f} % from the synthesised image")
         for layer in report.layers:
             flags = [c.beats_best for c in layer.channels]
             print(
