@@ -24,5 +24,6 @@ COMMANDS = (
     "activations",
     "confusion",
     "compare",
+    "channels",
     "explore",
 )

@@ -1,0 +1,115 @@
+"""`archlab channels`: the synthesised ≥ best fraction, the effective fields, the time.
+
+For each run (default cnn and resnet, every Conv2d):
+
+- the share of channels whose synthesised image (regularised, the defaults) excites the
+  channel at least as much as the best of the 10,000 test images (goal ≥ 95 %);
+- each layer's effective receptive field (the width holding 95 % of the centre unit's
+  mean |input gradient|) beside its theoretical size;
+- a proxy for Borowski et al.'s two-choice quiz (people: 92 % from natural reference
+  images, 82 % from synthetic ones, ImageNet): per channel, the query with the higher
+  activation (its best test image) against the one with the lowest; a "student" picks the
+  query whose pixels are closer (cosine) to the references: the next 8 top images, or the
+  synthesised image. The share of channels it gets right;
+- `archlab channels RUN` end to end as a command (goal: cnn ≤ 30 s, resnet ≤ 90 s on
+  2 CPU cores), and where the time goes inside the library: the dataset search through
+  the trace's rows, relevance, synthesis, the effective field.
+
+Needs the runs trained (`archlab train cnn resnet`); time it on an idle machine.
+
+    python benchmarks/channels.py [--runs runs] [cnn resnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _timing import time_command
+
+
+def steps_of(run) -> dict[str, float]:
+    """Seconds of each step of `archlab.channels` on ``run``, measured one by one."""
+    from archlab.analysis import channels as CH
+    from archlab.training.data import load_fashion_mnist
+    from archlab.training.predict import to_input
+
+    data = load_fashion_mnist()
+    x = to_input(data.test_images, run.normalize)
+    chosen = CH.map_layers(run.model, None)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    stats = CH.dataset_stats(run.model, x, dict(chosen))
+    seconds["dataset search (trace rows)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    CH.relevance(run.model, x, [n for n, _ in chosen])
+    seconds["relevance"] = time.perf_counter() - start
+    for name, _ in chosen:
+        picked = list(range(stats[name].mean.shape[1]))
+        start = time.perf_counter()
+        CH.synthesise(run.model, name, picked, normalize=run.normalize)
+        seconds["synthesis"] = seconds.get("synthesis", 0.0) + time.perf_counter() - start
+        start = time.perf_counter()
+        CH.effective_field(run.model, name, picked, x[: CH.ERF_IMAGES])
+        seconds["effective field"] = (
+            seconds.get("effective field", 0.0) + time.perf_counter() - start
+        )
+    return seconds
+
+
+def quiz_proxy(report) -> tuple[float, float]:
+    """The share of channels where the higher-activation query is the one closer to the
+    natural references (the 2nd-9th top images), and to the synthesised image."""
+    import torch
+
+    images = report.test_images.flatten(1).double()
+
+    def closer(reference: torch.Tensor, good: int, bad: int) -> bool:
+        cos = torch.nn.functional.cosine_similarity
+        ref = reference.flatten().double().unsqueeze(0)
+        return bool(cos(images[good : good + 1], ref) > cos(images[bad : bad + 1], ref))
+
+    natural, synthetic = [], []
+    for layer in report.layers:
+        for c in layer.channels:
+            natural.append(closer(images[c.top[1:]].mean(0), c.top[0], c.bottom[0]))
+            if c.synthesised is not None:
+                synthetic.append(closer(c.synthesised * 255, c.top[0], c.bottom[0]))
+    return sum(natural) / len(natural), sum(synthetic) / max(len(synthetic), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=["cnn", "resnet"])
+    parser.add_argument("--runs", default="runs")
+    args = parser.parse_args()
+    import archlab
+
+    for model in args.models:
+        run = archlab.load_run(model, runs=args.runs)
+        report = archlab.channels(run)
+        print(f"{model}: synthesised ≥ best test image in {100 * report.beats_best_fraction:.1f} %")
+        natural, synthetic = quiz_proxy(report)
+        print(f"  quiz proxy: {100 * natural:.0f} % from natural references, ", end="")
+        print(f"{100 * synthetic:.0f} % from the synthesised image")
+        for layer in report.layers:
+            flags = [c.beats_best for c in layer.channels]
+            print(
+                f"  {layer.layer:<20} {sum(flags):>3}/{len(flags):<3} channels; field "
+                f"{'×'.join(map(str, layer.field_size or ()))} theoretical, "
+                f"{'×'.join(map(str, layer.erf_width or ()))} effective; "
+                f"dead {len(layer.dead)}"
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [sys.executable, "-m", "archlab", "channels", model, "--runs", args.runs]
+            whole = time_command([*command, "--out", str(Path(tmp) / "c.png")])
+        print(f"  `archlab channels {model}`: {whole:.1f} s end to end")
+        for step, seconds in sorted(steps_of(run).items(), key=lambda kv: -kv[1]):
+            print(f"    {step:<28} {seconds:6.1f} s")
+
+
+if __name__ == "__main__":
+    main()
