@@ -78,6 +78,10 @@ _GROUPS: dict[str, dict[str, str]] = {
         "ClassificationReport": "archlab.analysis.evaluation",
         "Comparison": "archlab.analysis.evaluation",
     },
+    "Where the classes come apart": {
+        "probes": "archlab.analysis.probes",
+        "Probes": "archlab.analysis.probes",
+    },
     "Trusting a trained run": {
         "faithfulness": "archlab.analysis.faithfulness",
         "attack": "archlab.analysis.robustness",

@@ -21,6 +21,7 @@ COMMANDS = (
     "filters",
     "activations",
     "confusion",
+    "probes",
     "compare",
     "explore",
 )
