@@ -80,7 +80,9 @@ _GROUPS: dict[str, dict[str, str]] = {
     },
     "Where the classes come apart": {
         "probes": "archlab.analysis.probes",
+        "embedding": "archlab.analysis.embedding",
         "Probes": "archlab.analysis.probes",
+        "Embedding": "archlab.analysis.embedding",
     },
     "Trusting a trained run": {
         "faithfulness": "archlab.analysis.faithfulness",

@@ -8,3 +8,4 @@ STEPS = 100  # L-BFGS iterations per probe
 L2 = 1e-3  # weight of ½‖W‖² next to the mean cross-entropy
 NEIGHBOURS = 10  # k of the k-NN accuracy in a 2-D map
 METHODS = ("pca", "tsne", "umap")  # the map's projections
+METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}

@@ -90,6 +90,7 @@ def row_features(
     normalize: tuple[float, float] | None = None,
     *,
     most: int = MAX_FEATURES,
+    keep: set[int] | None = None,
     progress=None,
 ) -> tuple[list, list[torch.Tensor | None]]:
     """Every trace row's output for uint8 ``images`` ``(N, H, W)``, pooled to at most
@@ -100,6 +101,7 @@ def row_features(
         images: uint8 pixels ``(N, H, W)``.
         normalize: the (mean, std) it was trained with. Default: none.
         most: features per row at most. Default: 2048.
+        keep: the rows to keep (the others come back as None). Default: all.
         progress: a tqdm bar to advance by the images done. Default: none.
 
     Returns:
@@ -111,7 +113,9 @@ def row_features(
     from archlab.training.predict import model_device, to_input
 
     rows = trace_rows(model, (1, *images.shape[1:]))
-    parts: list[list[torch.Tensor] | None] = [[] for _ in rows]
+    parts: list[list[torch.Tensor] | None] = [
+        [] if keep is None or i in keep else None for i in range(len(rows))
+    ]
     device = model_device(model)
     for start in range(0, len(images), CHUNK):
         x = to_input(images[start : start + CHUNK].to(device), normalize)

@@ -22,6 +22,7 @@ COMMANDS = (
     "activations",
     "confusion",
     "probes",
+    "map",
     "compare",
     "explore",
 )

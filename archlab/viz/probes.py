@@ -16,7 +16,9 @@ def plot_probes(report, ax=None) -> Figure:
     fig, ax = _new_ax(ax, (7.5, 4.5))
     for r in report.results:  # the axes' next colour: runs drawn before keep theirs
         acc = [100 * a for a in r.test_accuracy]
-        (line,) = ax.plot(r.depth, acc, "o-", markersize=4, label=r.model)
+        # matplotlib hides a label starting with "_" (a class such as _Net): a space shows it
+        label = f" {r.model}" if r.model.startswith("_") else r.model
+        (line,) = ax.plot(r.depth, acc, "o-", markersize=4, label=label)
         point, gain = r.jump
         if gain > 0:
             ax.annotate(
@@ -38,4 +40,71 @@ def plot_probes(report, ax=None) -> Figure:
         f"per probe, {report.test_images:,} test)",
         fontsize=10,
     )
+    return fig
+
+
+def _map_on(ax, points, labels, wrong, images, title: str, thumbnails: int) -> None:
+    """One 2-D map: points coloured by true class, mistakes as black ×, and on a
+    ``thumbnails × thumbnails`` grid the image nearest each occupied cell's centre."""
+    import numpy as np
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    from archlab.training.data import CLASSES
+
+    xy = points.numpy()
+    colours = [f"C{int(c)}" for c in labels]
+    ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=3, alpha=0.5, linewidths=0, rasterized=True)
+    if wrong is not None and bool(wrong.any()):
+        bad = xy[wrong.numpy()]
+        ax.scatter(bad[:, 0], bad[:, 1], c="black", marker="x", s=6, linewidths=0.5)
+    if images is not None and thumbnails > 0:
+        low, high = xy.min(0), xy.max(0)
+        span = np.where(high > low, high - low, 1.0)
+        cells = np.minimum(((xy - low) / span * thumbnails).astype(int), thumbnails - 1)
+        centres = low + (cells + 0.5) * span / thumbnails
+        distance = ((xy - centres) ** 2).sum(1)
+        chosen: dict[tuple[int, int], int] = {}
+        for i in np.argsort(distance):  # the point nearest its cell's centre, per cell
+            chosen.setdefault((int(cells[i, 0]), int(cells[i, 1])), int(i))
+        for i in chosen.values():
+            box = OffsetImage(images[i].numpy(), cmap="gray_r", zoom=0.55)
+            frame = {"edgecolor": colours[i], "linewidth": 1.0}
+            ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.05, bboxprops=frame))
+    handles = [
+        ax.scatter([], [], c=f"C{k}", s=12, label=f"{k} {name}") for k, name in enumerate(CLASSES)
+    ]
+    ax.legend(handles=handles, fontsize=6, loc="upper right", markerscale=1.2, framealpha=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_embedding(report, ax=None, thumbnails: int = 12) -> Figure:
+    """The pixels' map and the layer's map side by side (on a given ``ax``, the layer's
+    alone): every test image a point coloured by its true class, the model's mistakes
+    marked ×, thumbnails on a ``thumbnails × thumbnails`` grid where points are.
+
+    Example::
+
+        >>> archlab.embedding("cnn").plot()   # doctest: +SKIP
+    """
+    from archlab.analysis._probe_budget import METHOD_NAMES
+    from archlab.viz._figure import subplots
+
+    wrong = report.predictions != report.labels
+    k = report.k
+    layer_title = (
+        f"{report.model}: {report.layer}, {METHOD_NAMES[report.method]}; "
+        f"{k}-NN accuracy {100 * report.knn_layer:.1f} % (× = the model's mistakes)"
+    )
+    if ax is not None:
+        _map_on(ax, report.points, report.labels, wrong, report.images, layer_title, thumbnails)
+        return ax.figure
+    fig, axes = subplots(1, 2, figsize=(13, 6.4), layout="constrained")
+    pixel_title = (
+        f"pixels, {METHOD_NAMES[report.method]}; {k}-NN accuracy {100 * report.knn_pixels:.1f} %"
+    )
+    _map_on(axes[0], report.pixels, report.labels, None, report.images, pixel_title, thumbnails)
+    _map_on(axes[1], report.points, report.labels, wrong, report.images, layer_title, thumbnails)
+    fig.suptitle(f"{len(report.labels):,} test images before and after {report.model}", fontsize=11)
     return fig
