@@ -43,7 +43,9 @@ def plot_probes(report, ax=None) -> Figure:
     return fig
 
 
-def _map_on(ax, points, labels, wrong, images, title: str, thumbnails: int) -> None:
+def _map_on(
+    ax, points, labels, wrong, images, title: str, thumbnails: int, legend: bool = True
+) -> None:
     """One 2-D map: points coloured by true class, mistakes as black ×, and on a
     ``thumbnails × thumbnails`` grid the image nearest each occupied cell's centre."""
     import numpy as np
@@ -70,10 +72,12 @@ def _map_on(ax, points, labels, wrong, images, title: str, thumbnails: int) -> N
             box = OffsetImage(images[i].numpy(), cmap="gray_r", zoom=0.55)
             frame = {"edgecolor": colours[i], "linewidth": 1.0}
             ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.05, bboxprops=frame))
-    handles = [
-        ax.scatter([], [], c=f"C{k}", s=12, label=f"{k} {name}") for k, name in enumerate(CLASSES)
-    ]
-    ax.legend(handles=handles, fontsize=6, loc="upper right", markerscale=1.2, framealpha=0.8)
+    if legend:  # outside, on the right: the points and thumbnails fill the axes
+        handles = [
+            ax.scatter([], [], c=f"C{k}", s=12, label=f"{k} {name}")
+            for k, name in enumerate(CLASSES)
+        ]
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -100,11 +104,13 @@ def plot_embedding(report, ax=None, thumbnails: int = 12) -> Figure:
     if ax is not None:
         _map_on(ax, report.points, report.labels, wrong, report.images, layer_title, thumbnails)
         return ax.figure
-    fig, axes = subplots(1, 2, figsize=(13, 6.4), layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(13.3, 6.2), layout="constrained")
     pixel_title = (
         f"pixels, {METHOD_NAMES[report.method]}; {k}-NN accuracy {100 * report.knn_pixels:.1f} %"
     )
-    _map_on(axes[0], report.pixels, report.labels, None, report.images, pixel_title, thumbnails)
+    _map_on(
+        axes[0], report.pixels, report.labels, None, report.images, pixel_title, thumbnails, False
+    )
     _map_on(axes[1], report.points, report.labels, wrong, report.images, layer_title, thumbnails)
     fig.suptitle(f"{len(report.labels):,} test images before and after {report.model}", fontsize=11)
     return fig
