@@ -139,11 +139,12 @@ def fit_probe(
         ``(weight (F, K), bias (K,), mean (F,), std (F,))``: predict with
         ``((x − mean) / std) @ weight + bias``.
     """
-    x = features.double()
-    mean = x.mean(0)
-    std = x.std(0, unbiased=False)
+    wide = features.double()  # the statistics in float64; the optimisation in float32
+    mean = wide.mean(0)
+    std = wide.std(0, unbiased=False)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))  # a constant feature stays 0
-    x = (x - mean) / std
+    mean, std = mean.float(), std.float()
+    x = (features.float() - mean) / std
     classes = int(labels.max()) + 1
     weight = torch.zeros(x.shape[1], classes, dtype=x.dtype, requires_grad=True)
     bias = torch.zeros(classes, dtype=x.dtype, requires_grad=True)
@@ -152,8 +153,8 @@ def fit_probe(
         lr=1,
         max_iter=steps,
         history_size=10,
-        tolerance_grad=1e-7,
-        tolerance_change=1e-10,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
         line_search_fn="strong_wolfe",
     )
 
@@ -171,7 +172,7 @@ def fit_probe(
 def probe_accuracy(probe, features: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of ``features`` ``(N, F)`` a :func:`fit_probe` answer classifies right."""
     weight, bias, mean, std = probe
-    logits = ((features.double() - mean) / std) @ weight + bias
+    logits = ((features.float() - mean) / std) @ weight + bias
     return float((logits.argmax(1) == labels).double().mean())
 
 
