@@ -24,7 +24,7 @@ def plot_probes(report, ax=None) -> Figure:
             ax.annotate(
                 f"{r.model}: +{100 * gain:.1f} at {r.points[point]}",
                 (r.depth[point], acc[point]),
-                xytext=(6, -14),
+                xytext=(6, -24),
                 textcoords="offset points",
                 fontsize=7,
                 color=line.get_color(),
