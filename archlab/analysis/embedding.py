@@ -41,10 +41,10 @@ def pca_2d(features: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
 
     Example:
 
-        >>> x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [4.0, 0.1]])
+        >>> x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [4.0, 0.1]])  # variances 4 and 1/300, cov 0.1
         >>> points, shares = pca_2d(x)
-        >>> [round(float(v), 2) for v in points[:, 0]], round(shares[0], 3)
-        ([-2.0, 0.0, 2.0], 0.999)
+        >>> [round(float(v), 1) + 0.0 for v in points[:, 0]], round(shares[0], 4)
+        ([-2.0, 0.0, 2.0], 0.9998)
     """
     x = features.double()
     x = x - x.mean(0)
