@@ -28,9 +28,9 @@ for model in ("dnn", "cnn"):
 # average-pooled to at most 2,048 features); the raw pixels are the first point, at
 # depth 0. The CNN's largest jump is at its first ReLU: before it, the row is a linear
 # function of the pixels, which a linear probe could already use. A linear layer can
-# still lift a probe (fc1 in both models): the CNN's maps 2,304
-# features to 600 learnt on the whole training set, where the probe on the 2,304 has
-# only its own images and overfits them (see its train column).
+# still lift a probe (fc1 in both models): the CNN's fc1 maps 2,304 features to 600,
+# learnt from the whole training set, where the probe on the 2,304 has only its own
+# images and overfits them (see its train column).
 report = archlab.probes(["dnn", "cnn"], images=2000, test_images=2000, runs=RUNS, data=data)
 print(report)
 report.plot()
