@@ -10,6 +10,7 @@ import archlab
 from archlab.analysis import probes as P
 from archlab.errors import ArchlabError
 from archlab.training.data import FashionMNIST
+from tests.outside_models import OUTSIDE_MODELS
 
 
 def _net(seed=0):
@@ -171,3 +172,17 @@ def test_the_last_row_is_near_the_models_own_accuracy_on_a_real_run(real_data, t
     assert r.points[0] == "pixels" and r.points[-1] == "fc3 Linear"
     assert abs(r.test_accuracy[-1] - r.model_accuracy) < 0.02
     assert r.test_accuracy[-1] > r.test_accuracy[0]  # the network beats the pixels
+
+
+@pytest.mark.parametrize("build", OUTSIDE_MODELS)
+def test_probes_and_the_map_work_on_models_beyond_the_registry(build):
+    from archlab.analysis.embedding import embed_model
+    from tests.synthetic import learnable_dataset
+
+    torch.manual_seed(0)
+    data = learnable_dataset(60, 60)
+    result = P.probe_model(build().eval(), data, images=60, test_images=60, steps=10)
+    assert result.points[0] == "pixels" and len(result.points) >= 3
+    assert all(0 <= a <= 1 for a in result.test_accuracy)
+    report = embed_model(build().eval(), data, images=60)
+    assert report.points.shape == (len(report.labels), 2)
