@@ -78,6 +78,13 @@ data=None)`` measures how well the confidence flags images from elsewhere
 (``without_class(data, 6)`` is the data to train a run that never saw Shirts, for
 ``ood(..., held_out=6)``). All take runs as the trained-run functions do.
 """,
+    "Where the classes come apart": """\
+``probes(models, *, images=10000, runs="runs", data=None)`` trains a linear classifier on
+every trace row's output (pooled to at most 2,048 features) and tests it: where each model
+makes the classes linearly separable, pixels first. ``embedding(run, layer=None, *,
+method="pca", runs="runs", data=None)`` projects one layer's features of the test images
+to 2-D beside the raw pixels, with the k-NN (k = 10) accuracy in each map.
+""",
     "Errors": """\
 Every failure archlab foresees is an :class:`ArchlabError`: one line saying what is wrong
 and what to do; its ``code`` is the command line's exit status (1: the model, data or run

@@ -15,7 +15,7 @@ def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     names = [importlib.import_module(f"archlab.commands.{m}").NAME for m in COMMANDS]
-    assert len(names) == 19 and "lr-find" in names
+    assert len(names) == 21 and "lr-find" in names
     for command in names:
         assert f"    {command}" in out, command
 

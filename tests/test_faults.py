@@ -158,7 +158,7 @@ def check(result, code: int, *needles: str, lines: int | None = 1) -> None:
 # (id, argv with {data} {runs} {bad} {root} placeholders, exit code, text on stderr)
 # every subcommand the CLI has (the one list, archlab.commands.COMMANDS), each with the
 # arguments it requires: a new command is covered without being listed here again
-REQUIRED_ARGS = {"shapes": "cnn", "params": "cnn", "draw": "cnn", "lr-find": "cnn"}
+REQUIRED_ARGS = {"shapes": "cnn", "params": "cnn", "draw": "cnn", "lr-find": "cnn", "map": "cnn"}
 NAMES = [importlib.import_module(f"archlab.commands.{m}").NAME for m in ALL_COMMANDS]
 COMMANDS = tuple(f"{c} {REQUIRED_ARGS.get(c, '')}".strip() for c in NAMES)
 D = ("--data-dir", "{data}")

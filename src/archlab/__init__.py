@@ -81,6 +81,12 @@ _GROUPS: dict[str, dict[str, str]] = {
         "Comparison": "archlab.analysis.evaluation",
         "Channels": "archlab.analysis.channels",
     },
+    "Where the classes come apart": {
+        "probes": "archlab.analysis.probes",
+        "embedding": "archlab.analysis.embedding",
+        "Probes": "archlab.analysis.probes",
+        "Embedding": "archlab.analysis.embedding",
+    },
     "Trusting a trained run": {
         "faithfulness": "archlab.analysis.faithfulness",
         "attack": "archlab.analysis.robustness",

@@ -23,6 +23,8 @@ COMMANDS = (
     "filters",
     "activations",
     "confusion",
+    "probes",
+    "map",
     "compare",
     "channels",
     "explore",
