@@ -271,6 +271,7 @@ def test_options_out_of_range_are_refused_by_the_library(option, value):
         ["--pgd-steps", "0"],
         ["--pgd-steps", "1000000000"],
         ["--seed", str(10**30)],
+        ["--device", "tpu"],
     ],
 )
 def test_the_cli_checks_the_options_before_any_work(argv, capsys, tmp_path):
@@ -279,6 +280,28 @@ def test_the_cli_checks_the_options_before_any_work(argv, capsys, tmp_path):
     code = main(["attack", "nothing-here", "--runs", str(tmp_path), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and argv[0] in err[0], err
+
+
+def test_the_cli_attacks_on_the_device_asked(tmp_path, capsys, monkeypatch):
+    """--device moves each run's model there before the attack (the CPU here)."""
+    import archlab
+    from archlab.cli import main
+    from tests.synthetic import learnable_dataset
+
+    data = learnable_dataset()
+    archlab.train("dnn", data=data, runs=tmp_path, epochs=1, log=lambda s: None, progress=False)
+    seen = []
+    real = R.attack
+
+    def spy(models, **kwargs):
+        seen.extend(str(next(r.model.parameters()).device) for r in models)
+        return real(models, **kwargs)
+
+    monkeypatch.setattr(R, "attack", spy)
+    monkeypatch.setattr("archlab.training.data.load_fashion_mnist", lambda *a, **k: data)
+    argv = ["attack", "dnn", "--runs", str(tmp_path), "--images", "20", "--eps", "0,0.1"]
+    assert main([*argv, "--device", "cpu", "--json"]) == 0
+    assert seen == ["cpu"]
 
 
 @pytest.mark.realdata

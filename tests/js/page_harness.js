@@ -9,8 +9,8 @@ const path = require("path");
 const vm = require("vm");
 
 const ROOT = path.join(__dirname, "..", "..");
-const STATIC = path.join(ROOT, "archlab", "explorer", "static");
-const SCHEMA = JSON.parse(fs.readFileSync(path.join(ROOT, "archlab", "explorer", "schema.json"), "utf-8"));
+const STATIC = path.join(ROOT, "src", "archlab", "explorer", "static");
+const SCHEMA = JSON.parse(fs.readFileSync(path.join(ROOT, "src", "archlab", "explorer", "schema.json"), "utf-8"));
 
 // an object that takes any property, call or `new`, and remembers what was set on it
 function stub(store = {}) {

@@ -29,7 +29,12 @@ def _eps_list(text: str) -> list[float] | str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
     from archlab.analysis._settings import EPS, PGD_STEPS
-    from archlab.commands._options import data_dir_option, out_option, runs_option
+    from archlab.commands._options import (
+        data_dir_option,
+        device_option,
+        out_option,
+        runs_option,
+    )
 
     p.add_argument(
         "models",
@@ -65,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     runs_option(p)
     out_option(p, "<runs>/attack.png")
     data_dir_option(p)
+    device_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.robustness import attack, check_attack_options
-    from archlab.commands._options import check_figure_path, echo, save
+    from archlab.commands._options import check_figure_path, echo, on_device, save
+    from archlab.device import pick_device
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
+    from archlab.training.run import as_runs
 
     check_figure_path(args.out)
     check_attack_options(
@@ -84,11 +92,13 @@ def run(args: argparse.Namespace) -> int:
         step_size=args.step_size,
         seed=args.seed,
     )
-    names = expand_run_names(args.models)
+    pick_device(args.device)  # a device that is not there: refused before any work
+    # the models go to --device; the attack computes where each model is
+    loaded = [on_device(r, args.device) for r in as_runs(expand_run_names(args.models), args.runs)]
     with warnings.catch_warnings():  # gradient masking: the report says it in its text
         warnings.simplefilter("ignore", RuntimeWarning)
         report = attack(
-            names,
+            loaded,
             eps=args.eps,
             images=args.images,
             pgd_steps=args.pgd_steps,
