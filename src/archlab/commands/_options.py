@@ -271,6 +271,22 @@ def check_figure_path(path: str | None) -> None:
         )
 
 
+def show_report(args: argparse.Namespace, report, default: Path, extras=()) -> int:
+    """What every analysis command ends with: the report as JSON (``--json``), or its text
+    and its figure at ``--out`` (else ``default``), then each extra figure beside it as
+    ``<stem>-<suffix>`` (``extras``: ``(suffix, draw)`` pairs, e.g. ``("flips",
+    report.plot_flips)``). Returns the exit code, 0."""
+    if args.json:
+        echo(report.to_json())
+        return 0
+    echo(report)
+    out = Path(args.out) if args.out else default
+    save(report.plot(), out)
+    for suffix, draw in extras:
+        save(draw(), out.with_name(f"{out.stem}-{suffix}{out.suffix}"))
+    return 0
+
+
 def save(fig, path: Path) -> None:
     """Write a figure in the format its suffix names, and print where."""
     from archlab.viz import save_figure

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.robustness import attack, check_attack_options
-    from archlab.commands._options import check_figure_path, echo, on_device, save
+    from archlab.commands._options import check_figure_path, on_device, show_report
     from archlab.device import pick_device
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
@@ -108,11 +108,5 @@ def run(args: argparse.Namespace) -> int:
             runs=args.runs,
             data=load_fashion_mnist(args.data_dir),
         )
-    if args.json:
-        echo(report.to_json())
-        return 0
-    echo(report)
-    out = Path(args.out) if args.out else Path(args.runs) / "attack.png"
-    save(report.plot(), out)
-    save(report.plot_flips(), out.with_name(f"{out.stem}-flips{out.suffix}"))
-    return 0
+    extras = [("flips", report.plot_flips)]
+    return show_report(args, report, Path(args.runs) / "attack.png", extras)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.calibration import calibration
-    from archlab.commands._options import check_figure_path, echo, save
+    from archlab.commands._options import check_figure_path, show_report
     from archlab.errors import ArchlabError
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
@@ -57,9 +57,4 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),
     )
-    if args.json:
-        echo(report.to_json())
-        return 0
-    echo(report)
-    save(report.plot(), Path(args.out) if args.out else Path(args.runs) / "calibration.png")
-    return 0
+    return show_report(args, report, Path(args.runs) / "calibration.png")

@@ -77,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from archlab.analysis.channels import channels, check_channels_options
-    from archlab.commands._options import check_figure_path, echo, figure_path, on_device, save
+    from archlab.commands._options import check_figure_path, figure_path, on_device, show_report
     from archlab.training.data import load_fashion_mnist
     from archlab.training.run import load_run
 
@@ -105,10 +105,5 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.json,
         data=load_fashion_mnist(args.data_dir),
     )
-    if args.json:
-        echo(report.to_json())
-        return 0
-    echo(report)
     stem = "channels" + (f"-{args.layer}" if args.layer else "")
-    save(report.plot(), figure_path(args, run.name, stem))
-    return 0
+    return show_report(args, report, figure_path(args, run.name, stem))

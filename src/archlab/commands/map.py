@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.embedding import check_map_options, embedding
-    from archlab.commands._options import check_figure_path, echo, save
+    from archlab.commands._options import check_figure_path, show_report
     from archlab.training.data import load_fashion_mnist
 
     check_figure_path(args.out)
@@ -59,10 +59,4 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),
     )
-    if args.json:
-        echo(report.to_json())
-        return 0
-    echo(report)
-    out = Path(args.out) if args.out else Path(args.runs) / report.model / "map.png"
-    save(report.plot(), out)
-    return 0
+    return show_report(args, report, Path(args.runs) / report.model / "map.png")

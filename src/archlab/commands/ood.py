@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.ood import ood
-    from archlab.commands._options import check_figure_path, echo, save
+    from archlab.commands._options import check_figure_path, show_report
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
 
@@ -86,11 +86,5 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),
     )
-    if args.json:
-        echo(report.to_json())
-        return 0
-    echo(report)
-    out = Path(args.out) if args.out else Path(args.runs) / "ood.png"
-    save(report.plot(), out)
-    save(report.plot_confident(), out.with_name(f"{out.stem}-confident{out.suffix}"))
-    return 0
+    extras = [("confident", report.plot_confident)]
+    return show_report(args, report, Path(args.runs) / "ood.png", extras)

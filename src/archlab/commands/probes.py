@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.probes import check_probe_options, probes
-    from archlab.commands._options import check_figure_path, echo, save
+    from archlab.commands._options import check_figure_path, show_report
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
 
@@ -64,9 +64,4 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),
     )
-    if args.json:
-        echo(report.to_json())
-        return 0
-    echo(report)
-    save(report.plot(), Path(args.out) if args.out else Path(args.runs) / "probes.png")
-    return 0
+    return show_report(args, report, Path(args.runs) / "probes.png")
