@@ -121,6 +121,17 @@ def test_umap_without_umap_learn_is_one_line():
         E.project(torch.randn(20, 3), "umap")
 
 
+def test_the_cli_refuses_umap_before_any_work_when_it_is_missing(capsys, tmp_path, monkeypatch):
+    """`map --method umap` without umap-learn: one line before the runs are even looked
+    for (it came after seconds of tracing the test set)."""
+    from archlab.cli import main
+
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    assert main(["map", "nothing-here", "--method", "umap", "--runs", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install umap-learn" in err[0], err
+
+
 @pytest.mark.parametrize("argv", [["--method", "lda"], ["--images", "3"], ["--out", "m.txt"]])
 def test_the_cli_checks_the_options_in_one_line(argv, capsys, tmp_path):
     from archlab.cli import main

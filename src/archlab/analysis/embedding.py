@@ -72,15 +72,16 @@ def _tsne(features: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.from_numpy(points).float()
 
 
+UMAP_MISSING = (
+    "method='umap' needs umap-learn (pip install umap-learn); 'pca' and 'tsne' work without it"
+)
+
+
 def _umap(features: torch.Tensor, seed: int) -> torch.Tensor:
     try:
         import umap
     except ImportError as exc:
-        raise ArchlabError(
-            "method='umap' needs umap-learn (pip install umap-learn); 'pca' and 'tsne' "
-            "work without it",
-            1,
-        ) from exc
+        raise ArchlabError(UMAP_MISSING, 1) from exc
     points = umap.UMAP(n_components=2, random_state=seed).fit_transform(features.numpy())
     return torch.from_numpy(points).float()
 
@@ -223,6 +224,11 @@ def check_map_options(method: object = "pca", images: object = TEST_IMAGES) -> s
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ArchlabError(f"method={method!r}: choose {', '.join(METHODS)}", 2)
     check_int("images", images, 11, 10_000)
+    if method.lower() == "umap":  # before any work, not after the features are computed
+        import importlib.util
+
+        if importlib.util.find_spec("umap") is None:
+            raise ArchlabError(UMAP_MISSING, 1)
     return method.lower()
 
 
