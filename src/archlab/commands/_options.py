@@ -215,6 +215,17 @@ def run_options(p: argparse.ArgumentParser, default: str = "cnn") -> None:
     runs_option(p)
 
 
+def models_argument(p: argparse.ArgumentParser) -> None:
+    """The runs an analysis of several runs looks at (``models``; the library expands
+    groups and defaults to the lecture's two)."""
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="RUN",
+        help="trained runs, groups or run folders (default: lecture, i.e. dnn and cnn)",
+    )
+
+
 def runs_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runs", default="runs", help="the folder `archlab train --out` wrote (default: runs)"

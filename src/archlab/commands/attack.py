@@ -32,16 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.commands._options import (
         data_dir_option,
         device_option,
+        models_argument,
         out_option,
         runs_option,
     )
 
-    p.add_argument(
-        "models",
-        nargs="*",
-        metavar="RUN",
-        help="trained runs, groups or run folders (default: lecture, i.e. dnn and cnn)",
-    )
+    models_argument(p)
     p.add_argument(
         "--eps",
         type=_eps_list,

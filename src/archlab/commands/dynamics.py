@@ -17,14 +17,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from archlab.commands._options import out_option, runs_option
+    from archlab.commands._options import models_argument, out_option, runs_option
 
-    p.add_argument(
-        "models",
-        nargs="*",
-        metavar="RUN",
-        help="trained runs, groups or run folders (default: lecture, i.e. dnn and cnn)",
-    )
+    models_argument(p)
     runs_option(p)
     out_option(p, "<runs>/dynamics.png")
 

@@ -18,14 +18,9 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.analysis._probe_budget import IMAGES, L2, STEPS
-    from archlab.commands._options import data_dir_option, out_option, runs_option
+    from archlab.commands._options import data_dir_option, models_argument, out_option, runs_option
 
-    p.add_argument(
-        "models",
-        nargs="*",
-        metavar="RUN",
-        help="trained runs, groups or run folders (default: lecture, i.e. dnn and cnn)",
-    )
+    models_argument(p)
     p.add_argument(
         "--images", type=int, default=IMAGES, help=f"training images per probe (default: {IMAGES})"
     )
