@@ -64,7 +64,10 @@ async function openPage(site, read = null) {
     }),
   });
   const context = vm.createContext({ document, Image: function () { return stub(); }, performance, console });
-  for (const name of ["explorer-core.js", "explorer.js"]) {
+  // the page's own scripts in index.html's order: core, explorer, then each panel-*.js
+  const html = fs.readFileSync(path.join(STATIC, "index.html"), "utf-8");
+  const own = [...html.matchAll(/<script src="([^"/]+\.js)"><\/script>/g)].map((m) => m[1]);
+  for (const name of own) {
     vm.runInContext(fs.readFileSync(path.join(STATIC, name), "utf-8"), context, { filename: name });
   }
   const page = context.ARCHLAB;

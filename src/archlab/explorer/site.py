@@ -27,7 +27,9 @@ from archlab._exclusive import held_lock, pid_holder, terminate_as_interrupt
 from archlab.errors import ArchlabError, os_reason
 
 # what a site holds; a folder with anything else is not archlab's to replace
-SITE_ENTRIES = frozenset({"index.html", "explorer.js", "explorer-core.js", "explorer.css", "data"})
+# (the page's files are static/'s: a site written before a panel was added is still one)
+STATIC = Path(__file__).parent / "static"
+SITE_ENTRIES = frozenset({"data", *(p.name for p in STATIC.iterdir() if p.name[0] != ".")})
 DATA_PREFIX = "ARCHLAB.add("
 
 

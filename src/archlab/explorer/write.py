@@ -5,7 +5,7 @@ the data comes as scripts that hand a JSON object to the page (``ARCHLAB.add(...
 the pictures as PNG sprites drawn into canvases. Sprites are palette PNGs (one byte a
 pixel, the colour map in the palette), which compress several times better than RGB.
 
-    index.html  explorer-core.js  explorer.js  explorer.css   from archlab/explorer/static
+    index.html  explorer*.js  panel-*.js  explorer.css   from archlab/explorer/static
     data/index.js                  format, classes, images, the runs' names and totals
     data/images-S.png              the test images, 28×28 tiles on square-ish sheets
     data/run-K/run.js              format, rows, ranges, bars, probabilities, confusion
@@ -28,7 +28,9 @@ import torch
 from archlab.explorer.export import TILE_GAP, RunExport
 
 STATIC = Path(__file__).parent / "static"
-PAGE_FILES = ("index.html", "explorer-core.js", "explorer.js", "explorer.css")
+# the page: every file and folder of static/ (index.html, the core, explorer.js, each
+# panel-*.js, the CSS), copied as they are
+PAGE_FILES = tuple(sorted(p.name for p in STATIC.iterdir() if not p.name.startswith(".")))
 FORMAT = "archlab-explorer/1"  # the data's format key: the page refuses any other
 MAX_SPRITE_SIDE = 4096  # pixels: a sprite's tiles wrap onto more sheets beyond this
 
@@ -204,7 +206,10 @@ def write_explorer(
         classes: the class names.
     """
     for name in PAGE_FILES:
-        shutil.copyfile(STATIC / name, folder / name)
+        if (STATIC / name).is_dir():
+            shutil.copytree(STATIC / name, folder / name)
+        else:
+            shutil.copyfile(STATIC / name, folder / name)
     data = folder / "data"
     data.mkdir()
     sprite = save_sprite(images, data, "images", "")

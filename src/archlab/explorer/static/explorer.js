@@ -7,6 +7,7 @@
 var ARCHLAB = (() => {
   const state = { run: null, row: 0, image: 0, cell: null, depth: null };
   const runs = {};
+  const panels = [];  // draw functions of the panels in panel-*.js, called after each render
   const pictures = {};
   let index = null;
   const $ = (id) => document.getElementById(id);
@@ -305,7 +306,16 @@ var ARCHLAB = (() => {
     renderLayer();
     renderAnswer();
     renderConfusion();
+    for (const draw of panels) draw(view);
   }
+
+  // what a panel (static/panel-*.js) may use: it registers with ARCHLAB.panel(draw) and
+  // draw(view) runs after every render; it reads the data through these, never a global
+  const view = {
+    state, select, element, picture, spriteTile, imageTile, $,
+    run: () => runs[state.run], facts: () => facts(), index: () => index,
+  };
+  function panel(draw) { panels.push(draw); }
 
   function select(change) {
     if ("run" in change && change.run !== state.run) {
@@ -376,5 +386,5 @@ var ARCHLAB = (() => {
     return wrong;
   }
 
-  return { add, start, select, state };
+  return { add, start, select, state, panel };
 })();
