@@ -481,3 +481,72 @@ def test_a_damaged_checkpoint_is_refused_before_a_warm_restart_trains(tiny, tmp_
     assert not lines and first.checkpoint.read_bytes() == before
     with pytest.raises(ArchlabError, match="is invalid"):
         archlab.load_run("dnn", runs=tmp_path)
+
+
+def test_a_held_out_class_is_never_trained_on_nor_tested_and_is_said(tiny, tmp_path):
+    lines = []
+    run = _run(tiny, tmp_path, hold_out="shirt", log=lines.append)
+    kept = tiny.train_labels != 6
+    # the run's own folder and record; an epoch is the nine kept classes' images only
+    assert run.name == "dnn-no-Shirt" and run.folder == tmp_path / "dnn-no-Shirt"
+    assert run.config.held_out == 6
+    assert run.iteration == 2 * math.ceil(int(kept.sum()) / 50)
+    # inputs normalised by the kept images' pixels, computed here directly
+    pixels = tiny.train_images[kept].double() / 255
+    assert run.normalize == pytest.approx((float(pixels.mean()), float(pixels.std())), abs=1e-6)
+    # its test accuracy is over the nine classes' test images (a direct argmax here)
+    test = tiny.test_labels != 6
+    x = (tiny.test_images[test].float() / 255 - run.normalize[0]) / run.normalize[1]
+    with torch.no_grad():
+        predicted = run.model.eval()(x.unsqueeze(1)).argmax(1)
+    expected = (predicted == tiny.test_labels[test]).double().mean().item()
+    assert run.test_accuracy == pytest.approx(expected, abs=1e-6)
+    assert any("class 6 (Shirt) held out" in line for line in lines)
+    assert "(9 classes, Shirt held out)" in str(run)
+    assert archlab.load_run("dnn-no-Shirt", runs=tmp_path).config.held_out == 6
+    # ood takes the class from the run: its Shirts become the held-out set
+    report = archlab.ood([run], sets=["flip"], resamples=0, data=tiny)
+    assert report.sets == ["flip", "held-out"]
+    assert report.set_sizes["held-out"] == int((tiny.test_labels == 6).sum())
+
+
+def test_hold_out_by_number_name_or_folder_name_and_resume(tiny, tmp_path):
+    from archlab.training.recipes import TrainConfig, held_out_class
+
+    assert [held_out_class(v) for v in (0, "9", "T-shirt/top", "t-shirt-top", "Ankle boot")] == [
+        0,
+        9,
+        0,
+        0,
+        9,
+    ]
+    _run(tiny, tmp_path, hold_out=0, max_iterations=5)
+    assert archlab.load_run("dnn-no-T-shirt-top", runs=tmp_path).iteration == 5
+    # the resume finds the run by the same words, and keeps the class it recorded
+    run = _run(tiny, tmp_path, hold_out="T-shirt/top", resume=True)
+    assert run.finished and run.name == "dnn-no-T-shirt-top" and run.config.held_out == 0
+    with pytest.raises(ArchlabError, match="trained with held_out=0, not 3"):
+        _run(tiny, tmp_path, name="dnn-no-T-shirt-top", hold_out=3, resume=True)
+    # a checkpoint written before hold-out existed loads as a run of all ten classes
+    assert TrainConfig.from_dict({"model": "cnn", "epochs": 5}).held_out is None
+
+
+@pytest.mark.parametrize("value", [10, -1, "Shrt", True, 2.5])
+def test_a_bad_hold_out_is_one_line_for_python_and_the_command_line(tiny, tmp_path, value):
+    with pytest.raises(ArchlabError, match=r"^hold_out=") as caught:
+        _run(tiny, tmp_path, hold_out=value)
+    assert caught.value.cli_message.startswith("--hold-out ")
+    assert not (tmp_path / "dnn").exists() and not list(tmp_path.glob("dnn-no-*"))
+
+
+@pytest.mark.realdata
+def test_every_command_accepts_a_held_out_run(real_data, tmp_path, capsys):
+    from archlab.cli import main
+
+    train("dnn", data=real_data, runs=tmp_path, hold_out=6, max_iterations=30, **QUIET)
+    data_dir = ["--data-dir", str(real_data.source.root)]
+    runs = ["--runs", str(tmp_path)]
+    assert main(["confusion", "dnn-no-Shirt", *runs, *data_dir]) == 0
+    assert main(["calibration", "dnn-no-Shirt", *runs, *data_dir]) == 0
+    assert main(["ood", "dnn-no-Shirt", "--sets", "flip", *runs, *data_dir]) == 0
+    assert "held-out" in capsys.readouterr().out

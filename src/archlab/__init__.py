@@ -92,7 +92,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "attack": "archlab.analysis.robustness",
         "calibration": "archlab.analysis.calibration",
         "ood": "archlab.analysis.ood",
-        "without_class": "archlab.analysis.ood",
+        "without_class": "archlab.training.data",
         "Faithfulness": "archlab.analysis.faithfulness",
         "Robustness": "archlab.analysis.robustness",
         "Calibration": "archlab.analysis.calibration",

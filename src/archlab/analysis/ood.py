@@ -50,7 +50,7 @@ from archlab._report import Report
 from archlab._table import Table
 from archlab.analysis._ood_settings import BOOTSTRAP, CONFIDENT, METHODS, OOD_IMAGES, SETS
 from archlab.errors import ArchlabError
-from archlab.training.data import CLASSES
+from archlab.training.data import CLASSES, without_class  # noqa: F401  (archlab.without_class)
 
 TPR = 0.95
 
@@ -100,32 +100,6 @@ def noise_images(n: int, mean: float, std: float, seed: int = 0) -> torch.Tensor
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((n, 28, 28), generator=g) * (std * 255) + mean * 255
     return x.round().clamp(0, 255).to(torch.uint8)
-
-
-def without_class(data, label: int):
-    """``data`` (a :class:`~archlab.FashionMNIST`) without any image of class ``label``,
-    in training and test: train on it (``archlab.train("dnn", data=without_class(data,
-    6), name="dnn-no-Shirt")``), then ``ood(..., held_out=6)`` asks whether the model
-    flags the class it never saw.
-
-    Example::
-
-        >>> data = archlab.load_fashion_mnist()                          # doctest: +SKIP
-        >>> len(archlab.without_class(data, 6).train_labels)             # doctest: +SKIP
-        54000
-    """
-    from dataclasses import replace
-
-    if not 0 <= label < len(CLASSES):
-        raise ArchlabError(f"held_out={label}: give a class 0-{len(CLASSES) - 1}")
-    train, test = data.train_labels != label, data.test_labels != label
-    return replace(
-        data,
-        train_images=data.train_images[train],
-        train_labels=data.train_labels[train],
-        test_images=data.test_images[test],
-        test_labels=data.test_labels[test],
-    )
 
 
 def make_sets(

@@ -76,6 +76,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "fits its temperature on them; default: 0, all 60,000 trained on, as the lecture)",
     )
     p.add_argument(
+        "--hold-out",
+        dest="hold_out",
+        default=None,
+        metavar="CLASS",
+        help="never train on this class, by number or name (6 or Shirt): its images leave "
+        "the training and the test set, the test accuracy is over the other 9 classes, and "
+        "the run is named <model>-no-<class> (archlab ood asks whether it flags them)",
+    )
+    p.add_argument(
+        "--snapshots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep N (2 or more) states of the model at log-spaced iterations, the first "
+        "step and the last among them, each with its test accuracy on 2,000 test images, "
+        "in <out>/<run>/snapshots/ (see them with --snapshot on map, probes, filters and "
+        "confusion; default: none)",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,

@@ -311,6 +311,39 @@ class FashionMNIST:
         return mean / 255, ((squares / n - mean**2) ** 0.5) / 255
 
 
+def without_class(data: FashionMNIST, label: int) -> FashionMNIST:
+    """``data`` without any image of class ``label``, in training and test: train on it
+    (``archlab.train("dnn", hold_out=6)`` does, into ``runs/dnn-no-Shirt``), then
+    :func:`archlab.ood` asks whether the model flags the class it never saw.
+
+    Args:
+        data: the dataset.
+        label: the class to leave out, 0-9.
+
+    Returns:
+        A :class:`FashionMNIST` of the other nine classes (54,000 and 9,000 images for
+        the real data), the images in their order.
+
+    Example::
+
+        >>> data = archlab.load_fashion_mnist()                          # doctest: +SKIP
+        >>> len(archlab.without_class(data, 6).train_labels)             # doctest: +SKIP
+        54000
+    """
+    from dataclasses import replace
+
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(CLASSES):
+        raise ArchlabError(f"held_out={label!r}: give a class 0-{len(CLASSES) - 1}")
+    train, test = data.train_labels != label, data.test_labels != label
+    return replace(
+        data,
+        train_images=data.train_images[train],
+        train_labels=data.train_labels[train],
+        test_images=data.test_images[test],
+        test_labels=data.test_labels[test],
+    )
+
+
 def read_idx(path: Path) -> torch.Tensor:
     """Read one uncompressed IDX file (uint8 data) as a tensor, checking its header.
 

@@ -28,7 +28,7 @@ from archlab import __version__
 from archlab._text import plural
 from archlab.training.check import materialize
 from archlab.training.checkpoint import FORMAT
-from archlab.training.data import FashionMNIST
+from archlab.training.data import CLASSES, FashionMNIST, without_class
 from archlab.training.optim import make_optimizer
 from archlab.training.plan import TrainPlan
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
@@ -109,6 +109,8 @@ class Trainer:
                 "--resume: " + other.format(self.ref.checkpoint) + "the same data or start afresh",
                 1,
             )
+        if config.held_out is not None:  # the class is never seen: not trained, not tested
+            data = without_class(data, config.held_out)
         if payload is not None:
             norm = payload.get("normalize")
             self.normalize = (float(norm[0]), float(norm[1])) if norm else None
@@ -188,6 +190,13 @@ class Trainer:
             f"of batch {config.batch_size}, Adam lr {config.lr:g}, "
             f"seed {config.seed}, on {self.dev}{mode}"
         )
+        if config.held_out is not None:
+            k = config.held_out
+            self.log(
+                f"{self.ref.name}: class {k} ({CLASSES[k]}) held out: trained on "
+                f"{len(self.labels):,} images of the other {len(CLASSES) - 1} classes; its "
+                f"test accuracy is over their {len(self.test_labels):,} test images"
+            )
         loss_fn = nn.CrossEntropyLoss()
         self.net.train()
         with _sigint_flag() as flag, self._on_cuda(loss_fn), _watching(self):

@@ -85,6 +85,11 @@ class TrainConfig:
     # the last this-many training images are held out, never trained on: the images a
     # calibration fits its temperature on (0: train on all 60,000, as the lecture does)
     validation: int = 0
+    # the class (0-9) the run never saw, in training or in its test accuracy (None: all ten)
+    held_out: int | None = None
+    # intermediate states kept at log-spaced iterations in RUN/snapshots/ (0: none;
+    # archlab.training.snapshots)
+    snapshots: int = 0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -122,6 +127,10 @@ class TrainConfig:
             check_int(name, getattr(self, name), low, high, advice)
         if not isinstance(self.deterministic, bool):
             raise ArchlabError(f"deterministic={self.deterministic!r}: give True or False")
+        if self.held_out is not None:
+            check_int("hold_out", self.held_out, 0, 9, HOLD_OUT_ADVICE)
+        if self.snapshots != 0:
+            check_int("snapshots", self.snapshots, 2, MAX_SNAPSHOTS, SNAPSHOTS_ADVICE)
         if not (
             isinstance(self.lr, (int, float))
             and not isinstance(self.lr, bool)
@@ -130,6 +139,11 @@ class TrainConfig:
         ):
             raise setting_error("lr", self.lr, "the learning rate must be a positive number")
 
+
+HOLD_OUT_ADVICE = "name a class by its number 0-9 or its name (e.g. 6 or Shirt)"
+# `train --snapshots N` keeps 2 (the first step and the last) to this many states
+MAX_SNAPSHOTS = 10_000
+SNAPSHOTS_ADVICE = f"keep 2 to {MAX_SNAPSHOTS:,} snapshots"
 
 # `train --watch N` records every N iterations: 1 (every step) to a million
 MAX_WATCH = 10**6
@@ -140,9 +154,10 @@ class TrainSettings:
     """What a caller of :func:`archlab.train` or ``archlab train`` asks for: the one list
     of training settings. ``train()``'s keywords and the command's options both fill it.
 
-    The first eight are a run's numbers (:class:`TrainConfig`); None means the recipe's
-    default, or on ``resume`` the checkpoint's. The rest say how it runs, and are
-    documented at :func:`archlab.train`.
+    The first eight, and ``hold_out`` and ``snapshots``, are a run's numbers
+    (:class:`TrainConfig`; ``hold_out``, a class number or name, is recorded as its
+    ``held_out`` number); None means the recipe's default, or on ``resume`` the
+    checkpoint's. The rest say how it runs, and are documented at :func:`archlab.train`.
     """
 
     recipe: str | None = None
@@ -161,11 +176,16 @@ class TrainSettings:
     watch: int | None = None
     figures: bool = True
     progress: bool | None = None
+    hold_out: int | str | None = None
+    snapshots: int | None = None
 
     def given(self) -> dict:
         """The run's numbers that were given (not None), by :class:`TrainConfig` field."""
         names = [f.name for f in fields(TrainConfig) if f.name not in ("model", "restart")]
-        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+        values = {k: getattr(self, SETTING_OF.get(k, k)) for k in names}
+        if values["held_out"] is not None:
+            values["held_out"] = held_out_class(values["held_out"])
+        return {k: v for k, v in values.items() if v is not None}
 
     def config(self, name: str) -> TrainConfig:
         """The config of a fresh run named ``name`` (checked by :meth:`validate`)."""
@@ -182,6 +202,42 @@ class TrainSettings:
             check_int("max_iterations", self.max_iterations, 1, 10**12, "stop after at least 1")
         if not isinstance(self.device, str):
             raise ArchlabError(f"device={self.device!r}: give a device name such as 'cpu'")
+
+
+# a TrainConfig field filled by a setting of another name: the setting asks (hold_out=6),
+# the config records what was done (held_out=6)
+SETTING_OF = {"held_out": "hold_out"}
+
+
+def held_out_class(value: int | str) -> int:
+    """The class number a ``hold_out`` setting names: a number 0-9 (also as text, "6") or
+    a class name, any case ("Shirt", "ankle boot", "T-shirt/top" or "T-shirt-top").
+
+    Example:
+
+        >>> held_out_class(6), held_out_class("shirt"), held_out_class("Ankle-boot")
+        (6, 6, 9)
+    """
+    from archlab.training.data import CLASSES
+
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            value = int(text)
+        else:
+            names = {c.lower(): i for i, c in enumerate(CLASSES)}
+            names |= {safe_class_name(c).lower(): i for i, c in enumerate(CLASSES)}
+            if text.lower() in names:
+                return names[text.lower()]
+            advice = f"{HOLD_OUT_ADVICE}; the classes: {', '.join(CLASSES)}"
+            raise setting_error("hold_out", value, advice)
+    check_int("hold_out", value, 0, len(CLASSES) - 1, HOLD_OUT_ADVICE)
+    return value
+
+
+def safe_class_name(name: str) -> str:
+    """A class name as a run folder's name can carry it: ``T-shirt/top`` → ``T-shirt-top``."""
+    return name.replace("/", "-").replace(" ", "-")
 
 
 def flag(name: str) -> str:

@@ -96,8 +96,20 @@ class Run(Report):
         acc = f"{100 * self.test_accuracy:.2f} %" if self.test_accuracy is not None else "no test"
         return f"<archlab.Run {self.name}: {acc} after {self.what}; {self.folder}>"
 
+    @property
+    def accuracy_over(self) -> str:
+        """What its test accuracy is over: ``""`` for all ten classes, else
+        ``" (9 classes, Shirt held out)"``."""
+        k = getattr(self.config, "held_out", None)
+        if k is None:
+            return ""
+        from archlab.training.data import CLASSES
+
+        return f" ({len(CLASSES) - 1} classes, {CLASSES[k]} held out)"
+
     def _parts(self) -> list[Table | str]:
         acc = f"{100 * self.test_accuracy:.2f} %" if self.test_accuracy is not None else "-"
+        acc += self.accuracy_over if self.test_accuracy is not None else ""
         norm = self.normalize
         rows = [
             ["run", self.name],

@@ -35,6 +35,8 @@ class TrainSummary(Tabular):
             card = r.card
             lecture = card.lecture_accuracy if card is not None else None
             acc = "-" if r.test_accuracy is None else f"{100 * r.test_accuracy:.2f}%"
+            if r.test_accuracy is not None:
+                acc += r.accuracy_over  # a held-out class: over the nine others
             rows.append(
                 [
                     r.name,

@@ -21,7 +21,18 @@ from archlab.training.loop import Trainer, _Progress
 from archlab.training.plan import Finished, TrainPlan, make_plan
 from archlab.training.recipes import TrainSettings, spoken
 from archlab.training.run import Run
-from archlab.training.runs import find_run, lock_run
+from archlab.training.runs import RunRef, find_run, lock_run
+
+
+def held_out_ref(ref: RunRef, settings: TrainSettings, name: str | None) -> RunRef:
+    """``ref``, its default name given ``-no-<class>`` when a class is held out
+    (``cnn-no-Shirt``, ``cnn-no-T-shirt-top``); a name given, or a run folder's, stays."""
+    from archlab.training.recipes import safe_class_name
+
+    held_out = settings.given().get("held_out")
+    if held_out is None or name is not None or ref.spec is None:
+        return ref
+    return RunRef(ref.runs, f"{ref.name}-no-{safe_class_name(CLASSES[held_out])}", ref.spec)
 
 
 def train(
@@ -48,6 +59,8 @@ def train(
     max_iterations: int | None = None,
     figures: bool = True,
     watch: int | None = None,
+    hold_out: int | str | None = None,
+    snapshots: int | None = None,
 ) -> Run:
     """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
     return the trained :class:`~archlab.Run`.
@@ -98,6 +111,15 @@ def train(
             statistics, dead units, gradient norm and update ratio in the history
             (:mod:`archlab.training.dynamics`; read by :func:`archlab.dynamics`).
             Default: None, not recorded.
+        hold_out: a class never trained on, by number or name (``6`` or ``"Shirt"``):
+            its training and test images are left out (:func:`~archlab.without_class`),
+            so the run's test accuracy is over the nine other classes; recorded in its
+            settings as ``held_out``, which :func:`archlab.ood` reads. The run's default
+            name gains ``-no-<class>`` (``cnn-no-Shirt``). Default: None, all ten.
+        snapshots: keep this many (2 to 10,000) intermediate states of the model at
+            log-spaced iterations, the first step and the last among them, each with its
+            test accuracy (:mod:`archlab.training.snapshots`; read by
+            :func:`archlab.snapshots`). Default: None, none kept.
 
     Returns:
         The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
@@ -126,9 +148,11 @@ def train(
         watch=watch,
         figures=figures,
         progress=progress,
+        hold_out=hold_out,
+        snapshots=snapshots,
     )
     settings.validate()
-    ref = find_run(model, runs, overrides, name)
+    ref = held_out_ref(find_run(model, runs, overrides, name), settings, name)
     return _train_plans([make_plan(ref, settings)], data, settings, log)[0]
 
 
@@ -170,7 +194,8 @@ def train_models(
             "name= names one run; train one model with it",
             "--name names one run; train one model with it",
         )
-    refs = [find_run(s, runs, overrides if isinstance(s, str) else (), name) for s in specs]
+    found = [find_run(s, runs, overrides if isinstance(s, str) else (), name) for s in specs]
+    refs = [held_out_ref(ref, settings, name) for ref in found]
     if not settings.resume:
         from archlab.training.runs import named_run
 
