@@ -57,6 +57,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "load_fashion_mnist": "archlab.training.data",
         "train": "archlab.training.train",
         "load_run": "archlab.training.run",
+        "snapshots": "archlab.training.snapshots",
         "FashionMNIST": "archlab.training.data",
         "Run": "archlab.training.run",
     },

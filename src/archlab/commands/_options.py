@@ -232,6 +232,35 @@ def runs_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def snapshot_option(p: argparse.ArgumentParser) -> None:
+    """``--snapshot K``: show a run as it was at a snapshot (``archlab train --snapshots``)."""
+    p.add_argument(
+        "--snapshot",
+        default=None,
+        metavar="K",
+        help="show the run as it was at its snapshot of iteration K, or at every one: all "
+        "(runs trained with --snapshots N; default: the trained run)",
+    )
+
+
+def at_snapshots(runs: list, args: argparse.Namespace) -> list:
+    """Each run, or with ``--snapshot`` its snapshot(s) (each a Run named run@iteration)."""
+    from archlab.training.snapshots import pick_snapshots
+
+    return [s for run in runs for s in pick_snapshots(run, args.snapshot, runs=args.runs)]
+
+
+def snapshot_figure(path: Path, run) -> Path:
+    """The figure ``path`` of ``run``; for a snapshot (``cnn@35``) in its run's folder,
+    never a folder of its own (a default ``<runs>/cnn@35/...`` becomes ``<runs>/cnn/...``),
+    and named ``<stem>@35``."""
+    if run.snapshot is None:
+        return path
+    if run.name in path.parts:
+        path = run.folder.joinpath(*path.parts[path.parts.index(run.name) + 1 :])
+    return path.with_name(f"{path.stem}@{run.snapshot}{path.suffix}")
+
+
 def device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",

@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         device_option,
         runs_option,
         set_option,
+        snapshot_option,
     )
 
     p.add_argument(
@@ -51,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     runs_option(p)
     data_dir_option(p)
     device_option(p)
+    snapshot_option(p)
 
 
 def _figure(args: argparse.Namespace, run: str, stem: str, several: bool):
@@ -66,23 +68,33 @@ def _figure(args: argparse.Namespace, run: str, stem: str, several: bool):
 
 def run(args: argparse.Namespace) -> int:
     from archlab.analysis.evaluation import evaluate
-    from archlab.commands._options import check_figure_path, echo, on_device, save
+    from archlab.commands._options import (
+        at_snapshots,
+        check_figure_path,
+        echo,
+        on_device,
+        save,
+        snapshot_figure,
+    )
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
     from archlab.training.run import load_run
 
     check_figure_path(args.out)
-    loaded = [
-        on_device(load_run(m, args.set, runs=args.runs), args.device)
+    trained = [
+        load_run(m, args.set, runs=args.runs)
         for m in expand_run_names([*args.models, *args.model_options], args.set)
     ]
+    loaded = [on_device(run, args.device) for run in at_snapshots(trained, args)]
     data = load_fashion_mnist(args.data_dir)
-    several = len(loaded) > 1
+    several = len(trained) > 1
     for run in loaded:
         report = evaluate(run, data=data)
         echo(report)
-        save(report.plot(), _figure(args, run.name, "confusion", several))
+        path = _figure(args, run.name, "confusion", several)
+        save(report.plot(), snapshot_figure(path, run))
         if args.mistakes:
-            save(report.plot_mistakes(args.mistakes), _figure(args, run.name, "mistakes", several))
+            path = _figure(args, run.name, "mistakes", several)
+            save(report.plot_mistakes(args.mistakes), snapshot_figure(path, run))
         echo()
     return 0

@@ -17,7 +17,12 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.analysis._probe_budget import METHODS, TEST_IMAGES
-    from archlab.commands._options import data_dir_option, out_option, runs_option
+    from archlab.commands._options import (
+        data_dir_option,
+        out_option,
+        runs_option,
+        snapshot_option,
+    )
 
     p.add_argument("run", metavar="RUN", help="a trained run: spec or run folder (e.g. cnn)")
     p.add_argument(
@@ -36,27 +41,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="images, t-SNE and UMAP (default: 0)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead")
     runs_option(p)
-    out_option(p, "<runs>/<run>/map.png")
+    out_option(p, "<runs>/<run>/map.png; a snapshot's: map@K.png")
     data_dir_option(p)
+    snapshot_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.embedding import check_map_options, embedding
-    from archlab.commands._options import check_figure_path, show_report
+    from archlab.commands._options import (
+        at_snapshots,
+        check_figure_path,
+        show_report,
+        snapshot_figure,
+    )
     from archlab.training.data import load_fashion_mnist
 
     check_figure_path(args.out)
     check_map_options(args.method, args.images)
-    report = embedding(
-        args.run,
-        args.layer,
-        method=args.method,
-        images=args.images,
-        seed=args.seed,
-        progress=not args.json,
-        runs=args.runs,
-        data=load_fashion_mnist(args.data_dir),
-    )
-    return show_report(args, report, Path(args.runs) / report.model / "map.png")
+    shown = at_snapshots([args.run], args)
+    data = load_fashion_mnist(args.data_dir)
+    for run in shown:
+        report = embedding(
+            run,
+            args.layer,
+            method=args.method,
+            images=args.images,
+            seed=args.seed,
+            progress=not args.json,
+            runs=args.runs,
+            data=data,
+        )
+        out = Path(args.out) if args.out else Path(args.runs) / report.model / "map.png"
+        each = argparse.Namespace(**{**vars(args), "out": snapshot_figure(out, run)})
+        show_report(each, report, each.out)
+    return 0

@@ -18,7 +18,13 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.analysis._probe_budget import IMAGES, L2, STEPS
-    from archlab.commands._options import data_dir_option, models_argument, out_option, runs_option
+    from archlab.commands._options import (
+        data_dir_option,
+        models_argument,
+        out_option,
+        runs_option,
+        snapshot_option,
+    )
 
     models_argument(p)
     p.add_argument(
@@ -36,20 +42,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     runs_option(p)
     out_option(p, "<runs>/probes.png")
     data_dir_option(p)
+    snapshot_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from archlab.analysis.probes import check_probe_options, probes
-    from archlab.commands._options import check_figure_path, show_report
+    from archlab.commands._options import at_snapshots, check_figure_path, show_report
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
 
     check_figure_path(args.out)
     check_probe_options(args.images, args.test_images, args.steps, args.l2)
+    models = expand_run_names(args.models)
     report = probes(
-        expand_run_names(args.models),
+        at_snapshots(models, args) if args.snapshot is not None else models,
         images=args.images,
         test_images=args.test_images,
         steps=args.steps,

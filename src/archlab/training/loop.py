@@ -151,6 +151,18 @@ class Trainer:
         self.evaluated_at: int | None = None  # the iteration test_accuracy was measured at
         self.pending: list[torch.Tensor] = []  # losses on the device, not yet read
         self.graphed = None  # the step as a CUDA graph, while run() runs on CUDA
+        # snapshots (--snapshots N): an earlier run's are moved aside before this fresh
+        # run writes anything; a resume or a warm restart continues the run's own
+        self.fresh = payload is None
+        self.snapshots_moved = False  # an earlier run's were moved aside (snapshots.prev)
+        self._aside_done = False
+        self.keeper = None
+        if config.snapshots:
+            from archlab.training.snapshots import SnapshotKeeper, accuracy_subset
+
+            at = None if payload is None else int(payload.get("iteration", 0))
+            self.keeper = SnapshotKeeper(self.ref.folder, config.snapshots, self.total, at)
+            self.snap_test = accuracy_subset(self.test_images, self.test_labels)
         if payload is not None:
             self._restore(payload, plan.warm_restart)
 
@@ -299,6 +311,28 @@ class Trainer:
                 self.bar.set_postfix(loss=f"{s / c:.4f}", refresh=False)
         if self.bar is not None:
             self.bar.update()
+        if self.keeper is not None and it in self.keeper.due:
+            self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
+        """Keep the model as it is now, with its accuracy on the snapshots' test images
+        (counted in the evaluation time); the step after it trains as if none was taken:
+        eval mode draws no random numbers and moves no batch-norm statistics."""
+        started = time.perf_counter()
+        self._snapshots_aside()
+        it = self.progress.iteration
+        accuracy, _ = evaluate(self.net, *self.snap_test, self.normalize)
+        self.net.train()
+        self.keeper.take(self.net, it, it / self.per_epoch, accuracy)
+        self.progress.eval_seconds += time.perf_counter() - started
+
+    def _snapshots_aside(self) -> None:
+        """A fresh run's first write: an earlier run's snapshots go to snapshots.prev."""
+        if self.fresh and not self._aside_done:
+            from archlab.training.snapshots import keep_previous_snapshots
+
+            self.snapshots_moved = keep_previous_snapshots(self.ref.folder)
+        self._aside_done = True
 
     def _read_losses(self) -> None:
         """Add the losses of the steps since the last read to the accumulators, in order
@@ -385,6 +419,7 @@ class Trainer:
     def save(self, payload: dict, figures: bool = False) -> list[Path]:
         """Write ``payload`` (a :meth:`snapshot`) as the run's checkpoint, the history
         beside it (and the curves); the folder's earlier run is kept aside first."""
+        self._snapshots_aside()
         files = write_run_files(
             self.ref.folder, payload, keep_previous=not self.backed_up, figures=figures
         )

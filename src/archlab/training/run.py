@@ -54,6 +54,9 @@ class Run(Report):
     device: str = "cpu"  # where it was trained
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (its checkpoint is saved)
     files: list[Path] = field(default_factory=list)  # written by the training that made it
+    # the iteration of the snapshot this is (archlab.snapshots: named run@iteration, its
+    # folder the run's), or None for the run itself
+    snapshot: int | None = None
 
     @property
     def label(self) -> str:

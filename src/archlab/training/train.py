@@ -304,6 +304,10 @@ def _refuse_failed_run(trainer: Trainer, payload: dict, failure: str, figures: b
 
     ref = trainer.ref
     kept = keep_failed_run(ref.folder, payload, trainer.backed_up, figures)
+    if trainer.keeper is not None or trainer.snapshots_moved:
+        from archlab.training.snapshots import keep_failed_snapshots
+
+        keep_failed_snapshots(ref.folder, trainer.snapshots_moved)
     current = (
         f"{ref.checkpoint} is still the previous run"
         if ref.checkpoint.is_file()
