@@ -170,3 +170,24 @@ def test_the_commands_show_a_snapshot(real_data, tmp_path, capsys):
     assert not (tmp_path / "cnn@1").exists() and not (tmp_path / "cnn@55").exists()
     assert main(["confusion", "cnn", "--snapshot", "2", *common]) == 2
     assert "--snapshot 2: cnn kept snapshots at iterations 1, 55" in capsys.readouterr().err
+
+
+def test_a_run_that_learned_nothing_keeps_its_snapshots_aside_and_the_good_runs_in_place(
+    tiny, tmp_path
+):
+    from dataclasses import replace
+
+    good = _run(tiny, tmp_path, snapshots=3)
+    before = (good.folder / "snapshots" / "index.json").read_text()
+    g = torch.Generator().manual_seed(1)
+    noise = replace(  # random labels: nothing to learn
+        tiny,
+        train_labels=torch.randint(0, 10, tiny.train_labels.shape, generator=g),
+        test_labels=torch.randint(0, 10, tiny.test_labels.shape, generator=g),
+    )
+    with pytest.raises(ArchlabError, match="learned nothing"):
+        train("dnn", data=noise, runs=tmp_path, epochs=2, batch_size=6, lr=1000.0,
+              snapshots=4, **QUIET)  # fmt: skip
+    assert (good.folder / "snapshots" / "index.json").read_text() == before
+    assert (good.folder / "snapshots.failed" / "index.json").is_file()
+    assert [s.iteration for s in archlab.snapshots("dnn", runs=tmp_path)] == [1, 5, 24]

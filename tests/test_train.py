@@ -503,6 +503,10 @@ def test_a_held_out_class_is_never_trained_on_nor_tested_and_is_said(tiny, tmp_p
     assert run.test_accuracy == pytest.approx(expected, abs=1e-6)
     assert any("class 6 (Shirt) held out" in line for line in lines)
     assert "(9 classes, Shirt held out)" in str(run)
+    from archlab.training.table import TrainSummary
+
+    row = TrainSummary([run])._rows()[0]  # nine classes: no lecture number beside it
+    assert row[-2].endswith("% (9 classes, Shirt held out)") and row[-1] == "-"
     assert archlab.load_run("dnn-no-Shirt", runs=tmp_path).config.held_out == 6
     # ood takes the class from the run: its Shirts become the held-out set
     report = archlab.ood([run], sets=["flip"], resamples=0, data=tiny)

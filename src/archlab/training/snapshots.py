@@ -16,9 +16,10 @@ Files, in the run folder (a contract: the explorer's timeline reads them)::
 
 ordered by iteration, each file written atomically before the index names it. The test
 accuracy is measured when the snapshot is taken, in eval mode, on every 5th test image
-(2,000 of the 10,000; 1,800 with a class held out): the full test set costs as much as
-about 33 training steps of the CNN each time, about 10 % of a 3,000-step run for 10
-snapshots, the fifth of it 2 % (``benchmarks/snapshot_cost.py`` measures the whole).
+(2,000 of the 10,000; 1,800 with a class held out). Measured for the CNN (one thread,
+min of 3, a ratio within one process): the full test set costs as much as 32 training
+steps of batch 100 each time, so 10 snapshots would add about 10 % to a 3,000-step run;
+the 2,000 cost 6 steps each, about 2 %. ``benchmarks/snapshot_cost.py`` measures the whole.
 
 A fresh run moves an earlier run's ``snapshots/`` aside as ``snapshots.prev/``; a resume
 keeps the snapshots up to its checkpoint's iteration (a later one, written after the

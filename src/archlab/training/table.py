@@ -34,6 +34,8 @@ class TrainSummary(Tabular):
         for r in self.results:
             card = r.card
             lecture = card.lecture_accuracy if card is not None else None
+            if r.accuracy_over:  # nine classes: not the lecture's question
+                lecture = None
             acc = "-" if r.test_accuracy is None else f"{100 * r.test_accuracy:.2f}%"
             if r.test_accuracy is not None:
                 acc += r.accuracy_over  # a held-out class: over the nine others

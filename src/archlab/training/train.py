@@ -263,6 +263,8 @@ def _train_plan(plan: TrainPlan | Finished, data, settings: TrainSettings, log) 
         if failure is not None:
             _refuse_failed_run(trainer, payload, failure, settings.figures)
         files = trainer.save(payload, figures=settings.figures)
+        if trainer.keeper is not None and trainer.keeper.entries:
+            files = [*files, trainer.keeper.dir / "index.json"]  # and the files it names
         return Run.from_checkpoint(
             plan.ref.folder,
             payload,
