@@ -163,6 +163,10 @@ def test_the_commands_show_a_snapshot(real_data, tmp_path, capsys):
     assert (figures / "confusion@55.png").is_file()
     assert main(["map", "cnn", "--snapshot", "1", "--images", "300", *common]) == 0
     assert (tmp_path / "cnn" / "map@1.png").is_file()
+    capsys.readouterr()
+    assert main(["map", "cnn", "--snapshot", "all", "--images", "300", "--json", *common]) == 0
+    maps = json.loads(capsys.readouterr().out)
+    assert [m["model"] for m in maps] == ["cnn@1", "cnn@55"]
     args = ["--images", "200", "--test-images", "200", "--steps", "3"]
     assert main(["probes", "cnn", "--snapshot", "all", *args, *common]) == 0
     out = capsys.readouterr().out

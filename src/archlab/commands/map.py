@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from archlab.commands._options import (
         at_snapshots,
         check_figure_path,
+        echo,
         show_report,
         snapshot_figure,
     )
@@ -62,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     check_map_options(args.method, args.images)
     shown = at_snapshots([args.run], args)
     data = load_fashion_mnist(args.data_dir)
-    for run in shown:
-        report = embedding(
+    reports = [
+        embedding(
             run,
             args.layer,
             method=args.method,
@@ -73,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
             runs=args.runs,
             data=data,
         )
+        for run in shown
+    ]
+    if args.json and len(reports) > 1:  # --snapshot all: one JSON list, a map per snapshot
+        echo("[\n" + ",\n".join(r.to_json() for r in reports) + "\n]")
+        return 0
+    for run, report in zip(shown, reports, strict=True):
         out = Path(args.out) if args.out else Path(args.runs) / report.model / "map.png"
         each = argparse.Namespace(**{**vars(args), "out": snapshot_figure(out, run)})
         show_report(each, report, each.out)
