@@ -32,7 +32,9 @@ or a factory 'package.module:function(num_classes=10)', or a run folder's name (
 checkpoint says which model it trained). Each model is first traced on one
 1×28×28 image: one that does not fit, or does not output 10 scores, is refused (exit 1).
 Each run lands in <out>/<run name>/ (checkpoint.pt, history.json, curves.png), the name
-derived from the spec and its --set what-ifs (cnn+layer2.0.padding=1) or given by --name.
+derived from the spec and its --set what-ifs (cnn+layer2.0.padding=1) or given by --name;
+--hold-out 6 adds -no-Shirt. --snapshots N also keeps N states of the model at log-spaced
+iterations in <out>/<run name>/snapshots/ (it-000123.pt and index.json).
 
 recipes:
 {recipes}
