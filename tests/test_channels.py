@@ -297,3 +297,80 @@ def test_relevance_is_the_same_behind_an_in_place_activation():
     x = _images(6).unsqueeze(1).float() / 255
     plain = CH.relevance(build(False), x, ["0"])["0"]
     torch.testing.assert_close(CH.relevance(build(True), x, ["0"])["0"], plain)
+
+
+def test_a_first_layer_channel_reaches_its_box_corner_optimum():
+    """A conv channel is affine in the pixels: the direct optimum is black where the
+    channel's weight on a pixel is negative, white where positive. With a mostly negative
+    kernel (as most of the lecture CNN's layer1.0 channels that failed), that is a nearly
+    black image; the regularised synthesis must reach it within 1 %."""
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(
+            torch.tensor([[[[-0.3, 0.2, -0.1], [0.1, -0.4, 0.2], [-0.2, 0.1, -0.1]]]])
+        )
+        conv.bias.fill_(0.05)
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(784, 2)).eval()
+    mean, std = 0.2860, 0.3530
+    # the test's own optimum: d(mean activation)/d(pixel) by a transposed convolution
+    w = conv.weight.detach().double()
+    slope = (
+        torch.nn.functional.conv_transpose2d(
+            torch.full((1, 1, 28, 28), 1 / 784, dtype=torch.float64), w, padding=1
+        )
+        / std
+    )
+    best = (slope > 0).double()
+    optimum = float(
+        torch.nn.functional.conv2d((best - mean) / std, w, padding=1).mean()
+        + conv.bias.detach().double()
+    )
+    image, value = CH.synthesise(model, "0", [0], normalize=(mean, std))
+    assert float(value[0]) >= optimum - 0.01 * abs(optimum)
+    assert float(value[0]) <= optimum + 1e-5  # nothing beats the box corner
+    assert float((image[0].double() - best[0, 0]).abs().mean()) < 0.02
+
+
+def _spread(images: torch.Tensor) -> float:
+    """The test's own measure: mean 1 − cosine of every pair of one channel's images
+    (each centred), over the channels; ``images`` ``(K, copies, 28, 28)``."""
+    total, pairs = 0.0, 0
+    for group in images.double():
+        flat = group.flatten(1)
+        flat = flat - flat.mean(1, keepdim=True)
+        for i in range(len(flat)):
+            for j in range(i + 1, len(flat)):
+                cos = float(flat[i] @ flat[j] / (flat[i].norm() * flat[j].norm() + 1e-12))
+                total, pairs = total + 1 - cos, pairs + 1
+    return total / pairs
+
+
+def test_the_diversity_term_makes_one_channels_images_differ_more():
+    model = _small_cnn()
+    kwargs = dict(steps=96, seed=3)
+    alike, _ = CH.synthesise_diverse(model, "3", [0, 2, 5], 3, weight=0.0, **kwargs)
+    apart, values = CH.synthesise_diverse(model, "3", [0, 2, 5], 3, **kwargs)
+    assert apart.shape == (3, 3, 28, 28) and values.shape == (3, 3)
+    assert _spread(apart) > _spread(alike) + 0.05
+    # the penalty as lucid defines it, computed here: Gram cosines of every ordered pair / K
+    out = torch.randn(3, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    grams = [(o.flatten(1) @ o.flatten(1).T).flatten() for o in out]
+    direct = sum(
+        float(grams[i] @ grams[j] / (grams[i].norm() * grams[j].norm()))
+        for i in range(3)
+        for j in range(3)
+        if i != j
+    )
+    assert float(CH.diversity_penalty(out)) == pytest.approx(direct / 3, rel=1e-5)
+
+
+def test_the_report_carries_diverse_optima_when_asked():
+    report = CH.channels_of_model(
+        _small_cnn(), _images(12), "3", top=2, steps=8, erf_images=0, relevant=False, diverse=2
+    )
+    for ch in report.layers[0].channels:
+        assert ch.diverse.shape == (2, 28, 28) and len(ch.diverse_values) == 2
+    assert "diverse optima: 2 per channel" in str(report)
+    assert len(report.to_dict()["layers"][0]["channels"][0]["diverse_values"]) == 2
+    with pytest.raises(ArchlabError, match="diverse=1"):
+        CH.check_channels_options(diverse=1)

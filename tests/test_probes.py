@@ -186,3 +186,51 @@ def test_probes_and_the_map_work_on_models_beyond_the_registry(build):
     assert all(0 <= a <= 1 for a in result.test_accuracy)
     report = embed_model(build().eval(), data, images=60)
     assert report.points.shape == (len(report.labels), 2)
+
+
+def _bn_net() -> nn.Module:
+    torch.manual_seed(1)
+    conv, bn = nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3)
+    with torch.no_grad():  # eval-mode statistics and a negative scale: a per-feature affine map
+        bn.running_mean.copy_(torch.tensor([0.3, -0.2, 0.1]))
+        bn.running_var.copy_(torch.tensor([2.0, 0.5, 1.5]))
+        bn.weight.copy_(torch.tensor([1.5, -0.7, 0.2]))
+        bn.bias.copy_(torch.tensor([0.1, 0.0, -0.3]))
+    return nn.Sequential(
+        conv, bn, nn.ReLU(), nn.Flatten(), nn.Dropout(0.5), nn.Linear(3 * 26 * 26, 2)
+    ).eval()
+
+
+def test_a_row_that_is_an_affine_map_of_the_row_before_is_not_refitted(monkeypatch):
+    data = _xor_set()
+    fits = []
+    real_fit = P.fit_probe
+    monkeypatch.setattr(P, "fit_probe", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    result = P.probe_model(_bn_net(), data, images=200, test_images=200, steps=300)
+    assert result.points == [
+        "pixels",
+        "0 Conv2d",
+        "1 BatchNorm2d",
+        "2 ReLU",
+        "3 Flatten",
+        "4 Dropout",
+        "5 Linear",
+    ]
+    # pixels, conv, relu, linear fitted; the batch norm (eval), flatten and dropout reused
+    assert len(fits) == 4
+    assert "same probe" in result.shapes[2] and "same probe" not in result.shapes[3]
+    # the reference: the batch norm's own features (a forward hook here), fitted directly
+    from archlab.analysis.faithfulness import stratified_indices
+
+    train_at = stratified_indices(data.train_labels, 200, 0)
+    test_at = stratified_indices(data.test_labels, 200, 0)
+    got = []
+    model = _bn_net()
+    model[1].register_forward_hook(lambda _m, _a, out: got.append(out.detach().flatten(1)))
+    with torch.no_grad():
+        model(data.train_images[train_at].unsqueeze(1).float() / 255)
+        model(data.test_images[test_at].unsqueeze(1).float() / 255)
+    probe = real_fit(got[0], data.train_labels[train_at].long(), steps=300)
+    direct = P.probe_accuracy(probe, got[1], data.test_labels[test_at].long())
+    assert result.test_accuracy[2] == pytest.approx(direct, abs=0.006)  # one image of 200
+    assert result.test_accuracy[2] == result.test_accuracy[1]

@@ -19,9 +19,10 @@ output map for that channel (for a ``Conv2d``: before its batch norm and ReLU).
   optimised together as one batch (Adam, lr :data:`LR`), the forward pass stopped at the
   layer. ``regularize=False`` optimises the pixels directly (sigmoid, no jitter, no
   Fourier scaling): the high-frequency pattern that shows why the regularisation is
-  there. On the first convolution the best image is close to a box corner (every pixel
-  black or white); the sigmoid only approaches 0 and 1, so there the synthesised image
-  can fall short of a test image with a black background.
+  there. On the first convolution the best image is a box corner (every pixel black or
+  white, mostly one uniform shade): the mean brightness gets :data:`MEAN_GAIN` times the
+  lowest frequency's scale so that the optimiser reaches it before the higher
+  frequencies ring (see :data:`MEAN_GAIN`).
 - **effective receptive field** (Luo et al., NeurIPS 2016): the mean absolute gradient of
   the channel's centre unit with respect to the input pixels, over ``erf_images`` test
   images; its width is the shortest run of rows (columns) holding :data:`MASS` of the
@@ -61,6 +62,17 @@ MASS = 0.95  # share of the gradient mass the effective field's width holds
 LR = 0.3
 GAIN = 4.0  # the sigmoid's slope on the Fourier image
 TAIL = 0.5  # the share of the steps without jitter, at the end
+# The mean brightness's scale in the Fourier parametrisation, against 1 for the lowest
+# frequencies (1/f clamped at the lowest, as lucid does). Adam moves every coefficient by
+# about LR a step whatever its gradient, so at 1 the many higher frequencies outrun the
+# mean: a first-layer channel, nearly linear in the pixels, wants a uniform black (or
+# white) image, and got one with a ringing border whose pixels saturated white, where the
+# sigmoid's gradient vanishes and never brought them back (cnn layer1.0: 19 of 32 channels
+# beat the best test image, at 128 or 512 steps alike). Measured on cnn and resnet
+# (the synthesised ≥ best test image count): 1: layer1.0 19/32, stem.0 18/32; 5 and 10:
+# 32/32 and 32/32; 30: cnn layer2.0 fell from 63/64 to 57/64 (the mean saturates first).
+MEAN_GAIN = 10.0
+DIVERSITY = 1.0  # the diversity term's weight (synthesise_diverse), next to the activation
 
 
 @dataclass
@@ -87,6 +99,8 @@ class Channel:
     erf_width: tuple[int, int] | None = None
     relevant: list[int] = field(default_factory=list)
     relevant_values: list[float] = field(default_factory=list)
+    diverse: torch.Tensor | None = None  # (copies, 28, 28): diverse optima, when asked
+    diverse_values: list[float] = field(default_factory=list)
 
     @property
     def best_value(self) -> float:
@@ -195,6 +209,15 @@ class Channels(Report):
                 f"({REGULARISED if self.regularize else PLAIN}, "
                 f"{plural(self.steps, 'step')})"
             )
+        many = [c for lay in self.layers for c in lay.channels if c.diverse is not None]
+        if many:
+            copies = len(many[0].diverse)
+            parts.append(
+                f"diverse optima: {copies} per channel (diversity term weight {DIVERSITY:g}: "
+                f"cosine of their Gram matrices); their least activation reaches the single "
+                f"image's in {sum(min(c.diverse_values) >= c.synthesised_value for c in many)}"
+                f" of {plural(len(many), 'channel')}"
+            )
         return parts
 
     def plot(self, ax=None):
@@ -214,6 +237,7 @@ def check_channels_options(
     images: int = 10_000,
     erf_images: int = ERF_IMAGES,
     seed: int = 0,
+    diverse: int = 0,
 ) -> None:
     """Refuse bad options before any work, one :class:`~archlab.ArchlabError` naming the
     argument."""
@@ -235,6 +259,12 @@ def check_channels_options(
     check_int("steps", steps, 0, 100_000)
     check_int("images", images, EXAMPLES, 10_000)
     check_int("erf_images", erf_images, 0, 10_000)
+    check_int("diverse", diverse, 0, 64)
+    if diverse == 1:
+        raise ArchlabError(
+            "diverse=1: diverse optima need at least 2 images per channel (0: none)",
+            cli_message="--diverse 1: give at least 2 images per channel",
+        )
     check_seed(seed)
 
 
@@ -389,11 +419,14 @@ def _run_to(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def _fourier_scale(size: int = 28) -> torch.Tensor:
-    """1/f for each frequency of an ``rfft2`` of a ``size``×``size`` image."""
+    """1/f for each frequency of an ``rfft2`` of a ``size``×``size`` image, the mean (DC)
+    :data:`MEAN_GAIN` times the lowest frequency's scale."""
     fy = torch.fft.fftfreq(size)[:, None]
     fx = torch.fft.rfftfreq(size)[None, :]
     freq = torch.sqrt(fx * fx + fy * fy)
-    return 1.0 / (size * torch.clamp(freq, min=1.0 / size))  # the mean pixel: scale 1
+    scale = 1.0 / (size * torch.clamp(freq, min=1.0 / size))  # the lowest frequencies: 1
+    scale[0, 0] = MEAN_GAIN
+    return scale
 
 
 def synthesise(
@@ -418,12 +451,99 @@ def synthesise(
         regularize: Fourier 1/f parametrisation and jitter (see the module). Default: True.
         seed: the random start and jitter. Default: 0.
     """
+    images, values = _optimise(
+        model,
+        layer,
+        channels,
+        1,
+        0.0,
+        normalize=normalize,
+        steps=steps,
+        regularize=regularize,
+        seed=seed,
+    )
+    return images[:, 0], values[:, 0]
+
+
+def synthesise_diverse(
+    model: nn.Module,
+    layer: str,
+    channels: Sequence[int],
+    copies: int = 4,
+    *,
+    weight: float = DIVERSITY,
+    normalize: tuple[float, float] | None = None,
+    steps: int = STEPS,
+    regularize: bool = True,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` images per channel ``(K, copies, 28, 28)`` that each excite the channel
+    and differ from one another (Olah et al. 2017, lucid's ``diversity`` objective), and
+    their activations ``(K, copies)``.
+
+    The loss adds ``weight`` times :func:`diversity_penalty` of each channel's images (at
+    the same layer) to minus their summed activation: the images are pushed towards
+    different textures (their Gram matrices apart), at some cost in activation.
+
+    Args:
+        model: the model (put in eval mode for the duration).
+        layer: the layer's name.
+        channels: which channels.
+        copies: images per channel (at least 2 for the term to act). Default: 4.
+        weight: the penalty's weight; 0 gives ``copies`` independent starts. Default:
+            :data:`DIVERSITY`.
+        normalize, steps, regularize, seed: as :func:`synthesise`.
+    """
+    return _optimise(
+        model,
+        layer,
+        channels,
+        copies,
+        weight,
+        normalize=normalize,
+        steps=steps,
+        regularize=regularize,
+        seed=seed,
+    )
+
+
+def diversity_penalty(outputs: torch.Tensor) -> torch.Tensor:
+    """Lucid's diversity: of ``copies`` layer outputs ``(copies, C, H, W)``, each one's Gram
+    matrix (``C×C``, over the positions) as a unit vector; the sum of the cosine
+    similarities of every ordered pair ``i ≠ j``, over ``copies``.
+
+    Example:
+
+        >>> a = torch.zeros(2, 2, 1, 1); a[0, 0] = 1; a[1, 1] = 1  # orthogonal Grams
+        >>> float(diversity_penalty(a)), float(diversity_penalty(torch.ones(2, 2, 1, 1)))
+        (0.0, 1.0)
+    """
+    flat = outputs.flatten(2)  # (copies, C, H·W)
+    grams = torch.nn.functional.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
+    cos = grams @ grams.T
+    return (cos.sum() - cos.diagonal().sum()) / len(outputs)
+
+
+def _optimise(
+    model: nn.Module,
+    layer: str,
+    channels: Sequence[int],
+    copies: int,
+    weight: float,
+    *,
+    normalize: tuple[float, float] | None,
+    steps: int,
+    regularize: bool,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` images per channel ``(K, copies, 28, 28)`` and their activations
+    ``(K, copies)``, all optimised as one batch; ``weight`` > 0 adds the diversity term."""
     from archlab._modes import in_mode
 
-    k = len(channels)
+    k = len(channels) * copies
     device = next(model.parameters(), torch.zeros(())).device
     gen = torch.Generator().manual_seed(seed)
-    idx = torch.tensor(list(channels), device=device)
+    idx = torch.tensor(list(channels), device=device).repeat_interleave(copies)
     size = IMAGE_SHAPE[-1]
     # a canvas JITTER pixels wider on each side, of which each step sees a shifted 28×28
     # window (the centre one at the end): a translation that never wraps around
@@ -460,7 +580,11 @@ def synthesise(
                 dy, dx = torch.randint(-pad, pad + 1, (2,), generator=gen).tolist()
                 if step >= steps - int(steps * TAIL):  # the end settles the centre window
                     dy = dx = 0
-                loss = -value(_run_to(model, layer, to_model(pixels(dy, dx)))).sum()
+                out = _run_to(model, layer, to_model(pixels(dy, dx)))
+                loss = -value(out).sum()
+                if weight and copies > 1:
+                    for group in out.split(copies):
+                        loss = loss + weight * diversity_penalty(group)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -470,7 +594,11 @@ def synthesise(
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-    return image[:, 0].detach().cpu(), final.detach().cpu()
+    n = len(channels)
+    return (
+        image[:, 0].detach().cpu().reshape(n, copies, size, size),
+        final.detach().cpu().reshape(n, copies),
+    )
 
 
 # --- effective receptive field --------------------------------------------------------
@@ -583,6 +711,7 @@ def channels_of_model(
     erf_images: int = ERF_IMAGES,
     relevant: bool = True,
     seed: int = 0,
+    diverse: int = 0,
     model_name: str | None = None,
     progress: bool = False,
 ) -> Channels:
@@ -593,7 +722,7 @@ def channels_of_model(
         images: uint8 pixels ``(N, 28, 28)``.
         layer: see :func:`channels`.
         normalize: the run's (mean, std). Default: none.
-        channels, top, steps, regularize, erf_images, seed: see :func:`channels`.
+        channels, top, steps, regularize, erf_images, seed, diverse: see :func:`channels`.
         relevant: compute the relevance top images. Default: True.
         model_name: the name in titles. Default: the model's class.
         progress: show a tqdm bar. Default: False.
@@ -608,6 +737,7 @@ def channels_of_model(
         images=len(images),
         erf_images=erf_images,
         seed=seed,
+        diverse=diverse,
     )
     chosen = map_layers(model, layer)
     report = trace_shapes(model, IMAGE_SHAPE)
@@ -649,6 +779,18 @@ def channels_of_model(
                 regularize=regularize,
                 seed=seed,
             )
+        many, many_values = (None, None)
+        if steps and diverse:
+            many, many_values = synthesise_diverse(
+                model,
+                name,
+                picked,
+                diverse,
+                normalize=normalize,
+                steps=steps,
+                regularize=regularize,
+                seed=seed,
+            )
         erf = effective_field(model, name, picked, x[:erf_images]) if erf_images else None
         shown = []
         for j, c in enumerate(picked):
@@ -680,6 +822,8 @@ def channels_of_model(
                     erf_width=None if erf is None else mass_width(erf[j]),
                     relevant=top_idx_rel,
                     relevant_values=rel_values,
+                    diverse=None if many is None else many[j],
+                    diverse_values=[] if many_values is None else many_values[j].tolist(),
                 )
             )
         layer_erf = None if erf is None else erf.mean(0)
@@ -719,6 +863,7 @@ def channels(
     erf_images: int = ERF_IMAGES,
     relevant: bool = True,
     seed: int = 0,
+    diverse: int = 0,
     progress: bool = False,
     runs: str | os.PathLike = "runs",
     data=None,
@@ -740,6 +885,8 @@ def channels(
         relevant: find each channel's most relevant test images (one forward and backward
             pass over ``images``). Default: True.
         seed: the synthesis's random start and jitter. Default: 0.
+        diverse: also synthesise this many diverse images per channel (2 to 64, with
+            :func:`synthesise_diverse`'s diversity term); 0: none. Default: 0.
         progress: show progress bars. Default: False.
         runs: the runs folder, when ``model`` is a name. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
@@ -755,7 +902,13 @@ def channels(
     from archlab.analysis.features import _model_of
 
     check_channels_options(
-        channels=channels, top=top, steps=steps, images=images, erf_images=erf_images, seed=seed
+        channels=channels,
+        top=top,
+        steps=steps,
+        images=images,
+        erf_images=erf_images,
+        seed=seed,
+        diverse=diverse,
     )
     net, name, normalize = _model_of(model, runs)
     if data is None:
@@ -774,6 +927,7 @@ def channels(
         erf_images=erf_images,
         relevant=relevant,
         seed=seed,
+        diverse=diverse,
         model_name=name,
         progress=progress,
     )

@@ -169,6 +169,46 @@ def fit_probe(
     return weight.detach(), bias.detach(), mean, std
 
 
+def same_probe(
+    before: tuple[torch.Tensor, torch.Tensor],
+    after: tuple[torch.Tensor, torch.Tensor],
+    tol: float = 1e-3,
+) -> bool:
+    """Whether a row's ``(train, test)`` features ``after`` are, feature by feature, an
+    affine map ``a·x + b`` (``a ≠ 0``) of the row ``before``'s (an eval-mode batch norm
+    or dropout, an identity): then their standardised features differ only by each
+    feature's sign, and a probe (L2 and cross-entropy, from zero) gives the same
+    accuracies; L-BFGS's steps are mirrored exactly.
+
+    Both are standardised by their training features' mean and standard deviation, the
+    sign of each taken from its correlation; equal within ``tol`` (in standard
+    deviations) on the training and the test features.
+
+    Example:
+
+        >>> x = torch.randn(50, 3), torch.randn(20, 3)
+        >>> scale = torch.tensor([2.0, -0.5, 1.0])
+        >>> same_probe(x, (x[0] * scale + 1, x[1] * scale + 1))
+        True
+        >>> same_probe(x, (x[0].relu(), x[1].relu()))
+        False
+    """
+    (train_a, test_a), (train_b, test_b) = before, after
+    if train_a.shape != train_b.shape or test_a.shape != test_b.shape:
+        return False
+    za, zb = _standardised(train_a, test_a), _standardised(train_b, test_b)
+    sign = torch.where((za[0] * zb[0]).sum(0) < 0, -1.0, 1.0)
+    return all(
+        not len(b) or float((b - a * sign).abs().max()) <= tol for a, b in zip(za, zb, strict=True)
+    )
+
+
+def _standardised(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, std = train.float().mean(0), train.float().std(0, unbiased=False)
+    std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
+    return (train.float() - mean) / std, (test.float() - mean) / std
+
+
 def probe_accuracy(probe, features: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of ``features`` ``(N, F)`` a :func:`fit_probe` answer classifies right."""
     weight, bias, mean, std = probe
@@ -353,13 +393,23 @@ def probe_model(
         candidates.append((row_label(row), i, tr, te, seen))
     bar = _bar(progress, len(candidates), f"{name}: probes")
     try:
+        before = None
         for label, row, tr, te, seen in candidates:
-            probe = fit_probe(tr, train_y, l2=l2, steps=steps)
+            if before is not None and same_probe(before, (tr, te)):
+                # an affine map of each feature of the row before: the same probe, not refitted
+                train_accuracy = result.train_accuracy[-1]
+                test_accuracy = result.test_accuracy[-1]
+                seen += " (per-feature affine of the row before: same probe)"
+            else:
+                probe = fit_probe(tr, train_y, l2=l2, steps=steps)
+                train_accuracy = probe_accuracy(probe, tr, train_y)
+                test_accuracy = probe_accuracy(probe, te, test_y)
+            before = (tr, te)
             result.points.append(label)
             result.rows.append(row)
             result.shapes.append(seen)
-            result.train_accuracy.append(probe_accuracy(probe, tr, train_y))
-            result.test_accuracy.append(probe_accuracy(probe, te, test_y))
+            result.train_accuracy.append(train_accuracy)
+            result.test_accuracy.append(test_accuracy)
             if bar is not None:
                 bar.update(1)
     finally:

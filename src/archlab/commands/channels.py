@@ -62,6 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="the synthesis's start and jitter (default: 0)"
     )
     p.add_argument(
+        "--diverse",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also K diverse optima per channel (a diversity penalty on their Gram "
+        "matrices, as in Olah et al. 2017; default: 0, none)",
+    )
+    p.add_argument(
         "--no-relevance",
         action="store_true",
         help="skip the most relevant images (a forward and backward pass over the test set)",
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         images=args.images,
         erf_images=args.erf_images,
         seed=args.seed,
+        diverse=args.diverse,
     )
     run = on_device(load_run(args.model, runs=args.runs), args.device)
     report = channels(
@@ -102,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         erf_images=args.erf_images,
         relevant=not args.no_relevance,
         seed=args.seed,
+        diverse=args.diverse,
         progress=not args.json,
         data=load_fashion_mnist(args.data_dir),
     )
