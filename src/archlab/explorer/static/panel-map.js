@@ -71,19 +71,21 @@
     }
   }
 
-  function nearest(x, y) {
+  // the point nearest (x, y) within 8 pixels; one of the explorer's images first, so that
+  // a click in a crowd picks an image that can flow through
+  function nearest(x, y, flows = () => false) {
     let best = null;
-    let d = 64;  // within 8 pixels
+    let d = [false, -64];
     for (const p of shown) {
-      const e = (p[4] - x) ** 2 + (p[5] - y) ** 2;
-      if (e < d) { d = e; best = p; }
+      const e = [flows(p[0]), -((p[4] - x) ** 2 + (p[5] - y) ** 2)];
+      if (e[1] > -64 && (e[0] > d[0] || (e[0] === d[0] && e[1] > d[1]))) { d = e; best = p; }
     }
     return best;
   }
 
-  function at(event) {
+  function at(event, flows) {
     const r = canvas.getBoundingClientRect();
-    return nearest(((event.clientX - r.left) * SIZE) / r.width, ((event.clientY - r.top) * SIZE) / r.height);
+    return nearest(((event.clientX - r.left) * SIZE) / r.width, ((event.clientY - r.top) * SIZE) / r.height, flows);
   }
 
   ARCHLAB.panel((view) => {
@@ -101,11 +103,21 @@
         hover(view);
       };
       canvas.onmouseleave = () => { local.hover = null; hover(view); };
+      // where test image `test` is drawn, in the window's pixels (null: not on the map);
+      // for a script that points at an image (the browser test)
+      canvas.locate = (test) => {
+        const p = shown.find((q) => view.index().tests.indices[q[0]] === test);
+        if (!p) return null;
+        const r = canvas.getBoundingClientRect();
+        return { x: r.left + (p[4] * r.width) / SIZE, y: r.top + (p[5] * r.height) / SIZE };
+      };
       canvas.onclick = (event) => {
-        const p = at(event);
+        const ix = view.index();
+        const position = (tile) => ix.images.findIndex((im) => im.index === ix.tests.indices[tile]);
+        const p = at(event, (tile) => position(tile) >= 0);
         if (!p) return;
         const tile = p[0];
-        const pos = view.index().images.findIndex((im) => im.index === view.index().tests.indices[tile]);
+        const pos = position(tile);
         if (pos >= 0) { local.picked = null; view.select({ image: pos }); } else { local.picked = tile; view.select({}); }
       };
     }
