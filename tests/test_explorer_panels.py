@@ -152,6 +152,22 @@ def test_the_maps_predictions_are_the_models_and_every_run_maps_the_same_images(
     ]
 
 
+def test_the_map_is_archlab_maps(explored):
+    from archlab.analysis.embedding import embed_model
+
+    data, runs, _, index, sites = explored
+    tests = index["tests"]["indices"]
+    for run, site in zip(runs, sites, strict=True):
+        want = embed_model(run.model, data, normalize=run.normalize, images=10_000)
+        assert [tests[p[0]] for p in site["map"]["points"]] == want.indices.tolist()
+        got = torch.tensor([p[1:3] for p in site["map"]["points"]], dtype=torch.float64)
+        scale = float(want.points.abs().max())
+        assert (got - want.points.double()).abs().max() <= 1e-3 * scale
+        assert site["map"]["knn"] == pytest.approx(want.knn_layer, abs=1e-4)
+        assert site["map"]["knn_pixels"] == pytest.approx(want.knn_pixels, abs=1e-4)
+        assert site["map"]["layer"] == want.layer
+
+
 def test_the_timeline_has_a_frame_per_snapshot_then_the_run(explored):
     data, (cnn, _), snaps, index, sites = explored
     frames = sites[0]["timeline"]

@@ -6,8 +6,10 @@ the map of the test images, the timeline over a run's snapshots, and confidence.
   synthesised image, its top test images, its effective receptive field
   (:mod:`archlab.analysis.channels`) and a quiz item (:mod:`archlab.analysis.quiz`);
   the quiz proxy is measured over every channel of every convolution.
-- **map**: :func:`archlab.analysis.embedding.embed_model` (PCA of the input of the last
-  linear layer) of ``map_images`` test images, stratified by class, the same for every run.
+- **map**: what ``archlab map`` draws (:func:`archlab.analysis.embedding.embed_model`: PCA
+  of the input of the last linear layer) of ``map_images`` test images, stratified by
+  class, the same for every run; the features are read by a forward pre-hook in plain
+  forward passes rather than the trace's record (the same numbers, several times faster).
 - **timeline**: each snapshot of a run (``archlab.snapshots(run)``, where the run folder has
   ``snapshots/index.json``): its first convolution's kernels and its map, each map
   rotated (orthogonal Procrustes) onto the final one so that the points move, not the axes.
@@ -105,6 +107,44 @@ class PanelsExport:
 # ----------------------------------------------------------------------------- channels
 
 
+BATCH = 500  # images per forward pass of the panels' own passes
+
+
+def conv_stats(
+    model: nn.Module, x: torch.Tensor, names: list[str]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each named layer's mean output per image and channel ``(N, C)`` and its count of
+    (image, position) units above 0 ``(C,)``, over the inputs ``x`` (normalised), by
+    forward hooks in plain forward passes of :data:`BATCH` images (the trace's record,
+    which ``archlab channels`` reads, keeps every row and costs several times more)."""
+    from archlab._modes import in_mode
+
+    modules = dict(model.named_modules())
+    found: dict[str, torch.Tensor] = {}
+    means: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    positive: dict[str, torch.Tensor] = {}
+    handles = [
+        modules[n].register_forward_hook(
+            lambda _m, _a, out, n=n: found.setdefault(n, out.detach().float())
+        )
+        for n in names
+    ]
+    try:
+        with in_mode(model), torch.no_grad():
+            for start in range(0, len(x), BATCH):
+                found.clear()
+                model(x[start : start + BATCH])
+                for n in names:
+                    flat = found[n].flatten(2)  # (n, C, H·W)
+                    means[n].append(flat.mean(2).cpu())
+                    count = (flat > 0).sum((0, 2)).cpu()
+                    positive[n] = positive.get(n, 0) + count
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {n: (torch.cat(means[n]), positive[n]) for n in names}
+
+
 def channel_panel(
     model: nn.Module,
     images: torch.Tensor,
@@ -132,7 +172,6 @@ def channel_panel(
     """
     from archlab.analysis.channels import (
         STEPS,
-        dataset_stats,
         effective_field,
         map_layers,
         mass_width,
@@ -152,21 +191,21 @@ def channel_panel(
         return [], None, 0
     rows = trace_shapes(model, IMAGE_SHAPE).layers
     x = to_input(images, normalize).to(model_device(model))
-    stats = dataset_stats(model, x, dict(chosen))
+    stats = conv_stats(model, x, [name for name, _ in chosen])
     layers, right, counted = [], 0.0, 0
     for name, i in chosen:
-        s = stats[name]
-        n_channels = s.mean.shape[1]
-        right += quiz_proxy(images, s.mean) * n_channels
+        mean, positive = stats[name]
+        n_channels = mean.shape[1]
+        right += quiz_proxy(images, mean) * n_channels
         counted += n_channels
         units = len(x) * int(torch.tensor(rows[i].output[1:]).prod())
-        fires = s.positive.float() / units
+        fires = positive.float() / units
         picked = sorted(range(n_channels), key=lambda c: (-float(fires[c]), c))[:cap]
         synth, value = synthesise(
             model, name, picked, normalize=normalize, steps=steps or STEPS, seed=seed
         )
         erf = effective_field(model, name, picked, x[:16])
-        items = quiz_items(s.mean[:, picked])
+        items = quiz_items(mean[:, picked])
         shown = []
         for j, c in enumerate(picked):
             top = items.references[j].tolist()
@@ -174,9 +213,9 @@ def channel_panel(
                 PanelChannel(
                     index=c,
                     fires=float(fires[c]),
-                    dead=bool(s.positive[c] == 0),
+                    dead=bool(positive[c] == 0),
                     top=[indices[k] for k in top],
-                    top_values=[float(s.mean[k, c]) for k in top],
+                    top_values=[float(mean[k, c]) for k in top],
                     strong=indices[int(items.strong[j])],
                     weak=indices[int(items.weak[j])],
                     synthesised=synth[j],
@@ -195,29 +234,78 @@ def channel_panel(
 # ----------------------------------------------------------------------------- the map
 
 
+def map_features(
+    model: nn.Module, images: torch.Tensor, normalize: tuple[float, float] | None
+) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """The input of the model's last ``nn.Linear`` (the map's default layer, as
+    :func:`archlab.analysis.embedding.default_layer` finds it), pooled as the probes pool
+    (:func:`~archlab.analysis.probes.pool_features`), and the predicted classes, for uint8
+    ``images`` ``(N, H, W)``: a forward pre-hook in plain forward passes.
+
+    Returns:
+        ``(what, features (N, F), predictions (N,))``.
+    """
+    from archlab._modes import in_mode
+    from archlab.analysis.embedding import default_layer
+    from archlab.analysis.probes import pool_features, trace_rows
+    from archlab.trace.record import row_module
+    from archlab.training.predict import model_device, to_input
+
+    rows = trace_rows(model, (1, *images.shape[1:]))
+    linear_row = rows[default_layer(rows, model) + 1]
+    linear = row_module(linear_row, dict(model.named_modules()), model)
+    found: dict[str, torch.Tensor] = {}
+    handle = linear.register_forward_pre_hook(
+        lambda _m, args: found.__setitem__("x", args[0].detach())
+    )
+    features, predictions = [], []
+    device = model_device(model)
+    try:
+        with in_mode(model), torch.no_grad():
+            for start in range(0, len(images), BATCH):
+                x = to_input(images[start : start + BATCH], normalize).to(device)
+                predictions.append(model(x).argmax(1).cpu())
+                features.append(pool_features(found["x"].float().cpu()))
+    finally:
+        handle.remove()
+    what = f"{linear_row.name} {linear_row.type} (its input)"
+    return what, torch.cat(features), torch.cat(predictions)
+
+
 def map_panel(
-    model: nn.Module, data, normalize: tuple[float, float] | None, images: int
+    model: nn.Module,
+    data,
+    normalize: tuple[float, float] | None,
+    images: int,
+    knn: bool = True,
 ) -> MapPoints | None:
-    """The model's map of ``images`` test images (stratified, seed 0); None for 0 images
-    or a model without a linear layer to read the features before."""
-    from archlab.analysis.embedding import embed_model
+    """The model's map of ``images`` test images (stratified, seed 0, as ``archlab map``
+    picks them; PCA); None for under 11 images or a model without a linear layer to
+    read the features before. ``knn=False`` skips the 10-NN accuracies (NaN)."""
+    from archlab.analysis.embedding import knn_accuracy, project
+    from archlab.analysis.faithfulness import stratified_indices
     from archlab.errors import ArchlabError
 
     images = min(images, len(data.test_labels))
     if images < 11:
         return None
+    at = stratified_indices(data.test_labels, images, 0)
+    pictures, labels = data.test_images[at], data.test_labels[at].long()
     try:
-        found = embed_model(model, data, None, normalize=normalize, images=images)
+        what, features, predictions = map_features(model, pictures, normalize)
     except ArchlabError:
         return None
+    points = project(features, "pca")
+    nan = float("nan")
+    pixels = project(pictures.reshape(len(pictures), -1).float() / 255, "pca") if knn else None
     return MapPoints(
-        found.layer,
-        found.method,
-        found.indices.tolist(),
-        found.points.double(),
-        found.predictions.tolist(),
-        found.knn_layer,
-        found.knn_pixels,
+        what,
+        "pca",
+        at.tolist(),
+        points.double(),
+        predictions.tolist(),
+        knn_accuracy(points, labels) if knn else nan,
+        knn_accuracy(pixels, labels) if knn else nan,
     )
 
 
@@ -267,7 +355,7 @@ def timeline(snapshots: list, final: MapPoints | None, data, normalize, images: 
     frames = []
     for snap in sorted(snapshots, key=lambda r: r.iteration):
         conv = first_conv(snap.model)
-        points = map_panel(snap.model, data, normalize, images)
+        points = map_panel(snap.model, data, normalize, images, knn=False)
         if points is not None and final is not None:
             points = dataclasses.replace(points, points=align(points.points, final.points))
         frames.append(
