@@ -57,9 +57,8 @@ def quiz_items(activations: torch.Tensor, references: int = REFERENCES) -> QuizI
 
 
 def _mean_cosine(images: torch.Tensor, query: torch.Tensor, refs: torch.Tensor) -> float:
-    flat = images.reshape(len(images), -1).double()
-    q = flat[query]
-    r = flat[refs]
+    q = images[query].reshape(-1).double()
+    r = images[refs].reshape(len(refs), -1).double()
     sims = (r @ q) / (r.norm(dim=1) * q.norm()).clamp_min(1e-12)
     return float(sims.mean())
 

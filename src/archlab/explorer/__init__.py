@@ -38,7 +38,10 @@ def explore(
     test image flowing through the selected layer (every channel, its value range; a
     convolution's kernels; a flat layer's values as bars), the class probabilities and
     five attribution maps, the confusion matrix (a cell shows its images), and, for
-    several runs, a switch and their accuracy, parameters and MACs side by side.
+    several runs, a switch and their accuracy, parameters and MACs side by side. Below, the
+    panels (:mod:`archlab.explorer.panels`): what a convolution's channels look for with a
+    two-choice quiz, the map of the test images (with a timeline where the run has
+    snapshots), and the run's calibration.
 
     Args:
         models: :class:`~archlab.Run` objects, specs, groups or run folder names.

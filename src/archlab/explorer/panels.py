@@ -170,6 +170,7 @@ def channel_panel(
         ``(layers, proxy, channels the proxy counted)``; no layer for a model without
         convolutions (proxy None).
     """
+    from archlab.analysis._settings import ERF_IMAGES
     from archlab.analysis.channels import (
         STEPS,
         effective_field,
@@ -204,7 +205,7 @@ def channel_panel(
         synth, value = synthesise(
             model, name, picked, normalize=normalize, steps=steps or STEPS, seed=seed
         )
-        erf = effective_field(model, name, picked, x[:16])
+        erf = effective_field(model, name, picked, x[:ERF_IMAGES])
         items = quiz_items(mean[:, picked])
         shown = []
         for j, c in enumerate(picked):
