@@ -20,13 +20,18 @@
     return run.timeline[Math.min(state.frame, run.timeline.length - 1)];
   };
 
+  const axes = new Map();  // run → its bounds, computed once
+  let layer = { key: null, canvas: null };  // the points drawn once per run, frame and highlight
+
   function bounds(run) {  // one frame of axes for all of a run's frames: points move, not axes
+    if (axes.has(run)) return axes.get(run);
     const all = [run.map.points, ...(run.timeline || []).map((f) => f.points)];
     let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
     for (const points of all) for (const p of points) {
       x0 = Math.min(x0, p[1]); x1 = Math.max(x1, p[1]); y0 = Math.min(y0, p[2]); y1 = Math.max(y1, p[2]);
     }
-    return [x0, (x1 - x0) || 1, y0, (y1 - y0) || 1];
+    axes.set(run, [x0, (x1 - x0) || 1, y0, (y1 - y0) || 1]);
+    return axes.get(run);
   }
 
   function draw(view) {
@@ -35,32 +40,17 @@
     const index = view.index();
     const frame = frameOf(run, state);
     const points = frame ? frame.points : run.map.points;
-    const [x0, w, y0, h] = bounds(run);
+    const cell = state.cell ? state.cell.split(",").map(Number) : null;
+    const key = [state.run, frame ? state.frame : "run", local.klass, state.cell].join("|");
+    if (layer.key !== key) {  // the points: drawn again only when what they show changes
+      const [x0, w, y0, h] = bounds(run);
+      shown = points.map((p) => [...p, 6 + ((p[1] - x0) / w) * (SIZE - 12), SIZE - 6 - ((p[2] - y0) / h) * (SIZE - 12)]);
+      layer = { key, canvas: pointsLayer(view.element, index, cell) };
+    }
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, SIZE, SIZE);
-    const cell = state.cell ? state.cell.split(",").map(Number) : null;
+    ctx.drawImage(layer.canvas, 0, 0);
     const chosen = index.images[state.image] ? index.images[state.image].index : -1;
-    const lit = (label, pred) => (local.klass !== null ? label === local.klass
-      : cell ? label === cell[0] && pred === cell[1] : true);
-    const dim = local.klass !== null || cell !== null;
-    shown = points.map((p) => [...p, 6 + ((p[1] - x0) / w) * (SIZE - 12), SIZE - 6 - ((p[2] - y0) / h) * (SIZE - 12)]);
-    const order = dim ? [false, true] : [true];
-    for (const bright of order) {
-      for (const [tile, , , pred, px, py] of shown) {
-        const label = index.tests.labels[tile];
-        if (dim && lit(label, pred) !== bright) continue;
-        ctx.globalAlpha = dim && !bright ? 0.12 : 0.85;
-        ctx.fillStyle = COLOURS[label % COLOURS.length];
-        const r = bright && dim ? 3 : 2;
-        ctx.fillRect(px - r, py - r, 2 * r, 2 * r);
-        if (pred !== label && (!dim || bright)) {
-          ctx.strokeStyle = "#111";
-          ctx.lineWidth = 1;
-          ctx.strokeRect(px - r - 0.5, py - r - 0.5, 2 * r + 1, 2 * r + 1);
-        }
-      }
-    }
-    ctx.globalAlpha = 1;
     const mine = shown.find((p) => index.tests.indices[p[0]] === chosen);
     if (mine) {  // the image flowing through
       ctx.strokeStyle = "#111";
@@ -69,6 +59,33 @@
       ctx.arc(mine[4], mine[5], 9, 0, 2 * Math.PI);
       ctx.stroke();
     }
+  }
+
+  // every point of `shown` on a canvas of its own: class by class, a mistake ringed; a
+  // highlighted class or confusion cell drawn last and larger over the others, faded
+  function pointsLayer(element, index, cell) {
+    const c = element("canvas", { width: SIZE, height: SIZE });
+    const ctx = c.getContext("2d");
+    const labels = index.tests.labels;
+    const lit = (label, pred) => (local.klass !== null ? label === local.klass
+      : cell ? label === cell[0] && pred === cell[1] : true);
+    const dim = local.klass !== null || cell !== null;
+    ctx.strokeStyle = "#111";
+    ctx.lineWidth = 1;
+    for (const bright of dim ? [false, true] : [true]) {
+      const r = bright && dim ? 3 : 2;
+      ctx.globalAlpha = dim && !bright ? 0.12 : 0.85;
+      for (let k = 0; k < COLOURS.length; k++) {
+        ctx.fillStyle = COLOURS[k];
+        for (const [tile, , , pred, px, py] of shown) {
+          const label = labels[tile];
+          if (label % COLOURS.length !== k || (dim && lit(label, pred) !== bright)) continue;
+          ctx.fillRect(px - r, py - r, 2 * r, 2 * r);
+          if (pred !== label && (!dim || bright)) ctx.strokeRect(px - r - 0.5, py - r - 0.5, 2 * r + 1, 2 * r + 1);
+        }
+      }
+    }
+    return c;
   }
 
   // the point nearest (x, y) within 8 pixels; one of the explorer's images first, so that
