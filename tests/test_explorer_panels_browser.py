@@ -144,6 +144,9 @@ def test_the_panels_answer_clicks_offline(page, browser):
     assert js("return document.querySelectorAll('#quiz .query[disabled]').length") == 2
     assert js("return document.querySelectorAll('#quiz .query.strong').length") == 1
     driver.save_screenshot(str(shots / "2-quiz.png"))
+    act("quiz reset", "#quiz-reset")
+    assert text("#quiz-score").startswith("class score: 0 of 0")
+    assert js("return document.querySelectorAll('#quiz .query[disabled]').length") == 0
 
     # the map: a point that is one of the explorer's images, not the one flowing now
     # (the one farthest from the other explorer images, so that the click is not ambiguous)

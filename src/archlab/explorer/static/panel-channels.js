@@ -132,8 +132,10 @@
       element("h2", { textContent: "Quiz: which one excites it more?" }),
       element("div", { id: "quiz-queries" }, buttons),
       element("div", { id: "quiz-verdict", textContent: verdict }),
-      element("div", { id: "quiz-score", textContent: `class score: ${score.right} of ${score.asked}` +
-        (score.asked ? ` (${pct(score.right / score.asked)})` : "") }),
+      element("div", { id: "quiz-score" }, [`class score: ${score.right} of ${score.asked}` +
+        (score.asked ? ` (${pct(score.right / score.asked)}) ` : " "),
+      element("button", { type: "button", id: "quiz-reset", textContent: "new class", title: "forget every answer",
+        onclick: () => { score.asked = 0; score.right = 0; score.answers = {}; view.select({}); } })]),
       element("div", { className: "note", textContent: `archlab's own answer (pick the query more like the references, ` +
         `by mean cosine similarity of the pixels): ${pct(data.proxy)} of ${data.counted} channels. ` +
         "People, on ImageNet: 92 % from natural reference images, 82 % from synthesised ones (Borowski et al., 2021)." }),
