@@ -107,38 +107,44 @@ class PanelsExport:
 # ----------------------------------------------------------------------------- channels
 
 
-BATCH = 500  # images per forward pass of the panels' own passes
+BATCH = 250  # images per forward pass of the panels' own passes (predict_logits' batch)
+
+
+def _batches(model: nn.Module, images: torch.Tensor, normalize, before=lambda: None):
+    """Run ``model`` over uint8 ``images`` ``(N, H, W)`` :data:`BATCH` at a time as
+    ``predict_logits`` does (eval mode, no autograd, NHWC for a conv net that runs in it);
+    yields each batch's logits. ``before()`` is called before each batch's pass (the
+    layout's own trial pass on two images comes before the first)."""
+    from archlab.training.predict import inference_layout, model_device, to_input
+
+    device = model_device(model)
+    with inference_layout(model, to_input(images[:2].to(device), normalize)) as nhwc:
+        for start in range(0, len(images), BATCH):
+            before()
+            yield model(to_input(images[start : start + BATCH].to(device), normalize, nhwc))
 
 
 def conv_stats(
-    model: nn.Module, x: torch.Tensor, names: list[str]
+    model: nn.Module, images: torch.Tensor, normalize, names: list[str]
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Each named layer's mean output per image and channel ``(N, C)`` and its count of
-    (image, position) units above 0 ``(C,)``, over the inputs ``x`` (normalised), by
-    forward hooks in plain forward passes of :data:`BATCH` images (the trace's record,
-    which ``archlab channels`` reads, keeps every row and costs several times more)."""
-    from archlab._modes import in_mode
-
+    (image, position) units above 0 ``(C,)``, over uint8 ``images`` ``(N, H, W)``, by
+    forward hooks in plain forward passes (the trace's record, which ``archlab channels``
+    reads, keeps every row and costs several times more)."""
     modules = dict(model.named_modules())
     found: dict[str, torch.Tensor] = {}
     means: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     positive: dict[str, torch.Tensor] = {}
     handles = [
-        modules[n].register_forward_hook(
-            lambda _m, _a, out, n=n: found.setdefault(n, out.detach().float())
-        )
+        modules[n].register_forward_hook(lambda _m, _a, out, n=n: found.setdefault(n, out))
         for n in names
     ]
     try:
-        with in_mode(model), torch.no_grad():
-            for start in range(0, len(x), BATCH):
-                found.clear()
-                model(x[start : start + BATCH])
-                for n in names:
-                    flat = found[n].flatten(2)  # (n, C, H·W)
-                    means[n].append(flat.mean(2).cpu())
-                    count = (flat > 0).sum((0, 2)).cpu()
-                    positive[n] = positive.get(n, 0) + count
+        for _ in _batches(model, images, normalize, found.clear):
+            for n in names:
+                flat = found[n].float().flatten(2)  # (n, C, H·W)
+                means[n].append(flat.mean(2).cpu())
+                positive[n] = positive.get(n, 0) + (flat > 0).sum((0, 2)).cpu()
     finally:
         for handle in handles:
             handle.remove()
@@ -191,21 +197,21 @@ def channel_panel(
     except ArchlabError:  # no convolution (or not traceable): no channels to show
         return [], None, 0
     rows = trace_shapes(model, IMAGE_SHAPE).layers
-    x = to_input(images, normalize).to(model_device(model))
-    stats = conv_stats(model, x, [name for name, _ in chosen])
+    x = to_input(images[:ERF_IMAGES], normalize).to(model_device(model))  # the fields'
+    stats = conv_stats(model, images, normalize, [name for name, _ in chosen])
     layers, right, counted = [], 0.0, 0
     for name, i in chosen:
         mean, positive = stats[name]
         n_channels = mean.shape[1]
         right += quiz_proxy(images, mean) * n_channels
         counted += n_channels
-        units = len(x) * int(torch.tensor(rows[i].output[1:]).prod())
+        units = len(images) * int(torch.tensor(rows[i].output[1:]).prod())
         fires = positive.float() / units
         picked = sorted(range(n_channels), key=lambda c: (-float(fires[c]), c))[:cap]
         synth, value = synthesise(
             model, name, picked, normalize=normalize, steps=steps or STEPS, seed=seed
         )
-        erf = effective_field(model, name, picked, x[:ERF_IMAGES])
+        erf = effective_field(model, name, picked, x)
         items = quiz_items(mean[:, picked])
         shown = []
         for j, c in enumerate(picked):
@@ -246,27 +252,20 @@ def map_features(
     Returns:
         ``(what, features (N, F), predictions (N,))``.
     """
-    from archlab._modes import in_mode
     from archlab.analysis.embedding import default_layer
     from archlab.analysis.probes import pool_features, trace_rows
     from archlab.trace.record import row_module
-    from archlab.training.predict import model_device, to_input
 
     rows = trace_rows(model, (1, *images.shape[1:]))
     linear_row = rows[default_layer(rows, model) + 1]
     linear = row_module(linear_row, dict(model.named_modules()), model)
     found: dict[str, torch.Tensor] = {}
-    handle = linear.register_forward_pre_hook(
-        lambda _m, args: found.__setitem__("x", args[0].detach())
-    )
+    handle = linear.register_forward_pre_hook(lambda _m, args: found.__setitem__("x", args[0]))
     features, predictions = [], []
-    device = model_device(model)
     try:
-        with in_mode(model), torch.no_grad():
-            for start in range(0, len(images), BATCH):
-                x = to_input(images[start : start + BATCH], normalize).to(device)
-                predictions.append(model(x).argmax(1).cpu())
-                features.append(pool_features(found["x"].float().cpu()))
+        for logits in _batches(model, images, normalize):
+            predictions.append(logits.argmax(1).cpu())
+            features.append(pool_features(found["x"].float().cpu()))
     finally:
         handle.remove()
     what = f"{linear_row.name} {linear_row.type} (its input)"
