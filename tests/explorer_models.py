@@ -19,3 +19,22 @@ class ArgmaxNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scaled = x / x.abs().amax().clamp_min(1e-6)
         return nn.functional.one_hot(self.inner(scaled).argmax(1), 10).float()
+
+
+def snapshot_runs(run, iterations=(1, 2), seed: int = 0) -> list:
+    """Stand-ins for ``archlab.snapshots(run)``: copies of ``run`` whose weights are the
+    run's own shrunk towards noise (more so the earlier), named ``NAME@ITERATION``."""
+    import copy
+    import dataclasses
+
+    g = torch.Generator().manual_seed(seed)
+    last = max(iterations) + 1
+    found = []
+    for it in iterations:
+        model = copy.deepcopy(run.model)
+        share = it / last
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(share).add_(torch.randn(p.shape, generator=g) * 0.05 * (1 - share))
+        found.append(dataclasses.replace(run, model=model, iteration=it, name=f"{run.name}@{it}"))
+    return found

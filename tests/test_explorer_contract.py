@@ -18,7 +18,7 @@ import torch
 import archlab
 from archlab.explorer import write
 
-from .explorer_models import ArgmaxNet
+from .explorer_models import ArgmaxNet, snapshot_runs
 from .synthetic import learnable_dataset
 
 ROOT = Path(__file__).parents[1]
@@ -58,8 +58,11 @@ def written_keys(site: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """dnn, cnn and a model answering with a one-hot of its argmax (a row with an integer
-    output: no picture; no gradient: no gradient maps), explored into one site."""
+    """dnn, cnn (with two snapshots: the timeline) and a model answering with a one-hot of
+    its argmax (a row with an integer output: no picture; no gradient: no gradient maps),
+    explored into one site."""
+    from archlab.explorer import panels
+
     data = learnable_dataset(n_train=300, n_test=120)
     runs = tmp_path_factory.mktemp("runs")
     quiet = {"progress": False, "log": lambda _line: None, "figures": False}
@@ -69,8 +72,11 @@ def site(tmp_path_factory):
     )
     argmax = dataclasses.replace(dnn, name="argmax", model=ArgmaxNet(dnn.model))
     lines: list[str] = []
-    page = archlab.explore([dnn, cnn, argmax], images=12, out=runs / "explorer", data=data,
-                           log=lines.append)  # fmt: skip
+    snaps = snapshot_runs(cnn)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(panels, "find_snapshots", lambda run: snaps if run is cnn else [])
+        page = archlab.explore([dnn, cnn, argmax], images=12, out=runs / "explorer", data=data,
+                               log=lines.append)  # fmt: skip
     return page.parent, lines
 
 

@@ -84,7 +84,8 @@ async function openPage(site, read = null) {
   return { page, problem, elements };
 }
 
-// every run, fold depth, row, image and confusion cell selected in turn
+// every run, fold depth, row, image and confusion cell selected in turn; then each panel's
+// channels and timeline frames
 function visitEverything(page, site) {
   const index = JSON.parse(fs.readFileSync(path.join(site, "data", "index.js"), "utf-8").slice(12, -3)).index;
   for (const r of index.runs) {
@@ -97,6 +98,14 @@ function visitEverything(page, site) {
     index.images.forEach((_im, i) => page.select({ image: i }));
     run.confusion.forEach((line, t) => line.forEach((_v, p) => page.select({ cell: `${t},${p}` })));
     page.select({ cell: null });
+    // the panels: every shown channel of every convolution, every snapshot of the timeline
+    for (const layer of (run.channels ? run.channels.layers : [])) {
+      page.select({ row: layer.row });
+      for (const c of layer.channels) { page.state.channel = c.index; page.select({}); }
+    }
+    (run.timeline || []).forEach((_f, k) => { page.state.frame = k; page.select({}); });
+    page.state.frame = null;
+    page.select({});
   }
 }
 

@@ -34,6 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "mistakes (default: 30)",
     )
     p.add_argument(
+        "--map",
+        type=count_arg(10000),
+        default=10000,
+        metavar="N",
+        help="test images on the map panel and its timeline, stratified by class, the "
+        "same for every run; 0: no map (default: 10000, the whole test set)",
+    )
+    p.add_argument(
         "--out", default=None, metavar="DIR", help="the folder to write (default: <runs>/explorer)"
     )
     runs_option(p)
@@ -52,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     page = explore(
         args.models or ["lecture"],
         images=args.images,
+        map_images=args.map,
         out=out,
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),

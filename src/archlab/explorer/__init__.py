@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from archlab.training.run import Run
 
 DEFAULT_IMAGES = 30
+DEFAULT_MAP = 10_000  # test images on the map panel (all of them); as panels.DEFAULT_MAP
 
 
 def explore(
@@ -25,6 +26,7 @@ def explore(
     images: int = DEFAULT_IMAGES,
     out: str | os.PathLike = "explorer",
     methods: Sequence[str] | str = "all",
+    map_images: int = DEFAULT_MAP,
     runs: str | os.PathLike = "runs",
     data=None,
     log: Callable[[str], None] | None = None,
@@ -36,7 +38,10 @@ def explore(
     test image flowing through the selected layer (every channel, its value range; a
     convolution's kernels; a flat layer's values as bars), the class probabilities and
     five attribution maps, the confusion matrix (a cell shows its images), and, for
-    several runs, a switch and their accuracy, parameters and MACs side by side.
+    several runs, a switch and their accuracy, parameters and MACs side by side. Below, the
+    panels (:mod:`archlab.explorer.panels`): what a convolution's channels look for with a
+    two-choice quiz, the map of the test images (with a timeline where the run has
+    snapshots), and the run's calibration.
 
     Args:
         models: :class:`~archlab.Run` objects, specs, groups or run folder names.
@@ -47,6 +52,8 @@ def explore(
             stays whole until the new one replaces it at once (a folder holding anything
             else is refused). Default: ``"explorer"``.
         methods: attribution methods (``archlab.analysis.explain.METHODS``). Default: all.
+        map_images: test images on the map panel and its timeline (stratified by class,
+            the same for every run; 0: no map). Default: 10,000.
         runs: the runs folder, for names. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
         log: called with a line per step and its seconds. Default: silent.
@@ -67,6 +74,7 @@ def explore(
     from archlab.analysis.explain import check_methods
     from archlab.errors import ArchlabError
     from archlab.explorer.export import choose_images, export_run
+    from archlab.explorer.panels import export_panels
     from archlab.explorer.site import cannot_write_site, staged_site
     from archlab.explorer.write import write_explorer
     from archlab.training.data import CLASSES
@@ -76,6 +84,11 @@ def explore(
     say = log or (lambda _line: None)
     if images < 1:
         raise ArchlabError(f"--images {images}: show at least one image")
+    if not 0 <= map_images <= 10_000:
+        raise ArchlabError(
+            f"map_images={map_images}: give 0 (no map) to 10,000",
+            cli_message=f"--map {map_images}: give 0 (no map) to 10,000",
+        )
     # the arguments are checked before anything is written beside `out` (its lock);
     # then the lock: a second writer into `out` is refused before any work
     check_methods(methods)
@@ -91,22 +104,27 @@ def explore(
         _add(timings, "load", time.perf_counter() - start)
         say(f"loaded {len(loaded)} run(s) and the data in {time.perf_counter() - start:.1f} s")
         images = min(images, len(data.test_labels))
-        probs = []
+        probs, logits = [], []
         for run in loaded:
             t = time.perf_counter()
-            logits = predict_logits(run.model, data.test_images, run.normalize)
-            probs.append(torch.softmax(logits, 1))
+            logits.append(predict_logits(run.model, data.test_images, run.normalize))
+            probs.append(torch.softmax(logits[-1], 1))
             _add(timings, "test set", time.perf_counter() - t)
             say(f"{run.name}: test set in {time.perf_counter() - t:.1f} s")
         indices = choose_images(data.test_labels, [p.argmax(1) for p in probs], images)
         exports = []
-        for run, p in zip(loaded, probs, strict=True):
+        for run, p, z in zip(loaded, probs, logits, strict=True):
             t = time.perf_counter()
             exports.append(
                 export_run(run, data, indices, test_probs=p, methods=methods, timings=timings)
             )
             seconds = time.perf_counter() - t
             say(f"{run.name}: trace, activations and attributions in {seconds:.1f} s")
+            t = time.perf_counter()
+            exports[-1].panels = export_panels(run, data, z, map_images=map_images)
+            _add(timings, "panels", time.perf_counter() - t)
+            say(f"{run.name}: channels, map, timeline and confidence in "
+                f"{time.perf_counter() - t:.1f} s")  # fmt: skip
             for line in exports[-1].warnings:
                 say(f"warning: {line}")
         t = time.perf_counter()
@@ -118,6 +136,8 @@ def explore(
                 [int(data.test_labels[i]) for i in indices],
                 indices,
                 CLASSES,
+                data.test_images,
+                data.test_labels,
             )
         except OSError as exc:
             raise cannot_write_site(Path(out), exc) from exc

@@ -63,6 +63,7 @@ class RunExport:
     attributions: dict[str, tuple[torch.Tensor, list[float]]]  # method → (N, H, W) uint8, scales
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # one line each, for the terminal
+    panels: object = None  # explorer.panels.PanelsExport: channels, map, timeline, confidence
 
 
 def quantise(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:

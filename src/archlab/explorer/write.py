@@ -125,8 +125,11 @@ def public_text(text: str) -> str:
     return _FILE_PATH.sub(r"\1", text)
 
 
-def write_run(export: RunExport, folder: Path, key: str) -> dict:
-    """Write one run's sprites under ``folder`` and return its JSON object."""
+def write_run(
+    export: RunExport, folder: Path, key: str, tests: dict[int, int] | None = None
+) -> dict:
+    """Write one run's sprites under ``folder`` and return its JSON object (``tests``:
+    test index → its tile in ``index.tests``, for the panels)."""
     rows = []
     for i, (row, act) in enumerate(zip(export.rows, export.activations, strict=True)):
         entry = dict(row)
@@ -166,7 +169,13 @@ def write_run(export: RunExport, folder: Path, key: str) -> dict:
         cmap = "RdBu_r" if method["signed"] else "magma"
         sprite = save_sprite(q, folder, f"attr-{method['name']}", key, cmap)
         methods.append({**method, "sprite": sprite, "scales": _round(scales, 3)})
+    extra = {}
+    if export.panels is not None:
+        from archlab.explorer.panels import panels_json
+
+        extra = panels_json(export.panels, folder, key, tests or {})
     return {
+        **extra,
         "format": FORMAT,
         "key": key,
         "rows": rows,
@@ -193,6 +202,8 @@ def write_explorer(
     labels: list[int],
     indices: list[int],
     classes: tuple[str, ...],
+    test_images: torch.Tensor | None = None,
+    test_labels: torch.Tensor | None = None,
 ) -> None:
     """The whole site, page, data scripts and sprites, into ``folder``: a new, empty
     staging folder (:func:`~archlab.explorer.site.staged_site`), swapped into place after.
@@ -204,6 +215,9 @@ def write_explorer(
         labels: their labels.
         indices: their positions in the test set.
         classes: the class names.
+        test_images: the whole test set ``(M, H, W)`` uint8, for the panels' thumbnails.
+            Default: none (no panel shows a test image).
+        test_labels: its labels ``(M,)``.
     """
     for name in PAGE_FILES:
         if (STATIC / name).is_dir():
@@ -213,10 +227,16 @@ def write_explorer(
     data = folder / "data"
     data.mkdir()
     sprite = save_sprite(images, data, "images", "")
+    from archlab.explorer.panels import gallery
+
+    shown = (
+        gallery(exports) if test_images is not None else []
+    )  # the test images the panels show, as one more sprite
+    tests = {i: k for k, i in enumerate(shown)}
     runs = []
     for k, export in enumerate(exports):
         key = f"run-{k}"
-        payload = write_run(export, data / key, key)
+        payload = write_run(export, data / key, key, tests)
         _script(data / key / "run.js", payload)
         runs.append({**_facts(key, export), "rows": len(export.rows)})
     _script(
@@ -229,9 +249,19 @@ def write_explorer(
                 "sprite": sprite,
                 "gap": TILE_GAP,
                 "runs": runs,
+                **({"tests": _tests(shown, test_images, test_labels, data)} if shown else {}),
             }
         },
     )
+
+
+def _tests(shown: list[int], images: torch.Tensor, labels: torch.Tensor, data: Path) -> dict:
+    """The panels' test images: their indices, labels and sprite (tile k: ``shown[k]``)."""
+    return {
+        "indices": shown,
+        "labels": [int(labels[i]) for i in shown],
+        "sprite": save_sprite(images[shown], data, "tests", ""),
+    }
 
 
 def _facts(key: str, export) -> dict:
