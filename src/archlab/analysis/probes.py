@@ -24,6 +24,7 @@ The budget is fixed and stated in every report:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -353,6 +354,7 @@ def probe_model(
     l2: float = L2,
     seed: int = 0,
     progress: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> ModelProbes:
     """The probes of one model in hand on ``data`` (a :class:`~archlab.FashionMNIST`).
 
@@ -367,6 +369,9 @@ def probe_model(
         l2: the weight of ``½‖W‖²``. Default: 1e-3.
         seed: which training images. Default: 0.
         progress: show a progress bar on stderr. Default: False.
+        timings: seconds added per step: ``tracing`` (every row's features of the
+            training and test images), ``model accuracy``, ``fitting`` (the probes).
+            Default: none.
 
     Returns:
         A :class:`ModelProbes`.
@@ -381,6 +386,7 @@ def probe_model(
     train_x, test_x = data.train_images[train_at], data.test_images[test_at]
     train_y, test_y = data.train_labels[train_at].long(), data.test_labels[test_at].long()
     name = name or type(model).__name__
+    start = time.perf_counter()
     bar = _bar(progress, len(train_x) + len(test_x), f"{name}: tracing")
     try:
         rows, train_f = row_features(model, train_x, normalize, progress=bar)
@@ -388,7 +394,11 @@ def probe_model(
     finally:
         if bar is not None:
             bar.close()
+    _add(timings, "tracing", start)
+    start = time.perf_counter()
     model_accuracy = _model_accuracy(model, test_x, test_y, normalize)
+    _add(timings, "model accuracy", start)
+    start = time.perf_counter()
     result = ModelProbes(name, [], [], [], [], [], model_accuracy)
     candidates = [("pixels", None, _pixels(train_x), _pixels(test_x), fmt_shape(test_x.shape[1:]))]
     for i, (row, tr, te) in enumerate(zip(rows, train_f, test_f, strict=True)):
@@ -422,7 +432,13 @@ def probe_model(
     finally:
         if bar is not None:
             bar.close()
+    _add(timings, "fitting", start)
     return result
+
+
+def _add(timings: dict[str, float] | None, step: str, start: float) -> None:
+    if timings is not None:
+        timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
 def _pixels(images: torch.Tensor) -> torch.Tensor:
@@ -469,6 +485,7 @@ def probes(
     progress: bool = False,
     runs: str | os.PathLike = "runs",
     data=None,
+    timings: dict[str, float] | None = None,
 ) -> Probes:
     """Linear probes along trained runs: where each makes the classes linearly separable.
 
@@ -484,6 +501,8 @@ def probes(
         progress: show progress bars on stderr. Default: False.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
+        timings: seconds per step summed over the models (see :func:`probe_model`).
+            Default: none.
 
     Returns:
         A :class:`Probes` report: print it, ``.plot()`` it.
@@ -514,6 +533,7 @@ def probes(
             l2=l2,
             seed=seed,
             progress=progress,
+            timings=timings,
         )
         report.results.append(result)
     report.test_images = min(test_images, len(data.test_labels))
