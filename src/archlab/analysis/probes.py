@@ -180,7 +180,7 @@ def fit_probe(
 def same_probe(
     before: tuple[torch.Tensor, torch.Tensor],
     after: tuple[torch.Tensor, torch.Tensor],
-    tol: float = 1e-3,
+    tol: float = 1e-2,
 ) -> bool:
     """Whether a row's ``(train, test)`` features ``after`` are, feature by feature, an
     affine map ``a·x + b`` (``a ≠ 0``) of the row ``before``'s (an eval-mode batch norm
@@ -189,8 +189,10 @@ def same_probe(
     accuracies; L-BFGS's steps are mirrored exactly.
 
     Both are standardised by their training features' mean and standard deviation, the
-    sign of each taken from its correlation; equal within ``tol`` (in standard
-    deviations) on the training and the test features.
+    sign of each taken from its correlation; equal within ``tol`` (relative, in standard
+    deviations) on the training and the test features. The tolerance is float32's: the
+    dnn's normalised view of a pixel that is non-zero in one training image of 10,000
+    differs from the raw pixel by 1.4e-3 standard deviations after rounding.
 
     Example:
 
@@ -207,14 +209,16 @@ def same_probe(
     za, zb = _standardised(train_a, test_a), _standardised(train_b, test_b)
     sign = torch.where((za[0] * zb[0]).sum(0) < 0, -1.0, 1.0)
     return all(
-        not len(b) or float((b - a * sign).abs().max()) <= tol for a, b in zip(za, zb, strict=True)
+        not len(b) or bool(((b - a * sign).abs() <= tol * (1 + a.abs())).all())
+        for a, b in zip(za, zb, strict=True)
     )
 
 
 def _standardised(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, std = train.float().mean(0), train.float().std(0, unbiased=False)
+    train, test = train.double(), test.double()
+    mean, std = train.mean(0), train.std(0, unbiased=False)
     std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
-    return (train.float() - mean) / std, (test.float() - mean) / std
+    return (train - mean) / std, (test - mean) / std
 
 
 def probe_accuracy(probe, features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -416,7 +420,7 @@ def probe_model(
                 # an affine map of each feature of the row before: the same probe, not refitted
                 train_accuracy = result.train_accuracy[-1]
                 test_accuracy = result.test_accuracy[-1]
-                seen += " (per-feature affine of the row before: same probe)"
+                seen += " (affine of the row before: same probe)"
             else:
                 probe = fit_probe(tr, train_y, l2=l2, steps=steps)
                 train_accuracy = probe_accuracy(probe, tr, train_y)
