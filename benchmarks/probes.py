@@ -2,7 +2,8 @@
 `python -c "import torch"`.
 
 Needs the trained dnn and cnn (`archlab train dnn cnn`); pass --runs for another folder.
-Runs each command alternately with the bare import and prints the medians. Targets
+Runs each command alternately with the bare import and prints the medians, then where
+probes' time goes inside the library (its ``timings`` dict: tracing, fitting). Targets
 (issue 32), on 2 CPU cores: `archlab map cnn` ≤ 30 s with PCA for the 10,000 test images;
 `archlab probes dnn cnn` ≤ 60 s (10,000 training and 10,000 test images per probe).
 
@@ -57,6 +58,13 @@ def main() -> None:
     for label, values in times.items():
         target = f"  (target ≤ {targets[label]:.0f} s)" if label in targets else ""
         print(f"{label:<24} median {statistics.median(values):6.2f} s{target}")
+    import archlab
+
+    timings: dict[str, float] = {}
+    archlab.probes(["dnn", "cnn"], runs=args.runs, timings=timings)
+    print("inside archlab.probes(['dnn', 'cnn'], timings=...), once:")
+    for step, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):
+        print(f"  {step:<22} {seconds:6.1f} s")
 
 
 if __name__ == "__main__":

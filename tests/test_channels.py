@@ -374,3 +374,15 @@ def test_the_report_carries_diverse_optima_when_asked():
     assert len(report.to_dict()["layers"][0]["channels"][0]["diverse_values"]) == 2
     with pytest.raises(ArchlabError, match="diverse=1"):
         CH.check_channels_options(diverse=1)
+
+
+def test_timings_name_every_step_and_add_up_to_the_call():
+    import time
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    CH.channels_of_model(_small_cnn(), _images(12), top=2, steps=4, erf_images=2, timings=timings)
+    wall = time.perf_counter() - start
+    steps = ["dataset search", "relevance", "synthesis", "diverse synthesis", "effective field"]
+    assert set(timings) == {*steps, "report"}
+    assert all(v >= 0 for v in timings.values()) and sum(timings.values()) <= wall

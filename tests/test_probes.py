@@ -234,3 +234,10 @@ def test_a_row_that_is_an_affine_map_of_the_row_before_is_not_refitted(monkeypat
     direct = P.probe_accuracy(probe, got[1], data.test_labels[test_at].long())
     assert result.test_accuracy[2] == pytest.approx(direct, abs=0.006)  # one image of 200
     assert result.test_accuracy[2] == result.test_accuracy[1]
+
+
+def test_timings_name_the_steps():
+    timings: dict[str, float] = {}
+    P.probe_model(_Xor().eval(), _xor_set(), images=100, test_images=100, steps=5, timings=timings)
+    assert set(timings) == {"tracing", "model accuracy", "fitting"}
+    assert all(v >= 0 for v in timings.values())

@@ -698,6 +698,22 @@ def relevance(
 # --- the report -----------------------------------------------------------------------
 
 
+class _Clock:
+    """Adds the seconds since the last lap to ``timings[step]`` (nothing without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        import time
+
+        self.timings, self.now = timings, time.perf_counter
+        self.last = self.now()
+
+    def lap(self, step: str) -> None:
+        now = self.now()
+        if self.timings is not None:
+            self.timings[step] = self.timings.get(step, 0.0) + now - self.last
+        self.last = now
+
+
 def channels_of_model(
     model: nn.Module,
     images: torch.Tensor,
@@ -714,6 +730,7 @@ def channels_of_model(
     diverse: int = 0,
     model_name: str | None = None,
     progress: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> Channels:
     """:func:`channels` for a model and uint8 test images ``(N, 28, 28)``.
 
@@ -726,6 +743,7 @@ def channels_of_model(
         relevant: compute the relevance top images. Default: True.
         model_name: the name in titles. Default: the model's class.
         progress: show a tqdm bar. Default: False.
+        timings: filled with the seconds of each step (see :func:`channels`). Default: none.
     """
     from archlab.trace.shapes import trace_shapes
     from archlab.training.predict import model_device, to_input
@@ -744,6 +762,7 @@ def channels_of_model(
     for name, i in chosen:  # a channel number out of range: refused before any work
         _pick(report.layers[i].output[0], name, channels, top, torch.zeros(0))
     x = to_input(images, normalize).to(model_device(model))
+    clock = _Clock(timings)
     bar = None
     if progress:
         from tqdm.std import tqdm
@@ -754,7 +773,9 @@ def channels_of_model(
     finally:
         if bar is not None:
             bar.close()
+    clock.lap("dataset search")
     rel = relevance(model, x, [n for n, _ in chosen]) if relevant else {}
+    clock.lap("relevance")
     out_layers = []
     layers_bar = chosen
     if progress:
@@ -768,6 +789,7 @@ def channels_of_model(
         units = len(x) * int(torch.tensor(row.output[1:]).prod())
         fires = s.positive.float() / units
         picked = _pick(n_channels, name, channels, top, fires)
+        clock.lap("dataset search")
         synth, synth_value = (None, None)
         if steps:
             synth, synth_value = synthesise(
@@ -779,6 +801,7 @@ def channels_of_model(
                 regularize=regularize,
                 seed=seed,
             )
+        clock.lap("synthesis")
         many, many_values = (None, None)
         if steps and diverse:
             many, many_values = synthesise_diverse(
@@ -791,7 +814,9 @@ def channels_of_model(
                 regularize=regularize,
                 seed=seed,
             )
+        clock.lap("diverse synthesis")
         erf = effective_field(model, name, picked, x[:erf_images]) if erf_images else None
+        clock.lap("effective field")
         shown = []
         for j, c in enumerate(picked):
             order = torch.argsort(s.mean[:, c], descending=True, stable=True)
@@ -841,6 +866,7 @@ def channels_of_model(
                 box,
             )
         )
+    clock.lap("report")
     return Channels(
         model_name or type(model).__name__,
         out_layers,
@@ -867,6 +893,7 @@ def channels(
     progress: bool = False,
     runs: str | os.PathLike = "runs",
     data=None,
+    timings: dict[str, float] | None = None,
 ) -> Channels:
     """What each channel of a model's conv layers looks for (see the module for the methods).
 
@@ -890,6 +917,10 @@ def channels(
         progress: show progress bars. Default: False.
         runs: the runs folder, when ``model`` is a name. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
+        timings: filled with the seconds of each step, added to what it holds:
+            ``dataset search`` (the test images through the trace's rows, the top and
+            bottom images), ``relevance``, ``synthesis``, ``diverse synthesis``,
+            ``effective field``, ``report``. Default: none.
 
     Returns:
         A :class:`Channels` report.
@@ -930,4 +961,5 @@ def channels(
         diverse=diverse,
         model_name=name,
         progress=progress,
+        timings=timings,
     )

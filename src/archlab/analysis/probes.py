@@ -24,6 +24,7 @@ The budget is fixed and stated in every report:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -146,7 +147,12 @@ def fit_probe(
     mean, std = mean.float(), std.float()
     x = (features.float() - mean) / std
     classes = int(labels.max()) + 1
-    weight = torch.zeros(x.shape[1], classes, dtype=x.dtype, requires_grad=True)
+    # the gradient written out, on both layouts of x: autograd's x.T @ grad on an (N, F)
+    # matrix was 8 times slower than grad.T @ x (a skinny product, 10 columns), and the
+    # forward pass W.T @ x.T twice as fast as x @ W; the same iterates, 5 times faster
+    across = x.T.contiguous()  # (F, N)
+    onehot = F.one_hot(labels, classes).to(x.dtype)
+    weight = torch.zeros(classes, x.shape[1], dtype=x.dtype, requires_grad=True)  # (K, F)
     bias = torch.zeros(classes, dtype=x.dtype, requires_grad=True)
     optimizer = torch.optim.LBFGS(
         [weight, bias],
@@ -159,20 +165,22 @@ def fit_probe(
     )
 
     def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(x @ weight + bias, labels) + 0.5 * l2 * (weight * weight).sum()
-        loss.backward()
+        with torch.no_grad():  # mean cross-entropy + l2/2·‖W‖² and its gradient
+            log_p = ((weight @ across).T + bias).log_softmax(1)
+            loss = -(log_p * onehot).sum() / len(x) + 0.5 * l2 * (weight * weight).sum()
+            slope = (log_p.exp() - onehot) / len(x)  # d loss / d logits (N, K)
+            weight.grad = slope.T @ x + l2 * weight
+            bias.grad = slope.sum(0)
         return loss
 
-    with torch.enable_grad():
-        optimizer.step(closure)
-    return weight.detach(), bias.detach(), mean, std
+    optimizer.step(closure)
+    return weight.detach().T.contiguous(), bias.detach(), mean, std
 
 
 def same_probe(
     before: tuple[torch.Tensor, torch.Tensor],
     after: tuple[torch.Tensor, torch.Tensor],
-    tol: float = 1e-3,
+    tol: float = 1e-2,
 ) -> bool:
     """Whether a row's ``(train, test)`` features ``after`` are, feature by feature, an
     affine map ``a·x + b`` (``a ≠ 0``) of the row ``before``'s (an eval-mode batch norm
@@ -181,8 +189,10 @@ def same_probe(
     accuracies; L-BFGS's steps are mirrored exactly.
 
     Both are standardised by their training features' mean and standard deviation, the
-    sign of each taken from its correlation; equal within ``tol`` (in standard
-    deviations) on the training and the test features.
+    sign of each taken from its correlation; equal within ``tol`` (relative, in standard
+    deviations) on the training and the test features. The tolerance is float32's: the
+    dnn's normalised view of a pixel that is non-zero in one training image of 10,000
+    differs from the raw pixel by 1.4e-3 standard deviations after rounding.
 
     Example:
 
@@ -199,14 +209,16 @@ def same_probe(
     za, zb = _standardised(train_a, test_a), _standardised(train_b, test_b)
     sign = torch.where((za[0] * zb[0]).sum(0) < 0, -1.0, 1.0)
     return all(
-        not len(b) or float((b - a * sign).abs().max()) <= tol for a, b in zip(za, zb, strict=True)
+        not len(b) or bool(((b - a * sign).abs() <= tol * (1 + a.abs())).all())
+        for a, b in zip(za, zb, strict=True)
     )
 
 
 def _standardised(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, std = train.float().mean(0), train.float().std(0, unbiased=False)
+    train, test = train.double(), test.double()
+    mean, std = train.mean(0), train.std(0, unbiased=False)
     std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
-    return (train.float() - mean) / std, (test.float() - mean) / std
+    return (train - mean) / std, (test - mean) / std
 
 
 def probe_accuracy(probe, features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -346,6 +358,7 @@ def probe_model(
     l2: float = L2,
     seed: int = 0,
     progress: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> ModelProbes:
     """The probes of one model in hand on ``data`` (a :class:`~archlab.FashionMNIST`).
 
@@ -360,6 +373,9 @@ def probe_model(
         l2: the weight of ``½‖W‖²``. Default: 1e-3.
         seed: which training images. Default: 0.
         progress: show a progress bar on stderr. Default: False.
+        timings: seconds added per step: ``tracing`` (every row's features of the
+            training and test images), ``model accuracy``, ``fitting`` (the probes).
+            Default: none.
 
     Returns:
         A :class:`ModelProbes`.
@@ -374,6 +390,7 @@ def probe_model(
     train_x, test_x = data.train_images[train_at], data.test_images[test_at]
     train_y, test_y = data.train_labels[train_at].long(), data.test_labels[test_at].long()
     name = name or type(model).__name__
+    start = time.perf_counter()
     bar = _bar(progress, len(train_x) + len(test_x), f"{name}: tracing")
     try:
         rows, train_f = row_features(model, train_x, normalize, progress=bar)
@@ -381,7 +398,11 @@ def probe_model(
     finally:
         if bar is not None:
             bar.close()
+    _add(timings, "tracing", start)
+    start = time.perf_counter()
     model_accuracy = _model_accuracy(model, test_x, test_y, normalize)
+    _add(timings, "model accuracy", start)
+    start = time.perf_counter()
     result = ModelProbes(name, [], [], [], [], [], model_accuracy)
     candidates = [("pixels", None, _pixels(train_x), _pixels(test_x), fmt_shape(test_x.shape[1:]))]
     for i, (row, tr, te) in enumerate(zip(rows, train_f, test_f, strict=True)):
@@ -399,7 +420,7 @@ def probe_model(
                 # an affine map of each feature of the row before: the same probe, not refitted
                 train_accuracy = result.train_accuracy[-1]
                 test_accuracy = result.test_accuracy[-1]
-                seen += " (per-feature affine of the row before: same probe)"
+                seen += " (affine of the row before: same probe)"
             else:
                 probe = fit_probe(tr, train_y, l2=l2, steps=steps)
                 train_accuracy = probe_accuracy(probe, tr, train_y)
@@ -415,7 +436,13 @@ def probe_model(
     finally:
         if bar is not None:
             bar.close()
+    _add(timings, "fitting", start)
     return result
+
+
+def _add(timings: dict[str, float] | None, step: str, start: float) -> None:
+    if timings is not None:
+        timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
 def _pixels(images: torch.Tensor) -> torch.Tensor:
@@ -462,6 +489,7 @@ def probes(
     progress: bool = False,
     runs: str | os.PathLike = "runs",
     data=None,
+    timings: dict[str, float] | None = None,
 ) -> Probes:
     """Linear probes along trained runs: where each makes the classes linearly separable.
 
@@ -477,6 +505,8 @@ def probes(
         progress: show progress bars on stderr. Default: False.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
+        timings: seconds per step summed over the models (see :func:`probe_model`).
+            Default: none.
 
     Returns:
         A :class:`Probes` report: print it, ``.plot()`` it.
@@ -507,6 +537,7 @@ def probes(
             l2=l2,
             seed=seed,
             progress=progress,
+            timings=timings,
         )
         report.results.append(result)
     report.test_images = min(test_images, len(data.test_labels))
