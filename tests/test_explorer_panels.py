@@ -203,17 +203,26 @@ def test_align_finds_the_rotation_scipy_finds():
     assert (got - target).abs().max() < 0.05
 
 
-def test_snapshots_are_found_only_where_the_run_folder_has_them(tmp_path, monkeypatch):
+def test_a_run_trained_with_snapshots_gets_its_timeline(tmp_path):
+    """The real path: ``train(snapshots=3)`` writes them, the explorer finds and reads them
+    (no stand-in), one frame per snapshot in iteration order, and a run without any has none."""
+    data = learnable_dataset(n_train=200, n_test=60)
+    run = archlab.train(
+        "cnn", runs=tmp_path, data=data, epochs=1, batch_size=50, snapshots=3, **QUIET
+    )  # fmt: skip  (4 iterations)
+    found = panels.find_snapshots(run)
+    assert [s.snapshot for s in found] == [1, 2, 4]
+    for snap in found:  # each one's weights are its file's, not the final run's
+        saved = torch.load(snap.folder / "snapshots" / f"it-{snap.snapshot:06d}.pt",
+                           weights_only=True)["state_dict"]  # fmt: skip
+        assert all(torch.equal(v, snap.model.state_dict()[k]) for k, v in saved.items())
+    page = archlab.explore([run], images=8, out=tmp_path / "explorer", data=data)
+    site = read_script(page.parent / "data" / "run-0" / "run.js")
+    assert [f["iteration"] for f in site["timeline"]] == [1, 2, 4]  # the last: the run itself
+    (tmp_path / "plain").mkdir()
     from types import SimpleNamespace
 
-    run = SimpleNamespace(folder=tmp_path)
-    assert panels.find_snapshots(run) == []  # no snapshots/index.json
-    (tmp_path / "snapshots").mkdir()
-    (tmp_path / "snapshots" / "index.json").write_text('{"snapshots": []}', encoding="utf-8")
-    monkeypatch.delattr(archlab, "snapshots", raising=False)
-    assert panels.find_snapshots(run) == []  # this archlab cannot read them yet
-    monkeypatch.setattr(archlab, "snapshots", lambda r: ["a", "b"], raising=False)
-    assert panels.find_snapshots(run) == ["a", "b"]
+    assert panels.find_snapshots(SimpleNamespace(folder=tmp_path / "plain")) == []
 
 
 # -- confidence (issue 33) ---------------------------------------------------------------------

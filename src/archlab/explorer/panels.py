@@ -324,15 +324,14 @@ def align(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def find_snapshots(run) -> list:
-    """The run's snapshots (``archlab.snapshots``), oldest first; none when its folder has
-    no ``snapshots/index.json`` or this archlab cannot read them yet."""
+    """The run's snapshots (:func:`archlab.snapshots`), oldest first; none when its
+    folder has no ``snapshots/index.json``."""
     folder = getattr(run, "folder", None)
     if folder is None or not (Path(folder) / "snapshots" / "index.json").is_file():
         return []
-    import archlab
+    from archlab.training.snapshots import snapshots
 
-    reader = getattr(archlab, "snapshots", None)
-    return list(reader(run)) if reader is not None else []
+    return list(snapshots(run))
 
 
 def map_accuracy(points: MapPoints | None, data) -> float:
@@ -445,6 +444,8 @@ def export_panels(
     )
     points = map_panel(run.model, data, run.normalize, map_images) if map_images else None
     snaps = find_snapshots(run) if snapshots is None else snapshots
+    # the run itself is the last frame: a snapshot of its own last iteration is not shown twice
+    snaps = [s for s in snaps if int(s.iteration) != int(run.iteration)]
     frames = timeline(snaps, points, data, run.normalize, map_images) if map_images else []
     if frames:
         conv = first_conv(run.model)
