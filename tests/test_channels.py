@@ -250,6 +250,11 @@ def test_the_command_on_a_trained_run(tmp_path, monkeypatch, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [c["layer"] for c in out["layers"][0]["channels"]] == ["layer2.0"] * 3
     assert len(out["layers"][0]["channels"][0]["relevant"]) == 9
+    assert out["layers"][0]["field_size"] == [8, 8]  # the lecture's layer2 conv: 8×8
+    assert all(1 <= w <= 8 for w in out["layers"][0]["erf_width"])
+    assert main([*argv, "--steps", "2", "--erf-images", "0", "--diverse", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["layers"][0]["channels"][0]["diverse_values"]) == 2
     out_file = tmp_path / "c.png"
     assert main([*argv, "--steps", "2", "--no-relevance", "--out", str(out_file)]) == 0
     assert out_file.stat().st_size > 0 and "wrote" in capsys.readouterr().out
@@ -386,3 +391,38 @@ def test_timings_name_every_step_and_add_up_to_the_call():
     steps = ["dataset search", "relevance", "synthesis", "diverse synthesis", "effective field"]
     assert set(timings) == {*steps, "report"}
     assert all(v >= 0 for v in timings.values()) and sum(timings.values()) <= wall
+
+
+class _Residual(nn.Module):
+    """relu(conv2(relu(conv1(x))) + shortcut(x)), all weights positive: the merge's field
+    is the union of its two branches' fields (5×5 and 1×1 around the same pixel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1)
+        self.shortcut, self.out = nn.Conv2d(1, 2, 1), nn.ReLU()
+        self.head = nn.Linear(2 * 28 * 28, 3)
+        with torch.no_grad():
+            for conv in (self.conv1, self.conv2, self.shortcut):
+                conv.weight.uniform_(0.5, 1.0)
+                conv.bias.zero_()
+
+    def forward(self, x):
+        y = self.out(self.conv2(torch.relu(self.conv1(x))) + self.shortcut(x))
+        return self.head(y.flatten(1))
+
+
+def test_the_effective_field_after_a_residual_add_is_the_direct_gradient():
+    model = _Residual().eval()
+    images = _images(12, seed=4)
+    report = CH.channels_of_model(model, images, "out", steps=0, erf_images=6, relevant=False)
+    layer = report.layers[0]
+    x = (images[:6].unsqueeze(1).float() / 255).requires_grad_(True)
+    y = model.out(model.conv2(torch.relu(model.conv1(x))) + model.shortcut(x))
+    for c in range(2):  # the test's own gradient of the centre unit (14, 14)
+        (grad,) = torch.autograd.grad(y[:, c, 14, 14].sum(), x, retain_graph=True)
+        torch.testing.assert_close(layer.channels[c].erf, grad.abs().mean(0)[0])
+    nonzero = layer.erf.nonzero()
+    assert layer.field_size == (5, 5)
+    assert (int(nonzero[:, 0].min()), int(nonzero[:, 0].max())) == (12, 16)
+    assert layer.erf_width[0] <= 5
