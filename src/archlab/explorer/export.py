@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archlab.explorer.onnx import LiveModel
+
 MAX_KERNELS = 64  # output and input channels of a convolution's kernel grid that are shown
 TILE_GAP = 1  # pixels between the tiles of a sprite, so that scaled tiles never bleed
 
@@ -63,6 +65,7 @@ class RunExport:
     attributions: dict[str, tuple[torch.Tensor, list[float]]]  # method → (N, H, W) uint8, scales
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # one line each, for the terminal
+    live: LiveModel | None = None  # the model as an ONNX graph for the page (explorer.onnx)
 
 
 def quantise(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -279,6 +282,8 @@ def export_run(
         if found is not None:
             kerns[i] = found
     clock("activations")
+    live = _live(model, run.normalize, images, outputs)
+    clock("live")
     targets = predicted[list(indices)]
     chosen = check_methods(methods)
     warned, skipped = [], {}
@@ -323,4 +328,21 @@ def export_run(
         attributions={a.method: attribution_maps(a.map, a.signed) for a in attributions},
         notes=notes,
         warnings=warned,
+        live=live,
     )
+
+
+def _live(model: nn.Module, normalize, images: torch.Tensor, outputs) -> LiveModel:
+    """The model as an ONNX graph for the page, checked on the exported ``images``."""
+    from archlab._modes import in_mode
+    from archlab.explorer.onnx import export_live
+    from archlab.training.predict import to_input
+
+    with in_mode(model), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logits = model(to_input(images, normalize))
+    if isinstance(logits, (tuple, list)) and logits:
+        logits = logits[0]
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        return LiveModel(None, why="its output is not one score per class")
+    return export_live(model, normalize, to_input(images), outputs, logits)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from archlab.explorer.export import TILE_GAP, RunExport
+from archlab.explorer.onnx import write_live, write_runtime
 
 STATIC = Path(__file__).parent / "static"
 # the page: every file and folder of static/ (index.html, the core, explorer.js, each
@@ -176,6 +177,7 @@ def write_run(export: RunExport, folder: Path, key: str) -> dict:
         "methods": methods,
         "skipped": export.skipped,
         "notes": [public_text(n) for n in export.notes],
+        "live": write_live(export.live, folder, key),
     }
 
 
@@ -210,6 +212,7 @@ def write_explorer(
             shutil.copytree(STATIC / name, folder / name)
         else:
             shutil.copyfile(STATIC / name, folder / name)
+    write_runtime(folder)  # the page's model runtime (explorer.onnx)
     data = folder / "data"
     data.mkdir()
     sprite = save_sprite(images, data, "images", "")
