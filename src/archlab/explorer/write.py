@@ -17,6 +17,7 @@ sprite's sheets are at most :data:`MAX_SPRITE_SIDE` pixels a side.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -231,6 +232,9 @@ def write_explorer(
                 "images": [{"index": i, "label": y} for i, y in zip(indices, labels, strict=True)],
                 "sprite": sprite,
                 "gap": TILE_GAP,
+                # the images' pixels, for the live panel to start a drawing from (a page
+                # from file:// may draw a PNG but not read its pixels back)
+                "pixels": base64.b64encode(images.contiguous().numpy().tobytes()).decode("ascii"),
                 "runs": runs,
             }
         },
