@@ -274,6 +274,7 @@ def write_live(live: LiveModel | None, folder: Path, key: str) -> dict:
     text = base64.b64encode(live.onnx).decode("ascii")
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "model.js", "x", encoding="ascii") as handle:
-        handle.write(f'(globalThis.ARCHLAB_MODELS = globalThis.ARCHLAB_MODELS || {{}})["{key}"] = "{text}";\n')
+        models = "globalThis.ARCHLAB_MODELS"
+        handle.write(f'({models} = {models} || {{}})["{key}"] = "{text}";\n')
     error = float(f"{live.error:.3g}")
     return {"model": f"{key}/model.js", "outputs": live.outputs, "error": error, "why": ""}
