@@ -1,0 +1,199 @@
+"""The live panel in a real browser (issue 30, item 5): headless Chromium, offline, every
+other host blocked (docs/check_site.py's flags). A stroke drawn with real pointer events
+changes the probabilities and the selected row's channels; the page's own outputs for
+every stored image, read back, agree with PyTorch within 1e-4 on every row; a dropped
+file becomes a 28×28 drawing; switching runs keeps the drawing; a user's model with a
+residual addition and F.* operations goes train → explore → a drawn image.
+Skipped where Chromium and ChromeDriver are not installed (``make browser``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import archlab
+from archlab.trace.record import row_outputs
+
+from .synthetic import learnable_dataset
+
+ROOT = Path(__file__).parents[1]
+AGREE = 1e-4
+
+pytestmark = pytest.mark.skipif(
+    not (
+        shutil.which("chromedriver")
+        and (shutil.which("chromium") or Path("/usr/bin/chromium").exists())
+    ),
+    reason="needs Debian's chromium and chromium-driver (make browser)",
+)
+
+# wait until the live panel has answered more than `arguments[0]` times
+_ANSWERED = """
+const [after, done] = arguments;
+const t = () => Number(document.body.dataset.live || 0) > after && !ArchlabLive.live.again
+  ? done(ArchlabLive.live.result.key) : setTimeout(t, 20);
+t();
+"""
+# the live outputs as plain lists: logits and every row's values
+_RESULT = """
+const r = ArchlabLive.live.result;
+const rows = {};
+for (const [i, v] of Object.entries(r.rows)) rows[i] = {dims: v.dims, data: Array.from(v.data)};
+return {key: r.key, logits: r.logits, input: Array.from(r.input), rows};
+"""
+
+
+@pytest.fixture(scope="module")
+def check_site():
+    spec = importlib.util.spec_from_file_location("check_site", ROOT / "docs" / "check_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    data = learnable_dataset(n_train=300, n_test=150)
+    runs = tmp_path_factory.mktemp("runs")
+    quiet = {"progress": False, "log": lambda _line: None, "figures": False}
+    models = tmp_path_factory.mktemp("user") / "residual.py"
+    models.write_text((ROOT / "tests" / "live_models.py").read_text(encoding="utf-8"))
+    trained = [
+        archlab.train(m, runs=runs, data=data, max_iterations=4, batch_size=50, **quiet)
+        for m in ("cnn", "dnn", f"{models}:ResidualNet")
+    ]
+    page = archlab.explore(trained, images=6, out=runs / "explorer", data=data)
+    return page, trained, data
+
+
+@pytest.fixture(scope="module")
+def browser(check_site, tmp_path_factory):
+    driver = check_site._driver(str(tmp_path_factory.mktemp("profile")))
+    driver.set_window_size(1280, 720)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _answers(driver) -> int:
+    return int(driver.execute_script("return Number(document.body.dataset.live || 0)"))
+
+
+def _wait(driver, after: int) -> str:
+    return driver.execute_async_script(_ANSWERED, after)
+
+
+def _pytorch(run, pixels: torch.Tensor):
+    """The run's logits and every row's output on ``pixels`` (1, 1, 28, 28) in [0, 1]."""
+    model = run.model.eval()
+    x = pixels if run.normalize is None else (pixels - run.normalize[0]) / run.normalize[1]
+    rows, _ = row_outputs(model, x, len(archlab.trace_shapes(model).layers))
+    with torch.no_grad():
+        return model(x), rows
+
+
+def _agrees(result: dict, run) -> float:
+    pixels = torch.tensor(result["input"]).reshape(1, 1, 28, 28)
+    logits, rows = _pytorch(run, pixels)
+    worst = float((torch.tensor(result["logits"]) - logits[0]).abs().max())
+    assert worst < AGREE, worst
+    assert result["rows"], "no row output came back"
+    for i, value in result["rows"].items():
+        want = rows[int(i)]
+        got = torch.tensor(value["data"]).reshape(want.shape)
+        diff = float((got - want).abs().max())
+        assert diff < AGREE * max(1.0, float(want.abs().max())), (run.name, i, diff)
+        worst = max(worst, diff)
+    return worst
+
+
+def test_the_page_runs_every_model_on_a_drawing_offline(site, browser, check_site, tmp_path):
+    page, trained, _data = site
+    driver = browser
+    driver.get_log("performance")
+    driver.get_log("browser")
+    driver.get(page.as_uri())
+    _wait(driver, 0)
+
+    # every stored image, every run: the page's rows and logits against PyTorch's
+    for k, run in enumerate(trained):
+        if k:
+            n = _answers(driver)
+            driver.find_element("css selector", f"#runs button[data-run='run-{k}']").click()
+            assert _wait(driver, n) == f"run-{k}"
+        for pos in range(6):
+            n = _answers(driver)
+            driver.execute_script("ARCHLAB.select({image: arguments[0]})", pos)
+            driver.execute_script(
+                "document.querySelector('#live button[title^=\"start\"]').click()"
+            )
+            _wait(driver, n)
+            result = driver.execute_script(_RESULT)
+            assert result["key"] == f"run-{k}"
+            _agrees(result, run)
+        if k == 2:  # the user's model: its residual addition, an F.* row, answered live
+            types = [layer.type for layer in archlab.trace_shapes(run.model).layers]
+            assert {str(types.index("add")), str(types.index("F.avg_pool2d(4)"))} <= set(
+                result["rows"]
+            )
+
+    # a stroke with real pointer events: the probabilities and the row's channels change
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver.find_element("css selector", "#runs button[data-run='run-0']").click()
+    driver.execute_script("ARCHLAB.select({row: 1})")
+    _wait(driver, _answers(driver) - 1)
+    before = driver.execute_script(_RESULT)
+    canvas = driver.find_element("css selector", "#live-draw")
+    n = _answers(driver)
+    (ActionChains(driver).move_to_element_with_offset(canvas, -40, -40).click_and_hold()
+     .move_by_offset(30, 10).move_by_offset(30, 40).release().perform())  # fmt: skip
+    _wait(driver, n)
+    after = driver.execute_script(_RESULT)
+    assert after["input"] != before["input"]
+    assert after["logits"] != before["logits"]
+    assert after["rows"]["1"]["data"] != before["rows"]["1"]["data"]
+    assert (
+        driver.execute_script("return document.querySelectorAll('#live-channels canvas').length")
+        > 0
+    )
+    _agrees(after, trained[0])
+
+    # switch runs: the same drawing, the other model's answer
+    n = _answers(driver)
+    driver.find_element("css selector", "#runs button[data-run='run-1']").click()
+    assert _wait(driver, n) == "run-1"
+    switched = driver.execute_script(_RESULT)
+    assert switched["input"] == after["input"]
+    _agrees(switched, trained[1])
+
+    # a dropped file: a dark garment on white paper, 60×30 pixels
+    from PIL import Image
+
+    picture = Image.new("RGB", (60, 30), "white")
+    picture.paste((20, 20, 20), (10, 5, 50, 25))
+    path = tmp_path / "shirt.png"
+    picture.save(path)
+    n = _answers(driver)
+    driver.find_element("css selector", "#live-file").send_keys(str(path))
+    _wait(driver, n)
+    dropped = torch.tensor(driver.execute_script(_RESULT)["input"]).reshape(28, 28)
+    # trimmed to the 40×20 box, longest edge 28 wide: 14 lines of ink, centred, negated
+    ink = (dropped > 0.5).nonzero()
+    assert (int(ink[:, 1].min()), int(ink[:, 1].max())) == (0, 27)
+    assert (int(ink[:, 0].min()), int(ink[:, 0].max())) == (7, 20)
+    assert float(dropped[0].max()) == 0.0
+    assert "shirt.png" in driver.execute_script("return ArchlabLive.live.status")
+
+    errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    base = page.parent.as_uri() + "/"
+    requests, problems = check_site.network_problems(driver.get_log("performance"), base)
+    assert problems == [], problems
+    assert requests > 5
+    # the projector: no horizontal scroll at 1280×720
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 1280
