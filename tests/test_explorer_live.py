@@ -5,6 +5,10 @@ module's row with a forward hook on that module, and every row with the trace re
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -110,3 +114,12 @@ def test_a_model_the_exporter_refuses_is_not_live_and_says_why():
 def test_an_input_that_is_not_a_drawing_is_not_live():
     live = export_live(torch.nn.Flatten(), None, torch.rand(2, 3, 32, 32), [], torch.rand(2, 10))
     assert live.onnx is None and "3×32×32" in live.why
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js (apt-get install nodejs)")
+def test_the_live_panels_javascript_unit_tests_pass():
+    test_file = Path(__file__).parent / "js" / "live.test.js"
+    result = subprocess.run(["node", "--test", str(test_file)], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout and "# pass 5" in result.stdout
