@@ -46,6 +46,14 @@ for (const [i, v] of Object.entries(r.rows)) rows[i] = {dims: v.dims, data: Arra
 return {key: r.key, logits: r.logits, input: Array.from(r.input), rows};
 """
 
+# how wide the page and its widest parts are, against the room they have
+_FITS = """
+const right = (sel) => document.querySelector(sel).getBoundingClientRect().right;
+return {page: document.documentElement.scrollWidth,
+        trace: right('#trace th:last-child'), traceBox: right('#architecture .scroll'),
+        confusion: right('#confusion'), answer: right('#answer')};
+"""
+
 
 @pytest.fixture(scope="module")
 def check_site():
@@ -195,5 +203,13 @@ def test_the_page_runs_every_model_on_a_drawing_offline(site, browser, check_sit
     requests, problems = check_site.network_problems(driver.get_log("performance"), base)
     assert problems == [], problems
     assert requests > 5
-    # the projector: no horizontal scroll at 1280×720
-    assert driver.execute_script("return document.documentElement.scrollWidth") <= 1280
+    # a projector: no horizontal scroll at 1280×720 or 1600×900; the trace table's params
+    # and MACs and the whole confusion matrix inside their columns, for every run
+    for width, height in [(1280, 720), (1600, 900)]:
+        driver.set_window_size(width, height)
+        for k in range(len(trained)):
+            driver.execute_script("ARCHLAB.select({run: arguments[0]})", f"run-{k}")
+            fits = driver.execute_script(_FITS)
+            assert fits["page"] <= width, (width, k, fits)
+            assert fits["trace"] <= fits["traceBox"] + 1, (width, k, fits)
+            assert fits["confusion"] <= fits["answer"] + 1, (width, k, fits)

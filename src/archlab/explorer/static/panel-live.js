@@ -363,7 +363,7 @@ var ArchlabLive = (() => {
     const shownC = Math.min(c, 64);
     for (let k = 0; k < shownC; k++) {
       const canvas = view.element("canvas", { width: w, height: h });
-      canvas.style.width = `${w * scale}px`;
+      canvas.style.width = h === 1 ? "100%" : `${w * scale}px`;
       canvas.style.height = `${h === 1 ? 24 : h * scale}px`;
       const ctx = canvas.getContext("2d");
       const img = ctx.createImageData(w, h);
