@@ -122,4 +122,4 @@ def test_the_live_panels_javascript_unit_tests_pass():
     result = subprocess.run(["node", "--test", str(test_file)], capture_output=True, text=True,
                             timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# fail 0" in result.stdout and "# pass 5" in result.stdout
+    assert "# fail 0" in result.stdout and "# pass 6" in result.stdout

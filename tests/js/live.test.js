@@ -59,3 +59,10 @@ test("softmax matches its definition", () => {
   p.forEach((v, k) => assert.ok(Math.abs(v - e[k] / s) < 1e-12));
   assert.ok(Math.abs(live.softmax([1000, 1000])[0] - 0.5) < 1e-12);  // no overflow
 });
+
+test("a run that is not live says why; a live one, how much of it runs", () => {
+  const off = live.liveLine("argmax", { model: null, outputs: [], error: null, why: "torch.onnx could not export it (X)" }, 5);
+  assert.equal(off, "argmax is not live: torch.onnx could not export it (X); the rest of the explorer shows it as computed by archlab");
+  const on = live.liveLine("cnn", { model: "run-1/model.js", outputs: ["row-0", null, "row-2"], error: 1.234e-5, why: "" }, 3);
+  assert.equal(on, "cnn runs here: 2 of 3 rows live; its ONNX graph matched PyTorch within 1.2e-5 on the stored images");
+});

@@ -98,6 +98,14 @@ var ArchlabLive = (() => {
     return out;
   }
 
+  // what the panel says of a run's live model (run.live): how much of it runs, or why not
+  function liveLine(name, spec, rows) {
+    const why = spec.why;
+    if (spec.model === null) return `${name} is not live: ${why}; the rest of the explorer shows it as computed by archlab`;
+    return `${name} runs here: ${spec.outputs.filter((o) => o !== null).length} of ${rows} rows live; ` +
+      `its ONNX graph matched PyTorch within ${Number(spec.error).toExponential(1)} on the stored images`;
+  }
+
   // -- the runtime and the models -------------------------------------------------------------
   function script(src) {
     return new Promise((resolve, reject) => {
@@ -396,10 +404,7 @@ var ArchlabLive = (() => {
     const r = v.run();
     const spec = r.live;  // model, outputs, error, why: all read here (the data contract)
     const ready = spec.model !== null && typeof ort !== "undefined" && typeof DecompressionStream !== "undefined";
-    const why = spec.why;
-    const say = spec.model === null ? `${v.facts().name} is not live: ${why}`
-      : `${v.facts().name} runs here: ${spec.outputs.filter((o) => o !== null).length} of ${r.rows.length} rows live; ` +
-        `its ONNX graph matched PyTorch within ${Number(spec.error).toExponential(1)} on the stored images`;
+    const say = liveLine(v.facts().name, spec, r.rows.length);
     const pixels = v.index().pixels;
     if (!built) {
       build();
@@ -412,7 +417,7 @@ var ArchlabLive = (() => {
   }
 
   if (typeof ARCHLAB !== "undefined") ARCHLAB.panel(draw);
-  return { live, set, toFashion, shifted, softmax, decode, input, run: () => runNow() };
+  return { live, set, toFashion, shifted, softmax, decode, input, liveLine, run: () => runNow() };
 })();
 
 if (typeof module !== "undefined") module.exports = ArchlabLive;
