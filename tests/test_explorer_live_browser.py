@@ -69,6 +69,16 @@ const wait = () => Number(document.body.dataset.live || 0) > before
   ? requestAnimationFrame(() => done(performance.now() - t0)) : setTimeout(wait, 1);
 wait();
 """
+# the occlusion map of the latest answer, when it is there
+_OCCLUDED = """
+const done = arguments[0];
+const t = () => {
+  const o = ArchlabLive.live.occlusion;
+  o && o.at === ArchlabLive.live.runs ? done({map: Array.from(o.map), target: o.target})
+    : setTimeout(t, 20);
+};
+t();
+"""
 # how wide the page and its widest parts are, against the room they have
 _FITS = """
 const right = (sel) => document.querySelector(sel).getBoundingClientRect().right;
@@ -125,6 +135,21 @@ def _pytorch(run, pixels: torch.Tensor):
     rows, _ = row_outputs(model, x, len(archlab.trace_shapes(model).layers))
     with torch.no_grad():
         return model(x), rows
+
+
+def _occlusion(run, pixels: torch.Tensor, target: int) -> torch.Tensor:
+    """Occlusion by hand: the drop of ``target``'s probability when each 4×4 patch of
+    ``pixels`` (1, 1, 28, 28) is blacked out, patches in reading order."""
+    patched = pixels.repeat(49, 1, 1, 1)
+    for k in range(49):
+        y, x = divmod(k, 7)
+        patched[k, :, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4] = 0
+    model = run.model.eval()
+    norm = (lambda t: t) if run.normalize is None else (
+        lambda t: (t - run.normalize[0]) / run.normalize[1])  # fmt: skip
+    with torch.no_grad():
+        p0 = torch.softmax(model(norm(pixels)), 1)[0, target]
+        return p0 - torch.softmax(model(norm(patched)), 1)[:, target]
 
 
 def _agrees(result: dict, run) -> float:
@@ -194,6 +219,12 @@ def test_the_page_runs_every_model_on_a_drawing_offline(site, browser, check_sit
         > 0
     )
     _agrees(after, trained[0])
+
+    # the occlusion map, once the drawing rests: against the same occlusion in PyTorch
+    occlusion = driver.execute_async_script(_OCCLUDED)
+    x = torch.tensor(after["input"]).reshape(1, 1, 28, 28)
+    want = _occlusion(trained[0], x, occlusion["target"])
+    assert (torch.tensor(occlusion["map"]) - want).abs().max() < 1e-4
 
     # switch runs: the same drawing, the other model's answer
     n = _answers(driver)

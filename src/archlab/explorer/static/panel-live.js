@@ -11,6 +11,7 @@
 var ArchlabLive = (() => {
   const SIZE = 28;
   const PATCH = 4;  // occlusion: 4×4 patches of black, stride 4 (7×7 = 49 forward passes)
+  const OCCLUSION_WAIT = 120;  // ms the drawing rests before its occlusion map is computed
   const live = {
     pixels: new Float32Array(SIZE * SIZE),  // the drawing, 0 black … 1 white (ink)
     brush: 1.5, noise: 0, status: "", result: null, occlusion: null, runs: 0, error: null,
@@ -139,6 +140,14 @@ var ArchlabLive = (() => {
     return sessions[key];
   }
 
+  // one run of a session at a time: the answer and the occlusion batches take turns
+  let queue = Promise.resolve();
+  function exclusive(job) {
+    const done = queue.then(job, job);
+    queue = done.catch(() => null);
+    return done;
+  }
+
   // run the selected run's model on the drawing: at most once an animation frame, the
   // latest drawing always (a stroke during a run is run after it)
   function schedule() {
@@ -158,7 +167,7 @@ var ArchlabLive = (() => {
       const s = await session(r.key, spec.model);
       const x = input();
       const feeds = { image: new ort.Tensor("float32", x, [1, 1, SIZE, SIZE]) };
-      const out = await s.run(feeds);
+      const out = await exclusive(() => s.run(feeds));
       if (view.run().key !== r.key) return;  // switched while it ran: run again below
       const rows = {};
       spec.outputs.forEach((name, i) => { if (name) rows[i] = { data: out[name].data, dims: out[name].dims }; });
@@ -169,7 +178,11 @@ var ArchlabLive = (() => {
       drawAnswer();
       live.ms = performance.now() - t0;
       document.body.dataset.live = String(live.runs);
-      occlude(s, r.key, x, live.runs);  // not awaited: the map may lag the stroke
+      // the map lags the stroke: it starts once the drawing has rested a moment, in
+      // small batches that give way to the next stroke, so it never delays an answer
+      clearTimeout(live.occlusionTimer);
+      const at = live.runs;
+      live.occlusionTimer = setTimeout(() => occlude(s, r.key, x, at), OCCLUSION_WAIT);
     } catch (error) {
       live.error = String(error && error.message || error);
       setStatus("the model could not run here: " + live.error);
@@ -183,27 +196,26 @@ var ArchlabLive = (() => {
     const p0 = live.result.probs;
     const target = p0.indexOf(Math.max(...p0));
     const n = SIZE / PATCH;
-    const batch = new Float32Array(n * n * SIZE * SIZE);
-    for (let k = 0; k < n * n; k++) {
-      const py = Math.floor(k / n) * PATCH, px = (k % n) * PATCH;
-      batch.set(x, k * SIZE * SIZE);
-      for (let y = py; y < py + PATCH; y++) for (let xx = px; xx < px + PATCH; xx++) batch[k * SIZE * SIZE + y * SIZE + xx] = 0;
-    }
-    if (busy2) return;
-    busy2 = true;
-    try {
-      const out = await s.run({ image: new ort.Tensor("float32", batch, [n * n, 1, SIZE, SIZE]) }, ["logits"]);
-      if (at !== live.runs || key !== view.run().key) return;  // a newer stroke: its own map
+    const map = new Float32Array(n * n);
+    const fresh = () => at === live.runs && key === view.run().key;
+    for (let start = 0; start < n * n; start += n) {  // one line of patches a batch
+      if (!fresh() || busy) return;  // a newer stroke: its own map, later
+      const batch = new Float32Array(n * SIZE * SIZE);
+      for (let j = 0; j < n; j++) {
+        const k = start + j;
+        const py = Math.floor(k / n) * PATCH, px = (k % n) * PATCH;
+        batch.set(x, j * SIZE * SIZE);
+        for (let y = py; y < py + PATCH; y++) for (let xx = px; xx < px + PATCH; xx++) batch[j * SIZE * SIZE + y * SIZE + xx] = 0;
+      }
+      const feeds = { image: new ort.Tensor("float32", batch, [n, 1, SIZE, SIZE]) };
+      const out = await exclusive(() => s.run(feeds, ["logits"]));
       const logits = out.logits.data;
-      const map = new Float32Array(n * n);
-      for (let k = 0; k < n * n; k++) map[k] = p0[target] - softmax(Array.from(logits.slice(k * 10, k * 10 + 10)))[target];
-      live.occlusion = { map, target, n };
-      drawOcclusion();
-    } finally {
-      busy2 = false;
+      for (let j = 0; j < n; j++) map[start + j] = p0[target] - softmax(Array.from(logits.slice(j * 10, j * 10 + 10)))[target];
     }
+    if (!fresh()) return;
+    live.occlusion = { map, target, n, at };
+    drawOcclusion();
   }
-  let busy2 = false;
 
   // -- the panel --------------------------------------------------------------------------------
   function setStatus(text) {
