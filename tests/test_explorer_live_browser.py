@@ -125,7 +125,11 @@ def _answers(driver) -> int:
 
 
 def _wait(driver, after: int) -> str:
-    return driver.execute_async_script(_ANSWERED, after)
+    try:
+        return driver.execute_async_script(_ANSWERED, after)
+    except Exception as exc:  # say what the page says, not only that it timed out
+        status = driver.execute_script("return [ArchlabLive.live.status, ArchlabLive.live.error]")
+        raise AssertionError(f"no answer from the page: {status}") from exc
 
 
 def _pytorch(run, pixels: torch.Tensor):
@@ -288,3 +292,41 @@ def test_the_page_runs_every_model_on_a_drawing_offline(site, browser, check_sit
             assert fits["page"] <= width, (width, k, fits)
             assert fits["trace"] <= fits["traceBox"] + 1, (width, k, fits)
             assert fits["confusion"] <= fits["answer"] + 1, (width, k, fits)
+
+
+def test_every_zoo_model_agrees_with_pytorch_in_the_page(browser, tmp_path):
+    """Every zoo model (the registry's list), 3 stored images each, every row and the
+    logits read back from the page."""
+    data = learnable_dataset(n_train=200, n_test=60)
+    quiet = {"progress": False, "log": lambda _line: None, "figures": False}
+    zoo = archlab.list_models("zoo")
+    trained = [
+        archlab.train(
+            m, runs=tmp_path / "runs", data=data, max_iterations=2, batch_size=50, **quiet
+        )
+        for m in zoo
+    ]
+    page = archlab.explore(trained, images=3, out=tmp_path / "site", data=data,
+                           methods=["saliency"])  # fmt: skip
+    driver = browser
+    driver.get_log("browser")
+    driver.get(page.as_uri())
+    _wait(driver, 0)
+    for k, run in enumerate(trained):
+        if k:
+            n = _answers(driver)
+            driver.execute_script("ARCHLAB.select({run: arguments[0]})", f"run-{k}")
+            assert _wait(driver, n) == f"run-{k}"
+        for pos in range(3):
+            n = _answers(driver)
+            driver.execute_script("ARCHLAB.select({image: arguments[0]})", pos)
+            driver.execute_script(
+                "document.querySelector('#live button[title^=\"start\"]').click()"
+            )
+            _wait(driver, n)
+            result = driver.execute_script(_RESULT)
+            assert result["key"] == f"run-{k}", run.name
+            rows = len(archlab.trace_shapes(run.model).layers)
+            assert len(result["rows"]) == rows, run.name  # every row is live
+            _agrees(result, run)
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
