@@ -237,6 +237,13 @@ def test_the_page_runs_every_model_on_a_drawing_offline(site, browser, check_sit
     switched = driver.execute_script(_RESULT)
     assert switched["input"] == after["input"]
     _agrees(switched, trained[1])
+    # and the user's residual model on the same drawn image
+    n = _answers(driver)
+    driver.find_element("css selector", "#runs button[data-run='run-2']").click()
+    assert _wait(driver, n) == "run-2"
+    drawn = driver.execute_script(_RESULT)
+    assert drawn["input"] == after["input"]
+    _agrees(drawn, trained[2])
 
     # a dropped file: a dark garment on white paper, 60×30 pixels
     from PIL import Image
