@@ -123,3 +123,34 @@ def test_the_live_panels_javascript_unit_tests_pass():
                             timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout and "# pass 6" in result.stdout
+
+
+def test_explore_warns_once_for_a_run_that_is_not_live_and_writes_its_reason(tmp_path):
+    import dataclasses
+    import json
+
+    from .synthetic import learnable_dataset
+
+    class Wide(torch.nn.Module):  # reads 1×28×28, answers through numpy: not exportable
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(torch.from_numpy(x.detach().numpy().copy()))
+
+    data = learnable_dataset(n_train=100, n_test=40)
+    quiet = {"progress": False, "log": lambda _line: None, "figures": False}
+    dnn = archlab.train("dnn", runs=tmp_path / "runs", data=data, max_iterations=2,
+                        batch_size=50, **quiet)  # fmt: skip
+    odd = dataclasses.replace(dnn, name="odd", model=Wide(dnn.model))
+    lines: list[str] = []
+    page = archlab.explore([dnn, odd], images=4, out=tmp_path / "site", data=data,
+                           methods=["occlusion"], log=lines.append)  # fmt: skip
+    warned = [line for line in lines if "not live" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: odd: not live in the page: ")
+    text = (page.parent / "data" / "run-1" / "run.js").read_text(encoding="utf-8")
+    live = json.loads(text[len("ARCHLAB.add(") : -3])["live"]
+    assert live["model"] is None and live["outputs"] == [] and live["why"] in warned[0]
+    assert not (page.parent / "data" / "run-1" / "model.js").exists()
+    assert (page.parent / "data" / "run-0" / "model.js").is_file()

@@ -261,6 +261,7 @@ def export_run(
     outputs, scopes = row_outputs(model, to_input(images, run.normalize), len(report.layers))
     modules = dict(model.named_modules())
     rows, acts, kerns = [], [], {}
+    warned: list[str] = []
     for i, layer in enumerate(report.layers):
         rows.append(
             {
@@ -284,9 +285,11 @@ def export_run(
     clock("activations")
     live = _live(model, run.normalize, images, outputs)
     clock("live")
+    if live.onnx is None:  # the page still shows everything else, and says why
+        warned.append(f"{run.name}: not live in the page: {live.why}")
     targets = predicted[list(indices)]
     chosen = check_methods(methods)
-    warned, skipped = [], {}
+    skipped = {}
     why = gradient_problem(model, to_input(images[:1], run.normalize))
     if why is not None:  # the gradient methods cannot run; occlusion needs no gradient
         skipped = {m: why for m in chosen if m not in GRADIENT_FREE}
