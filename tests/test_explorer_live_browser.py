@@ -230,6 +230,44 @@ def test_the_page_runs_every_model_on_a_drawing_offline(site, browser, check_sit
     want = _occlusion(trained[0], x, occlusion["target"])
     assert (torch.tensor(occlusion["map"]) - want).abs().max() < 1e-4
 
+    # Shift+→ moves the drawing one pixel right (not the explorer's image), the shift
+    # buttons two; the noise slider changes what the model sees, not the drawing
+    from selenium.webdriver.common.keys import Keys
+
+    image = driver.execute_script("return ARCHLAB.state.image")
+    drawing = torch.tensor(after["input"]).reshape(28, 28)
+    n = _answers(driver)
+    ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ARROW_RIGHT).key_up(
+        Keys.SHIFT
+    ).perform()
+    _wait(driver, n)
+    moved = torch.tensor(driver.execute_script(_RESULT)["input"]).reshape(28, 28)
+    assert torch.equal(moved[:, 1:], drawing[:, :-1]) and float(moved[:, 0].max()) == 0.0
+    assert driver.execute_script("return ARCHLAB.state.image") == image
+    n = _answers(driver)
+    driver.find_element("css selector", "#live .live-shift button:first-child").click()  # ←
+    _wait(driver, n)
+    back = torch.tensor(driver.execute_script(_RESULT)["input"]).reshape(28, 28)
+    assert torch.equal(back[:, :-2], moved[:, 2:]) and float(back[:, -2:].max()) == 0.0
+    n = _answers(driver)
+    driver.execute_script(
+        "const s = document.querySelector('#live-noise'); s.value = '0.3';"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    _wait(driver, n)
+    noisy = driver.execute_script(_RESULT)
+    assert torch.tensor(noisy["input"]).reshape(28, 28).sub(back).abs().max() > 0.1
+    assert torch.equal(torch.tensor(driver.execute_script(
+        "return Array.from(ArchlabLive.live.pixels)")).reshape(28, 28), back)  # fmt: skip
+    _agrees(noisy, trained[0])
+    n = _answers(driver)
+    driver.execute_script(
+        "const s = document.querySelector('#live-noise'); s.value = '0';"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    _wait(driver, n)
+    after = driver.execute_script(_RESULT)
+
     # switch runs: the same drawing, the other model's answer
     n = _answers(driver)
     driver.find_element("css selector", "#runs button[data-run='run-1']").click()
