@@ -154,3 +154,8 @@ def test_explore_warns_once_for_a_run_that_is_not_live_and_writes_its_reason(tmp
     assert live["model"] is None and live["outputs"] == [] and live["why"] in warned[0]
     assert not (page.parent / "data" / "run-1" / "model.js").exists()
     assert (page.parent / "data" / "run-0" / "model.js").is_file()
+    assert (page.parent / "vendor" / "ort-wasm-simd.wasm.js").is_file()
+    # no run live: no runtime either (3.7 MB the page would never load)
+    alone = archlab.explore([odd], images=2, out=tmp_path / "alone", data=data,
+                            methods=["occlusion"])  # fmt: skip
+    assert not (alone.parent / "vendor" / "ort-wasm-simd.wasm.js").exists()

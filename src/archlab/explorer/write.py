@@ -213,7 +213,8 @@ def write_explorer(
             shutil.copytree(STATIC / name, folder / name)
         else:
             shutil.copyfile(STATIC / name, folder / name)
-    write_runtime(folder)  # the page's model runtime (explorer.onnx)
+    if any(e.live is not None and e.live.onnx is not None for e in exports):
+        write_runtime(folder)  # the page's model runtime (explorer.onnx), when a run is live
     data = folder / "data"
     data.mkdir()
     sprite = save_sprite(images, data, "images", "")
