@@ -372,12 +372,13 @@ def test_no_space_while_writing_keeps_the_previous_site(world, tmp_path, monkeyp
 
 
 def test_a_full_disk_keeps_the_previous_site(world, tmp_path):
-    """A real full file system: a small tmpfs (root only, where the container allows it)."""
+    """A real full file system: a small tmpfs (root only, where the container allows it;
+    12 MB: a site holds the page's model runtime, 3.7 MB, and each run's graph)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     point = tmp_path / "mnt"
     point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(point)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(point)],
                              capture_output=True, text=True)  # fmt: skip
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")

@@ -38,10 +38,11 @@ def explore(
     test image flowing through the selected layer (every channel, its value range; a
     convolution's kernels; a flat layer's values as bars), the class probabilities and
     five attribution maps, the confusion matrix (a cell shows its images), and, for
-    several runs, a switch and their accuracy, parameters and MACs side by side. Below, the
-    panels (:mod:`archlab.explorer.panels`): what a convolution's channels look for with a
-    two-choice quiz, the map of the test images (with a timeline where the run has
-    snapshots), and the run's calibration.
+    several runs, a switch and their accuracy, parameters and MACs side by side; a live
+    panel where the selected run's model, exported to ONNX, runs in the page on a drawing
+    (:mod:`archlab.explorer.onnx`); and below, the panels (:mod:`archlab.explorer.panels`):
+    what a convolution's channels look for with a two-choice quiz, the map of the test
+    images (with a timeline where the run has snapshots), and the run's calibration.
 
     Args:
         models: :class:`~archlab.Run` objects, specs, groups or run folder names.
@@ -58,7 +59,8 @@ def explore(
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
         log: called with a line per step and its seconds. Default: silent.
         timings: filled with the seconds per step, summed over the runs (``load``,
-            ``test set``, ``trace``, ``activations``, ``attributions``, ``write``), for
+            ``test set``, ``trace``, ``activations``, ``live`` (the ONNX export and
+            its check), ``attributions``, ``write``), for
             the benchmark. Default: not kept.
 
     Returns:

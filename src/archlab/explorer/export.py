@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archlab.explorer.onnx import LiveModel
+
 MAX_KERNELS = 64  # output and input channels of a convolution's kernel grid that are shown
 TILE_GAP = 1  # pixels between the tiles of a sprite, so that scaled tiles never bleed
 
@@ -64,6 +66,7 @@ class RunExport:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # one line each, for the terminal
     panels: object = None  # explorer.panels.PanelsExport: channels, map, timeline, confidence
+    live: LiveModel | None = None  # the model as an ONNX graph for the page (explorer.onnx)
 
 
 def quantise(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
@@ -259,6 +262,7 @@ def export_run(
     outputs, scopes = row_outputs(model, to_input(images, run.normalize), len(report.layers))
     modules = dict(model.named_modules())
     rows, acts, kerns = [], [], {}
+    warned: list[str] = []
     for i, layer in enumerate(report.layers):
         rows.append(
             {
@@ -280,9 +284,13 @@ def export_run(
         if found is not None:
             kerns[i] = found
     clock("activations")
+    live = _live(model, run.normalize, images, outputs)
+    clock("live")
+    if live.onnx is None:  # the page still shows everything else, and says why
+        warned.append(f"{run.name}: not live in the page: {live.why}")
     targets = predicted[list(indices)]
     chosen = check_methods(methods)
-    warned, skipped = [], {}
+    skipped = {}
     why = gradient_problem(model, to_input(images[:1], run.normalize))
     if why is not None:  # the gradient methods cannot run; occlusion needs no gradient
         skipped = {m: why for m in chosen if m not in GRADIENT_FREE}
@@ -324,4 +332,21 @@ def export_run(
         attributions={a.method: attribution_maps(a.map, a.signed) for a in attributions},
         notes=notes,
         warnings=warned,
+        live=live,
     )
+
+
+def _live(model: nn.Module, normalize, images: torch.Tensor, outputs) -> LiveModel:
+    """The model as an ONNX graph for the page, checked on the exported ``images``."""
+    from archlab._modes import in_mode
+    from archlab.explorer.onnx import export_live
+    from archlab.training.predict import to_input
+
+    with in_mode(model), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logits = model(to_input(images, normalize))
+    if isinstance(logits, (tuple, list)) and logits:
+        logits = logits[0]
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        return LiveModel(None, why="its output is not one score per class")
+    return export_live(model, normalize, to_input(images), outputs, logits)

@@ -17,6 +17,7 @@ sprite's sheets are at most :data:`MAX_SPRITE_SIDE` pixels a side.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 from archlab.explorer.export import TILE_GAP, RunExport
+from archlab.explorer.onnx import write_live, write_runtime
 
 STATIC = Path(__file__).parent / "static"
 # the page: every file and folder of static/ (index.html, the core, explorer.js, each
@@ -185,6 +187,7 @@ def write_run(
         "methods": methods,
         "skipped": export.skipped,
         "notes": [public_text(n) for n in export.notes],
+        "live": write_live(export.live, folder, key),
     }
 
 
@@ -224,6 +227,8 @@ def write_explorer(
             shutil.copytree(STATIC / name, folder / name)
         else:
             shutil.copyfile(STATIC / name, folder / name)
+    if any(e.live is not None and e.live.onnx is not None for e in exports):
+        write_runtime(folder)  # the page's model runtime (explorer.onnx), when a run is live
     data = folder / "data"
     data.mkdir()
     sprite = save_sprite(images, data, "images", "")
@@ -248,6 +253,9 @@ def write_explorer(
                 "images": [{"index": i, "label": y} for i, y in zip(indices, labels, strict=True)],
                 "sprite": sprite,
                 "gap": TILE_GAP,
+                # the images' pixels, for the live panel to start a drawing from (a page
+                # from file:// may draw a PNG but not read its pixels back)
+                "pixels": base64.b64encode(images.contiguous().numpy().tobytes()).decode("ascii"),
                 "runs": runs,
                 **({"tests": _tests(shown, test_images, test_labels, data)} if shown else {}),
             }
