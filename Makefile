@@ -9,7 +9,7 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 # one environment for everything: the package, its tests, and the docs tools
 $(BIN)/archlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[test,docs]'
+	$(BIN)/python -m pip install -q -e '.[test,docs,umap]'
 	# the attacks' outside reference in the tests; --no-deps: its pin requests~=2.25 clashes
 	# with Sphinx's requests (its real needs, torch and scipy, come with the line above)
 	$(BIN)/python -m pip install -q --no-deps 'torchattacks>=3.5'

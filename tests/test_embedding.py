@@ -1,6 +1,8 @@
 """The map, checked against references that are not archlab's: a forward pre-hook written
 here, scikit-learn's PCA and NearestNeighbors, and a direct vote."""
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -109,16 +111,30 @@ def test_an_unknown_layer_names_the_choices():
         E.embed_model(_Net().eval(), data, "fc9", images=40)
 
 
-def test_umap_without_umap_learn_is_one_line():
-    pytest.importorskip("sklearn")
-    try:
-        import umap  # noqa: F401
-
-        pytest.skip("umap-learn is installed here")
-    except ImportError:
-        pass
+def test_umap_without_umap_learn_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)  # `import umap` raises ImportError
     with pytest.raises(ArchlabError, match="pip install umap-learn"):
         E.project(torch.randn(20, 3), "umap")
+
+
+def test_umap_keeps_clusters_apart_and_is_seeded():
+    """The projection itself (umap-learn, `make setup` installs it): three clusters far
+    apart in 50-D stay apart in 2-D (every point's nearest neighbour, computed here, is in
+    its own cluster), the same seed gives the same points, and no warning reaches the user."""
+    pytest.importorskip("umap")
+    import warnings
+
+    g = torch.Generator().manual_seed(0)
+    centres = 20 * torch.randn(3, 50, generator=g)
+    labels = torch.arange(3).repeat_interleave(60)
+    x = centres[labels] + torch.randn(180, 50, generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        a = E.project(x, "umap", seed=1)
+    b = E.project(x, "umap", seed=1)
+    assert a.shape == (180, 2) and torch.equal(a, b)
+    d = torch.cdist(a.double(), a.double()).fill_diagonal_(float("inf"))
+    assert torch.equal(labels[d.argmin(1)], labels)
 
 
 def test_the_cli_refuses_umap_before_any_work_when_it_is_missing(capsys, tmp_path, monkeypatch):

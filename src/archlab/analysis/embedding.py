@@ -19,6 +19,7 @@ Euclidean, ties to the lowest class) of the 2-D points.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -82,7 +83,9 @@ def _umap(features: torch.Tensor, seed: int) -> torch.Tensor:
         import umap
     except ImportError as exc:
         raise ArchlabError(UMAP_MISSING, 1) from exc
-    points = umap.UMAP(n_components=2, random_state=seed).fit_transform(features.numpy())
+    with warnings.catch_warnings():  # a seed makes it single-threaded, which it says twice
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        points = umap.UMAP(n_components=2, random_state=seed).fit_transform(features.numpy())
     return torch.from_numpy(points).float()
 
 
