@@ -328,7 +328,7 @@ def calibration(
         >>> print(archlab.calibration(["dnn", "cnn"]))   # doctest: +SKIP
     """
     from archlab.training.predict import predict_logits
-    from archlab.training.run import as_runs
+    from archlab.training.run import as_runs, shared_data
 
     if bins < 1:
         raise ArchlabError(f"bins={bins}: give at least 1")
@@ -337,6 +337,7 @@ def calibration(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = shared_data(loaded, data)  # a held-out class: neither fitted on nor tested
     total = len(data.train_labels)
     if not 1 <= fit_images <= total:
         raise ArchlabError(f"fit_images={fit_images}: give 1 to {total:,}")

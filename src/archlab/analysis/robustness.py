@@ -450,7 +450,7 @@ def attack(
         >>> print(archlab.attack(["dnn", "cnn"], images=200))   # doctest: +SKIP
     """
     from archlab.analysis.faithfulness import stratified_indices
-    from archlab.training.run import as_runs
+    from archlab.training.run import as_runs, shared_data
 
     eps = check_attack_options(
         eps, images=images, pgd_steps=pgd_steps, step_size=step_size, seed=seed
@@ -460,6 +460,7 @@ def attack(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = shared_data(loaded, data)  # a held-out class is not attacked: never learned
     chosen = stratified_indices(data.test_labels, min(images, len(data.test_labels)), seed)
     report = Robustness(eps, len(chosen), pgd_steps, [], random_start, step_size)
     for run in loaded:
