@@ -288,3 +288,29 @@ def test_the_cli_takes_map(capsys):
 
     assert main(["explore", "dnn", "--map", "10001"]) != 0
     assert "--map" in capsys.readouterr().err
+
+
+def test_a_held_out_runs_page_counts_only_the_classes_it_learned(tmp_path):
+    """Fails on the old code: the page's accuracy, confusion matrix, map accuracy and
+    calibration counted the class the run never saw (every one of its images wrong)."""
+    data = learnable_dataset(n_train=300, n_test=150)
+    run = archlab.train(
+        "dnn", runs=tmp_path, data=data, hold_out=6, max_iterations=6, batch_size=50, **QUIET
+    )
+    page = archlab.explore([run], images=40, map_images=150, out=tmp_path / "explorer", data=data)
+    folder = page.parent / "data"
+    index = read_script(folder / "index.js")["index"]
+    site = read_script(folder / "run-0" / "run.js")
+    kept = data.test_labels != 6
+    predicted = _forward(run, data.test_images).argmax(1)
+    right = predicted == data.test_labels
+    expected = float(right[kept].double().mean())  # the direct reference
+    assert index["runs"][0]["accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert run.test_accuracy == pytest.approx(expected, abs=1e-6)
+    matrix = torch.tensor(site["confusion"])
+    assert int(matrix.sum()) == int(kept.sum()) and int(matrix[6].sum()) == 0
+    assert not [key for key in site["cells"] if key.startswith("6,")]
+    assert site["confidence"]["before"]["accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert "map" in site and "timeline" not in site  # no snapshots: no timeline
+    points = panels.map_panel(run.model, data, run.normalize, len(data.test_labels))
+    assert panels.map_accuracy(points, data, 6) == pytest.approx(expected, abs=1e-9)
