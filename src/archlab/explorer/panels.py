@@ -31,8 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from archlab.analysis._probe_budget import NEIGHBOURS
+
 CHANNELS_SHOWN = 8  # channels per convolution in the panel: those that fire most often
 DEFAULT_MAP = 10_000  # test images on the map (all of them)
+MIN_MAP = NEIGHBOURS + 1  # a map's 10-NN accuracy needs each image's 10 neighbours
 DIGITS = "scikit-learn's 1,797 digits"
 
 
@@ -287,7 +290,7 @@ def map_panel(
     from archlab.errors import ArchlabError
 
     images = min(images, len(data.test_labels))
-    if images < 11:
+    if images < MIN_MAP:
         return None
     at = stratified_indices(data.test_labels, images, 0)
     pictures, labels = data.test_images[at], data.test_labels[at].long()
@@ -461,7 +464,14 @@ def export_panels(
     # the run itself is the last frame: a snapshot of its own last iteration is not shown twice
     snaps = [s for s in snaps if int(s.iteration) != int(run.iteration)]
     held = getattr(run, "held_out", None)
-    frames = timeline(snaps, points, data, run.normalize, map_images, held) if map_images else []
+    # a frame shows a map or first-layer kernels: without either (a model with neither a
+    # map nor a convolution) a timeline would be iterations alone
+    shows = points is not None or first_conv(run.model) is not None
+    frames = (
+        timeline(snaps, points, data, run.normalize, map_images, held)
+        if map_images and shows
+        else []
+    )
     if frames:
         conv = first_conv(run.model)
         from archlab.explorer.export import kernels
