@@ -219,6 +219,11 @@ def test_a_run_trained_with_snapshots_gets_its_timeline(tmp_path):
     page = archlab.explore([run], images=8, out=tmp_path / "explorer", data=data)
     site = read_script(page.parent / "data" / "run-0" / "run.js")
     assert [f["iteration"] for f in site["timeline"]] == [1, 2, 4]  # the last: the run itself
+    # a snapshot's own page: the frames up to it, itself last (it showed the later ones too,
+    # out of order: [1, 4, 2] on the old code)
+    page = archlab.explore([found[1]], images=8, out=tmp_path / "at-2", data=data)
+    site = read_script(page.parent / "data" / "run-0" / "run.js")
+    assert [f["iteration"] for f in site["timeline"]] == [1, 2]
     (tmp_path / "plain").mkdir()
     from types import SimpleNamespace
 

@@ -461,8 +461,9 @@ def export_panels(
     )
     points = map_panel(run.model, data, run.normalize, map_images) if map_images else None
     snaps = find_snapshots(run) if snapshots is None else snapshots
-    # the run itself is the last frame: a snapshot of its own last iteration is not shown twice
-    snaps = [s for s in snaps if int(s.iteration) != int(run.iteration)]
+    # the run itself is the last frame: a snapshot of its own last iteration is not shown
+    # twice, and a snapshot run (archlab.snapshots) shares its folder with the later ones
+    snaps = [s for s in snaps if int(s.iteration) < int(run.iteration)]
     held = getattr(run, "held_out", None)
     # a frame shows a map or first-layer kernels: without either (a model with neither a
     # map nor a convolution) a timeline would be iterations alone
