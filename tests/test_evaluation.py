@@ -63,6 +63,8 @@ def test_a_held_out_runs_analyses_count_only_the_classes_it_learned(tmp_path):
     shirt = next(line for line in text.splitlines() if line.startswith("Shirt "))
     assert shirt.split()[1:4] == ["held", "out", "-"]
     assert report.to_dict()["held_out"] == 6
+    ticks = [t.get_text() for t in report.plot().axes[0].get_yticklabels()]
+    assert ticks[6] == "Shirt (held out)" and ticks[5] == "Sandal"
     m = archlab.embedding(run, data=data, images=int(kept.sum()))
     assert 6 not in m.labels.tolist() and m.accuracy == pytest.approx(expected, abs=1e-9)
     cal = archlab.calibration([run], data=data, fit_images=100)

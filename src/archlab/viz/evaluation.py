@@ -61,7 +61,9 @@ def plot_confusion(
                     color="white" if dark else "black",
                 )
     ax.set_xticks(range(n), report.classes, rotation=45, ha="right", fontsize=fontsize)
-    ax.set_yticks(range(n), report.classes, fontsize=fontsize)
+    held = getattr(report, "held_out", None)  # its row is empty: the run never saw it
+    rows = [f"{c} (held out)" if i == held else c for i, c in enumerate(report.classes)]
+    ax.set_yticks(range(n), rows, fontsize=fontsize)
     ax.set_xlabel("predicted", fontsize=fontsize)
     ax.set_ylabel("true", fontsize=fontsize)
     ax.set_title(f"{report.model}: accuracy {100 * report.accuracy:.2f}%", y=1.0)
