@@ -78,3 +78,7 @@ def test_a_held_out_runs_analyses_count_only_the_classes_it_learned(tmp_path):
         archlab.calibration([run, other], data=data, fit_images=100)
     both = archlab.compare([other, run], data=data)
     assert "held out" in str(both) and "(no Shirt)" in str(both)
+    bars = both.plot().axes[-1]  # recall per class: no bar for the class it never saw
+    heights = [p.get_height() for p in bars.patches]
+    assert len(heights) == 20 and heights[10 + 6] != heights[10 + 6]  # NaN, not 0
+    assert all(h == h for i, h in enumerate(heights) if i != 16)
