@@ -69,9 +69,11 @@ def test_a_held_out_runs_analyses_count_only_the_classes_it_learned(tmp_path):
     assert 6 not in m.labels.tolist() and m.accuracy == pytest.approx(expected, abs=1e-9)
     cal = archlab.calibration([run], data=data, fit_images=100)
     assert cal.test_images == int(kept.sum())
+    assert f"{int(kept.sum())} test images (9 classes, Shirt held out)" in str(cal)
     assert cal.results[0].before.accuracy == pytest.approx(expected, abs=1e-9)
     rob = archlab.attack([run], data=data, eps=[0], images=int(kept.sum()), pgd_steps=1)
     assert rob.results[0].fgsm[0] == pytest.approx(expected, abs=1e-9)
+    assert f"{rob.images} test images (9 classes, Shirt held out)" in str(rob)
     # a run of all ten classes beside it: one table would mix two test sets
     other = archlab.train("dnn", data=data, runs=tmp_path, epochs=1, **quiet)
     with pytest.raises(ArchlabError, match="held out different classes"):

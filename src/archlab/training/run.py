@@ -126,12 +126,7 @@ class Run(Report):
     def accuracy_over(self) -> str:
         """What its test accuracy is over: ``""`` for all ten classes, else
         ``" (9 classes, Shirt held out)"``."""
-        k = self.held_out
-        if k is None:
-            return ""
-        from archlab.training.data import CLASSES
-
-        return f" ({len(CLASSES) - 1} classes, {CLASSES[k]} held out)"
+        return held_out_note(self.held_out)
 
     def _parts(self) -> list[Table | str]:
         acc = f"{100 * self.test_accuracy:.2f} %" if self.test_accuracy is not None else "-"
@@ -330,6 +325,16 @@ def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
         ['dnn', 'cnn']
     """
     return [as_run(item, runs) for item in run_items(models, runs)]
+
+
+def held_out_note(k: int | None) -> str:
+    """What a count of test images is over: ``""`` for all ten classes, else
+    ``" (9 classes, Shirt held out)"``."""
+    if k is None:
+        return ""
+    from archlab.training.data import CLASSES
+
+    return f" ({len(CLASSES) - 1} classes, {CLASSES[k]} held out)"
 
 
 def shared_data(loaded: Sequence[Run], data):
