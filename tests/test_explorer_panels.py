@@ -219,6 +219,11 @@ def test_a_run_trained_with_snapshots_gets_its_timeline(tmp_path):
     page = archlab.explore([run], images=8, out=tmp_path / "explorer", data=data)
     site = read_script(page.parent / "data" / "run-0" / "run.js")
     assert [f["iteration"] for f in site["timeline"]] == [1, 2, 4]  # the last: the run itself
+    # a snapshot's own page: the frames up to it, itself last (it showed the later ones too,
+    # out of order: [1, 4, 2] on the old code)
+    page = archlab.explore([found[1]], images=8, out=tmp_path / "at-2", data=data)
+    site = read_script(page.parent / "data" / "run-0" / "run.js")
+    assert [f["iteration"] for f in site["timeline"]] == [1, 2]
     (tmp_path / "plain").mkdir()
     from types import SimpleNamespace
 
@@ -288,3 +293,76 @@ def test_the_cli_takes_map(capsys):
 
     assert main(["explore", "dnn", "--map", "10001"]) != 0
     assert "--map" in capsys.readouterr().err
+
+
+def test_a_held_out_runs_page_counts_only_the_classes_it_learned(tmp_path):
+    """Fails on the old code: the page's accuracy, confusion matrix, map accuracy and
+    calibration counted the class the run never saw (every one of its images wrong)."""
+    data = learnable_dataset(n_train=300, n_test=150)
+    run = archlab.train(
+        "dnn", runs=tmp_path, data=data, hold_out=6, max_iterations=6, batch_size=50, **QUIET
+    )
+    page = archlab.explore([run], images=40, map_images=150, out=tmp_path / "explorer", data=data)
+    folder = page.parent / "data"
+    index = read_script(folder / "index.js")["index"]
+    site = read_script(folder / "run-0" / "run.js")
+    kept = data.test_labels != 6
+    predicted = _forward(run, data.test_images).argmax(1)
+    right = predicted == data.test_labels
+    expected = float(right[kept].double().mean())  # the direct reference
+    assert index["runs"][0]["accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert run.test_accuracy == pytest.approx(expected, abs=1e-6)
+    matrix = torch.tensor(site["confusion"])
+    assert int(matrix.sum()) == int(kept.sum()) and int(matrix[6].sum()) == 0
+    assert not [key for key in site["cells"] if key.startswith("6,")]
+    assert site["confidence"]["before"]["accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert "map" in site and "timeline" not in site  # no snapshots: no timeline
+    points = panels.map_panel(run.model, data, run.normalize, len(data.test_labels))
+    assert panels.map_accuracy(points, data, 6) == pytest.approx(expected, abs=1e-9)
+
+
+FUNCTIONAL_ONLY = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Matmul(nn.Module):
+    """No Linear, no Conv2d: a parameter through F.linear, then a log-softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(10, 784) * 0.01)
+        self.b = nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return F.log_softmax(F.linear(x.flatten(1), self.w, self.b), dim=1)
+'''
+
+
+def test_a_map_too_small_is_refused_and_a_timeline_needs_something_to_show(tmp_path):
+    """Fails on the old code: --map 1 to 10 wrote no map without a word, and a run with
+    snapshots but neither a map nor a convolution got a timeline of bare iterations
+    (accuracy null, nothing to draw)."""
+    data = learnable_dataset(n_train=200, n_test=60)
+    (tmp_path / "functional.py").write_text(FUNCTIONAL_ONLY, encoding="utf-8")
+    run = archlab.train(
+        f"{tmp_path / 'functional.py'}:Matmul",
+        runs=tmp_path / "runs",
+        data=data,
+        epochs=1,
+        batch_size=50,
+        snapshots=3,
+        **QUIET,
+    )
+    assert [s.iteration for s in archlab.snapshots(run)] == [1, 2, 4]
+    for n in (1, 5, 10):
+        with pytest.raises(ArchlabError, match=rf"^map_images={n}: give 0 \(no map\) or 11 ") as e:
+            archlab.explore([run], map_images=n, out=tmp_path / f"refused-{n}", data=data)
+        assert e.value.cli_message.startswith(f"--map {n}: give 0 (no map) or 11 to 10,000")
+        assert not (tmp_path / f"refused-{n}").exists()
+    page = archlab.explore([run], images=5, map_images=11, out=tmp_path / "site", data=data)
+    site = read_script(page.parent / "data" / "run-0" / "run.js")
+    # no linear layer to read a map before, no convolution to show kernels of
+    assert "map" not in site and "channels" not in site and "timeline" not in site
+    assert "confidence" in site

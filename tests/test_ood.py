@@ -183,3 +183,24 @@ def test_a_run_trained_without_a_class_is_an_ordinary_run_and_flags_it(tmp_path)
     assert "held-out" in str(report)
     with pytest.raises(archlab.ArchlabError, match="held_out=10"):
         O.without_class(data, 10)
+
+
+def test_held_out_must_be_the_class_the_run_never_saw(tmp_path):
+    """Fails on the old code: held_out=3 on a run trained without Shirt made Dress (which
+    it trained on) the 'held-out' set and left the unseen Shirts in the test set; a run
+    of all ten beside a held-out run silently dropped the held-out set."""
+    data = learnable_dataset()
+    quiet = {"epochs": 1, "batch_size": 50, "progress": False, "log": lambda s: None}
+    no_shirt = archlab.train("dnn", data=data, runs=tmp_path, hold_out=6, **quiet)
+    no_dress = archlab.train("dnn", data=data, runs=tmp_path, hold_out=3, **quiet)
+    plain = archlab.train("dnn", data=data, runs=tmp_path, **quiet)
+    with pytest.raises(archlab.ArchlabError, match=r"^held_out=3: dnn-no-Shirt without Shirt") as e:
+        archlab.ood([no_shirt], sets=["flip"], held_out=3, resamples=0, data=data)
+    assert e.value.cli_message.startswith("--held-out 3: ")
+    with pytest.raises(archlab.ArchlabError, match="trained without different classes"):
+        archlab.ood([no_shirt, no_dress], sets=["flip"], resamples=0, data=data)
+    # the run of all ten is the control: the Shirts are held out for both
+    report = archlab.ood([plain, no_shirt], sets=["flip"], resamples=0, data=data)
+    assert report.sets == ["flip", "held-out"]
+    assert report.set_sizes["held-out"] == int((data.test_labels == 6).sum())
+    assert 6 not in data.test_labels[report.test_indices].tolist()

@@ -113,6 +113,20 @@ def test_a_resumed_run_keeps_its_snapshots_consistent(tiny, tmp_path):
         assert all(torch.equal(sx[k], sy[k]) for k in sx)
 
 
+def test_a_snapshot_file_deleted_before_a_resume_leaves_the_index(tiny, tmp_path):
+    """Fails on the old code: the resumed run's index still named the deleted file, so
+    archlab.snapshots (and every --snapshot) refused the whole run afterwards."""
+    _run(tiny, tmp_path, snapshots=6, max_iterations=7)
+    folder = tmp_path / "dnn" / "snapshots"
+    (folder / "it-000002.pt").unlink()
+    resumed = _run(tiny, tmp_path, resume=True)
+    kept = archlab.snapshots(resumed)
+    assert [s.iteration for s in kept] == [1, 4, 7, 13, 24]  # 2 cannot be taken again
+    assert sorted(p.name for p in folder.glob("it-*.pt")) == [
+        f"it-{i:06d}.pt" for i in (1, 4, 7, 13, 24)
+    ]
+
+
 def test_a_fresh_run_keeps_an_earlier_runs_snapshots_aside(tiny, tmp_path):
     _run(tiny, tmp_path, snapshots=3)
     run = _run(tiny, tmp_path, epochs=1)  # no snapshots: the earlier ones must not pose as its

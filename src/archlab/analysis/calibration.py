@@ -38,6 +38,7 @@ from archlab._report import Report
 from archlab._table import Table
 from archlab.analysis._ood_settings import BINS, FIT_IMAGES
 from archlab.errors import ArchlabError
+from archlab.training.run import held_out_note
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Calibration(Report):
     fit_images: str  # which images the temperature was fitted on
     test_images: int
     results: list[RunCalibration] = field(default_factory=list)
+    held_out: int | None = None  # the class the runs never saw: neither tested nor fitted on
 
     def _parts(self) -> list[Table | str]:
         headers = ["model", "", "accuracy", "ECE", "adaptive ECE", "NLL", "Brier", "T"]
@@ -118,7 +120,8 @@ class Calibration(Report):
                     ]
                 )
         caption = (
-            f"{self.test_images:,} test images; ECE and accuracy in %, {self.bins} bins "
+            f"{self.test_images:,} test images{held_out_note(self.held_out)}; "
+            f"ECE and accuracy in %, {self.bins} bins "
             f"(ECE equal-width, adaptive equal-mass); T fitted by NLL on {self.fit_images}"
         )
         note = "the temperature the test set itself would choose (never used): " + ", ".join(
@@ -328,7 +331,7 @@ def calibration(
         >>> print(archlab.calibration(["dnn", "cnn"]))   # doctest: +SKIP
     """
     from archlab.training.predict import predict_logits
-    from archlab.training.run import as_runs
+    from archlab.training.run import as_runs, shared_data
 
     if bins < 1:
         raise ArchlabError(f"bins={bins}: give at least 1")
@@ -337,6 +340,7 @@ def calibration(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = shared_data(loaded, data)  # a held-out class: neither fitted on nor tested
     total = len(data.train_labels)
     if not 1 <= fit_images <= total:
         raise ArchlabError(f"fit_images={fit_images}: give 1 to {total:,}")
@@ -354,6 +358,7 @@ def calibration(
             "which these runs trained on: train with validation=5000 to hold them out)"
         )
     report = Calibration(bins, where, len(data.test_labels))
+    report.held_out = loaded[0].held_out if loaded else None
     for run in loaded:
         report.results.append(
             calibration_of_logits(

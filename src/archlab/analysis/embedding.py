@@ -341,6 +341,7 @@ def embedding(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = loaded.own_data(data)  # the classes it learned: its accuracy is theirs
     return embed_model(
         loaded.model,
         data,

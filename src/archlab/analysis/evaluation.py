@@ -53,6 +53,8 @@ class ClassificationReport(Report):
     classes: tuple[str, ...] = CLASSES
     labels: torch.Tensor | None = field(default=None, repr=False)  # (N,) true classes
     images: torch.Tensor | None = field(default=None, repr=False)  # (N, H, W) uint8
+    # the class the run never saw (train --hold-out): its row is empty, not a 0 recall
+    held_out: int | None = None
     _shows_figure = True
 
     def plot(self, ax=None):
@@ -92,6 +94,7 @@ class ClassificationReport(Report):
             "accuracy": self.accuracy,
             "matrix": jsonable(self.matrix),
             "classes": list(self.classes),
+            "held_out": self.held_out,
             "precision": jsonable(self.precision),
             "recall": jsonable(self.recall),
             "f1": jsonable(self.f1),
@@ -114,6 +117,10 @@ class ClassificationReport(Report):
         p, r = self.precision, self.recall
         return torch.where(p + r > 0, 2 * p * r / (p + r), torch.zeros_like(p))
 
+    def recall_text(self, i: int) -> str:
+        """Class ``i``'s recall in %, or ``held out`` for the class the run never saw."""
+        return "held out" if i == self.held_out else f"{100 * float(self.recall[i]):.1f}%"
+
     def confused_pairs(self, k: int = 5) -> list[tuple[int, int, int, int]]:
         """The ``k`` class pairs most often mistaken for each other, either way round:
         ``(a, b, a→b, b→a)`` sorted by ``a→b + b→a``."""
@@ -128,13 +135,17 @@ class ClassificationReport(Report):
         """Per-class precision, recall and F1."""
         rows = [
             [c, f"{float(p):.3f}", f"{float(r):.3f}", f"{float(f):.3f}", int(n)]
-            for c, p, r, f, n in zip(
-                self.classes,
-                self.precision,
-                self.recall,
-                self.f1,
-                self.matrix.sum(1),
-                strict=True,
+            if i != self.held_out
+            else [c, "held out", "-", "-", int(n)]
+            for i, (c, p, r, f, n) in enumerate(
+                zip(
+                    self.classes,
+                    self.precision,
+                    self.recall,
+                    self.f1,
+                    self.matrix.sum(1),
+                    strict=True,
+                )
             )
         ]
         return _table.Table(["class", "precision", "recall", "F1", "images"], rows)
@@ -147,9 +158,16 @@ class ClassificationReport(Report):
         return "\n".join(lines)
 
     def _parts(self) -> list[_table.Table | str]:
+        over = ""
+        if self.held_out is not None:
+            name = self.classes[self.held_out]
+            over = (
+                f" ({len(self.classes) - 1} classes, {name} held out: never trained on, "
+                f"so its test images are left out; archlab ood asks whether it flags them)"
+            )
         return [
             f"{self.model}: test accuracy {100 * self.accuracy:.2f}% on "
-            f"{plural(int(self.matrix.sum()), 'image')}",
+            f"{plural(int(self.matrix.sum()), 'image')}{over}",
             self.table(),
             f"most confused pairs:\n{self.pairs_text()}",
         ]
@@ -250,7 +268,8 @@ class Comparison(Report):
                 f"{m.macs:,}",
                 m.trained,
                 f"{m.train_seconds:.1f} s",
-                f"{100 * m.report.accuracy:.2f}%",
+                f"{100 * m.report.accuracy:.2f}%"
+                + ("" if m.report.held_out is None else f" (no {CLASSES[m.report.held_out]})"),
             ]
             for m in self.models
         ]
@@ -266,10 +285,7 @@ class Comparison(Report):
 
     def per_class_table(self) -> _table.Table:
         classes = self.models[0].report.classes
-        rows = [
-            [c, *(f"{100 * float(m.report.recall[i]):.1f}%" for m in self.models)]
-            for i, c in enumerate(classes)
-        ]
+        rows = [[c, *(m.report.recall_text(i) for m in self.models)] for i, c in enumerate(classes)]
         headers = ["class", *(f"{m.name} accuracy" for m in self.models)]
         first = self.models[0]
         # every model against the first, in points (beyond three models the table would be
@@ -277,7 +293,9 @@ class Comparison(Report):
         for other in self.models[1:] if len(self.models) <= 3 else []:
             headers.append(f"{other.name} − {first.name}")
             for i, row in enumerate(rows):
-                row.append(f"{100 * float(other.report.recall[i] - first.report.recall[i]):+.1f}")
+                seen = i not in (other.report.held_out, first.report.held_out)
+                gain = float(other.report.recall[i] - first.report.recall[i])
+                row.append(f"{100 * gain:+.1f}" if seen else "-")
         return _table.Table(headers, rows, "per class (recall):")
 
     # the classes the lecture's models confuse most: where an architecture can still gain
@@ -287,8 +305,9 @@ class Comparison(Report):
         classes = list(self.models[0].report.classes)
         rows = []
         for m in self.models:
-            recall = [float(m.report.recall[classes.index(c)]) for c in self.HARD_CLASSES]
-            rows.append([m.name, *(f"{100 * r:.1f}%" for r in recall)])
+            rows.append(
+                [m.name, *(m.report.recall_text(classes.index(c)) for c in self.HARD_CLASSES)]
+            )
         return _table.Table(["model", *self.HARD_CLASSES], rows, "the hardest classes (recall):")
 
     def _parts(self) -> list[_table.Table | str]:
@@ -395,8 +414,10 @@ def evaluate(run, *, runs: str | os.PathLike = "runs", data=None) -> Classificat
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = run.own_data(data)  # a held-out class: not tested, as in training
     logits = predict_logits(run.model, data.test_images, run.normalize)
     probs = torch.softmax(logits, dim=1).cpu()  # on the CPU wherever the model ran
     report = classification_report(run.name, probs, data.test_labels)
     report.labels, report.images = data.test_labels, data.test_images
+    report.held_out = run.held_out
     return report

@@ -444,8 +444,9 @@ def ood(
         resamples: bootstrap resamples for the intervals (0: none). Default: 1,000.
         held_out: a class the runs were trained without (see :func:`without_class`): its
             test images leave the in-distribution set and become the set ``held-out``.
-            Default: the class the runs' config records as ``held_out``, if they agree;
-            else None.
+            Default: the class the runs' configs record as ``held_out`` (a run of all ten
+            classes beside them is the control); else None. Runs that record different
+            classes, or a class other than the one a run records, are refused.
         seed: the images' draw, the noise and the bootstrap. Default: 0.
         runs: the runs folder, for the names. Default: ``"runs"``.
         data: the dataset. Default: :func:`~archlab.load_fashion_mnist`.
@@ -471,9 +472,26 @@ def ood(
     if bad or not sets:
         raise ArchlabError(f"sets={','.join(bad) or 'nothing'}: choose from {', '.join(SETS)}")
     loaded = as_runs(models, runs)
-    if held_out is None:  # a run whose config records the class it was trained without
-        declared = {getattr(r.config, "held_out", None) for r in loaded}
-        held_out = declared.pop() if len(declared) == 1 else None
+    # the class each run records it was trained without: the held-out set is that class,
+    # and a run trained on all ten beside it is the control (it saw that class)
+    recorded = {r.name: r.held_out for r in loaded if getattr(r, "held_out", None) is not None}
+    declared = set(recorded.values())
+    said = ", ".join(f"{name} without {CLASSES[k]} ({k})" for name, k in recorded.items())
+    if len(declared) > 1:
+        raise ArchlabError(
+            f"these runs were trained without different classes ({said}); ask about them "
+            "one at a time"
+        )
+    if held_out is None:
+        held_out = next(iter(declared), None)
+    elif declared and held_out not in declared:
+        why = (
+            f"{said}: its own held-out class is the one it never saw (the class given was "
+            "trained on); leave it out to use the run's"
+        )
+        raise ArchlabError(
+            f"held_out={held_out}: {why}", cli_message=f"--held-out {held_out}: {why}"
+        )
     if data is None:
         from archlab.training.data import load_fashion_mnist
 

@@ -515,7 +515,7 @@ def probes(
 
         >>> print(archlab.probes(["dnn", "cnn"], images=2000))   # doctest: +SKIP
     """
-    from archlab.training.run import as_runs
+    from archlab.training.run import as_runs, shared_data
 
     check_probe_options(images, test_images, steps, l2)
     seed = check_seed(seed)
@@ -524,6 +524,7 @@ def probes(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = shared_data(loaded, data)  # the classes the runs learned: the model's accuracy too
     report = Probes([], min(images, len(data.train_labels)), 0, steps, l2)
     for run in loaded:
         result = probe_model(

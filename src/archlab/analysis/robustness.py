@@ -39,6 +39,7 @@ from archlab.analysis._settings import ATTACK_IMAGES as IMAGES
 from archlab.analysis._settings import EPS, PGD_STEPS
 from archlab.errors import ArchlabError
 from archlab.training.data import CLASSES
+from archlab.training.run import held_out_note
 
 if TYPE_CHECKING:
     from archlab.training.run import Run
@@ -100,6 +101,7 @@ class Robustness(Report):
     results: list[ModelRobustness] = field(default_factory=list)
     random_start: bool = True
     step_size: float | None = None  # PGD's α as a multiple of ε; None: 2.5/steps
+    held_out: int | None = None  # the class the runs never saw: not among the images
 
     def _parts(self) -> list[Table | str]:
         headers = ["model", "attack", *(f"ε={e:g}" for e in self.eps)]
@@ -110,7 +112,8 @@ class Robustness(Report):
         alpha = self.step_size if self.step_size is not None else 2.5 / self.pgd_steps
         start = "a uniform random start in the ball" if self.random_start else "no random start"
         caption = (
-            f"test accuracy (%) under attack, {plural(self.images, 'test image')}; ε is an "
+            f"test accuracy (%) under attack, {plural(self.images, 'test image')}"
+            f"{held_out_note(self.held_out)}; ε is an "
             f"L∞ radius in pixel units (0–1), loss: cross-entropy of the logits; PGD: {start}, "
             f"steps of {alpha:.3g}·ε"
         )
@@ -450,7 +453,7 @@ def attack(
         >>> print(archlab.attack(["dnn", "cnn"], images=200))   # doctest: +SKIP
     """
     from archlab.analysis.faithfulness import stratified_indices
-    from archlab.training.run import as_runs
+    from archlab.training.run import as_runs, shared_data
 
     eps = check_attack_options(
         eps, images=images, pgd_steps=pgd_steps, step_size=step_size, seed=seed
@@ -460,8 +463,10 @@ def attack(
         from archlab.training.data import load_fashion_mnist
 
         data = load_fashion_mnist()
+    data = shared_data(loaded, data)  # a held-out class is not attacked: never learned
     chosen = stratified_indices(data.test_labels, min(images, len(data.test_labels)), seed)
     report = Robustness(eps, len(chosen), pgd_steps, [], random_start, step_size)
+    report.held_out = loaded[0].held_out if loaded else None
     for run in loaded:
         report.results.append(
             robustness_of_model(

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=10000,
         metavar="N",
         help="test images on the map panel and its timeline, stratified by class, the "
-        "same for every run; 0: no map (default: 10000, the whole test set)",
+        "same for every run; 0: no map, else 11 or more (default: 10000, the whole test set)",
     )
     p.add_argument(
         "--out", default=None, metavar="DIR", help="the folder to write (default: <runs>/explorer)"

@@ -54,7 +54,7 @@ def explore(
             else is refused). Default: ``"explorer"``.
         methods: attribution methods (``archlab.analysis.explain.METHODS``). Default: all.
         map_images: test images on the map panel and its timeline (stratified by class,
-            the same for every run; 0: no map). Default: 10,000.
+            the same for every run; 0: no map, else 11 or more). Default: 10,000.
         runs: the runs folder, for names. Default: ``"runs"``.
         data: the dataset (:func:`~archlab.load_fashion_mnist`). Default: loaded.
         log: called with a line per step and its seconds. Default: silent.
@@ -76,7 +76,7 @@ def explore(
     from archlab.analysis.explain import check_methods
     from archlab.errors import ArchlabError
     from archlab.explorer.export import choose_images, export_run
-    from archlab.explorer.panels import export_panels
+    from archlab.explorer.panels import MIN_MAP, export_panels
     from archlab.explorer.site import cannot_write_site, staged_site
     from archlab.explorer.write import write_explorer
     from archlab.training.data import CLASSES
@@ -86,10 +86,11 @@ def explore(
     say = log or (lambda _line: None)
     if images < 1:
         raise ArchlabError(f"--images {images}: show at least one image")
-    if not 0 <= map_images <= 10_000:
+    if not (map_images == 0 or MIN_MAP <= map_images <= 10_000):
+        # under MIN_MAP the map (its 10-NN accuracy) cannot be drawn: said, not left out
+        why = f"give 0 (no map) or {MIN_MAP} to 10,000, as a map needs {MIN_MAP} images"
         raise ArchlabError(
-            f"map_images={map_images}: give 0 (no map) to 10,000",
-            cli_message=f"--map {map_images}: give 0 (no map) to 10,000",
+            f"map_images={map_images}: {why}", cli_message=f"--map {map_images}: {why}"
         )
     # the arguments are checked before anything is written beside `out` (its lock);
     # then the lock: a second writer into `out` is refused before any work

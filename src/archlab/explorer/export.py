@@ -209,6 +209,14 @@ class _Clock:
         self.last = now
 
 
+def seen(run, labels: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` bool: the labels of classes ``run`` learned (all but the class it held
+    out with ``archlab train --hold-out``): its accuracy, confusion matrix and
+    calibration are over these, as its own test accuracy is."""
+    held = getattr(run, "held_out", None)
+    return labels != held if held is not None else torch.ones(len(labels), dtype=torch.bool)
+
+
 def export_run(
     run,
     data,
@@ -308,13 +316,16 @@ def export_run(
     skipped.update(more)
     clock("attributions")
     cells: dict[str, list[int]] = {}
+    learned = seen(run, labels)
     for position, index in enumerate(indices):
+        if not learned[index]:  # the class it never saw: not in its confusion matrix
+            continue
         key = f"{int(labels[index])},{int(predicted[index])}"
         cells.setdefault(key, []).append(position)
     return RunExport(
         name=run.name,
         label=run.label,
-        accuracy=float((predicted == labels).float().mean()),
+        accuracy=float((predicted == labels)[learned].float().mean()),
         params=counts.total_params,
         macs=counts.total_macs,
         normalize=run.normalize,
@@ -322,7 +333,9 @@ def export_run(
         activations=acts,
         kernels=kerns,
         probs=test_probs[list(indices)],
-        confusion=confusion_matrix(predicted, labels, test_probs.shape[1]).tolist(),
+        confusion=confusion_matrix(
+            predicted[learned], labels[learned], test_probs.shape[1]
+        ).tolist(),
         cells=cells,
         methods=[
             {"name": a.method, "title": a.title, "settings": a.settings, "signed": a.signed}

@@ -31,8 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from archlab.analysis._probe_budget import NEIGHBOURS
+
 CHANNELS_SHOWN = 8  # channels per convolution in the panel: those that fire most often
 DEFAULT_MAP = 10_000  # test images on the map (all of them)
+MIN_MAP = NEIGHBOURS + 1  # a map's 10-NN accuracy needs each image's 10 neighbours
 DIGITS = "scikit-learn's 1,797 digits"
 
 
@@ -287,7 +290,7 @@ def map_panel(
     from archlab.errors import ArchlabError
 
     images = min(images, len(data.test_labels))
-    if images < 11:
+    if images < MIN_MAP:
         return None
     at = stratified_indices(data.test_labels, images, 0)
     pictures, labels = data.test_images[at], data.test_labels[at].long()
@@ -334,11 +337,15 @@ def find_snapshots(run) -> list:
     return list(snapshots(run))
 
 
-def map_accuracy(points: MapPoints | None, data) -> float:
-    """The share of the map's images the model classifies right (NaN without a map)."""
+def map_accuracy(points: MapPoints | None, data, held_out: int | None = None) -> float:
+    """The share of the map's images the model classifies right (NaN without a map),
+    over the classes it learned (all but ``held_out``, as its test accuracy is)."""
     if points is None:
         return float("nan")
-    right = torch.tensor(points.predictions) == data.test_labels[points.indices].long()
+    labels = data.test_labels[points.indices].long()
+    right = (torch.tensor(points.predictions) == labels)[
+        labels != (-1 if held_out is None else held_out)
+    ]
     return float(right.double().mean())
 
 
@@ -346,7 +353,14 @@ def first_conv(model: nn.Module) -> nn.Conv2d | None:
     return next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
 
 
-def timeline(snapshots: list, final: MapPoints | None, data, normalize, images: int) -> list[Frame]:
+def timeline(
+    snapshots: list,
+    final: MapPoints | None,
+    data,
+    normalize,
+    images: int,
+    held_out: int | None = None,
+) -> list[Frame]:
     """A frame per snapshot run (``iteration`` and ``model`` read from each), oldest
     first: its first convolution's kernels and its map, aligned onto ``final``'s."""
     from archlab.explorer.export import kernels
@@ -360,7 +374,7 @@ def timeline(snapshots: list, final: MapPoints | None, data, normalize, images: 
         frames.append(
             Frame(
                 int(snap.iteration),
-                map_accuracy(points, data),
+                map_accuracy(points, data, held_out),
                 kernels(conv) if conv else None,
                 points,
             )
@@ -376,8 +390,11 @@ def confidence_panel(run, data, test_logits: torch.Tensor) -> Confidence:
     from archlab.analysis._ood_settings import BINS, FIT_IMAGES
     from archlab.analysis.calibration import calibration_of_logits
     from archlab.analysis.ood import auroc, digits_images, ood_scores
+    from archlab.explorer.export import seen
     from archlab.training.predict import predict_logits
 
+    test_logits = test_logits[seen(run, data.test_labels)]  # as its test accuracy: no held-out
+    data = run.own_data(data) if hasattr(run, "own_data") else data
     total = len(data.train_labels)
     held = getattr(run.config, "validation", 0) or 0
     if held:
@@ -444,15 +461,24 @@ def export_panels(
     )
     points = map_panel(run.model, data, run.normalize, map_images) if map_images else None
     snaps = find_snapshots(run) if snapshots is None else snapshots
-    # the run itself is the last frame: a snapshot of its own last iteration is not shown twice
-    snaps = [s for s in snaps if int(s.iteration) != int(run.iteration)]
-    frames = timeline(snaps, points, data, run.normalize, map_images) if map_images else []
+    # the run itself is the last frame: a snapshot of its own last iteration is not shown
+    # twice, and a snapshot run (archlab.snapshots) shares its folder with the later ones
+    snaps = [s for s in snaps if int(s.iteration) < int(run.iteration)]
+    held = getattr(run, "held_out", None)
+    # a frame shows a map or first-layer kernels: without either (a model with neither a
+    # map nor a convolution) a timeline would be iterations alone
+    shows = points is not None or first_conv(run.model) is not None
+    frames = (
+        timeline(snaps, points, data, run.normalize, map_images, held)
+        if map_images and shows
+        else []
+    )
     if frames:
         conv = first_conv(run.model)
         from archlab.explorer.export import kernels
 
         found = kernels(conv) if conv else None
-        frames.append(Frame(int(run.iteration), map_accuracy(points, data), found, points))
+        frames.append(Frame(int(run.iteration), map_accuracy(points, data, held), found, points))
     return PanelsExport(
         layers,
         proxy,
@@ -460,7 +486,7 @@ def export_panels(
         n,
         points,
         frames,
-        confidence_panel(run, data, test_logits),
+        confidence_panel(run, data, test_logits),  # over the classes it learned
         int(run.iteration),
     )
 

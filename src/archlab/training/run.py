@@ -100,15 +100,33 @@ class Run(Report):
         return f"<archlab.Run {self.name}: {acc} after {self.what}; {self.folder}>"
 
     @property
+    def held_out(self) -> int | None:
+        """The class it never saw (``archlab train --hold-out``), or None."""
+        return getattr(self.config, "held_out", None)
+
+    def own_data(self, data):
+        """``data`` as the run was trained and tested: without the class it held out, so
+        that an analysis's accuracy is over the same nine classes as its test accuracy
+        (``archlab ood`` is where the unseen class is asked about); ``data`` itself when
+        it held none out.
+
+        Args:
+            data: a :class:`~archlab.FashionMNIST`.
+
+        Returns:
+            A :class:`~archlab.FashionMNIST`.
+        """
+        if self.held_out is None:
+            return data
+        from archlab.training.data import without_class
+
+        return without_class(data, self.held_out)
+
+    @property
     def accuracy_over(self) -> str:
         """What its test accuracy is over: ``""`` for all ten classes, else
         ``" (9 classes, Shirt held out)"``."""
-        k = getattr(self.config, "held_out", None)
-        if k is None:
-            return ""
-        from archlab.training.data import CLASSES
-
-        return f" ({len(CLASSES) - 1} classes, {CLASSES[k]} held out)"
+        return held_out_note(self.held_out)
 
     def _parts(self) -> list[Table | str]:
         acc = f"{100 * self.test_accuracy:.2f} %" if self.test_accuracy is not None else "-"
@@ -307,3 +325,41 @@ def as_runs(models, runs: str | os.PathLike = "runs") -> list[Run]:
         ['dnn', 'cnn']
     """
     return [as_run(item, runs) for item in run_items(models, runs)]
+
+
+def held_out_note(k: int | None) -> str:
+    """What a count of test images is over: ``""`` for all ten classes, else
+    ``" (9 classes, Shirt held out)"``."""
+    if k is None:
+        return ""
+    from archlab.training.data import CLASSES
+
+    return f" ({len(CLASSES) - 1} classes, {CLASSES[k]} held out)"
+
+
+def shared_data(loaded: Sequence[Run], data):
+    """The test and training data several runs are judged on together: ``data`` without
+    the class they all held out (:meth:`Run.own_data`), so that one table's accuracies
+    are over the classes the runs were trained on.
+
+    Args:
+        loaded: the runs.
+        data: a :class:`~archlab.FashionMNIST`.
+
+    Returns:
+        A :class:`~archlab.FashionMNIST`. Runs that held out different classes (or one
+        held one out and another none) raise :class:`ArchlabError`: their accuracies would
+        be over different images.
+    """
+    held = {run.held_out for run in loaded}
+    if len(held) > 1:
+        from archlab.training.data import CLASSES
+
+        said = ", ".join(
+            f"{r.name}: {'none' if r.held_out is None else CLASSES[r.held_out]}" for r in loaded
+        )
+        raise ArchlabError(
+            f"these runs held out different classes ({said}), so their test sets differ; "
+            "look at them one at a time"
+        )
+    return loaded[0].own_data(data) if loaded else data

@@ -112,7 +112,13 @@ class SnapshotKeeper:
         self.entries: list[dict] = []
         if resumed_at is not None:
             with contextlib.suppress(ArchlabError):  # a damaged index: taken again
-                self.entries = [e for e in read_index(folder) if e["iteration"] <= resumed_at]
+                # a file gone since (deleted by hand) leaves the index: the index written
+                # next must not name it, and its iteration cannot be taken again
+                self.entries = [
+                    e
+                    for e in read_index(folder)
+                    if e["iteration"] <= resumed_at and (self.dir / e["file"]).is_file()
+                ]
         self.due -= {e["iteration"] for e in self.entries}
 
     def take(self, net: nn.Module, iteration: int, epoch: float, accuracy: float) -> None:

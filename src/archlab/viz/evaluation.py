@@ -61,7 +61,9 @@ def plot_confusion(
                     color="white" if dark else "black",
                 )
     ax.set_xticks(range(n), report.classes, rotation=45, ha="right", fontsize=fontsize)
-    ax.set_yticks(range(n), report.classes, fontsize=fontsize)
+    held = getattr(report, "held_out", None)  # its row is empty: the run never saw it
+    rows = [f"{c} (held out)" if i == held else c for i, c in enumerate(report.classes)]
+    ax.set_yticks(range(n), rows, fontsize=fontsize)
     ax.set_xlabel("predicted", fontsize=fontsize)
     ax.set_ylabel("true", fontsize=fontsize)
     ax.set_title(f"{report.model}: accuracy {100 * report.accuracy:.2f}%", y=1.0)
@@ -165,10 +167,10 @@ def plot_comparison(comparison) -> Figure:
     for k, m in enumerate(models):
         xs = [i + (k - (n - 1) / 2) * bar for i in range(len(classes))]
         label = wrap_title(m.name, key_w - 0.45, 7)
-        ax.bar(xs, (100 * m.report.recall).tolist(), bar, label=label)
+        ax.bar(xs, (100 * _seen_recall(m.report)).tolist(), bar, label=label)
     ax.set_xticks(range(len(classes)), classes, rotation=20, ha="right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
-    lowest = min(float(m.report.recall.min()) for m in models)
+    lowest = min(float(r[~r.isnan()].min()) for r in map(_seen_recall, (m.report for m in models)))
     ax.set_ylim(max(0, 10 * int(10 * lowest) - 10), 100)  # the differences, not the bars
     ax.set_ylabel("accuracy per class (%)", fontsize=8)
     ax.legend(
@@ -266,3 +268,12 @@ def _short(x: float, only: tuple[int, ...] = ()) -> str:
         if x >= scale:
             return f"{x / scale:g}{suffix}"
     return f"{x:g}"
+
+
+def _seen_recall(report):
+    """Recall per class, NaN (no bar, not a 0 % one) for the class the run held out."""
+    recall = report.recall.clone()
+    held = getattr(report, "held_out", None)
+    if held is not None:
+        recall[held] = float("nan")
+    return recall
