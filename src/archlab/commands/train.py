@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recipe",
         choices=list(RECIPES),
         default=None,
-        help="careful (default), lecture or onecycle; see above",
+        help="careful (default), lecture, onecycle or fast; see above",
     )
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 5)")
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default: 100)")
@@ -74,6 +74,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="hold out the last N training images, never trained on (archlab calibration "
         "fits its temperature on them; default: 0, all 60,000 trained on, as the lecture)",
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        metavar="ACC",
+        help="stop at the first evaluation on held-out validation images (every half "
+        "epoch) whose accuracy reaches ACC percent, say the training time to it, then read "
+        "the test set once (default: off; with it, --validation defaults to 5000)",
     )
     p.add_argument(
         "--seed",

@@ -48,6 +48,7 @@ def train(
     max_iterations: int | None = None,
     figures: bool = True,
     watch: int | None = None,
+    target: float | None = None,
 ) -> Run:
     """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
     return the trained :class:`~archlab.Run`.
@@ -98,6 +99,11 @@ def train(
             statistics, dead units, gradient norm and update ratio in the history
             (:mod:`archlab.training.dynamics`; read by :func:`archlab.dynamics`).
             Default: None, not recorded.
+        target: stop at the first evaluation on held-out validation images (every half
+            epoch) whose accuracy reaches this percentage, log the training time to it,
+            then read the test set once (``archlab train speednet --recipe fast --target
+            93``). Without ``validation``, the last 5,000 training images are held out.
+            Default: None, train every epoch.
 
     Returns:
         The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
@@ -126,6 +132,7 @@ def train(
         watch=watch,
         figures=figures,
         progress=progress,
+        target=target,
     )
     settings.validate()
     ref = find_run(model, runs, overrides, name)
@@ -232,7 +239,9 @@ def _train_plan(plan: TrainPlan | Finished, data, settings: TrainSettings, log) 
         stop = settings.max_iterations
         stop_at = trainer.total if stop is None else min(trainer.total, stop)
         interrupted = trainer.run(stop_at)
-        finished = not interrupted and trainer.progress.iteration == trainer.total
+        finished = not interrupted and (
+            trainer.progress.iteration == trainer.total or trainer.reached_target()
+        )
         payload = trainer.snapshot(finished)
         failure = _learned_nothing(trainer.progress) if finished else None
         if failure is not None:
