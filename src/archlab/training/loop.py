@@ -213,7 +213,9 @@ class Trainer:
                 if rec.pad is not None:  # this epoch's crops and flips, one gather
                     from archlab.training.speed import augment_epoch
 
+                    started = time.perf_counter()  # training time: counted as such
                     self.view.copy_(augment_epoch(self.images, config.seed, epoch, rec.pad))
+                    p.seconds += time.perf_counter() - started
                 first = p.iteration - epoch * self.per_epoch
                 last = min(self.per_epoch, stop_at - epoch * self.per_epoch)
                 self.bar = _progress_bar(self.show_bar, first, last, epoch, config.epochs)
