@@ -101,16 +101,20 @@ def test_the_weight_average_follows_its_formula():
     with torch.no_grad():
         model[0].weight.add_(1.0)
         model(torch.randn(4, 3))  # moves BatchNorm's running statistics
-    average.update(model)
+    average.update(model)  # the first update's decay: min(0.9, 1/10)
     now = model.state_dict()
     for key, value in average.state.items():
         if value.is_floating_point():
-            torch.testing.assert_close(value, 0.9 * start[key] + 0.1 * now[key])
+            torch.testing.assert_close(value, 0.1 * start[key] + 0.9 * now[key])
         else:
             assert torch.equal(value, now[key])  # the batch count is copied
     with average.swapped_in(model):
         torch.testing.assert_close(model[0].weight, average.state["0.weight"])
     torch.testing.assert_close(model[0].weight, now["0.weight"])  # its own weights back
+    before = average.state["0.weight"].clone()
+    average.updates = 1000  # long after the warm-up: the decay itself
+    average.update(model)
+    torch.testing.assert_close(average.state["0.weight"], 0.9 * before + 0.1 * now["0.weight"])
 
 
 def test_warmup_rises_then_falls_linearly_to_zero():
@@ -208,3 +212,17 @@ def test_speednet_traces_to_ten_scores():
     by_name = {r.name: r.output for r in report.layers}
     assert by_name["stem.0"] == (24, 28, 28) and by_name["pool1"] == (24, 14, 14)
     assert by_name["pool2"] == (48, 7, 7) and by_name["pool3"] == (96, 3, 3)  # 7 // 2
+
+
+def test_a_resumed_fast_run_equals_an_uninterrupted_one(tiny, tmp_path):
+    # the EMA, the epoch's crops and flips and the schedule all come back on --resume
+    kw = {"recipe": "fast", "epochs": 2, "batch_size": 50, **QUIET}
+    whole = archlab.train("speednet", data=tiny, runs=tmp_path / "whole", **kw)
+    archlab.train("speednet", data=tiny, runs=tmp_path / "part", max_iterations=7, **kw)
+    resumed = archlab.train("speednet", data=tiny, runs=tmp_path / "part", resume=True, **QUIET)
+    assert resumed.iteration == whole.iteration == 12
+    for (key, x), y in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y), key
+    assert resumed.test_accuracy == whole.test_accuracy

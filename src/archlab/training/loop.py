@@ -176,7 +176,7 @@ class Trainer:
                 if key in payload:
                     setattr(self.progress, key, payload[key])
             if self.average is not None and payload.get("average") is not None:
-                self.average.state = dict(payload["average"])
+                self.average.load_state_dict(payload["average"])
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'incomplete'}"
             text = f"{self.ref.checkpoint} cannot be resumed ({why}); train afresh without "
@@ -489,7 +489,7 @@ class Trainer:
             "test_accuracy": earned,
             "params": self.params,
             "data_md5": self.data_md5,
-            "average": self.average.state if self.average is not None else None,
+            "average": self.average.state_dict() if self.average is not None else None,
             "versions": {"torch": str(torch.__version__), "archlab": __version__},
         }
 

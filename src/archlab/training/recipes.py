@@ -73,7 +73,7 @@ RECIPES = {
         summary="the speedrun: batch 200, learning rate rising linearly to 3e-3 over the "
         "first 20% of the run and falling linearly to 0, label smoothing 0.1, random "
         "2-pixel crops with alternating flips, flip test-time augmentation, an EMA of the "
-        "weights, 8 epochs",
+        "weights; 8 epochs unless told",
         explanation="the speedrun (benchmarks/speedrun.py measures each trick): as careful "
         "(shuffled, normalised), with batch 200 and the learning rate rising linearly from "
         "0 to 3e-3 over the first 20% of the iterations and falling linearly to 0, label "
@@ -81,7 +81,7 @@ RECIPES = {
         "every other epoch (airbench's alternating flips), the weights' exponential "
         "average (decay 0.99) evaluated, and accuracy taken on the mean probabilities of "
         "each image and its mirror image (flip test-time augmentation); 8 epochs. Built for "
-        "the zoo's speednet; --epochs, --batch-size and --lr override its defaults.",
+        "speednet (group speedrun); --epochs, --batch-size and --lr override its defaults.",
         pad=2,
         label_smoothing=0.1,
         tta=True,

@@ -136,8 +136,11 @@ def evaluate_tta(
 
 class WeightAverage:
     """An exponential moving average of a model's floating-point state (weights and
-    BatchNorm's running statistics): ``avg ← decay·avg + (1 − decay)·current`` after each
-    step; integer buffers (BatchNorm's batch count) are copied.
+    BatchNorm's running statistics): ``avg ← d·avg + (1 − d)·current`` after each step,
+    with ``d = min(decay, (1 + n)/(10 + n))`` at the n-th update (0-based), so the average
+    leaves the random initialisation behind within the first steps (TensorFlow's
+    ``ExponentialMovingAverage`` with ``num_updates``); integer buffers (BatchNorm's batch
+    count) are copied.
 
     Args:
         model: the model being trained.
@@ -146,18 +149,30 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, decay: float = 0.99) -> None:
         self.decay = decay
+        self.updates = 0
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def __repr__(self) -> str:
-        return f"WeightAverage(decay={self.decay}, tensors={len(self.state)})"
+        return f"WeightAverage(decay={self.decay}, updates={self.updates})"
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps: the update count and the averaged tensors."""
+        return {"updates": self.updates, "state": self.state}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Continue from :meth:`state_dict`'s result (a resumed run)."""
+        self.updates = int(saved["updates"])
+        self.state = dict(saved["state"])
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Move the average towards ``model``'s current state."""
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
         for key, value in model.state_dict().items():
             avg = self.state[key]
             if avg.is_floating_point():
-                avg.lerp_(value.detach(), 1.0 - self.decay)
+                avg.lerp_(value.detach(), 1.0 - decay)
             else:
                 avg.copy_(value)
 
