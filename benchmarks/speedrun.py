@@ -300,7 +300,11 @@ def main() -> None:
     if "cnn-fast" in args.only:
         report["cnn_fast"] = run_cnn_fast(args)
     if "compile" in args.only:
-        report["compile"] = compile_check()
+        try:
+            report["compile"] = compile_check()
+        except Exception as exc:  # no C++ compiler, an inductor failure: say so, keep the rest
+            report["compile"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            print(f"torch.compile failed: {report['compile']['error']}")
     from archlab._atomic import atomic_path
 
     with atomic_path(args.json) as tmp:
