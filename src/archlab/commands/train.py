@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recipe",
         choices=list(RECIPES),
         default=None,
-        help="careful (default), lecture or onecycle; see above",
+        help="careful (default), lecture, onecycle or fast; see above",
     )
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 5)")
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default: 100)")
@@ -95,6 +95,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "step and the last among them, each with its test accuracy on 2,000 test images, "
         "in <out>/<run>/snapshots/ (see them with --snapshot on map, probes, filters and "
         "confusion; default: none)",
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        metavar="ACC",
+        help="stop at the first evaluation on held-out validation images (every half "
+        "epoch) whose accuracy reaches ACC percent, say the training time to it, then read "
+        "the test set once (default: off; with it, --validation defaults to 5000)",
     )
     p.add_argument(
         "--seed",

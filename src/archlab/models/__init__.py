@@ -7,6 +7,7 @@ from archlab.models import (  # noqa: F401  (registers the builders)
     mobilenet,
     nin,
     resnet,
+    speednet,
     vgg,
 )
 from archlab.models._registry import (

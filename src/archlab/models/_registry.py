@@ -24,6 +24,7 @@ IMAGE_SHAPE: tuple[int, int, int] = (1, 28, 28)
 GROUPS = {
     "lecture": "the lecture's two models",
     "zoo": "the classic ideas after the lecture's CNN",
+    "speedrun": "nets shaped for the fast recipe (archlab train speednet --recipe fast)",
 }
 
 
@@ -37,7 +38,7 @@ class ModelCard:
         builder: builds a fresh, randomly initialised model.
         input_shape: the (C, H, W) it is built for. Default: (1, 28, 28).
         num_classes: how many scores it outputs. Default: 10.
-        group: ``"lecture"`` or ``"zoo"``. Default: lecture.
+        group: ``"lecture"``, ``"zoo"`` or ``"speedrun"``. Default: lecture.
         paper: where the idea comes from. Default: none.
         idea: the one idea it teaches. Default: none.
         lecture_accuracy: test accuracy (%) the lecture printed. Default: none.

@@ -47,6 +47,9 @@ class _Progress:
     interval: list = field(default_factory=lambda: [0.0, 0])  # ... since the last log line
     test_accuracy: float | None = None
     history: dict = field(default_factory=dict)
+    # --target: the iteration and training seconds at the first evaluation that reached it
+    target_iteration: int | None = None
+    target_seconds: float | None = None
 
     def add_loss(self, value: float) -> None:
         for acc in (self.window, self.interval):
@@ -141,6 +144,16 @@ class Trainer:
         self.images = data.train_images[:kept].to(dev)
         self.labels = data.train_labels[:kept].to(dev)
         self.test_images, self.test_labels = data.test_images.to(dev), data.test_labels.to(dev)
+        # what the steps read: the images themselves, or this epoch's augmented copy
+        self.view = self.images if self.recipe.pad is None else torch.empty_like(self.images)
+        self.average = None  # the fast recipe's EMA of the weights
+        if self.recipe.ema is not None:
+            from archlab.training.speed import WeightAverage
+
+            self.average = WeightAverage(net, self.recipe.ema)
+        # --target: evaluations read the held-out images, and the test set once at the stop
+        self.check_images = data.train_images[kept:].to(dev)
+        self.check_labels = data.train_labels[kept:].to(dev)
         self.progress = _Progress(history={"model": self.ref.name, "config": asdict(config)})
         self.progress.history.update(train=[], eval=[])
         self.show_bar = sys.stderr.isatty() if progress is None else progress
@@ -176,6 +189,8 @@ class Trainer:
             for key in asdict(self.progress):
                 if key in payload:
                     setattr(self.progress, key, payload[key])
+            if self.average is not None and payload.get("average") is not None:
+                self.average.load_state_dict(payload["average"])
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'incomplete'}"
             text = f"{self.ref.checkpoint} cannot be resumed ({why}); train afresh without "
@@ -209,13 +224,19 @@ class Trainer:
                 f"{len(self.labels):,} images of the other {len(CLASSES) - 1} classes; its "
                 f"test accuracy is over their {len(self.test_labels):,} test images"
             )
-        loss_fn = nn.CrossEntropyLoss()
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
         self.net.train()
         with _sigint_flag() as flag, self._on_cuda(loss_fn), _watching(self):
             while p.iteration < stop_at:
                 epoch = p.iteration // self.per_epoch
                 order = _epoch_order(len(self.labels), config.seed, epoch, rec.shuffle)
                 order = order.to(self.dev)
+                if rec.pad is not None:  # this epoch's crops and flips, one gather
+                    from archlab.training.speed import augment_epoch
+
+                    started = time.perf_counter()  # training time: counted as such
+                    self.view.copy_(augment_epoch(self.images, config.seed, epoch, rec.pad))
+                    p.seconds += time.perf_counter() - started
                 first = p.iteration - epoch * self.per_epoch
                 last = min(self.per_epoch, stop_at - epoch * self.per_epoch)
                 self.bar = _progress_bar(self.show_bar, first, last, epoch, config.epochs)
@@ -224,20 +245,87 @@ class Trainer:
                         self._step(
                             order[b * config.batch_size : (b + 1) * config.batch_size], loss_fn
                         )
-                        if p.iteration % config.log_every == 0 or p.iteration == self.total:
+                        if self._evaluation_due():
                             self._log_point()
                             self.net.train()
                         elif p.iteration == stop_at:
                             self._log_point(regular=False)
                         if flag["stop"]:
                             return True
+                        if self.reached_target():
+                            self._stop_at_target()
+                            return False
                 finally:
                     if self.bar is not None:
                         self.bar.close()
                         self.bar = None
                 if p.iteration < stop_at:  # an epoch's end
                     self.save(self.snapshot(finished=False))
+            if p.iteration == self.total:
+                self._finish()
         return False
+
+    def _evaluation_due(self) -> bool:
+        """Every ``log_every`` iterations and at the end; with a ``target``, at the middle
+        and the end of each epoch instead (the stop rule's fixed points)."""
+        p = self.progress
+        if self.config.target is None:
+            return p.iteration % self.config.log_every == 0 or p.iteration == self.total
+        return p.iteration % self.per_epoch in (0, self.per_epoch // 2)
+
+    def reached_target(self) -> bool:
+        """Whether a ``target`` run's latest evaluation reached it (the run stops there)."""
+        return self.progress.target_iteration is not None
+
+    def _stop_at_target(self) -> None:
+        """Say when the target was reached, then read the test set, once."""
+        p, config = self.progress, self.config
+        self.log(
+            f"{self.ref.name}: reached {config.target:g}% on the {config.validation:,} "
+            f"validation images at iteration {p.target_iteration:,} (epoch "
+            f"{p.target_iteration / self.per_epoch:.1f}) after {p.target_seconds:.1f} s of "
+            "training; now the test set, once"
+        )
+        self._finish()
+
+    def _finish(self) -> None:
+        """The end of a run: the EMA becomes the weights; a ``target`` run reads the test
+        set once (its evaluations read validation images)."""
+        p = self.progress
+        if self.average is not None:
+            self.average.copy_to(self.net)
+        if self.config.target is not None:
+            accuracy, test_loss = self._evaluate(self.test_images, self.test_labels)
+            p.test_accuracy = accuracy
+            self.evaluated_at = p.iteration
+            p.history["eval"].append(
+                {
+                    "iteration": p.iteration,
+                    "epoch": p.iteration / self.per_epoch,
+                    "train_loss": None,
+                    "test_loss": test_loss,
+                    "test_accuracy": accuracy,
+                    "seconds": round(p.seconds, 3),
+                }
+            )
+            if not self.reached_target():
+                best = max((e["accuracy"] for e in p.history.get("validation", [])), default=0)
+                self.log(
+                    f"{self.ref.name}: did not reach {self.config.target:g}% on validation "
+                    f"(best {100 * best:.2f}%)"
+                )
+            self.log(f"{self.ref.name}: test accuracy {100 * accuracy:.2f}% (read once)")
+
+    def _evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        """Accuracy and loss on a labelled set, as the recipe evaluates: with flip TTA
+        and the weights' EMA where it uses them."""
+        measure = evaluate
+        if self.recipe.tta:
+            from archlab.training.speed import evaluate_tta as measure
+        if self.average is None or self.progress.iteration == 0:
+            return measure(self.net, images, labels, self.normalize)
+        with self.average.swapped_in(self.net):
+            return measure(self.net, images, labels, self.normalize)
 
     @contextlib.contextmanager
     def _on_cuda(self, loss_fn) -> Iterator[None]:
@@ -257,7 +345,7 @@ class Trainer:
                     self.net,
                     self.optimizer,
                     loss_fn,
-                    self.images,
+                    self.view,
                     self.labels,
                     self.config.batch_size,
                     self.normalize,
@@ -291,11 +379,13 @@ class Trainer:
             loss = self.graphed.step(idx)
         else:
             # index_select: 3× faster than images[idx] for a batch of 100 here
-            x = to_input(self.images.index_select(0, idx), self.normalize, self.channels_last)
+            x = to_input(self.view.index_select(0, idx), self.normalize, self.channels_last)
             self.optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
             loss.backward()
             self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.net)
         self.pending.append(loss.detach())
         p.iteration += 1
         it = p.iteration
@@ -362,7 +452,11 @@ class Trainer:
         self._read_losses()
         p = self.progress
         started = time.perf_counter()
-        accuracy, test_loss = evaluate(self.net, self.test_images, self.test_labels, self.normalize)
+        if self.config.target is not None:  # held-out images: the test set stays unread
+            self._check_target(regular)
+            p.eval_seconds += time.perf_counter() - started
+            return
+        accuracy, test_loss = self._evaluate(self.test_images, self.test_labels)
         p.eval_seconds += time.perf_counter() - started
         s, c = p.interval
         train_loss = s / c if c else None
@@ -382,6 +476,31 @@ class Trainer:
             )
         shown = f"{train_loss:.4f}" if train_loss is not None else "-"
         line = f"Iteration: {p.iteration}, Loss: {shown}, Accuracy: {100 * accuracy:.2f}%"
+        if self.bar is not None:
+            self.bar.clear()
+            self.log(line)
+            self.bar.refresh()
+        else:
+            self.log(line)
+
+    def _check_target(self, regular: bool) -> None:
+        """A ``target`` run's evaluation: on the validation images, logged, and the first
+        that reaches the target recorded."""
+        p = self.progress
+        accuracy, _ = self._evaluate(self.check_images, self.check_labels)
+        s, c = p.interval
+        train_loss = s / c if c else None
+        if regular:  # the fixed points: only they may stop the run
+            p.interval = [0.0, 0]
+            p.history.setdefault("validation", []).append(
+                {"iteration": p.iteration, "accuracy": accuracy, "seconds": round(p.seconds, 3)}
+            )
+            if p.target_iteration is None and 100 * accuracy >= self.config.target:
+                p.target_iteration, p.target_seconds = p.iteration, p.seconds
+        shown = f"{train_loss:.4f}" if train_loss is not None else "-"
+        line = (
+            f"Iteration: {p.iteration}, Loss: {shown}, Validation accuracy: {100 * accuracy:.2f}%"
+        )
         if self.bar is not None:
             self.bar.clear()
             self.log(line)
@@ -413,6 +532,7 @@ class Trainer:
             "test_accuracy": earned,
             "params": self.params,
             "data_md5": self.data_md5,
+            "average": self.average.state_dict() if self.average is not None else None,
             "versions": {"torch": str(torch.__version__), "archlab": __version__},
         }
 

@@ -22,6 +22,12 @@ class Recipe:
     schedule: str  # "constant" or "cosine"
     summary: str  # one line, for the log
     explanation: str  # a paragraph, for --help and the docs
+    # the fast recipe's tricks (archlab.training.speed); the lecture's recipes leave them off
+    pad: int | None = None  # random crops of up to pad pixels + alternating flips; None: off
+    label_smoothing: float = 0.0  # CrossEntropyLoss(label_smoothing=...)
+    tta: bool = False  # evaluate the mean probabilities of the image and its mirror image
+    ema: float | None = None  # evaluate (and keep) an EMA of the weights with this decay
+    defaults: tuple = ()  # the recipe's own (setting, value) defaults, e.g. (("epochs", 8),)
 
 
 RECIPES = {
@@ -59,7 +65,33 @@ RECIPES = {
         "then falls to peak/10,000 along a cosine. The peak is --lr; without --lr it is "
         "the rate `archlab lr-find` suggests for the model (a short sweep before training).",
     ),
+    "fast": Recipe(
+        "fast",
+        shuffle=True,
+        normalize=True,
+        schedule="warmup",
+        summary="the speedrun: batch 200, learning rate rising linearly to 3e-3 over the "
+        "first 20% of the run and falling linearly to 0, label smoothing 0.1, random "
+        "2-pixel crops with alternating flips, flip test-time augmentation, an EMA of the "
+        "weights; 8 epochs unless told",
+        explanation="the speedrun (benchmarks/speedrun.py measures each trick): as careful "
+        "(shuffled, normalised), with batch 200 and the learning rate rising linearly from "
+        "0 to 3e-3 over the first 20% of the iterations and falling linearly to 0, label "
+        "smoothing 0.1, each image shifted by up to 2 pixels (black fill) and mirrored "
+        "every other epoch (airbench's alternating flips), the weights' exponential "
+        "average (decay 0.99) evaluated, and accuracy taken on the mean probabilities of "
+        "each image and its mirror image (flip test-time augmentation); 8 epochs. Built for "
+        "speednet (group speedrun); --epochs, --batch-size and --lr override its defaults.",
+        pad=2,
+        label_smoothing=0.1,
+        tta=True,
+        ema=0.99,
+        defaults=(("epochs", 8), ("batch_size", 200), ("lr", 3e-3)),
+    ),
 }
+
+# with --target and no --validation, the last this-many training images are held out
+TARGET_VALIDATION = 5_000
 
 # the largest seed the shuffling generator takes (seed · 1,000,003 + epoch < 2**63)
 MAX_SEED = (2**63 - 1) // 1_000_003 - 1_000
@@ -90,6 +122,9 @@ class TrainConfig:
     # intermediate states kept at log-spaced iterations in RUN/snapshots/ (0: none;
     # archlab.training.snapshots)
     snapshots: int = 0
+    # stop at the first evaluation on the validation images (every half epoch) whose
+    # accuracy in percent reaches this; the test set is read once, at the stop
+    target: float | None = None
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -138,6 +173,20 @@ class TrainConfig:
             and math.isfinite(self.lr)
         ):
             raise setting_error("lr", self.lr, "the learning rate must be a positive number")
+        if self.target is not None:
+            if not (
+                isinstance(self.target, (int, float))
+                and not isinstance(self.target, bool)
+                and 0 < self.target < 100
+            ):
+                raise setting_error("target", self.target, "give an accuracy in percent, 0 to 100")
+            if self.validation == 0:
+                raise spoken(
+                    "target= stops on held-out validation images; give validation > 0 "
+                    f"(default with a target: {TARGET_VALIDATION:,})",
+                    "--target stops on held-out validation images; give --validation above "
+                    f"0 (default with --target: {TARGET_VALIDATION:,})",
+                )
 
 
 HOLD_OUT_ADVICE = "name a class by its number 0-9 or its name (e.g. 6 or Shirt)"
@@ -178,6 +227,7 @@ class TrainSettings:
     progress: bool | None = None
     hold_out: int | str | None = None
     snapshots: int | None = None
+    target: float | None = None
 
     def given(self) -> dict:
         """The run's numbers that were given (not None), by :class:`TrainConfig` field."""
@@ -188,12 +238,19 @@ class TrainSettings:
         return {k: v for k, v in values.items() if v is not None}
 
     def config(self, name: str) -> TrainConfig:
-        """The config of a fresh run named ``name`` (checked by :meth:`validate`)."""
-        return TrainConfig(name, **self.given())
+        """The config of a fresh run named ``name`` (checked by :meth:`validate`): the
+        settings given, else the recipe's own defaults, else :class:`TrainConfig`'s; with
+        a ``target`` and no ``validation``, :data:`TARGET_VALIDATION` images held out."""
+        given = self.given()
+        recipe = RECIPES.get(given.get("recipe", "careful"))
+        values = {**dict(recipe.defaults if recipe is not None else ()), **given}
+        if values.get("target") is not None and "validation" not in values:
+            values["validation"] = TARGET_VALIDATION
+        return TrainConfig(name, **values)
 
     def validate(self) -> None:
         """Check every setting given, before anything is read or written."""
-        TrainConfig("check", **self.given()).validate()
+        self.config("check").validate()
         if self.watch is not None:
             check_int(
                 "watch", self.watch, 1, MAX_WATCH, f"record every 1 to {MAX_WATCH:,} iterations"
@@ -293,8 +350,27 @@ def onecycle_lr(peak: float, iteration: int, total: int, warmup: float = 0.25) -
     return low + (peak - low) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def warmup_lr(peak: float, iteration: int, total: int, warmup: float = 0.2) -> float:
+    """The fast recipe's rate for step ``iteration`` (0-based) of ``total``: rising
+    linearly to ``peak`` over the first ``warmup`` of the run (the first step at
+    ``peak / up``, never 0), then falling linearly to 0 at ``total``.
+
+    Example:
+
+        >>> warmup_lr(1.0, 0, 100), warmup_lr(1.0, 19, 100), warmup_lr(1.0, 60, 100)
+        (0.05, 1.0, 0.5)
+    """
+    up = max(1, round(warmup * total))
+    if iteration < up:
+        return peak * (iteration + 1) / up
+    return peak * max(0.0, (total - iteration) / max(1, total - up))
+
+
 def scheduled_lr(schedule: str, base: float, iteration: int, total: int) -> float:
-    """The rate of ``schedule`` ("constant", "cosine", "onecycle") at ``iteration``."""
+    """The rate of ``schedule`` ("constant", "cosine", "onecycle", "warmup") at
+    ``iteration``."""
+    if schedule == "warmup":
+        return warmup_lr(base, iteration, total)
     if schedule == "cosine":
         return cosine_lr(base, iteration, total)
     if schedule == "onecycle":

@@ -61,6 +61,7 @@ def train(
     watch: int | None = None,
     hold_out: int | str | None = None,
     snapshots: int | None = None,
+    target: float | None = None,
 ) -> Run:
     """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
     return the trained :class:`~archlab.Run`.
@@ -120,6 +121,11 @@ def train(
             log-spaced iterations, the first step and the last among them, each with its
             test accuracy (:mod:`archlab.training.snapshots`; read by
             :func:`archlab.snapshots`). Default: None, none kept.
+        target: stop at the first evaluation on held-out validation images (every half
+            epoch) whose accuracy reaches this percentage, log the training time to it,
+            then read the test set once (``archlab train speednet --recipe fast --target
+            93``). Without ``validation``, the last 5,000 training images are held out.
+            Default: None, train every epoch.
 
     Returns:
         The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
@@ -150,6 +156,7 @@ def train(
         progress=progress,
         hold_out=hold_out,
         snapshots=snapshots,
+        target=target,
     )
     settings.validate()
     ref = held_out_ref(find_run(model, runs, overrides, name), settings, name)
@@ -257,7 +264,9 @@ def _train_plan(plan: TrainPlan | Finished, data, settings: TrainSettings, log) 
         stop = settings.max_iterations
         stop_at = trainer.total if stop is None else min(trainer.total, stop)
         interrupted = trainer.run(stop_at)
-        finished = not interrupted and trainer.progress.iteration == trainer.total
+        finished = not interrupted and (
+            trainer.progress.iteration == trainer.total or trainer.reached_target()
+        )
         payload = trainer.snapshot(finished)
         failure = _learned_nothing(trainer.progress) if finished else None
         if failure is not None:

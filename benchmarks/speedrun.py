@@ -1,0 +1,324 @@
+"""The Fashion-MNIST speedrun (issue 34): the ladder from the lecture's recipe to the fast
+one, one trick per rung, and the three headline measurements.
+
+    .venv/bin/python benchmarks/speedrun.py                    # everything, 5 seeds
+    .venv/bin/python benchmarks/speedrun.py --rungs lecture careful fast --seeds 2
+    .venv/bin/python benchmarks/speedrun.py --only ladder      # or target, best, cnn-fast
+
+Each rung adds one trick to the rung before it and is trained with ``--seeds`` seeds
+(0, 1, ...); it reports test accuracy mean ± std and training time mean ± std (the loop's
+own clock: steps only, evaluations excluded), and whether the trick paid (its mean accuracy
+above the rung before it). Rungs that do not pay stay in the ladder and are said.
+
+The headline measurements (``--only`` picks one):
+
+- ``target``: ``archlab train speednet --recipe fast --target 93`` for each seed: the
+  training seconds and iterations to the first half-epoch evaluation on the last 5,000
+  training images that reaches 93 %, and the test accuracy read once at that stop;
+  beside it today's best zoo recipe (resnet, careful, 5 epochs) for the ratio;
+- ``best``: the best accuracy within 10 minutes of training: resnet with the fast
+  recipe for ``--best-epochs`` epochs (default 15);
+- ``cnn-fast``: the lecture's CNN, unchanged, with the fast recipe for 5 epochs.
+
+Writes ``--json`` (default ``benchmarks/speedrun.json``, read by the gallery page
+``examples/plot_16_speedrun.py``) and ``--figure`` (accuracy against training seconds, one
+point per rung with its error bars). One training at a time: run it on an idle machine.
+The rungs' recipes are registered in ``archlab.training.recipes.RECIPES`` for this process
+only (``ladder-...``); their runs land under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import archlab
+from archlab.training.recipes import RECIPES, Recipe
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung: a model, a recipe and its numbers; ``trick`` says what it adds."""
+
+    name: str
+    trick: str
+    model: str
+    recipe: Recipe
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+def _ladder() -> list[Rung]:
+    careful, fast = RECIPES["careful"], RECIPES["fast"]
+    off = {"pad": None, "label_smoothing": 0.0, "tta": False, "ema": None, "defaults": ()}
+    schedule = replace(fast, name="ladder-schedule", **off)
+    smoothing = replace(schedule, name="ladder-smoothing", label_smoothing=0.1)
+    crops = replace(smoothing, name="ladder-crops", pad=2)
+    tta = replace(crops, name="ladder-tta", tta=True)
+    ema = replace(tta, name="ladder-ema", ema=fast.ema)
+    return [
+        Rung(
+            "lecture",
+            "the lecture's recipe (data already held in memory as one uint8 tensor: "
+            "no per-sample PIL pipeline)",
+            "cnn", RECIPES["lecture"], 5, 100, 1e-3,
+        ),
+        Rung("careful", "shuffle, normalise, cosine decay", "cnn", careful, 5, 100, 1e-3),
+        Rung(
+            "speednet",
+            "a net shaped for speed: 4 BN convs, global max pool (136 k parameters)",
+            "speednet", careful, 5, 100, 1e-3,
+        ),
+        Rung(
+            "schedule",
+            "batch 200 and lr 3e-3, warmup 20 % then linear decay to 0",
+            "speednet", schedule, 5, 200, 3e-3,
+        ),
+        Rung("smoothing", "label smoothing 0.1", "speednet", smoothing, 5, 200, 3e-3),
+        Rung(
+            "crops", "random 2-pixel crops, alternating flips", "speednet", crops, 5, 200, 3e-3
+        ),
+        Rung("tta", "flip test-time augmentation", "speednet", tta, 5, 200, 3e-3),
+        Rung("ema", "EMA of the weights (decay 0.99)", "speednet", ema, 5, 200, 3e-3),
+        Rung("fast", "8 epochs: the fast recipe", "speednet", fast, 8, 200, 3e-3),
+    ]  # fmt: skip
+
+
+def _percent(accuracy: float | None) -> float | None:
+    return None if accuracy is None else 100 * accuracy
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _train(model: str, recipe: Recipe, args, out: Path, seed: int, **kw) -> archlab.Run:
+    RECIPES.setdefault(recipe.name, recipe)
+    return archlab.train(
+        model,
+        runs=out,
+        name=f"{kw.pop('tag', model)}-s{seed}",
+        data=args.data,
+        recipe=recipe.name,
+        seed=seed,
+        progress=False,
+        figures=False,
+        log=lambda line: None,
+        max_iterations=args.max_iterations,
+        **kw,
+    )
+
+
+def run_ladder(args, rungs: list[Rung]) -> list[dict]:
+    """Every rung with every seed; one dict per rung."""
+    results, before = [], None
+    for rung in rungs:
+        runs = [
+            _train(
+                rung.model, rung.recipe, args, args.out / "ladder", seed, tag=rung.name,
+                epochs=rung.epochs, batch_size=rung.batch_size, lr=rung.lr,
+            )
+            for seed in range(args.seeds)
+        ]  # fmt: skip
+        accuracy = _mean_std([100 * r.test_accuracy for r in runs])
+        seconds = _mean_std([r.seconds for r in runs])
+        row = {
+            "rung": rung.name,
+            "trick": rung.trick,
+            "model": rung.model,
+            "epochs": rung.epochs,
+            "accuracy": accuracy,
+            "accuracies": [100 * r.test_accuracy for r in runs],
+            "seconds": seconds,
+            "pays": None if before is None else accuracy[0] > before,
+        }
+        before = accuracy[0]
+        results.append(row)
+        print(_ladder_line(row), flush=True)
+    return results
+
+
+def _ladder_line(row: dict) -> str:
+    (a, sa), (t, st) = row["accuracy"], row["seconds"]
+    pays = {None: "", True: "pays", False: "does not pay"}[row["pays"]]
+    return (
+        f"| {row['rung']} | {row['trick']} | {row['model']} | {row['epochs']} | "
+        f"{a:.2f} ± {sa:.2f} % | {t:.1f} ± {st:.1f} s | {pays} |"
+    )
+
+
+def run_target(args) -> dict:
+    """``--recipe fast --target TARGET`` for each seed, and resnet's careful run."""
+    rows = []
+    for seed in range(args.seeds):
+        run = _train(
+            "speednet", RECIPES["fast"], args, args.out / "target", seed, target=args.target
+        )
+        reached = next(
+            (p for p in run.history.get("validation", []) if 100 * p["accuracy"] >= args.target),
+            None,
+        )
+        rows.append(
+            {
+                "seed": seed,
+                "seconds_to_target": reached["seconds"] if reached else None,
+                "iteration": reached["iteration"] if reached else None,
+                "epoch": reached["iteration"] / (55_000 / 200) if reached else None,
+                "validation_accuracy": 100 * reached["accuracy"] if reached else None,
+                # None only when --max-iterations stopped it before the end
+                "test_accuracy": _percent(run.test_accuracy),
+            }
+        )
+        print(f"target {args.target:g}: {rows[-1]}", flush=True)
+    resnet = _train("resnet", RECIPES["careful"], args, args.out / "target", 0)
+    return {
+        "target": args.target,
+        "runs": rows,
+        "resnet_careful": {
+            "seconds": resnet.seconds,
+            "test_accuracy": _percent(resnet.test_accuracy),
+        },
+    }
+
+
+def run_best(args) -> dict:
+    runs = [
+        _train("resnet", RECIPES["fast"], args, args.out / "best", seed, epochs=args.best_epochs)
+        for seed in range(args.seeds)
+    ]
+    row = {
+        "model": "resnet",
+        "recipe": "fast",
+        "epochs": args.best_epochs,
+        "accuracy": _mean_std([100 * r.test_accuracy for r in runs]),
+        "seconds": _mean_std([r.seconds for r in runs]),
+    }
+    print(f"best within 10 min: {row}", flush=True)
+    return row
+
+
+def run_cnn_fast(args) -> dict:
+    runs = [
+        _train("cnn", RECIPES["fast"], args, args.out / "cnn-fast", seed, epochs=5)
+        for seed in range(args.seeds)
+    ]
+    accuracies = [100 * r.test_accuracy for r in runs]
+    row = {"accuracy": _mean_std(accuracies), "accuracies": accuracies, "epochs": 5}
+    print(f"lecture CNN + fast, 5 epochs: {row}", flush=True)
+    return row
+
+
+def compile_check(steps: int = 30) -> dict:
+    """Seconds per training step of speednet (batch 200, NHWC) eager and under
+    ``torch.compile``, after warm-up: whether compiling pays on this CPU."""
+    import torch
+    from torch import nn
+
+    out = {}
+    for mode in ("eager", "compile"):
+        torch.manual_seed(0)
+        net = archlab.create_model("speednet").to(memory_format=torch.channels_last)
+        step_net = torch.compile(net) if mode == "compile" else net
+        opt = torch.optim.Adam(net.parameters(), 3e-3)
+        x = torch.randn(200, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (200,))
+        for i in range(steps + 5):
+            if i == 5:
+                started = time.perf_counter()
+            opt.zero_grad()
+            nn.functional.cross_entropy(step_net(x), y).backward()
+            opt.step()
+        out[mode] = (time.perf_counter() - started) / steps
+    print(f"step time, speednet batch 200: {out}", flush=True)
+    return out
+
+
+def plot_ladder(rows: list[dict], ax=None):
+    """Accuracy against training seconds, one point per rung with its error bars."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        (a, sa), (t, st) = row["accuracy"], row["seconds"]
+        color = "tab:red" if row["pays"] is False else "tab:blue"
+        ax.errorbar(t, a, xerr=st, yerr=sa, fmt="o", color=color, capsize=3)
+        ax.annotate(row["rung"], (t, a), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.axhline(93.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("training seconds (mean ± std over seeds)")
+    ax.set_ylabel("test accuracy % (mean ± std)")
+    ax.set_title("The speedrun ladder: one trick per rung (red: did not pay)")
+    return ax.figure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = [r.name for r in _ladder()]
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per rung (default: 5)")
+    parser.add_argument("--rungs", nargs="+", choices=names, default=names, help="rungs to run")
+    parser.add_argument(
+        "--only", nargs="+", choices=["ladder", "target", "best", "cnn-fast", "compile"],
+        default=["ladder", "target", "best", "cnn-fast", "compile"], help="what to measure",
+    )  # fmt: skip
+    parser.add_argument("--target", type=float, default=93.0, help="percent (default: 93)")
+    parser.add_argument("--best-epochs", type=int, default=15, help="(default: 15)")
+    parser.add_argument("--out", type=Path, default=Path("runs-speedrun"), help="runs folder")
+    parser.add_argument("--json", type=Path, default=HERE / "speedrun.json")
+    parser.add_argument("--figure", type=Path, default=HERE / "speedrun.png")
+    parser.add_argument(
+        "--max-iterations", type=int, default=None, help="stop each run early (a smoke test)"
+    )
+    args = parser.parse_args()
+    import torch
+
+    args.data = archlab.load_fashion_mnist()
+    report: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seeds": args.seeds,
+        "max_iterations": args.max_iterations,
+    }
+    rungs = [r for r in _ladder() if r.name in args.rungs]
+    if "ladder" in args.only:
+        print("| rung | adds | model | epochs | test accuracy | training | |")
+        print("|---|---|---|---:|---:|---:|---|")
+        report["ladder"] = run_ladder(args, rungs)
+    if "target" in args.only:
+        report["target"] = run_target(args)
+    if "best" in args.only:
+        report["best"] = run_best(args)
+    if "cnn-fast" in args.only:
+        report["cnn_fast"] = run_cnn_fast(args)
+    if "compile" in args.only:
+        try:
+            report["compile"] = compile_check()
+        except Exception as exc:  # no C++ compiler, an inductor failure: say so, keep the rest
+            report["compile"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            print(f"torch.compile failed: {report['compile']['error']}")
+    from archlab._atomic import atomic_path
+
+    with atomic_path(args.json) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.json}")
+    if report.get("ladder"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        figure = plot_ladder(report["ladder"])
+        figure.tight_layout()
+        figure.savefig(args.figure, dpi=120)
+        print(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

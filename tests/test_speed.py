@@ -1,0 +1,235 @@
+"""archlab/training/speed.py and the fast recipe: augmentation, flip TTA, the EMA, the
+recipe's defaults, the speednet and --target's stop rule."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torchinfo import summary
+
+import archlab
+from archlab.cli import main
+from archlab.training.recipes import RECIPES, TrainConfig, TrainSettings, warmup_lr
+from archlab.training.speed import (
+    WeightAverage,
+    augment_epoch,
+    crop_and_flip,
+    flip_tta_probabilities,
+    flips,
+)
+from tests.synthetic import learnable_dataset
+
+QUIET = {"log": lambda line: None, "progress": False, "figures": False}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return learnable_dataset(n_train=300, n_test=100)
+
+
+def _reference_crop(image: torch.Tensor, dy: int, dx: int, mirror: bool) -> torch.Tensor:
+    """RandomCrop(28, padding=p) at offset (p + dy, p + dx), written out by slicing."""
+    h, w = image.shape
+    p = max(abs(dy), abs(dx))
+    padded = torch.zeros(h + 2 * p, w + 2 * p, dtype=image.dtype)
+    padded[p : p + h, p : p + w] = image
+    if mirror:
+        padded = padded.flip(-1)  # mirroring then shifting by dx = shifting by −dx, mirrored
+        dx = -dx
+    return padded[p + dy : p + dy + h, p + dx : p + dx + w]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    pad=st.integers(0, 4),
+    seed=st.integers(0, 2**31),
+)
+def test_crop_and_flip_is_a_shifted_mirrored_copy_of_each_image(n, pad, seed):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+    moves = torch.randint(-pad, pad + 1, (n, 2), generator=g)
+    mirror = torch.rand(n, generator=g) < 0.5
+    out = crop_and_flip(images, moves, mirror)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    for i in range(n):  # image i stays image i: its label still applies
+        dy, dx = moves[i].tolist()
+        assert torch.equal(out[i], _reference_crop(images[i], dy, dx, bool(mirror[i])))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), epoch=st.integers(0, 50), pad=st.integers(0, 3))
+def test_an_epochs_augmentation_keeps_shapes_pixels_and_the_images_order(seed, epoch, pad):
+    images = learnable_dataset(n_train=16, n_test=1, seed=seed % 100).train_images
+    out = augment_epoch(images, seed, epoch, pad)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    if pad == 0:  # flips only: each image or its mirror image, in place
+        mirrored = flips(len(images), seed, epoch)
+        expected = torch.where(mirrored[:, None, None], images.flip(-1), images)
+        assert torch.equal(out, expected)
+    # a shift only drops pixels and fills with black: never more ink than the image had
+    assert (out.sum((1, 2)) <= images.sum((1, 2), dtype=torch.int64)).all()
+
+
+def test_flips_alternate_every_epoch():
+    first, second, third = (flips(1000, 3, e) for e in range(3))
+    assert torch.equal(first, ~second) and torch.equal(first, third)
+    assert 400 < int(first.sum()) < 600  # about half in the first epoch
+    assert not torch.equal(flips(1000, 4, 0), first)  # another seed, other flips
+
+
+def test_flip_tta_is_the_mean_of_the_two_passes_probabilities():
+    torch.manual_seed(0)
+    model = archlab.create_model("speednet").eval()
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    mean, std = 0.2860, 0.3530
+    got = flip_tta_probabilities(model, images, (mean, std))
+    x = (images.float() / 255 - mean) / std
+    with torch.no_grad():
+        plain = model(x[:, None]).softmax(1)
+        mirrored = model(x.flip(-1)[:, None]).softmax(1)
+    torch.testing.assert_close(got, (plain + mirrored) / 2, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(plain, mirrored)  # the flip does change the answer
+
+
+def test_the_weight_average_follows_its_formula():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model(torch.randn(4, 3))  # moves BatchNorm's running statistics
+    average.update(model)  # the first update's decay: min(0.9, 1/10)
+    now = model.state_dict()
+    for key, value in average.state.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.1 * start[key] + 0.9 * now[key])
+        else:
+            assert torch.equal(value, now[key])  # the batch count is copied
+    with average.swapped_in(model):
+        torch.testing.assert_close(model[0].weight, average.state["0.weight"])
+    torch.testing.assert_close(model[0].weight, now["0.weight"])  # its own weights back
+    before = average.state["0.weight"].clone()
+    average.updates = 1000  # long after the warm-up: the decay itself
+    average.update(model)
+    torch.testing.assert_close(average.state["0.weight"], 0.9 * before + 0.1 * now["0.weight"])
+
+
+def test_warmup_rises_then_falls_linearly_to_zero():
+    rates = [warmup_lr(3e-3, i, 1000) for i in range(1001)]
+    assert max(rates) == pytest.approx(3e-3) and rates.index(max(rates)) == 199
+    assert rates[0] == pytest.approx(3e-3 / 200) and rates[1000] == 0.0
+    assert rates[600] == pytest.approx(3e-3 * 400 / 800)
+
+
+def test_the_fast_recipe_has_its_own_defaults_and_the_others_keep_theirs():
+    fast = TrainSettings(recipe="fast").config("x")
+    assert (fast.epochs, fast.batch_size, fast.lr) == (8, 200, 3e-3)
+    assert TrainSettings(recipe="fast", epochs=3).config("x").epochs == 3
+    for name in ("careful", "lecture"):
+        assert TrainSettings(recipe=name).config("x") == TrainConfig("x", recipe=name)
+        assert RECIPES[name].pad is None and RECIPES[name].ema is None
+        assert not RECIPES[name].tta and RECIPES[name].label_smoothing == 0
+
+
+def test_a_target_holds_out_5000_images_unless_told():
+    assert TrainSettings(target=93).config("x").validation == 5_000
+    assert TrainSettings(target=93, validation=1_000).config("x").validation == 1_000
+    assert TrainSettings().config("x").validation == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--target", "93", "--validation", "0"], "--target stops on held-out validation"),
+        (["--target", "0"], "--target 0.0: give an accuracy in percent"),
+        (["--target", "101"], "--target 101.0: give an accuracy in percent"),
+    ],
+)
+def test_bad_target_combinations_are_one_line(capsys, tmp_path, argv, message):
+    assert main(["train", "dnn", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_the_fast_recipe_is_deterministic_for_a_seed(tiny, tmp_path):
+    kw = {"recipe": "fast", "epochs": 2, "batch_size": 50, "seed": 3, **QUIET}
+    a = archlab.train("speednet", data=tiny, runs=tmp_path / "a", **kw)
+    b = archlab.train("speednet", data=tiny, runs=tmp_path / "b", **kw)
+    c = archlab.train("speednet", data=tiny, runs=tmp_path / "c", **{**kw, "seed": 4})
+    for (key, x), y in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y), key
+    assert not torch.equal(a.model.stem[0].weight, c.model.stem[0].weight)
+
+
+def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
+    kw = {"recipe": "fast", "epochs": 4, "batch_size": 25, "validation": 100, **QUIET}
+    kw["lr"] = 1e-2
+    full = archlab.train("speednet", data=tiny, runs=tmp_path / "full", target=99.9, **kw)
+    points = full.history["validation"]
+    assert [p["iteration"] for p in points] == list(range(4, 33, 4))  # 4 a half epoch
+    # a target first reached after the first evaluation: the best so far, strictly
+    best = 0.0
+    chosen = None
+    for k, p in enumerate(points):
+        if k > 0 and p["accuracy"] > best:
+            chosen = k
+            break
+        best = max(best, p["accuracy"])
+    assert chosen is not None, [p["accuracy"] for p in points]
+    target = 100 * points[chosen]["accuracy"]
+    lines = []
+    stopped = archlab.train(
+        "speednet", data=tiny, runs=tmp_path / "stop", target=target - 1e-6,
+        **{**kw, "log": lines.append},
+    )  # fmt: skip
+    assert stopped.iteration == points[chosen]["iteration"] and stopped.finished
+    seen = [(p["iteration"], p["accuracy"]) for p in stopped.history["validation"]]
+    assert seen == [(p["iteration"], p["accuracy"]) for p in points[: chosen + 1]]
+    assert len(stopped.history["eval"]) == 1  # the test set, read once
+    assert stopped.test_accuracy == stopped.history["eval"][0]["test_accuracy"]
+    assert any(f"at iteration {stopped.iteration} (" in line for line in lines)
+
+
+def test_speednet_parameters_by_hand_and_by_torchinfo():
+    def conv_bn(c_in: int, c_out: int) -> int:
+        return 9 * c_in * c_out + 2 * c_out  # no bias: BatchNorm's weight and bias
+
+    by_hand = conv_bn(1, 24) + conv_bn(24, 48) + conv_bn(48, 96) + conv_bn(96, 96) + 97 * 10
+    model = archlab.create_model("speednet")
+    stats = summary(model, input_size=(1, 1, 28, 28), verbose=0, device="cpu")
+    assert archlab.count_params("speednet").total_params == stats.total_params == by_hand
+    assert by_hand == 136_498
+
+
+def test_speednet_traces_to_ten_scores():
+    report = archlab.trace_shapes("speednet")
+    assert report.ok and report.output_shape == (10,)
+    by_name = {r.name: r.output for r in report.layers}
+    assert by_name["stem.0"] == (24, 28, 28) and by_name["pool1"] == (24, 14, 14)
+    assert by_name["pool2"] == (48, 7, 7) and by_name["pool3"] == (96, 3, 3)  # 7 // 2
+
+
+def test_a_resumed_fast_run_equals_an_uninterrupted_one(tiny, tmp_path):
+    # the EMA, the epoch's crops and flips and the schedule all come back on --resume
+    kw = {"recipe": "fast", "epochs": 2, "batch_size": 50, **QUIET}
+    whole = archlab.train("speednet", data=tiny, runs=tmp_path / "whole", **kw)
+    archlab.train("speednet", data=tiny, runs=tmp_path / "part", max_iterations=7, **kw)
+    resumed = archlab.train("speednet", data=tiny, runs=tmp_path / "part", resume=True, **QUIET)
+    assert resumed.iteration == whole.iteration == 12
+    for (key, x), y in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y), key
+    assert resumed.test_accuracy == whole.test_accuracy
+
+
+@pytest.mark.realdata
+def test_one_fast_epoch_of_speednet_learns_the_real_data(real_data, tmp_path):
+    run = archlab.train("speednet", data=real_data, runs=tmp_path, recipe="fast", epochs=1, **QUIET)
+    assert run.iteration == 300 and run.finished
+    assert run.test_accuracy > 0.85  # seed 0: 88.59 % here
