@@ -55,3 +55,23 @@ archlab.embedding("cnn", images=2000, runs=RUNS, data=data).plot()
 # The DNN's map of the same images: ``archlab map dnn``; t-SNE instead of PCA:
 # ``archlab map cnn --method tsne`` (slower; scikit-learn).
 print(archlab.embedding("dnn", images=2000, runs=RUNS, data=data))
+
+# %%
+# The model forming
+# -----------------
+# ``archlab train cnn --snapshots 4`` keeps four states of the model at log-spaced
+# iterations (the first step, the last, and two between, spaced evenly in log(iteration):
+# the first steps change the model most), each with its accuracy on every 5th test image.
+# ``archlab.snapshots(run)`` returns them as runs, which every analysis takes: here the
+# map of the same layer at each, as the classes come apart. On the command line:
+# ``archlab map cnn --snapshot all``; the explorer animates the map and the first
+# layer's kernels over them with a slider.
+import matplotlib.pyplot as plt
+
+forming = archlab.train("cnn", name="cnn-forming", runs=RUNS, data=data, reuse=True,
+                        epochs=1, snapshots=4, progress=False)  # fmt: skip
+states = archlab.snapshots(forming)
+fig, axes = plt.subplots(1, len(states), figsize=(4 * len(states), 4.2), layout="constrained")
+for ax, state in zip(axes, states, strict=True):
+    archlab.embedding(state, images=1000, runs=RUNS, data=data).plot(ax=ax)
+    ax.set_title(f"iteration {state.snapshot}: {100 * state.test_accuracy:.1f} %", fontsize=10)
