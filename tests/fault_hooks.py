@@ -16,10 +16,19 @@ Each hook acts only when its environment variable is set:
 - ``ARCHLAB_TEST_STEP_SLEEP``: seconds to sleep in each training step (a slow run to
   race against);
 - ``ARCHLAB_TEST_BUG``: make ``archlab models`` raise ZeroDivisionError (a bug).
+
+And always: Ctrl-C raises KeyboardInterrupt, as in a program started from a terminal.
+A shell without job control starts a background command (``make test &``, some CI
+runners) with SIGINT ignored, which its children inherit, and Python then installs no
+handler: every test that sends a Ctrl-C saw the process run on to exit 0.
 """
 
 import json
 import os
+import signal
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 if os.environ.get("ARCHLAB_TEST_MD5"):
     import archlab.training.data
@@ -30,8 +39,6 @@ if os.environ.get("ARCHLAB_TEST_MD5"):
     archlab.training.data.CHECKSUMS.update(_md5)
 
 if os.environ.get("ARCHLAB_TEST_KILL"):
-    import signal
-
     import archlab.training.checkpoint
     import archlab.training.runs
 
