@@ -155,3 +155,12 @@ def test_the_cli_checks_the_options_in_one_line(argv, capsys, tmp_path):
     code = main(["map", "nothing-here", "--runs", str(tmp_path), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
+
+
+def test_compile_umap_is_nothing_without_umap_learn(monkeypatch):
+    """`make setup` calls it; where umap-learn is missing it must not fail the setup."""
+    called = []
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    monkeypatch.setattr(E, "_umap", lambda *a, **k: called.append(1))
+    E.compile_umap()
+    assert called == []
