@@ -90,11 +90,12 @@ def _umap(features: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def compile_umap() -> None:
-    """Compile umap-learn's numba functions into their on-disk cache (``make setup`` does,
-    about 40 s): a first ``map --method umap`` otherwise spends that long compiling before
-    any projection (101 s against 65 s here). A fit of 5,000 random float32 points takes
-    the same code paths as the test set's (approximate neighbours from 4,096 points on,
-    the Euclidean layout). Nothing happens where umap-learn is not installed."""
+    """Compile umap-learn's numba functions into their on-disk cache, as ``make setup``
+    does (about 70 s here, a fit included): otherwise the first ``map --method umap``
+    compiles them first (101 s here, where later calls take 65 s; after this, 70 s). A fit
+    of 5,000 random float32 points takes the test set's code paths (approximate
+    neighbours from 4,096 points on, the Euclidean layout). Nothing happens where
+    umap-learn is not installed."""
     import importlib.util
 
     if importlib.util.find_spec("umap") is None:
