@@ -13,7 +13,7 @@ $(BIN)/archlab: pyproject.toml
 	# the attacks' outside reference in the tests; --no-deps: its pin requests~=2.25 clashes
 	# with Sphinx's requests (its real needs, torch and scipy, come with the line above)
 	$(BIN)/python -m pip install -q --no-deps 'torchattacks>=3.5'
-	# umap-learn's numba functions compiled once now (~70 s), not in the first `map --method umap`
+	# umap-learn's numba functions compiled once now (~60 s), not in the first `map --method umap`
 	$(BIN)/python -c "from archlab.analysis.embedding import compile_umap; compile_umap()"
 	touch $@
 
