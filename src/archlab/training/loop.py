@@ -288,6 +288,18 @@ class Trainer:
         )
         self._finish()
 
+    def _eval_entry(self, train_loss, test_loss: float, accuracy: float) -> dict:
+        """One point of the history's ``eval`` list, at the current iteration."""
+        p = self.progress
+        return {
+            "iteration": p.iteration,
+            "epoch": p.iteration / self.per_epoch,
+            "train_loss": train_loss,
+            "test_loss": test_loss,
+            "test_accuracy": accuracy,
+            "seconds": round(p.seconds, 3),
+        }
+
     def _finish(self) -> None:
         """The end of a run: the EMA becomes the weights; a ``target`` run reads the test
         set once (its evaluations read validation images)."""
@@ -298,16 +310,7 @@ class Trainer:
             accuracy, test_loss = self._evaluate(self.test_images, self.test_labels)
             p.test_accuracy = accuracy
             self.evaluated_at = p.iteration
-            p.history["eval"].append(
-                {
-                    "iteration": p.iteration,
-                    "epoch": p.iteration / self.per_epoch,
-                    "train_loss": None,
-                    "test_loss": test_loss,
-                    "test_accuracy": accuracy,
-                    "seconds": round(p.seconds, 3),
-                }
-            )
+            p.history["eval"].append(self._eval_entry(None, test_loss, accuracy))
             if not self.reached_target():
                 best = max((e["accuracy"] for e in p.history.get("validation", [])), default=0)
                 self.log(
@@ -464,16 +467,7 @@ class Trainer:
         self.evaluated_at = p.iteration
         if regular:
             p.interval = [0.0, 0]
-            p.history["eval"].append(
-                {
-                    "iteration": p.iteration,
-                    "epoch": p.iteration / self.per_epoch,
-                    "train_loss": train_loss,
-                    "test_loss": test_loss,
-                    "test_accuracy": accuracy,
-                    "seconds": round(p.seconds, 3),
-                }
-            )
+            p.history["eval"].append(self._eval_entry(train_loss, test_loss, accuracy))
         shown = f"{train_loss:.4f}" if train_loss is not None else "-"
         line = f"Iteration: {p.iteration}, Loss: {shown}, Accuracy: {100 * accuracy:.2f}%"
         if self.bar is not None:
