@@ -39,6 +39,7 @@ from pathlib import Path
 
 import archlab
 from archlab.training.recipes import RECIPES, Recipe
+from archlab.viz.speedrun import plot_ladder
 
 HERE = Path(__file__).resolve().parent
 
@@ -239,24 +240,6 @@ def compile_check(steps: int = 30) -> dict:
         out[mode] = (time.perf_counter() - started) / steps
     print(f"step time, speednet batch 200: {out}", flush=True)
     return out
-
-
-def plot_ladder(rows: list[dict], ax=None):
-    """Accuracy against training seconds, one point per rung with its error bars."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
-    for row in rows:
-        (a, sa), (t, st) = row["accuracy"], row["seconds"]
-        color = "tab:red" if row["pays"] is False else "tab:blue"
-        ax.errorbar(t, a, xerr=st, yerr=sa, fmt="o", color=color, capsize=3)
-        ax.annotate(row["rung"], (t, a), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.axhline(93.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("training seconds (mean ± std over seeds)")
-    ax.set_ylabel("test accuracy % (mean ± std)")
-    ax.set_title("The speedrun ladder: one trick per rung (red: did not pay)")
-    return ax.figure
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ import torch
 import archlab
 from archlab.training.recipes import RECIPES
 from archlab.training.speed import augment_epoch, flip_tta_probabilities
+from archlab.viz.speedrun import plot_ladder
 
 print(RECIPES["fast"].explanation)
 
@@ -102,16 +103,7 @@ else:
             }
         )
 
-fig, ax = plt.subplots(figsize=(8, 5))
-for row in rows:
-    (a, sa), (t, st) = row["accuracy"], row["seconds"]
-    color = "tab:red" if row["pays"] is False else "tab:blue"
-    ax.errorbar(t, a, xerr=st, yerr=sa, fmt="o", color=color, capsize=3)
-    ax.annotate(row["rung"], (t, a), textcoords="offset points", xytext=(5, 4), fontsize=8)
-ax.axhline(93.0, color="grey", lw=0.8, ls="--")
-ax.set_xlabel("training seconds")
-ax.set_ylabel("test accuracy %")
-ax.set_title("one trick per rung")
+plot_ladder(rows)
 for row in rows:
     print(f"{row['rung']:10} {row['accuracy'][0]:6.2f} % in {row['seconds'][0]:6.1f} s")
 
