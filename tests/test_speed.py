@@ -233,3 +233,24 @@ def test_one_fast_epoch_of_speednet_learns_the_real_data(real_data, tmp_path):
     run = archlab.train("speednet", data=real_data, runs=tmp_path, recipe="fast", epochs=1, **QUIET)
     assert run.iteration == 300 and run.finished
     assert run.test_accuracy > 0.85  # seed 0: 88.59 % here
+
+
+def test_the_ladder_figure_puts_each_rung_at_its_numbers():
+    """archlab.viz.speedrun.plot_ladder: one error bar per rung at (seconds, accuracy), a
+    rung that did not pay in red."""
+    import matplotlib.colors as mcolors
+
+    from archlab.viz.speedrun import plot_ladder
+
+    rows = [
+        {"rung": "lecture", "accuracy": [90.1, 0.2], "seconds": [57.0, 1.0], "pays": None},
+        {"rung": "crops", "accuracy": [89.9, 0.3], "seconds": [61.0, 2.0], "pays": False},
+    ]
+    ax = plot_ladder(rows).axes[0]
+    lines = [c.lines[0] for c in ax.containers]
+    assert [(float(x[0]), float(y[0])) for x, y in (ln.get_data() for ln in lines)] == [
+        (57.0, 90.1),
+        (61.0, 89.9),
+    ]
+    assert mcolors.same_color(lines[1].get_color(), "tab:red")
+    assert [t.get_text() for t in ax.texts] == ["lecture", "crops"]
