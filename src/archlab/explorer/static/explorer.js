@@ -312,7 +312,7 @@ var ARCHLAB = (() => {
   // what a panel (static/panel-*.js) may use: it registers with ARCHLAB.panel(draw) and
   // draw(view) runs after every render; it reads the data through these, never a global
   const view = {
-    state, select, element, picture, spriteTile, imageTile, $,
+    state, select, element, picture, spriteTile, imageTile, script, $,
     run: () => runs[state.run], facts: () => facts(), index: () => index,
   };
   function panel(draw) { panels.push(draw); }

@@ -108,18 +108,8 @@ var ArchlabLive = (() => {
   }
 
   // -- the runtime and the models -------------------------------------------------------------
-  function script(src) {
-    return new Promise((resolve, reject) => {
-      const s = document.createElement("script");
-      s.src = src;
-      s.onload = resolve;
-      s.onerror = () => reject(new Error("cannot load " + src));
-      document.body.appendChild(s);
-    });
-  }
-
   async function startRuntime() {
-    await script("vendor/ort-wasm-simd.wasm.js");
+    await view.script("vendor/ort-wasm-simd.wasm.js");
     const zipped = new Blob([decode(globalThis.ARCHLAB_ORT_WASM_GZ)]);
     const wasm = await new Response(zipped.stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
     ort.env.wasm.numThreads = 1;
@@ -132,7 +122,7 @@ var ArchlabLive = (() => {
       sessions[key] = (async () => {
         runtime = runtime || startRuntime();
         await runtime;
-        await script("data/" + file);
+        await view.script("data/" + file);
         const bytes = decode(globalThis.ARCHLAB_MODELS[key]);
         return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
       })();
