@@ -10,7 +10,6 @@ Chromium and ChromeDriver are not installed (``make browser`` installs them).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -19,19 +18,14 @@ import pytest
 
 import archlab
 
+from .browser import load_check_site, needs_chromium
 from .synthetic import learnable_dataset
 
 ROOT = Path(__file__).parents[1]
 SHOTS = Path(os.environ.get("ARCHLAB_SCREENSHOTS", ROOT / "docs" / "_build" / "screenshots"))
 CLICK_MS = 100  # the page must answer a click within this
 
-pytestmark = pytest.mark.skipif(
-    not (
-        shutil.which("chromedriver")
-        and (shutil.which("chromium") or Path("/usr/bin/chromium").exists())
-    ),
-    reason="needs Debian's chromium and chromium-driver (make browser)",
-)
+pytestmark = needs_chromium
 
 # click an element and return the milliseconds until the page has been redrawn (the next
 # animation frame after the click's synchronous update)
@@ -47,10 +41,7 @@ requestAnimationFrame(() => done(performance.now() - t0));
 
 @pytest.fixture(scope="module")
 def check_site():
-    spec = importlib.util.spec_from_file_location("check_site", ROOT / "docs" / "check_site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_check_site()
 
 
 @pytest.fixture(scope="module")

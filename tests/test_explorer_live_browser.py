@@ -9,9 +9,7 @@ Skipped where Chromium and ChromeDriver are not installed (``make browser``)."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,19 +18,14 @@ import torch
 import archlab
 from archlab.trace.record import row_outputs
 
+from .browser import load_check_site, needs_chromium
 from .synthetic import learnable_dataset
 
 ROOT = Path(__file__).parents[1]
 SHOTS = Path(os.environ.get("ARCHLAB_SCREENSHOTS", ROOT / "docs" / "_build" / "screenshots"))
 AGREE = 1e-4
 
-pytestmark = pytest.mark.skipif(
-    not (
-        shutil.which("chromedriver")
-        and (shutil.which("chromium") or Path("/usr/bin/chromium").exists())
-    ),
-    reason="needs Debian's chromium and chromium-driver (make browser)",
-)
+pytestmark = needs_chromium
 
 # wait until the live panel has answered more than `arguments[0]` times
 _ANSWERED = """
@@ -90,10 +83,7 @@ return {page: document.documentElement.scrollWidth,
 
 @pytest.fixture(scope="module")
 def check_site():
-    spec = importlib.util.spec_from_file_location("check_site", ROOT / "docs" / "check_site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_check_site()
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,14 @@ with two stand-in snapshots."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 import archlab
 
+from .browser import load_check_site, needs_chromium
 from .explorer_models import snapshot_runs
 from .synthetic import learnable_dataset
 
@@ -22,13 +21,7 @@ ROOT = Path(__file__).parents[1]
 SHOTS = Path(os.environ.get("ARCHLAB_SCREENSHOTS", ROOT / "docs" / "_build" / "screenshots"))
 CLICK_MS = 100
 
-pytestmark = pytest.mark.skipif(
-    not (
-        shutil.which("chromedriver")
-        and (shutil.which("chromium") or Path("/usr/bin/chromium").exists())
-    ),
-    reason="needs Debian's chromium and chromium-driver (make browser)",
-)
+pytestmark = needs_chromium
 
 # dispatch an event on the first match of a selector (a click, or `input` after setting a
 # value) and return the milliseconds until the next frame; -1 when nothing matches
@@ -64,9 +57,7 @@ def page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("check_site", ROOT / "docs" / "check_site.py")
-    check_site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check_site)
+    check_site = load_check_site()
     driver = check_site._driver(str(tmp_path_factory.mktemp("profile")))
     driver.set_window_size(1600, 1800)
     yield driver, check_site
