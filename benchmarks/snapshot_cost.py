@@ -1,13 +1,17 @@
 """The cost of ``archlab train --snapshots 10`` on the lecture's CNN, side by side in one
 process: the same run (seed, recipe, data) trained without snapshots and with them, in
-alternating rounds on one copy of the data; each keeps its fastest round. Goal: the run
-with snapshots ≤ 1.05× the plain one, the whole ``train()`` call timed.
+alternating rounds on one copy of the data, each round in the other order than the one
+before (plain, with; with, plain; ...), so that a drift of the machine's speed over minutes
+(measured here: 100 steps took 2.65 s and 3.76 s within one plain run) falls on both alike;
+each keeps its fastest round. Goal: the run with snapshots ≤ 1.05× the plain one, the
+whole ``train()`` call timed. Use ``--rounds 2`` or more: one round times the second run
+after the first, whichever it is.
 
 It also prints what one snapshot costs, split: the accuracy on the snapshots' 2,000 test
 images, what the full 10,000 would cost instead, and writing the weights.
 
     python benchmarks/snapshot_cost.py [--model cnn] [--snapshots 10] [--epochs 5]
-        [--rounds 1] [--threads 2] [--data-dir DIR]
+        [--rounds 2] [--threads 2] [--data-dir DIR]
 
 (5 epochs of the CNN take minutes on a 2-core CPU, twice per round; ``--epochs 1`` gives a
 quicker, pessimistic ratio: the same 10 snapshots over a fifth of the steps.)
@@ -33,7 +37,7 @@ def main() -> None:
     parser.add_argument("--model", default="cnn", help="model spec (default: cnn)")
     parser.add_argument("--snapshots", type=int, default=10, help="N (default: 10)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per run (default: 5)")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each (default: 1)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each (default: 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     parser.add_argument("--data-dir", default=None, help="the data folder (default: archlab's)")
     args = parser.parse_args()
@@ -56,8 +60,8 @@ def main() -> None:
             return time.perf_counter() - began, run
 
         best: dict[bool, tuple[float, archlab.Run] | None] = {False: None, True: None}
-        for _ in range(args.rounds):
-            for kept in (False, True):
+        for round_ in range(args.rounds):
+            for kept in (False, True) if round_ % 2 == 0 else (True, False):
                 result = one(args.snapshots if kept else None)
                 if best[kept] is None or result[0] < best[kept][0]:
                     best[kept] = result
