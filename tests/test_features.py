@@ -49,7 +49,7 @@ POINTS = {
     "mobilenet": ["stem.2", "blocks.3.5"],
     "nin": ["features.1", "features.3", "classifier.1"],
     "resnet": ["stem.3", "stage1.relu2", "stage2.relu2", "stage3.relu2"],
-    "speednet": ["stem.2", "block1.2", "block2.2", "block3.2"],  # each block's GELU
+    "speednet": ["stage1.3", "stage2.3", "stage3.2"],  # each stage's ReLU
     "vgg": ["features.0.6", "features.1.6", "features.2.6"],
 }
 

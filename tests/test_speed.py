@@ -126,7 +126,8 @@ def test_warmup_rises_then_falls_linearly_to_zero():
 
 def test_the_fast_recipe_has_its_own_defaults_and_the_others_keep_theirs():
     fast = TrainSettings(recipe="fast").config("x")
-    assert (fast.epochs, fast.batch_size, fast.lr) == (8, 200, 3e-3)
+    assert (fast.epochs, fast.batch_size, fast.lr) == (5, 200, 3e-3)
+    assert TrainSettings(recipe="fast-long").config("x").epochs == 20
     assert TrainSettings(recipe="fast", epochs=3).config("x").epochs == 3
     for name in ("careful", "lecture"):
         assert TrainSettings(recipe=name).config("x") == TrainConfig("x", recipe=name)
@@ -163,12 +164,16 @@ def test_the_fast_recipe_is_deterministic_for_a_seed(tiny, tmp_path):
         a.model.state_dict().items(), b.model.state_dict().values(), strict=True
     ):
         assert torch.equal(x, y), key
-    assert not torch.equal(a.model.stem[0].weight, c.model.stem[0].weight)
+    assert not torch.equal(a.model.stage1[0].weight, c.model.stage1[0].weight)
 
 
 def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
+    # a fifth of the validation labels wrong: the accuracy climbs, and never reaches 99.9 %
+    labels = tiny.train_labels.clone()
+    labels[-100::5] = (labels[-100::5] + 1) % 10
+    tiny = archlab.FashionMNIST(tiny.train_images, labels, tiny.test_images, tiny.test_labels)
     kw = {"recipe": "fast", "epochs": 4, "batch_size": 25, "validation": 100, **QUIET}
-    kw["lr"] = 1e-2
+    kw["lr"] = 1e-4
     full = archlab.train("speednet", data=tiny, runs=tmp_path / "full", target=99.9, **kw)
     points = full.history["validation"]
     assert [p["iteration"] for p in points] == list(range(4, 33, 4))  # 4 a half epoch
@@ -199,19 +204,32 @@ def test_speednet_parameters_by_hand_and_by_torchinfo():
     def conv_bn(c_in: int, c_out: int) -> int:
         return 9 * c_in * c_out + 2 * c_out  # no bias: BatchNorm's weight and bias
 
-    by_hand = conv_bn(1, 24) + conv_bn(24, 48) + conv_bn(48, 96) + conv_bn(96, 96) + 97 * 10
+    def linear(n_in: int, n_out: int) -> int:
+        return n_in * n_out + n_out
+
+    by_hand = conv_bn(1, 32) + conv_bn(32, 64) + conv_bn(64, 128)
+    by_hand += linear(128 * 6 * 6, 256) + linear(256, 10)
     model = archlab.create_model("speednet")
     stats = summary(model, input_size=(1, 1, 28, 28), verbose=0, device="cpu")
     assert archlab.count_params("speednet").total_params == stats.total_params == by_hand
-    assert by_hand == 136_498
+    assert by_hand == 1_275_370
+    # multiply-accumulates: each conv's output pixels × 9 × in × out, then the Linears
+    macs = 28 * 28 * 9 * 32 + 12 * 12 * 9 * 32 * 64 + 6 * 6 * 9 * 64 * 128
+    macs += 4608 * 256 + 256 * 10
+    # archlab counts a BatchNorm as one multiply-add per output value; torchinfo counts
+    # BatchNorm's and the Linears' weights and biases once each
+    norm = 32 * 14 * 14 + 64 * 6 * 6 + 128 * 6 * 6
+    assert archlab.count_params("speednet").total_macs == macs + norm == 6_729_600
+    assert stats.total_mult_adds == macs + 2 * (32 + 64 + 128) + 256 + 10
 
 
 def test_speednet_traces_to_ten_scores():
     report = archlab.trace_shapes("speednet")
     assert report.ok and report.output_shape == (10,)
     by_name = {r.name: r.output for r in report.layers}
-    assert by_name["stem.0"] == (24, 28, 28) and by_name["pool1"] == (24, 14, 14)
-    assert by_name["pool2"] == (48, 7, 7) and by_name["pool3"] == (96, 3, 3)  # 7 // 2
+    assert by_name["stage1.0"] == (32, 28, 28) and by_name["stage1.1"] == (32, 14, 14)
+    assert by_name["stage2.0"] == (64, 12, 12) and by_name["stage2.1"] == (64, 6, 6)
+    assert by_name["stage3.2"] == (128, 6, 6) and by_name["head.0"] == (4608,)
 
 
 def test_a_resumed_fast_run_equals_an_uninterrupted_one(tiny, tmp_path):
@@ -254,3 +272,41 @@ def test_the_ladder_figure_puts_each_rung_at_its_numbers():
     ]
     assert mcolors.same_color(lines[1].get_color(), "tab:red")
     assert [t.get_text() for t in ax.texts] == ["lecture", "crops"]
+
+
+def test_bf16_native_is_false_where_bfloat16_is_emulated(monkeypatch):
+    from archlab.training import speed
+
+    assert speed.bf16_native(torch.device("meta")) is False
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert speed.bf16_native(torch.device("cpu")) is False
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_fast_recipe_trains_in_bfloat16_only_where_it_is_native(
+    tiny, tmp_path, monkeypatch, native
+):
+    """A forward hook on every convolution sees what autocast gave it: bfloat16 in
+    training where the device has it, float32 elsewhere; evaluations always run in
+    float32 and the weights stay float32 (autocast keeps a float32 master copy)."""
+    from archlab.training import speed
+
+    monkeypatch.setattr(speed, "bf16_native", lambda device: native)
+    seen = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Conv2d):
+            seen.append((module.training, output.dtype))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        run = archlab.train(
+            "speednet", data=tiny, runs=tmp_path, recipe="fast", epochs=1, batch_size=100, **QUIET
+        )
+    finally:
+        handle.remove()
+    training = {dtype for was_training, dtype in seen if was_training}
+    evaluating = {dtype for was_training, dtype in seen if not was_training}
+    assert training == ({torch.bfloat16} if native else {torch.float32})
+    assert evaluating == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())

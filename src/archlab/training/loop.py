@@ -135,6 +135,12 @@ class Trainer:
                 "would let it run in NHWC, faster on a CPU"
             )
         self.net = net
+        # the fast recipe's bfloat16 forward passes, only where the device has them natively
+        self.bf16 = False
+        if self.recipe.bf16:
+            from archlab.training.speed import bf16_native
+
+            self.bf16 = bf16_native(dev)
         self.optimizer = make_optimizer(net, config.lr, dev)
         self.params = sum(p.numel() for p in net.parameters())
         # the last `validation` training images are held out: never trained on
@@ -235,7 +241,9 @@ class Trainer:
                     from archlab.training.speed import augment_epoch
 
                     started = time.perf_counter()  # training time: counted as such
-                    self.view.copy_(augment_epoch(self.images, config.seed, epoch, rec.pad))
+                    self.view.copy_(
+                        augment_epoch(self.images, config.seed, epoch, rec.pad, rec.flip)
+                    )
                     p.seconds += time.perf_counter() - started
                 first = p.iteration - epoch * self.per_epoch
                 last = min(self.per_epoch, stop_at - epoch * self.per_epoch)
@@ -343,6 +351,8 @@ class Trainer:
         with cuda_mode(self.dev, self.config.deterministic) as left_to_chance:
             if self.watch:  # its hooks and its wrapped optimizer step run in Python
                 self.graphed, how = None, "--watch records the dynamics in Python each step"
+            elif self.bf16:
+                self.graphed, how = None, "bfloat16 autocast runs in eager steps"
             else:
                 self.graphed, how = graph_step(
                     self.net,
@@ -384,7 +394,8 @@ class Trainer:
             # index_select: 3× faster than images[idx] for a batch of 100 here
             x = to_input(self.view.index_select(0, idx), self.normalize, self.channels_last)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
+            with torch.autocast(self.dev.type, torch.bfloat16, enabled=self.bf16):
+                loss = loss_fn(self.net(x), self.labels.index_select(0, idx))
             loss.backward()
             self.optimizer.step()
         if self.average is not None:
