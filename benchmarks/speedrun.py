@@ -185,10 +185,12 @@ def _ladder_line(row: dict) -> str:
 def run_target(args) -> dict:
     """``--recipe fast --target TARGET`` for each seed, and resnet's careful run."""
     rows = []
+    epochs = {"epochs": args.target_epochs} if args.target_epochs else {}
     for seed in range(args.seeds):
         run = _train(
-            "speednet", RECIPES["fast"], args, args.out / "target", seed, target=args.target
-        )
+            "speednet", RECIPES["fast"], args, args.out / "target", seed, target=args.target,
+            **epochs,
+        )  # fmt: skip
         reached = next(
             (p for p in run.history.get("validation", []) if 100 * p["accuracy"] >= args.target),
             None,
@@ -208,6 +210,7 @@ def run_target(args) -> dict:
     resnet = _train("resnet", RECIPES["careful"], args, args.out / "target", 0)
     return {
         "target": args.target,
+        "epochs": args.target_epochs or dict(RECIPES["fast"].defaults)["epochs"],
         "runs": rows,
         "resnet_careful": {
             "seconds": resnet.seconds,
@@ -279,6 +282,10 @@ def main() -> None:
         default=["ladder", "target", "best", "cnn-fast", "compile"], help="what to measure",
     )  # fmt: skip
     parser.add_argument("--target", type=float, default=93.0, help="percent (default: 93)")
+    parser.add_argument(
+        "--target-epochs", type=int, default=None, help="the schedule's length for target "
+        "(default: the fast recipe's)",
+    )  # fmt: skip
     parser.add_argument("--best-epochs", type=int, default=20, help="(default: 20)")
     parser.add_argument(
         "--best-seeds", type=int, default=None, help="seeds for best (default: --seeds)"
