@@ -280,6 +280,15 @@ def test_bf16_native_is_false_where_bfloat16_is_emulated(monkeypatch):
     assert speed.bf16_native(torch.device("meta")) is False
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     assert speed.bf16_native(torch.device("cpu")) is False
+    # on CUDA: only a GPU that computes bfloat16 itself, not one that emulates it
+    asked = []
+
+    def supported(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert speed.bf16_native(torch.device("cuda")) is False and asked == [False]
 
 
 @pytest.mark.parametrize("native", [True, False])
