@@ -83,8 +83,8 @@ def _ladder() -> list[Rung]:
         ),
         Rung("careful", "shuffle, normalise, cosine decay", "cnn", careful, 5, 100, 1e-3),
         Rung(
-            "bf16", "bfloat16 autocast in the steps (AVX-512 BF16 here)", "cnn", bf16, 5, 100,
-            1e-3,
+            "bf16", "bfloat16 autocast in the steps (where native; float32 elsewhere)", "cnn",
+            bf16, 5, 100, 1e-3,
         ),
         Rung(
             "schedule",
