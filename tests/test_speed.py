@@ -147,6 +147,10 @@ def test_a_target_holds_out_5000_images_unless_told():
         (["--target", "93", "--validation", "0"], "--target stops on held-out validation"),
         (["--target", "0"], "--target 0.0: give an accuracy in percent"),
         (["--target", "101"], "--target 101.0: give an accuracy in percent"),
+        (["--target", "93", "--target-confidence", "0.4"], "--target-confidence 0.4: give"),
+        (["--target", "93", "--target-confidence", "1"], "--target-confidence 1.0: give"),
+        (["--target", "93", "--target-confidence", "nan"], "--target-confidence nan: give"),
+        (["--target-confidence", "0.9"], "--target-confidence says how sure a --target run"),
     ],
 )
 def test_bad_target_combinations_are_one_line(capsys, tmp_path, argv, message):
@@ -173,7 +177,7 @@ def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
     labels[-100::5] = (labels[-100::5] + 1) % 10
     tiny = archlab.FashionMNIST(tiny.train_images, labels, tiny.test_images, tiny.test_labels)
     kw = {"recipe": "fast", "epochs": 4, "batch_size": 25, "validation": 100, **QUIET}
-    kw["lr"] = 1e-4
+    kw["lr"], kw["target_confidence"] = 1e-4, 0.5  # the plain rule: the reading itself
     full = archlab.train("speednet", data=tiny, runs=tmp_path / "full", target=99.9, **kw)
     points = full.history["validation"]
     assert [p["iteration"] for p in points] == list(range(4, 33, 4))  # 4 a half epoch
@@ -198,6 +202,59 @@ def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
     assert len(stopped.history["eval"]) == 1  # the test set, read once
     assert stopped.test_accuracy == stopped.history["eval"][0]["test_accuracy"]
     assert any(f"at iteration {stopped.iteration} (" in line for line in lines)
+
+
+def test_the_default_stop_waits_until_the_lower_bound_reaches_the_target(tiny, tmp_path):
+    labels = tiny.train_labels.clone()
+    labels[-100::5] = (labels[-100::5] + 1) % 10
+    tiny = archlab.FashionMNIST(tiny.train_images, labels, tiny.test_images, tiny.test_labels)
+    kw = {"recipe": "fast", "epochs": 4, "batch_size": 25, "validation": 100, "lr": 1e-4}
+    full = archlab.train("speednet", data=tiny, runs=tmp_path / "full", target=99.9, **kw, **QUIET)
+    points = full.history["validation"]
+    # Wilson's lower 90 % bound on 100 images, written out (z = 1.2816)
+    z = 1.2815515655446004
+
+    def bound(p: float) -> float:
+        centre = p + z * z / 200
+        spread = z * ((p * (1 - p) + z * z / 400) / 100) ** 0.5
+        return 100 * (centre - spread) / (1 + z * z / 100)
+
+    bounds = [bound(p["accuracy"]) for p in points]
+    # a line that an earlier reading already passed (the plain rule would stop there)
+    # and that the bound first passes at point k
+    readings = [100 * p["accuracy"] for p in points]
+    lines_at = {k: min(max(readings[:k]), bounds[k]) for k in range(1, len(points))}
+    chosen = next(k for k, line in lines_at.items() if line > max(bounds[:k]))
+    target = lines_at[chosen]
+    lines = []
+    stopped = archlab.train(
+        "speednet", data=tiny, runs=tmp_path / "stop", target=target,
+        **{**kw, **QUIET, "log": lines.append},
+    )  # fmt: skip
+    assert stopped.iteration == points[chosen]["iteration"]
+    assert stopped.config.target_confidence == 0.9
+    assert any("90% sure it reached" in line for line in lines)
+    assert any(f"90% sure of ≥ {bounds[0]:.2f}%" in line for line in lines)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.6, 0.9, 0.95, 0.99])
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (93, 100), (4_650, 5_000), (5_000, 5_000)])
+def test_the_lower_bound_is_scipys_wilson_interval(confidence, k, n):
+    from scipy.stats import binomtest
+
+    from archlab.training.stopping import lower_bound
+
+    expected = binomtest(k, n).proportion_ci(2 * confidence - 1, method="wilson").low
+    if confidence == 0.5:  # scipy refuses a zero-width interval: the reading itself
+        expected = k / n
+    assert lower_bound(k / n, n, confidence) == pytest.approx(expected, abs=1e-12)
+
+
+def test_an_old_target_checkpoint_keeps_the_plain_rule():
+    old = {"model": "x", "recipe": "fast", "target": 93.0, "validation": 5000}
+    assert TrainConfig.from_dict(old).target_confidence == 0.5
+    assert TrainConfig.from_dict({"model": "x"}).target_confidence == 0.9
+    assert TrainSettings(target=93).config("x").target_confidence == 0.9
 
 
 def test_speednet_parameters_by_hand_and_by_torchinfo():

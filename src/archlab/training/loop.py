@@ -288,8 +288,10 @@ class Trainer:
     def _stop_at_target(self) -> None:
         """Say when the target was reached, then read the test set, once."""
         p, config = self.progress, self.config
+        sure = config.target_confidence
+        said = "reached" if sure == 0.5 else f"{100 * sure:g}% sure it reached"
         self.log(
-            f"{self.ref.name}: reached {config.target:g}% on the {config.validation:,} "
+            f"{self.ref.name}: {said} {config.target:g}% on the {config.validation:,} "
             f"validation images at iteration {p.target_iteration:,} (epoch "
             f"{p.target_iteration / self.per_epoch:.1f}) after {p.target_seconds:.1f} s of "
             "training; now the test set, once"
@@ -490,9 +492,12 @@ class Trainer:
 
     def _check_target(self, regular: bool) -> None:
         """A ``target`` run's evaluation: on the validation images, logged, and the first
-        that reaches the target recorded."""
+        that reaches the target (:mod:`archlab.training.stopping`'s rule) recorded."""
         p = self.progress
+        from archlab.training.stopping import lower_bound, reached
+
         accuracy, _ = self._evaluate(self.check_images, self.check_labels)
+        n = len(self.check_labels)
         s, c = p.interval
         train_loss = s / c if c else None
         if regular:  # the fixed points: only they may stop the run
@@ -500,12 +505,17 @@ class Trainer:
             p.history.setdefault("validation", []).append(
                 {"iteration": p.iteration, "accuracy": accuracy, "seconds": round(p.seconds, 3)}
             )
-            if p.target_iteration is None and 100 * accuracy >= self.config.target:
+            if p.target_iteration is None and reached(
+                accuracy, n, self.config.target, self.config.target_confidence
+            ):
                 p.target_iteration, p.target_seconds = p.iteration, p.seconds
         shown = f"{train_loss:.4f}" if train_loss is not None else "-"
         line = (
             f"Iteration: {p.iteration}, Loss: {shown}, Validation accuracy: {100 * accuracy:.2f}%"
         )
+        if self.config.target_confidence > 0.5:
+            bound = 100 * lower_bound(accuracy, n, self.config.target_confidence)
+            line += f" ({100 * self.config.target_confidence:g}% sure of ≥ {bound:.2f}%)"
         if self.bar is not None:
             self.bar.clear()
             self.log(line)

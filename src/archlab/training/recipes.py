@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, fields
 
 from archlab.errors import ArchlabError
+from archlab.training.stopping import TARGET_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,11 @@ class TrainConfig:
     # intermediate states kept at log-spaced iterations in RUN/snapshots/ (0: none;
     # archlab.training.snapshots)
     snapshots: int = 0
-    # stop at the first evaluation on the validation images (every half epoch) whose
-    # accuracy in percent reaches this; the test set is read once, at the stop
+    # stop at the first evaluation on the validation images (every half epoch) that makes
+    # it this likely (target_confidence, archlab.training.stopping) that the accuracy in
+    # percent reached this; the test set is read once, at the stop
     target: float | None = None
+    target_confidence: float = TARGET_CONFIDENCE
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -151,6 +154,8 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ArchlabError("the checkpoint has no training settings", 1)
         known = {f.name for f in fields(cls)}
+        if values.get("target") is not None and "target_confidence" not in values:
+            values = {**values, "target_confidence": 0.5}  # before 0.9: the plain rule
         unknown = sorted(set(values) - known)
         if unknown:
             raise ArchlabError(
@@ -206,6 +211,11 @@ class TrainConfig:
                     "--target stops on held-out validation images; give --validation above "
                     f"0 (default with --target: {TARGET_VALIDATION:,})",
                 )
+        c = self.target_confidence
+        if not (isinstance(c, (int, float)) and not isinstance(c, bool) and 0.5 <= c < 1):
+            raise setting_error(
+                "target_confidence", c, "give a probability from 0.5 (the plain rule) below 1"
+            )
 
 
 HOLD_OUT_ADVICE = "name a class by its number 0-9 or its name (e.g. 6 or Shirt)"
@@ -247,6 +257,7 @@ class TrainSettings:
     hold_out: int | str | None = None
     snapshots: int | None = None
     target: float | None = None
+    target_confidence: float | None = None
 
     def given(self) -> dict:
         """The run's numbers that were given (not None), by :class:`TrainConfig` field."""
@@ -270,6 +281,11 @@ class TrainSettings:
     def validate(self) -> None:
         """Check every setting given, before anything is read or written."""
         self.config("check").validate()
+        if self.target_confidence is not None and self.target is None and not self.resume:
+            raise spoken(
+                "target_confidence= says how sure a target run stops; give target= too",
+                "--target-confidence says how sure a --target run stops; give --target too",
+            )
         if self.watch is not None:
             check_int(
                 "watch", self.watch, 1, MAX_WATCH, f"record every 1 to {MAX_WATCH:,} iterations"

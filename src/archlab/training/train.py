@@ -62,6 +62,7 @@ def train(
     hold_out: int | str | None = None,
     snapshots: int | None = None,
     target: float | None = None,
+    target_confidence: float | None = None,
 ) -> Run:
     """Train one model on Fashion-MNIST, write its files under ``runs/<run name>`` and
     return the trained :class:`~archlab.Run`.
@@ -122,10 +123,14 @@ def train(
             test accuracy (:mod:`archlab.training.snapshots`; read by
             :func:`archlab.snapshots`). Default: None, none kept.
         target: stop at the first evaluation on held-out validation images (every half
-            epoch) whose accuracy reaches this percentage, log the training time to it,
-            then read the test set once (``archlab train speednet --recipe fast --target
-            93``). Without ``validation``, the last 5,000 training images are held out.
-            Default: None, train every epoch.
+            epoch) whose accuracy surely reaches this percentage (``target_confidence``),
+            log the training time to it, then read the test set once (``archlab train
+            speednet --recipe fast --target 93``). Without ``validation``, the last
+            5,000 training images are held out. Default: None, train every epoch.
+        target_confidence: how sure the validation images must make it that the
+            accuracy reached ``target``: a run stops when the one-sided lower bound of
+            this confidence (Wilson's) reaches it, 0.5 to stop at the first reading that
+            does (:mod:`archlab.training.stopping`). Default: 0.9.
 
     Returns:
         The trained :class:`~archlab.Run` (``run.interrupted`` after Ctrl-C).
@@ -157,6 +162,7 @@ def train(
         hold_out=hold_out,
         snapshots=snapshots,
         target=target,
+        target_confidence=target_confidence,
     )
     settings.validate()
     ref = held_out_ref(find_run(model, runs, overrides, name), settings, name)
