@@ -354,7 +354,29 @@ def _own_figures() -> dict:
         archlab.create_model("cnn"), image=torch.zeros(28, 28, dtype=torch.uint8)
     ).plot()
     figures["explain-faithfulness-user-model"] = lambda: _explained_with_curves(POCKET).plot()
+    figures["speedrun-ladder"] = _ladder_figure
     return figures
+
+
+def _ladder_figure():
+    """The speedrun's ladder with nine rungs, three of them branches that did not pay."""
+    from archlab.viz.speedrun import plot_ladder
+
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for k in range(9):
+        accuracy = 88.5 + 0.5 * k
+        rows.append(
+            {
+                "rung": f"rung-{k}",
+                "accuracy": [accuracy, 0.2],
+                "accuracies": (accuracy + 0.3 * torch.randn(5, generator=g)).tolist(),
+                "seconds": [90.0 - 4 * k, 3.0],
+                "pays": None if k == 0 else k % 3 != 0,
+                "branch": k % 3 == 0 and k > 0,
+            }
+        )
+    return plot_ladder(rows)
 
 
 def _explained_with_curves(model: str) -> Explanation:

@@ -311,24 +311,38 @@ def test_one_fast_epoch_of_speednet_learns_the_real_data(real_data, tmp_path):
 
 
 def test_the_ladder_figure_puts_each_rung_at_its_numbers():
-    """archlab.viz.speedrun.plot_ladder: one error bar per rung at (seconds, accuracy), a
-    rung that did not pay in red."""
+    """archlab.viz.speedrun.plot_ladder: a row per rung in the ladder's order, its
+    accuracy (mean ± std, each seed a dot) on the left and its seconds on the right, a rung
+    that did not pay in red, a branch marked."""
     import matplotlib.colors as mcolors
 
     from archlab.viz.speedrun import plot_ladder
 
     rows = [
         {"rung": "lecture", "accuracy": [90.1, 0.2], "seconds": [57.0, 1.0], "pays": None},
-        {"rung": "crops", "accuracy": [89.9, 0.3], "seconds": [61.0, 2.0], "pays": False},
-    ]
-    ax = plot_ladder(rows).axes[0]
-    lines = [c.lines[0] for c in ax.containers]
+        {
+            "rung": "crops", "accuracy": [89.9, 0.3], "seconds": [61.0, 2.0], "pays": False,
+            "branch": True, "accuracies": [89.6, 90.2],
+        },
+    ]  # fmt: skip
+    fig = plot_ladder(rows)
+    acc_ax, time_ax = fig.axes
+    lines = [c.lines[0] for c in acc_ax.containers]
     assert [(float(x[0]), float(y[0])) for x, y in (ln.get_data() for ln in lines)] == [
-        (57.0, 90.1),
-        (61.0, 89.9),
+        (90.1, 0.0),
+        (89.9, 1.0),
     ]
     assert mcolors.same_color(lines[1].get_color(), "tab:red")
-    assert [t.get_text() for t in ax.texts] == ["lecture", "crops"]
+    seeds = [ln for ln in acc_ax.lines if ln.get_marker() == "."]
+    assert [list(ln.get_xdata()) for ln in seeds] == [[], [89.6, 90.2]]
+    assert [t.get_text() for t in acc_ax.get_yticklabels()] == ["lecture", "↳ crops"]
+    assert acc_ax.yaxis_inverted()
+    bars = [p for p in time_ax.patches]
+    assert [(b.get_width(), b.get_y() + b.get_height() / 2) for b in bars] == [
+        (57.0, 0.0),
+        (61.0, 1.0),
+    ]
+    assert mcolors.same_color(bars[1].get_facecolor()[:3], "tab:red")
 
 
 def test_bf16_native_is_false_where_bfloat16_is_emulated(monkeypatch):
