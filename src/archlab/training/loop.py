@@ -34,6 +34,7 @@ from archlab.training.plan import TrainPlan
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
 from archlab.training.recipes import RECIPES, scheduled_lr, spoken
 from archlab.training.runs import write_run_files
+from archlab.training.stopping import lower_bound, reached
 
 
 @dataclass
@@ -494,8 +495,6 @@ class Trainer:
         """A ``target`` run's evaluation: on the validation images, logged, and the first
         that reaches the target (:mod:`archlab.training.stopping`'s rule) recorded."""
         p = self.progress
-        from archlab.training.stopping import lower_bound, reached
-
         accuracy, _ = self._evaluate(self.check_images, self.check_labels)
         n = len(self.check_labels)
         s, c = p.interval
