@@ -5,7 +5,8 @@
 # It installs the project from the working tree as a user would (pip install -e, no
 # dependencies fetched: the carried wheels and the image's torch), gives it Fashion-MNIST,
 # and writes under $OUT: env.txt, cuda-tests.log (tests/test_cuda.py), gpu.log
-# (benchmarks/gpu.py), suite.log (the whole pytest suite). Each step has its own time
+# (benchmarks/gpu.py), speedrun.log (+ speedrun-gpu.json/png: the ladder, one seed),
+# suite.log (the whole pytest suite). Each step has its own time
 # limit, so one that hangs leaves the others' results; the exit status is the first failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,9 @@ cat "$OUT/env.txt"
 
 step cuda-tests 150 python3 -m pytest -p no:cacheprovider -q -rs tests/test_cuda.py
 step gpu 170 python3 benchmarks/gpu.py
-step suite 230 python3 -m pytest -p no:cacheprovider -q -rs -n 12
+# issue 34: the speedrun ladder's times on the GPU (one seed; the CPU's are in benchmarks/README.md)
+step speedrun 100 python3 benchmarks/speedrun.py --only ladder --seeds 1 --out /tmp/speedrun \
+    --json "$OUT/speedrun-gpu.json" --figure "$OUT/speedrun-gpu.png"
+step suite 200 python3 -m pytest -p no:cacheprovider -q -rs -n 12
 echo "status=$status"
 exit "$status"
