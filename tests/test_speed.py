@@ -126,7 +126,7 @@ def test_warmup_rises_then_falls_linearly_to_zero():
 
 def test_the_fast_recipe_has_its_own_defaults_and_the_others_keep_theirs():
     fast = TrainSettings(recipe="fast").config("x")
-    assert (fast.epochs, fast.batch_size, fast.lr) == (5, 200, 3e-3)
+    assert (fast.epochs, fast.batch_size, fast.lr) == (6, 200, 3e-3)
     assert TrainSettings(recipe="fast-long").config("x").epochs == 20
     assert TrainSettings(recipe="fast", epochs=3).config("x").epochs == 3
     for name in ("careful", "lecture"):
