@@ -56,8 +56,8 @@ HERE = Path(__file__).resolve().parent
 @dataclass(frozen=True)
 class Rung:
     """One rung: a model, a recipe and its numbers; ``trick`` says what it adds to the rung
-    named ``after`` (None: the rung before it). A trick that does not pay is measured on
-    its own branch and not carried up."""
+    named ``after`` (None: the rung before it). A trick tried on its own ``branch`` is not
+    carried up: the next rung of the main line names the rung it builds on."""
 
     name: str
     trick: str
@@ -67,6 +67,7 @@ class Rung:
     batch_size: int
     lr: float
     after: str | None = None
+    branch: bool = False
 
 
 def _ladder() -> list[Rung]:
@@ -99,9 +100,12 @@ def _ladder() -> list[Rung]:
         Rung(
             "flips",
             "alternating flips + flip test-time augmentation (shoes all point one way)",
-            "cnn", flips, 5, 200, 3e-3, after="ema",
+            "cnn", flips, 5, 200, 3e-3, after="ema", branch=True,
         ),
-        Rung("crops", "random 2-pixel crops", "cnn", crops, 5, 200, 3e-3, after="ema"),
+        Rung(
+            "crops", "random 2-pixel crops", "cnn", crops, 5, 200, 3e-3, after="ema",
+            branch=True,
+        ),
         Rung(
             "speednet",
             "the net: a third conv at 6×6, pool before BN and ReLU, a ReLU in the head",
@@ -159,7 +163,8 @@ def run_ladder(args, rungs: list[Rung]) -> list[dict]:
             "model": rung.model,
             "epochs": rung.epochs,
             "after": base["rung"] if base else None,
-            "branch": rung.after is not None,
+            "previous": results[-1]["rung"] if results else None,
+            "branch": rung.branch,
             "accuracy": accuracy,
             "accuracies": [100 * r.test_accuracy for r in runs],
             "seconds": seconds,
@@ -182,7 +187,9 @@ def _pays(accuracy: float, seconds: float, base: dict) -> bool:
 def _ladder_line(row: dict) -> str:
     (a, sa), (t, st) = row["accuracy"], row["seconds"]
     pays = {None: "", True: "pays", False: "does not pay"}[row["pays"]]
-    on = f" (on {row['after']})" if row.get("branch") else ""
+    on = ""
+    if row.get("after") and (row.get("branch") or row["after"] != row.get("previous")):
+        on = f" (on {row['after']})"
     return (
         f"| {row['rung']} | {row['trick']}{on} | {row['model']} | {row['epochs']} | "
         f"{a:.2f} ± {sa:.2f} % | {t:.1f} ± {st:.1f} s | {pays} |"
