@@ -115,8 +115,9 @@ for name in ("cnn", "speednet", "resnet"):
 # not pay (not more accurate, nor as accurate in ≤ 90 % of the time), kept to say so.
 # What it teaches: the careful recipe is the big accuracy step and the lecture's file
 # order makes its own recipe swing between seeds; bfloat16 is the big time step; the
-# rest of the recipe moves the lecture's CNN by about a tenth of a point; flips and crops
-# cost accuracy in 5 epochs; the architecture is the last full point.
+# rest of the recipe moves the lecture's CNN by about two tenths of a point; flips and
+# crops cost accuracy in 5 epochs; the architecture is the last full point, and one more
+# epoch (the fast recipe's 6) the last tenths.
 try:
     here = Path(__file__).resolve().parent
 except NameError:  # run by hand from the examples folder
