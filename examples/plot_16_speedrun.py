@@ -19,7 +19,7 @@ images is itself a sample, about ±0.35 points at 93 %, and of ten readings on t
 the first to cross a line is the luckiest so far. The first version of ``--target`` used
 the plain rule; its runs stopped after about 36 s with the test set saying 92.6 %. The
 rule now waits until the lower end of the reading's one-sided 90 % interval (Wilson's)
-reaches the target, about 0.46 points above it; ``--target-confidence`` sets how sure.
+reaches the target, 0.48 points above it; ``--target-confidence`` sets how sure.
 With it, on the 2-core machine of ``benchmarks/README.md``, 4 of 5 seeds stopped after
 49–56 s with the test set saying 92.8–93.0 %: closer, still a little under, because those
 5,000 held-out images read half a point easier than the test set. Validation is not test.

@@ -250,6 +250,30 @@ def test_the_lower_bound_is_scipys_wilson_interval(confidence, k, n):
     assert lower_bound(k / n, n, confidence) == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("n", "target", "confidence"),
+    [(5_000, 93.0, 0.9), (5_000, 93.0, 0.5), (100, 80.0, 0.95), (1_000, 99.0, 0.99)],
+)
+def test_the_needed_reading_is_the_least_that_stops(n, target, confidence):
+    from archlab.training.stopping import needed_reading, reached
+
+    needed = needed_reading(n, target, confidence)
+    k = round(needed * n)
+    assert reached(k / n, n, target, confidence)
+    assert not reached((k - 1) / n, n, target, confidence)
+    assert needed_reading(10, 99.0, 0.9) is None  # 10 of 10 is not sure enough of 99 %
+
+
+def test_a_target_run_says_its_stop_rule_first(tiny, tmp_path):
+    lines = []
+    kw = {"recipe": "fast", "epochs": 1, "batch_size": 50, "validation": 100, "target": 99.9}
+    archlab.train("speednet", data=tiny, runs=tmp_path, **kw, **{**QUIET, "log": lines.append})
+    rule = next(line for line in lines if "held-out images make it" in line)
+    assert "100 held-out images make it 90% sure that the accuracy reached 99.9%" in rule
+    assert "can never make 90% sure" in rule  # 100 of 100 images is not enough
+    assert any("did not make 90% sure of 99.9% on validation (best reading" in x for x in lines)
+
+
 def test_an_old_target_checkpoint_keeps_the_plain_rule():
     old = {"model": "x", "recipe": "fast", "target": 93.0, "validation": 5000}
     assert TrainConfig.from_dict(old).target_confidence == 0.5

@@ -34,7 +34,7 @@ from archlab.training.plan import TrainPlan
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
 from archlab.training.recipes import RECIPES, scheduled_lr, spoken
 from archlab.training.runs import write_run_files
-from archlab.training.stopping import lower_bound, reached
+from archlab.training.stopping import lower_bound, needed_reading, reached
 
 
 @dataclass
@@ -224,6 +224,8 @@ class Trainer:
             f"of batch {config.batch_size}, Adam lr {config.lr:g}, "
             f"seed {config.seed}, on {self.dev}{mode}"
         )
+        if config.target is not None:
+            self.log(f"{self.ref.name}: {self._stop_rule()}")
         if config.held_out is not None:
             k = config.held_out
             self.log(
@@ -282,6 +284,25 @@ class Trainer:
             return p.iteration % self.config.log_every == 0 or p.iteration == self.total
         return p.iteration % self.per_epoch in (0, self.per_epoch // 2)
 
+    def _stop_rule(self) -> str:
+        """The stop rule in words, with the reading it asks for."""
+        config, n = self.config, len(self.check_labels)
+        sure = config.target_confidence
+        needed = needed_reading(n, config.target, sure)
+        if needed is None:
+            asks = f"which {n:,} images can never make {100 * sure:g}% sure"
+        else:
+            asks = f"a reading of {100 * needed:.2f}% or more"
+        if sure == 0.5:
+            return (
+                f"stops at the first half-epoch reading of {config.target:g}% or more on "
+                f"the {n:,} held-out images"
+            )
+        return (
+            f"stops when the {n:,} held-out images make it {100 * sure:g}% sure that the "
+            f"accuracy reached {config.target:g}%: {asks}"
+        )
+
     def reached_target(self) -> bool:
         """Whether a ``target`` run's latest evaluation reached it (the run stops there)."""
         return self.progress.target_iteration is not None
@@ -324,9 +345,11 @@ class Trainer:
             p.history["eval"].append(self._eval_entry(None, test_loss, accuracy))
             if not self.reached_target():
                 best = max((e["accuracy"] for e in p.history.get("validation", [])), default=0)
+                sure = self.config.target_confidence
+                said = "reach" if sure == 0.5 else f"make {100 * sure:g}% sure of"
                 self.log(
-                    f"{self.ref.name}: did not reach {self.config.target:g}% on validation "
-                    f"(best {100 * best:.2f}%)"
+                    f"{self.ref.name}: did not {said} {self.config.target:g}% on validation "
+                    f"(best reading {100 * best:.2f}%)"
                 )
             self.log(f"{self.ref.name}: test accuracy {100 * accuracy:.2f}% (read once)")
 

@@ -9,7 +9,7 @@ the luckiest so far. Session 7 measured it: speednet's runs stopped by the plain
 
 The rule here: stop at the first evaluation whose one-sided lower confidence bound
 (Wilson's score interval, ``confidence`` 0.9 by default) reaches the target; on 5,000
-images near 93 % that asks for a reading about 0.46 points above it. ``confidence=0.5``
+images near 93 % that asks for a reading of 93.48 % (0.48 points above it). ``confidence=0.5``
 is the plain rule. The bound depends on the validation images' count alone: no test
 image decides when a run stops.
 """
@@ -51,3 +51,24 @@ def reached(accuracy: float, n: int, target: float, confidence: float) -> bool:
     """Whether a reading of ``accuracy`` (0–1) on ``n`` images stops a run aiming at
     ``target`` percent: its lower bound (:func:`lower_bound`) reaches the target."""
     return 100 * lower_bound(accuracy, n, confidence) >= target
+
+
+def needed_reading(n: int, target: float, confidence: float) -> float | None:
+    """The lowest reading (0–1, a whole number of images out of ``n``) that stops a run
+    aiming at ``target`` percent (:func:`reached`); None when even ``n`` of ``n`` does not.
+
+    Example:
+
+        >>> needed_reading(5000, 93.0, 0.9), needed_reading(5000, 93.0, 0.5)
+        (0.9348, 0.93)
+    """
+    if not reached(1.0, n, target, confidence):
+        return None
+    low, high = 0, n  # reached(high / n) holds; find the least such count
+    while low < high:
+        mid = (low + high) // 2
+        if reached(mid / n, n, target, confidence):
+            high = mid
+        else:
+            low = mid + 1
+    return low / n
