@@ -270,7 +270,7 @@ def test_a_target_run_says_its_stop_rule_first(tiny, tmp_path):
     archlab.train("speednet", data=tiny, runs=tmp_path, **kw, **{**QUIET, "log": lines.append})
     rule = next(line for line in lines if "held-out images make it" in line)
     assert "100 held-out images make it 90% sure that the accuracy reached 99.9%" in rule
-    assert "can never make 90% sure" in rule  # 100 of 100 images is not enough
+    assert "100 images can never make it that sure" in rule  # 100 of 100 is not enough
     assert any("did not make 90% sure of 99.9% on validation (best reading" in x for x in lines)
 
 

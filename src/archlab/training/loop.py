@@ -290,7 +290,7 @@ class Trainer:
         sure = config.target_confidence
         needed = needed_reading(n, config.target, sure)
         if needed is None:
-            asks = f"which {n:,} images can never make {100 * sure:g}% sure"
+            asks = f"{n:,} images can never make it that sure, so it trains every epoch"
         else:
             asks = f"a reading of {100 * needed:.2f}% or more"
         if sure == 0.5:
