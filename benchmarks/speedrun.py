@@ -206,12 +206,13 @@ def run_target(args) -> dict:
             **epochs,
         )  # fmt: skip
         n = run.config.validation
-        per_epoch = (60_000 - n) // run.config.batch_size
+        per_epoch = -(-(60_000 - n) // run.config.batch_size)  # as the loop: ceil
+        sure = run.config.target_confidence
         reached = next(
             (
                 p
                 for p in run.history.get("validation", [])
-                if stop_rule(p["accuracy"], n, args.target, run.config.target_confidence)
+                if stop_rule(p["accuracy"], n, args.target, sure)
             ),
             None,
         )
@@ -222,7 +223,7 @@ def run_target(args) -> dict:
                 "iteration": reached["iteration"] if reached else None,
                 "epoch": reached["iteration"] / per_epoch if reached else None,
                 "validation_accuracy": 100 * reached["accuracy"] if reached else None,
-                "lower_bound": 100 * lower_bound(reached["accuracy"], n) if reached else None,
+                "lower_bound": 100 * lower_bound(reached["accuracy"], n, sure) if reached else None,
                 # None only when --max-iterations stopped it before the end
                 "test_accuracy": _percent(run.test_accuracy),
             }
