@@ -154,7 +154,8 @@ def run_ladder(args, rungs: list[Rung]) -> list[dict]:
             )
             for seed in range(args.seeds)
         ]  # fmt: skip
-        accuracy = _mean_std([100 * r.test_accuracy for r in runs])
+        accuracies = [100 * r.test_accuracy for r in runs]
+        accuracy = _mean_std(accuracies)
         seconds = _mean_std([r.seconds for r in runs])
         base = by_name.get(rung.after) if rung.after else (results[-1] if k else None)
         row = {
@@ -163,16 +164,15 @@ def run_ladder(args, rungs: list[Rung]) -> list[dict]:
             "model": rung.model,
             "epochs": rung.epochs,
             "after": base["rung"] if base else None,
-            "previous": results[-1]["rung"] if results else None,
             "branch": rung.branch,
             "accuracy": accuracy,
-            "accuracies": [100 * r.test_accuracy for r in runs],
+            "accuracies": accuracies,
             "seconds": seconds,
             "pays": None if base is None else _pays(accuracy[0], seconds[0], base),
         }
         by_name[rung.name] = row
         results.append(row)
-        print(_ladder_line(row), flush=True)
+        print(_ladder_line(row, results[-2]["rung"] if k else None), flush=True)
     return results
 
 
@@ -184,11 +184,13 @@ def _pays(accuracy: float, seconds: float, base: dict) -> bool:
     return accuracy >= base["accuracy"][0] - 0.1 and seconds <= 0.9 * base["seconds"][0]
 
 
-def _ladder_line(row: dict) -> str:
+def _ladder_line(row: dict, previous: str | None = None) -> str:
+    """The row as a markdown table line; ``(on X)`` where it builds on a rung other than
+    ``previous``, the one above it, or is a branch."""
     (a, sa), (t, st) = row["accuracy"], row["seconds"]
     pays = {None: "", True: "pays", False: "does not pay"}[row["pays"]]
     on = ""
-    if row.get("after") and (row.get("branch") or row["after"] != row.get("previous")):
+    if row.get("after") and (row.get("branch") or row["after"] != previous):
         on = f" (on {row['after']})"
     return (
         f"| {row['rung']} | {row['trick']}{on} | {row['model']} | {row['epochs']} | "
