@@ -171,11 +171,16 @@ def test_the_fast_recipe_is_deterministic_for_a_seed(tiny, tmp_path):
     assert not torch.equal(a.model.stage1[0].weight, c.model.stage1[0].weight)
 
 
-def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
-    # a fifth of the validation labels wrong: the accuracy climbs, and never reaches 99.9 %
+def _noisy_validation(tiny: archlab.FashionMNIST) -> archlab.FashionMNIST:
+    """A fifth of the last 100 training labels (the validation images) wrong: the
+    accuracy on them climbs, and never reaches 99.9 %."""
     labels = tiny.train_labels.clone()
     labels[-100::5] = (labels[-100::5] + 1) % 10
-    tiny = archlab.FashionMNIST(tiny.train_images, labels, tiny.test_images, tiny.test_labels)
+    return archlab.FashionMNIST(tiny.train_images, labels, tiny.test_images, tiny.test_labels)
+
+
+def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
+    tiny = _noisy_validation(tiny)
     kw = {"recipe": "fast", "epochs": 4, "batch_size": 25, "validation": 100, **QUIET}
     kw["lr"], kw["target_confidence"] = 1e-4, 0.5  # the plain rule: the reading itself
     full = archlab.train("speednet", data=tiny, runs=tmp_path / "full", target=99.9, **kw)
@@ -205,9 +210,7 @@ def test_target_stops_at_the_first_evaluation_that_reaches_it(tiny, tmp_path):
 
 
 def test_the_default_stop_waits_until_the_lower_bound_reaches_the_target(tiny, tmp_path):
-    labels = tiny.train_labels.clone()
-    labels[-100::5] = (labels[-100::5] + 1) % 10
-    tiny = archlab.FashionMNIST(tiny.train_images, labels, tiny.test_images, tiny.test_labels)
+    tiny = _noisy_validation(tiny)
     kw = {"recipe": "fast", "epochs": 4, "batch_size": 25, "validation": 100, "lr": 1e-4}
     full = archlab.train("speednet", data=tiny, runs=tmp_path / "full", target=99.9, **kw, **QUIET)
     points = full.history["validation"]
@@ -361,7 +364,7 @@ def test_the_ladder_figure_puts_each_rung_at_its_numbers():
     assert [list(ln.get_xdata()) for ln in seeds] == [[], [89.6, 90.2]]
     assert [t.get_text() for t in acc_ax.get_yticklabels()] == ["lecture", "↳ crops"]
     assert acc_ax.yaxis_inverted()
-    bars = [p for p in time_ax.patches]
+    bars = list(time_ax.patches)
     assert [(b.get_width(), b.get_y() + b.get_height() / 2) for b in bars] == [
         (57.0, 0.0),
         (61.0, 1.0),

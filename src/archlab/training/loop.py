@@ -34,7 +34,7 @@ from archlab.training.plan import TrainPlan
 from archlab.training.predict import evaluate, has_conv, nhwc_runs, to_input
 from archlab.training.recipes import RECIPES, scheduled_lr, spoken
 from archlab.training.runs import write_run_files
-from archlab.training.stopping import lower_bound, needed_reading, reached
+from archlab.training.stopping import describe, lower_bound, reached
 
 
 @dataclass
@@ -225,7 +225,8 @@ class Trainer:
             f"seed {config.seed}, on {self.dev}{mode}"
         )
         if config.target is not None:
-            self.log(f"{self.ref.name}: {self._stop_rule()}")
+            n, sure = len(self.check_labels), config.target_confidence
+            self.log(f"{self.ref.name}: {describe(n, config.target, sure)}")
         if config.held_out is not None:
             k = config.held_out
             self.log(
@@ -283,25 +284,6 @@ class Trainer:
         if self.config.target is None:
             return p.iteration % self.config.log_every == 0 or p.iteration == self.total
         return p.iteration % self.per_epoch in (0, self.per_epoch // 2)
-
-    def _stop_rule(self) -> str:
-        """The stop rule in words, with the reading it asks for."""
-        config, n = self.config, len(self.check_labels)
-        sure = config.target_confidence
-        needed = needed_reading(n, config.target, sure)
-        if needed is None:
-            asks = f"{n:,} images can never make it that sure, so it trains every epoch"
-        else:
-            asks = f"a reading of {100 * needed:.2f}% or more"
-        if sure == 0.5:
-            return (
-                f"stops at the first half-epoch reading of {config.target:g}% or more on "
-                f"the {n:,} held-out images"
-            )
-        return (
-            f"stops when the {n:,} held-out images make it {100 * sure:g}% sure that the "
-            f"accuracy reached {config.target:g}%: {asks}"
-        )
 
     def reached_target(self) -> bool:
         """Whether a ``target`` run's latest evaluation reached it (the run stops there)."""

@@ -72,3 +72,27 @@ def needed_reading(n: int, target: float, confidence: float) -> float | None:
         else:
             low = mid + 1
     return low / n
+
+
+def describe(n: int, target: float, confidence: float) -> str:
+    """The stop rule in words, with the reading it asks for on ``n`` images.
+
+    Example:
+
+        >>> describe(5000, 93.0, 0.9).split(": ")[1]
+        'a reading of 93.48% or more'
+    """
+    if confidence == 0.5:
+        return (
+            f"stops at the first half-epoch reading of {target:g}% or more on the {n:,} "
+            "held-out images"
+        )
+    needed = needed_reading(n, target, confidence)
+    if needed is None:
+        asks = f"{n:,} images can never make it that sure, so it trains every epoch"
+    else:
+        asks = f"a reading of {100 * needed:.2f}% or more"
+    return (
+        f"stops when the {n:,} held-out images make it {100 * confidence:g}% sure that the "
+        f"accuracy reached {target:g}%: {asks}"
+    )
