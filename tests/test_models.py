@@ -133,3 +133,72 @@ def test_gradcam_layer_is_the_last_block_by_its_definition(name):
     model = _ReluInForward() if name == "relu-in-forward" else archlab.create_model(name)
     found = gradcam_layer(model, model.input_shape)
     assert (found[0] if found else None) == _gradcam_by_hooks(model, model.input_shape)
+
+
+class _InPlace(torch.nn.Module):
+    """A conv net as people write it: one in-place ReLU called after each convolution
+    and the lecture's ``x.view(x.size(0), -1)`` (which fails on a channels-last map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 6, 3, padding=1, stride=2)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.fc = torch.nn.Linear(6 * 14 * 14, 10)
+
+    def forward(self, x):
+        x = self.relu(self.conv2(self.relu(self.conv(x))))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_layers_record_is_its_output_before_an_in_place_op_after_it():
+    """An outside test found the conv rows holding their outputs after the in-place ReLU
+    (no value below 0): each row keeps its own output, as a hook's copy sees it."""
+    from archlab.trace.record import outputs_by_name
+
+    torch.manual_seed(0)
+    model = _InPlace().eval()
+    x = torch.randn(5, 1, 28, 28)
+    found = outputs_by_name(model, x)
+    first: dict[str, torch.Tensor] = {}
+    for n, out in _leaf_calls(model, x):
+        first.setdefault(n, out)
+    assert found.keys() == first.keys() == {"conv", "relu", "conv2", "fc"}
+    assert float(found["conv"].min()) < 0 and float(found["conv2"].min()) < 0
+    for n, out in first.items():
+        torch.testing.assert_close(found[n], out, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_the_explorers_channel_statistics_are_the_layers_outputs():
+    """explorer.panels.conv_stats on the same net: each convolution's mean per image and
+    channel and its count of positive units, as copies taken by hooks give them (its own
+    hooks once returned the stored tensor, which replaced the layer's output)."""
+    from archlab.explorer.panels import conv_stats
+
+    torch.manual_seed(0)
+    model = _InPlace().eval()
+    images = torch.randint(0, 256, (7, 28, 28), dtype=torch.uint8)
+    stats = conv_stats(model, images, None, ["conv", "conv2"])
+    x = images.float().div(255).unsqueeze(1)
+    first: dict[str, torch.Tensor] = {}
+    for n, out in _leaf_calls(model, x):
+        first.setdefault(n, out)
+    for n in ("conv", "conv2"):
+        means, positive = stats[n]
+        flat = first[n].flatten(2)
+        torch.testing.assert_close(means, flat.mean(2), rtol=1e-5, atol=1e-6, msg=n)
+        assert positive.tolist() == (flat > 0).sum((0, 2)).tolist()
+
+
+def test_a_captured_point_keeps_the_value_it_had_there():
+    """archlab.analysis.features.capture (the activations' points): the conv's output as
+    it left the conv, not as the in-place ReLU after it left it."""
+    from archlab.analysis.features import capture
+
+    torch.manual_seed(0)
+    model = _InPlace().eval()
+    x = torch.randn(2, 1, 28, 28)
+    with capture(model, [("conv", "output", "c"), ("fc", "input", "f")]) as got, torch.no_grad():
+        model(x)
+    torch.testing.assert_close(got["c"], model.conv(x))
+    assert float(got["c"].min()) < 0

@@ -61,7 +61,8 @@ def capture(model: nn.Module, points: list[tuple[str, str, str]]) -> Iterator[di
                 raise ArchlabError(f"no layer {name!r} in {type(model).__name__}")
 
             def keep(_m, args, output=None, label=label, where=where):
-                captured[label] = (args[0] if where == "input" else output).detach()
+                # a copy: an in-place op after the point (ReLU(inplace=True)) would change it
+                captured[label] = (args[0] if where == "input" else output).detach().clone()
 
             module = modules[name]
             if where == "input":

@@ -138,9 +138,15 @@ def conv_stats(
     found: dict[str, torch.Tensor] = {}
     means: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     positive: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, out: torch.Tensor) -> None:
+        # a copy (an in-place ReLU after the layer would change the tensor), and None
+        # returned: a forward hook's non-None value replaces the layer's output
+        if name not in found:
+            found[name] = out.detach().clone()
+
     handles = [
-        modules[n].register_forward_hook(lambda _m, _a, out, n=n: found.setdefault(n, out))
-        for n in names
+        modules[n].register_forward_hook(lambda _m, _a, out, n=n: keep(n, out)) for n in names
     ]
     try:
         for _ in _batches(model, images, normalize, found.clear):

@@ -259,8 +259,8 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
                 call=(func, _shapes_for_tensors(args), _shapes_for_tensors(kwargs)),
             )
         )
-        if self.keep:
-            self.values[index] = (outs[0].detach(), batch)
+        if self.keep:  # a copy: an in-place op later (ReLU(inplace=True)) must not change it
+            self.values[index] = (outs[0].detach().clone(), batch)
             if self.trail is not None:
                 self.trail.append(("row", index, *self.values[index]))
         for o in outs:
@@ -430,8 +430,8 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         )
         if call is not None:
             call.output, call.parts = out, parts if len(parts) > 1 else []
-        if self.keep and outs:
-            self.values[index] = (outs[0].detach(), batches[0])
+        if self.keep and outs:  # a copy, as above
+            self.values[index] = (outs[0].detach().clone(), batches[0])
             if self.trail is not None:
                 self.trail.append(("row", index, *self.values[index]))
         for o, b in zip(outs, batches, strict=True):
