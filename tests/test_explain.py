@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -156,3 +158,50 @@ def test_capture_removes_hooks_even_on_error():
     with pytest.raises(RuntimeError), capture(model, [("layer1", "output", "x")]):
         model(torch.zeros(1, 3, 28, 28))  # wrong channel count
     assert _no_hooks(model)
+
+
+class _BareHead(torch.nn.Module):
+    """Parameters a layer's reset_parameters never reaches: attention's Q/K/V projection
+    (reset by ``_reset_parameters``), a class token and a head written as bare
+    ``nn.Parameter``s of the model itself, a vector that a custom layer never resets."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(28, 16)
+        self.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+        self.cls = torch.nn.Parameter(torch.randn(1, 1, 16))
+        self.w = torch.nn.Parameter(torch.randn(16, 10))
+        self.scale = torch.nn.Module()
+        self.scale.g = torch.nn.Parameter(torch.linspace(0.5, 1.5, 10))
+
+    def forward(self, x):
+        t = self.embed(x[:, 0])
+        t = torch.cat([self.cls.expand(len(t), -1, -1), t], 1)
+        return self.attn(t, t, t)[0][:, 0] @ self.w * self.scale.g
+
+
+def test_the_fully_randomised_model_redraws_every_parameter():
+    """The sanity check's cascade reaches every trained parameter, not only the layers
+    with a reset_parameters (an outside test found attention's in_proj and a bare head
+    kept): each step changes its own parameters and, at the end, every one has changed."""
+    from archlab.analysis._attribution import _randomisation_steps
+    from archlab.analysis.faithfulness import _fully_randomised
+
+    model = _BareHead()
+    with torch.no_grad():  # "trained": no parameter at its initial value (biases at 0)
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    trained = {n: p.detach().clone() for n, p in model.named_parameters()}
+    randomised = _fully_randomised(model)
+    kept = [n for n, p in randomised.named_parameters() if torch.equal(p, trained[n])]
+    assert kept == []
+    copy_of = copy.deepcopy(model)
+    steps = _randomisation_steps(copy_of)
+    assert [n for n, _ in steps] == ["scale", "attn.out_proj", "attn", "embed", "_BareHead"]
+    before = {n: p.detach().clone() for n, p in copy_of.named_parameters()}
+    steps[2][1]()  # the attention's own: in_proj, not out_proj
+    changed = {n for n, p in copy_of.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.bias"}
+    # a vector without an initialiser keeps its trained values' scale, not their order
+    g = randomised.scale.g.detach()
+    assert not torch.equal(g, trained["scale.g"]) and 0.3 < float(g.mean()) < 1.7

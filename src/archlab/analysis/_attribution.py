@@ -9,7 +9,9 @@ Its own module so that neither analysis imports the other's internals (explain's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import functools
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -360,11 +362,40 @@ def _attribute(
     return result
 
 
-def _randomisation_steps(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Layers with weights, top (output) first: the cascade's order."""
-    layers = [
-        (n, m)
+def _randomisation_steps(model: nn.Module) -> list[tuple[str, Callable[[], None]]]:
+    """The cascade's steps, top (output) first: one for each module that owns parameters
+    itself (the model's own, such as a class token or a head written as a bare
+    ``nn.Parameter``, last, under the model's class name), and the function that
+    re-initialises them (:func:`_reinitialise`). Together they re-draw every parameter."""
+    steps = [
+        (n or type(model).__name__, functools.partial(_reinitialise, m))
         for n, m in model.named_modules()
-        if n and hasattr(m, "reset_parameters") and any(True for _ in m.parameters(False))
+        if any(True for _ in m.parameters(recurse=False))
     ]
-    return layers[::-1]
+    return steps[::-1]
+
+
+def _reinitialise(module: nn.Module) -> None:
+    """Re-draw ``module``'s own parameters: by its ``reset_parameters`` (or
+    ``nn.MultiheadAttention``'s ``_reset_parameters``) where it has one; a parameter that
+    this left as it was, or of a module without one, by :func:`_redraw`."""
+    own = list(module.parameters(recurse=False))
+    before = [p.detach().clone() for p in own]
+    reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
+    if callable(reset):
+        reset()
+    with torch.no_grad():
+        for p, old in zip(own, before, strict=True):
+            if torch.equal(p, old):
+                _redraw(p)
+
+
+def _redraw(p: torch.Tensor) -> None:
+    """A parameter without a known initialisation, re-drawn: a matrix or kernel as torch's
+    ``nn.Linear`` and ``nn.Conv2d`` draw theirs (Kaiming uniform, a = √5); a vector or
+    scalar from the normal distribution with its trained values' mean and spread (a scale
+    stays near its size, its pattern is gone)."""
+    if p.dim() >= 2:
+        nn.init.kaiming_uniform_(p, a=math.sqrt(5))
+    elif p.numel() > 1:
+        p.normal_(float(p.mean()), float(p.std()))

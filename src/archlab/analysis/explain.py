@@ -230,8 +230,8 @@ def _sanity(
     maps: dict[str, torch.Tensor] = {}
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        for _name, module in steps:
-            module.reset_parameters()
+        for _name, reinitialise in steps:
+            reinitialise()
             for method in methods:
                 result = _attribute(
                     randomised, x.clone().requires_grad_(True), target, method, black, layer

@@ -455,8 +455,8 @@ def _fully_randomised(model: nn.Module) -> nn.Module:
     randomised = copy.deepcopy(model)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        for _name, module in _randomisation_steps(randomised):
-            module.reset_parameters()
+        for _name, reinitialise in _randomisation_steps(randomised):
+            reinitialise()
     return randomised.eval()
 
 
