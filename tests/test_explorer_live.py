@@ -111,6 +111,29 @@ def test_a_model_the_exporter_refuses_is_not_live_and_says_why():
     assert live.why
 
 
+def test_a_refused_export_prints_nothing_but_its_reason(capfd):
+    """torch.onnx prints the whole TorchScript graph (to stdout, from C++) before it
+    raises on attention's fused kernel; explore says why in one line and nothing else."""
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(28, 2, batch_first=True)
+            self.head = torch.nn.Linear(28, 10)
+
+        def forward(self, x):
+            t = x[:, 0]
+            return self.head(self.attn(t, t, t)[0].mean(1))
+
+    model = Attention().eval()
+    pixels = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        live = export_live(model, None, pixels, [None], model(pixels))
+    out, err = capfd.readouterr()
+    assert live.onnx is None and "torch.onnx could not export it" in live.why
+    assert (out, err) == ("", "")
+
+
 def test_an_input_that_is_not_a_drawing_is_not_live():
     live = export_live(torch.nn.Flatten(), None, torch.rand(2, 3, 32, 32), [], torch.rand(2, 10))
     assert live.onnx is None and "3×32×32" in live.why

@@ -15,10 +15,13 @@ PyTorch's, is not live, and ``why`` says why.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
+import os
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,12 +68,32 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+@contextlib.contextmanager
+def _quiet_output() -> Iterator[None]:
+    """Standard output and error closed at the file-descriptor level: torch.onnx's C++ side
+    prints the whole TorchScript graph (dozens of lines, to stdout) before raising on a
+    model it cannot export (every export switches its logging on), and the caller says why
+    in one line."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        for fd, copy in enumerate(saved, start=1):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 def _export(model: nn.Module, normalize, example: torch.Tensor) -> bytes:
     from archlab._modes import in_mode
 
     wrapper = _Pixels(model, normalize)
     buffer = io.BytesIO()
-    with in_mode(wrapper), torch.no_grad(), warnings.catch_warnings():
+    with in_mode(wrapper), torch.no_grad(), warnings.catch_warnings(), _quiet_output():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
