@@ -82,6 +82,20 @@ def test_resume_equals_an_uninterrupted_run(tiny, tmp_path, model):
     assert [p["loss"] for p in a["history"]["train"]] == [p["loss"] for p in b["history"]["train"]]
 
 
+def test_a_watched_run_resumed_goes_on_recording_its_dynamics(tiny, tmp_path):
+    """An outside test found the dynamics record of a resumed run ending at the
+    interruption: a resume without --watch now watches as the run did."""
+    kw = {"epochs": 2, "batch_size": 50, "log_every": 5, "watch": 2}
+    whole = train("dnn", data=tiny, runs=tmp_path / "whole", **kw, **QUIET)
+    train("dnn", data=tiny, runs=tmp_path / "part", max_iterations=7, **kw, **QUIET)
+    said = []
+    resumed = train("dnn", data=tiny, runs=tmp_path / "part", resume=True, log=said.append)
+    points = [C.load_checkpoint(r.checkpoint)["history"]["dynamics"]["points"] for r in (whole, resumed)]
+    assert [p["iteration"] for p in points[1]] == [p["iteration"] for p in points[0]]
+    assert points[1] == points[0]
+    assert any("recording the dynamics every 2 iterations" in line for line in said)
+
+
 def test_ctrl_c_saves_and_resume_finishes_the_same(tiny, tmp_path):
     def interrupt(line):
         if line.startswith("Iteration: 5,"):

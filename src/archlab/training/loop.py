@@ -209,6 +209,15 @@ class Trainer:
         self.log(
             f"{self.ref.name}: resuming at iteration {self.progress.iteration:,} of {self.total:,}"
         )
+        dynamics = self.progress.history.get("dynamics")
+        if self.watch is None and isinstance(dynamics, dict) and dynamics.get("every"):
+            # a watched run goes on being watched (a resume that dropped it left the
+            # record ending at the interruption, with nothing to say so)
+            self.watch = int(dynamics["every"])
+            self.log(
+                f"{self.ref.name}: recording the dynamics every {self.watch:,} iterations, "
+                "as the run did (--watch)"
+            )
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop_at: int) -> bool:
