@@ -90,7 +90,9 @@ def test_a_watched_run_resumed_goes_on_recording_its_dynamics(tiny, tmp_path):
     train("dnn", data=tiny, runs=tmp_path / "part", max_iterations=7, **kw, **QUIET)
     said = []
     resumed = train("dnn", data=tiny, runs=tmp_path / "part", resume=True, log=said.append)
-    points = [C.load_checkpoint(r.checkpoint)["history"]["dynamics"]["points"] for r in (whole, resumed)]
+    points = [
+        C.load_checkpoint(r.checkpoint)["history"]["dynamics"]["points"] for r in (whole, resumed)
+    ]
     assert [p["iteration"] for p in points[1]] == [p["iteration"] for p in points[0]]
     assert points[1] == points[0]
     assert any("recording the dynamics every 2 iterations" in line for line in said)
