@@ -65,6 +65,15 @@ def test_explanation_verdict_and_probabilities(runs, tiny):
     assert len(e.top(3)) == 3
 
 
+def test_last_conv_names_the_last_convolution_and_does_not_apply_without_one(runs, tiny):
+    """--layer last-conv on a net without convolutions: Grad-CAM does not apply, as with
+    the default layer (it was an 'archlab BUG' TypeError, found by an outside test)."""
+    cnn = archlab.explain("cnn", 3, runs=str(runs), data=tiny, methods="gradcam", layer="last-conv")
+    assert cnn.attributions[0].title == "Grad-CAM on layer2.0"
+    dnn = archlab.explain("dnn", 3, runs=str(runs), data=tiny, methods="gradcam", layer="last-conv")
+    assert dnn.attributions == [] and "no convolution" in dnn.skipped["gradcam"]
+
+
 def test_sanity_check_randomised_maps_correlate_less(runs, tiny):
     e = archlab.explain(
         "cnn", 7, runs=str(runs), data=tiny, methods="saliency,gradcam", sanity=True

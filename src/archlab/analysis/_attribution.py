@@ -288,13 +288,14 @@ def _gradcam(model, x, target, black, layer):
     modules = dict(model.named_modules())
     if isinstance(layer, tuple):  # already found: (name, why) from gradcam_layer
         name, why = layer
-    elif layer is None:
-        found = gradcam_layer(model, tuple(x.shape[1:]))
+    elif layer is None or layer == "last-conv":
+        # last-conv: the old default, kept to measure it against the new one
+        found = gradcam_layer(model, tuple(x.shape[1:])) if layer is None else None
+        if layer == "last-conv" and (last := last_conv_layer(model)) is not None:
+            found = last[0], "the last convolution registered, before its BN"
         if found is None:
             return "the model has no convolution, so there is no feature map to weight"
         name, why = found
-    elif layer == "last-conv":  # the old default, kept to measure it against the new one
-        name, why = last_conv_layer(model)[0], "the last convolution registered, before its BN"
     else:
         if layer not in modules or not layer:
             convs = ", ".join(n for n, _ in _convs(model)) or "none"
