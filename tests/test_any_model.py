@@ -112,6 +112,9 @@ def test_two_user_models_and_a_variant_side_by_side(runs, tiny):
         ("tests.user_lab:small_mlp", [], 2, "small_mlp needs the arguments hidden"),
         ("cnn", ["layer2.0.padding=1"], 1, "expects 2304 input features but receives 3136"),
         ("cnn", ["nope.padding=1"], 2, "no layer 'nope'"),
+        ("tests.user_lab:NoParameters", [], 1, r"has no parameters to train \(it has none\)"),
+        ("tests.user_lab:frozen_linear", [], 1, r"\(none requires a gradient\)"),
+        ("tests.user_lab:DictScores", [], 1, r"return it alone \(e.g. return out\['logits'\]\)"),
     ],
 )
 def test_untrainable_models_are_refused_before_any_work(

@@ -59,3 +59,26 @@ class ResidualNet(nn.Module):
         x = torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
         x = nn.functional.max_pool2d(x, 4)
         return self.head(x.flatten(1))
+
+
+class NoParameters(nn.Module):
+    """Ten pixels as the ten scores: nothing to train."""
+
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+def frozen_linear() -> nn.Module:
+    """A linear classifier whose weights are all frozen."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).requires_grad_(False)
+
+
+class DictScores(nn.Module):
+    """Returns its scores in a dict, as some libraries' models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return {"logits": self.fc(x.flatten(1))}

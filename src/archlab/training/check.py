@@ -47,9 +47,12 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Modul
             cli_message=f"{head} {report.error.render(flags=True)} {see}",
         )
     if report.returns != "a tensor":
+        example = "out[0]"
+        if report.returns.startswith("a dict with keys "):
+            example = f"out[{report.returns.removeprefix('a dict with keys ').split(', ')[0]}]"
         raise ArchlabError(
             f"{spec.label}'s forward returns {report.returns}; training needs the scores "
-            f"tensor itself, (N, {len(CLASSES)}): return it alone (e.g. return out[0])",
+            f"tensor itself, (N, {len(CLASSES)}): return it alone (e.g. return {example})",
             1,
         )
     if report.output_shape != (len(CLASSES),):
@@ -57,6 +60,13 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Modul
         raise ArchlabError(
             f"{spec.label} outputs {shape} per image, not {len(CLASSES)} class scores; "
             f"make its last layer output {len(CLASSES)} (e.g. nn.Linear(..., {len(CLASSES)}))",
+            1,
+        )
+    if not any(p.requires_grad for p in model.parameters()):
+        how = "none requires a gradient" if any(True for _ in model.parameters()) else "it has none"
+        raise ArchlabError(
+            f"{spec.label} has no parameters to train ({how}): nothing for the optimiser "
+            "to change",
             1,
         )
     return model
