@@ -190,6 +190,33 @@ def test_a_layer_called_twice_has_its_weights_once_and_its_macs_twice():
     assert report.total_params == 784 * 784 + 784 + 1 == sum(x.params for x in report.layers)
 
 
+def test_a_tied_weight_counts_once_at_its_first_layer():
+    """b.weight = a.weight (an autoencoder's tied decoder, a language model's tied
+    embedding): the rows add up to the total, as torch's own count of distinct tensors
+    gives it (an outside test found both rows holding the weight, 194 % in all)."""
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(196, 196)
+            self.b = nn.Linear(196, 196)
+            self.b.weight = self.a.weight
+            self.head = nn.Linear(196, 10)
+
+        def forward(self, x):
+            x = nn.functional.avg_pool2d(x, 2).flatten(1)
+            return self.head(self.b(torch.relu(self.a(x))))
+
+    model = Tied()
+    report = archlab.count_params(model)
+    rows = [(x.name, x.params, x.trainable) for x in report.layers]
+    assert rows == [("a", 38_612, 38_612), ("b", 196, 196), ("head", 1970, 1970)]
+    distinct = sum(p.numel() for p in model.parameters())  # torch's: each tensor once
+    assert report.total_params == distinct == sum(x.params for x in report.layers)
+    shapes = archlab.trace_shapes(model)
+    assert [r.params for r in shapes.layers if not r.functional] == [38_612, 196, 1970]
+
+
 def test_frozen_layers_are_counted_as_not_trainable():
     model = archlab.create_model("dnn")
     model.fc1.requires_grad_(False)

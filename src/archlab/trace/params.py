@@ -200,6 +200,7 @@ def param_report(report, model: nn.Module, name: str | None = None) -> ParamRepo
         raise ArchlabError("param_report needs the unfolded rows: trace with depth=None")
     modules = dict(model.named_modules())
     layers: dict[int, LayerParams] = {}
+    counted: set[int] = set()  # parameter tensors counted: a tied weight at its first layer
     for row in report.layers:
         module = row_module(row, modules, model)
         if module is None:
@@ -207,12 +208,13 @@ def param_report(report, model: nn.Module, name: str | None = None) -> ParamRepo
         if id(module) in layers:
             layers[id(module)].macs += row.macs  # a second call: the same weights, more MACs
             continue
-        layers[id(module)] = _layer(row.name, module, row.macs)
+        layers[id(module)] = _layer(row.name, module, row.macs, counted=counted)
         layers[id(module)].params = row.params  # the row's count: one record, two views
     for module_name, module in modules.items():  # parameters no row holds
-        own = sum(p.numel() for p in module.parameters(recurse=False))
+        own = sum(p.numel() for p in module.parameters(recurse=False) if id(p) not in counted)
         if own and id(module) not in layers and not _inside_unit(module_name, modules, layers):
-            layers[id(module)] = _layer(module_name or type(module).__name__, module, 0, False)
+            name = module_name or type(module).__name__
+            layers[id(module)] = _layer(name, module, 0, False, counted=counted)
     params = list(dict.fromkeys(model.parameters()))  # a tied weight counts once
     return ParamReport(
         name or report.model,
@@ -224,12 +226,17 @@ def param_report(report, model: nn.Module, name: str | None = None) -> ParamRepo
     )
 
 
-def _layer(name: str, module: nn.Module, macs: int, recurse: bool = True) -> LayerParams:
+def _layer(
+    name: str, module: nn.Module, macs: int, recurse: bool = True, *, counted: set[int]
+) -> LayerParams:
     """A layer's line: its parameters (with its children's where it is one unit, as
-    ``nn.MultiheadAttention``), the shapes of its own weight and bias, its MACs."""
+    ``nn.MultiheadAttention``) not ``counted`` at an earlier layer (a tied weight counts
+    at its first; ``counted`` grows by this layer's), the shapes of its own weight and
+    bias, its MACs."""
     own = dict(module.named_parameters(recurse=False))
     weight, bias = own.get("weight"), own.get("bias")
-    every = list(module.parameters(recurse=recurse))
+    every = [p for p in module.parameters(recurse=recurse) if id(p) not in counted]
+    counted.update(id(p) for p in every)
     return LayerParams(
         name=name,
         type=type(module).__name__,

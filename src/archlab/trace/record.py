@@ -38,19 +38,22 @@ def add_counts(layers: Sequence, model: nn.Module) -> None:
     """Fill ``params`` and ``macs`` on every unfolded row.
 
     ``params`` is the layer's own parameters (a layer called as one unit, such as
-    ``nn.MultiheadAttention``, with its children's), counted on its first call only: a
-    module called twice has one set of weights. ``macs`` is what that call performs
+    ``nn.MultiheadAttention``, with its children's), each tensor counted at the first row
+    that holds it: a module called twice has one set of weights, and a weight tied
+    between two layers (``b.weight = a.weight``) is counted at ``a`` only, so the rows
+    add up to the model's total. ``macs`` is what each call performs
     (:func:`~archlab.trace.macs.layer_macs`), counted on every call.
     """
     modules = dict(model.named_modules())
-    seen: set[int] = set()
+    seen: set[int] = set()  # the parameter tensors counted so far
     for row in layers:
         module = row_module(row, modules, model)
         if module is None:
             continue
-        if id(module) not in seen:
-            seen.add(id(module))
-            row.params = sum(p.numel() for p in module.parameters())
+        own = [p for p in module.parameters() if id(p) not in seen]
+        seen.update(id(p) for p in own)
+        if own or not any(True for _ in module.parameters()):
+            row.params = sum(p.numel() for p in own)
         row.macs = layer_macs(module, row.input, row.output)
 
 
