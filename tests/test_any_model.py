@@ -201,3 +201,35 @@ def test_a_model_that_views_its_activations_trains_and_evaluates_in_nchw(tiny, t
     lenet = train(LENET, data=tiny, runs=tmp_path, epochs=1, **{**QUIET, "log": flat.append})
     assert flat and not any("NCHW" in line for line in flat)
     assert lenet.test_accuracy == pytest.approx(result.test_accuracy, abs=0.05)
+
+
+def test_a_named_run_of_ones_own_model_opens_as_model_at_run(tmp_path, tiny, capsys):
+    """A run of a user's code trained under another name (--name, --hold-out) is opened
+    as MODEL@RUN by every command; the refusal of its bare name says so (it said 'name it
+    as the model', which opened the model's other run). Found by an outside test."""
+    train(LENET, data=tiny, runs=tmp_path, name="lenet-b", epochs=1, **QUIET)
+    with pytest.raises(ArchlabError, match=r"name it as the model and the run: MODEL@lenet-b"):
+        archlab.evaluate("lenet-b", runs=tmp_path, data=tiny)
+    report = archlab.evaluate(f"{LENET}@lenet-b", runs=tmp_path, data=tiny)
+    assert report.accuracy >= 0
+    with pytest.raises(ArchlabError, match="no checkpoint at"):  # not the other run
+        archlab.evaluate(LENET, runs=tmp_path, data=tiny)
+    assert main(["compare", f"{LENET}@lenet-b", "dnn@x", "--runs", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no checkpoint at {tmp_path / 'x'}" in err[0]
+
+
+@pytest.mark.parametrize("name", ["a:b", "a@b", " ", "", " lead", "tab\there", "..", "a/b"])
+def test_a_run_name_no_command_could_name_again_is_refused(tmp_path, tiny, name):
+    with pytest.raises(ArchlabError, match="a run name is one folder name") as info:
+        train("dnn", data=tiny, runs=tmp_path, name=name, epochs=1, **QUIET)
+    assert info.value.cli_message.startswith("--name ")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_dynamics_hint_names_the_model_as_trained(runs):
+    """Its hint was `archlab train user_lab.SmallLeNet --watch`, a command train refuses
+    (a run folder's name, not the model's code)."""
+    with pytest.raises(ArchlabError, match="has no training dynamics") as info:
+        archlab.dynamics([LENET], runs=runs)
+    assert f"archlab train {LAB}:SmallLeNet --out {runs} --watch 50" in str(info.value)

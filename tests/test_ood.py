@@ -204,3 +204,8 @@ def test_held_out_must_be_the_class_the_run_never_saw(tmp_path):
     assert report.sets == ["flip", "held-out"]
     assert report.set_sizes["held-out"] == int((data.test_labels == 6).sum())
     assert 6 not in data.test_labels[report.test_indices].tolist()
+    # and the report says which run saw them (an outside test read a control as held out)
+    assert report.saw_held_out == ["dnn"] and report.held_out == "Shirt"
+    assert "dnn records no held-out class: trained on Shirt images" in str(report)
+    alone = archlab.ood([plain], sets=["flip"], held_out=6, resamples=0, data=data)
+    assert "train a run with --hold-out" in str(alone)

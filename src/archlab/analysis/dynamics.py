@@ -183,9 +183,14 @@ def dynamics(
     for run in loaded:
         rec = _record_of(run)
         if not rec or not rec.get("points"):
-            from archlab._shell import archlab_command
+            from archlab.training.runs import RunRef, train_command
 
-            command = archlab_command("train", run.name, "--watch", runs=run.folder.parent)
+            # the model as the user named it (a run of their own code: its file), and the
+            # run's folder when its name is not the model's own
+            command = train_command(RunRef(run.folder.parent, run.name, run.spec))
+            held = getattr(run, "held_out", None)
+            held = f" --hold-out {held}" if held is not None else ""
+            command = f"{command}{held} --watch 50" if command else None
             raise ArchlabError(
                 f"{run.name} has no training dynamics: train it with "
                 + (f"`{command}`" if command else "--watch")

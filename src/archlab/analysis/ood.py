@@ -305,6 +305,9 @@ class OOD(Report):
     set_stats: dict[str, tuple[float, float]]  # each set's pixel mean and std, in [0, 1]
     resamples: int
     results: list[RunOOD] = field(default_factory=list)
+    # with a held-out class: its name, and the runs that record none (the controls)
+    held_out: str | None = None
+    saw_held_out: list[str] = field(default_factory=list)
 
     def _parts(self) -> list[Table | str]:
         rows = []
@@ -340,7 +343,18 @@ class OOD(Report):
             for r in self.results
             for c in r.confident[:1]
         ]
-        return [auroc, fpr, *sure]
+        saw = []
+        if self.saw_held_out:
+            one = len(self.saw_held_out) == 1
+            saw = [
+                f"{', '.join(self.saw_held_out)} record{'s' if one else ''} no held-out "
+                f"class: trained on {self.held_out} images (unless the data was filtered in "
+                f"Python), {'its' if one else 'their'} held-out column is a control, a class "
+                "seen in training"
+                + ("; train a run with --hold-out to ask about one never seen"
+                   if len(self.saw_held_out) == len(self.results) else "")
+            ]  # fmt: skip
+        return [auroc, fpr, *saw, *sure]
 
     def plot(self, ax=None):
         from archlab.viz.ood import plot_ood
@@ -526,6 +540,9 @@ def ood(
         },
         resamples,
     )
+    if held_out is not None:
+        report.held_out = CLASSES[held_out]
+        report.saw_held_out = [r.name for r in loaded if getattr(r, "held_out", None) is None]
     for run in loaded:
         report.results.append(
             ood_of_model(

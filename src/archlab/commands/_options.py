@@ -222,7 +222,9 @@ def models_argument(p: argparse.ArgumentParser) -> None:
         "models",
         nargs="*",
         metavar="RUN",
-        help="trained runs, groups or run folders (default: lecture, i.e. dnn and cnn)",
+        help="trained runs, groups or run folders; MODEL@RUN for the run folder RUN of MODEL "
+        "(your own model trained with --name or --hold-out) (default: lecture, i.e. dnn and "
+        "cnn)",
     )
 
 

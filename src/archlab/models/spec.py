@@ -439,6 +439,11 @@ def expand_run_names(names: Sequence[str], overrides: Sequence[str] = ()) -> lis
 
     found: list[str | ModelSpec] = []
     for name in names or ["lecture"]:
+        if isinstance(name, str) and "@" in name:  # MODEL@RUN: the run loader reads it
+            ModelSpec.parse(name.rpartition("@")[0], overrides)  # a bad model: its error now
+            if name not in found:
+                found.append(name)
+            continue
         spec_like = isinstance(name, ModelSpec) or ":" in name or is_model(name)
         if spec_like or name in GROUPS or name == "all":
             found += [s for s in expand_models([name], overrides) if s not in found]

@@ -65,8 +65,7 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Modul
     if not any(p.requires_grad for p in model.parameters()):
         how = "none requires a gradient" if any(True for _ in model.parameters()) else "it has none"
         raise ArchlabError(
-            f"{spec.label} has no parameters to train ({how}): nothing for the optimiser "
-            "to change",
+            f"{spec.label} has no parameters to train ({how}): nothing for the optimiser to change",
             1,
         )
     return model

@@ -49,8 +49,21 @@ class RunRef:
 
 
 def _check_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise setting_error("name", name, "a run name is one folder name, e.g. my-variant")
+    """A run name: one folder name that every command can name again (no ``:``, read as
+    ``file.py:Class``, no ``@``, read as ``MODEL@RUN``, no control characters, not blank)."""
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or name != name.strip()
+        or name in (".", "..")
+        or any(c in name for c in "/\\:@")
+        or any(not c.isprintable() for c in name)
+    ):
+        raise setting_error(
+            "name",
+            name,
+            "a run name is one folder name without /, \\, : or @ (e.g. my-variant)",
+        )
     return name
 
 
@@ -74,6 +87,11 @@ def find_run(
         PosixPath('runs/cnn+layer2.0.padding=1')
     """
     runs = Path(runs)
+    if isinstance(model, str) and "@" in model and name is None:
+        # MODEL@RUN: the run folder RUN of the model MODEL (a run of a user's own code
+        # trained with --name or --hold-out is opened this way)
+        model, _, name = model.rpartition("@")
+        _check_name(name)
     if isinstance(model, ModelSpec):
         spec = model
     elif ":" in model or _is_registered(model):
@@ -86,7 +104,7 @@ def find_run(
     else:
         ModelSpec.parse(model)  # raises: unknown model, with the registered names
         raise AssertionError("unreachable")
-    return RunRef(runs, _check_name(name) if name else spec.run_name, spec)
+    return RunRef(runs, _check_name(name) if name is not None else spec.run_name, spec)
 
 
 def _is_registered(name: str) -> bool:
@@ -128,8 +146,10 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
     if ref.spec is None and not recorded.registered:
         todo = (
             "to train it (add --resume to continue the run), name it as the model"
+            + ("" if ref.name == recorded.run_name else f" with --name {ref.name}")
             if training
             else "to open it, name it as the model"
+            + ("" if ref.name == recorded.run_name else f" and the run: MODEL@{ref.name}")
         )
         raise ArchlabError(
             f"run {ref.name} was trained from {recorded_spec_text(recorded.base)}"
