@@ -162,3 +162,17 @@ def test_compile_umap_is_nothing_without_umap_learn(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     monkeypatch.setitem(sys.modules, "umap", None)  # were it imported: ImportError
     assert E.compile_umap() is None
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_a_seed_past_32_bits_folds_into_the_libraries_range(method):
+    """archlab takes seeds up to 2**63 - 1; scikit-learn's and umap-learn's stop at
+    2**32 - 1 (an outside test got an 'archlab BUG' from both)."""
+    if method == "umap":
+        pytest.importorskip("umap")
+    from archlab.analysis.embedding import project
+
+    x = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    big = project(x, method, seed=2**32 + 5)
+    assert big.shape == (40, 2)
+    torch.testing.assert_close(big, project(x, method, seed=5))

@@ -113,7 +113,8 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch
     """``features`` ``(N, F)`` projected to ``(N, 2)`` by ``method`` (pca, tsne, umap)."""
     if method == "pca":
         return pca_2d(features)[0]
-    return {"tsne": _tsne, "umap": _umap}[method](features, seed)
+    # scikit-learn and umap-learn take numpy's 32-bit seeds: archlab's larger ones fold
+    return {"tsne": _tsne, "umap": _umap}[method](features, seed % 2**32)
 
 
 def knn_accuracy(points: torch.Tensor, labels: torch.Tensor, k: int = NEIGHBOURS) -> float:
