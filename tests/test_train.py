@@ -384,6 +384,13 @@ def test_a_diverging_loss_names_its_iteration_and_saves_nothing_after_it(tiny, t
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())
 
 
+def test_a_run_diverging_before_its_first_save_says_nothing_was_saved(tiny, tmp_path):
+    """It named a checkpoint that did not exist as 'the last good state' (outside test)."""
+    with pytest.raises(ArchlabError, match=r"nothing was saved \(it diverged before its first"):
+        train("dnn", data=tiny, runs=tmp_path, lr=1e300, epochs=1, batch_size=50, **QUIET)
+    assert not (tmp_path / "dnn" / "checkpoint.pt").exists()
+
+
 def test_the_determinism_mode_is_recorded_and_changes_nothing_on_the_cpu(tiny, tmp_path):
     kw = {"epochs": 2, "batch_size": 50, "log_every": 10, **QUIET}
     exact = train("dnn", data=tiny, runs=tmp_path / "a", **kw)

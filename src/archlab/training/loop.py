@@ -466,10 +466,14 @@ class Trainer:
         first = self.progress.iteration - len(values) + 1
         for i, value in enumerate(values):
             if not math.isfinite(value):
+                kept = (
+                    f"nothing since was saved, {self.ref.checkpoint} is the last good state"
+                    if self.ref.checkpoint.is_file()
+                    else "nothing was saved (it diverged before its first checkpoint)"
+                )
                 text = (
                     f"{self.ref.name}: the training loss became {value} at iteration "
-                    f"{first + i:,} (training diverged); nothing since was saved, "
-                    f"{self.ref.checkpoint} is the last good state; try a smaller "
+                    f"{first + i:,} (training diverged); {kept}; try a smaller "
                 )
                 lr = f"{self.config.lr:g}"
                 raise spoken(f"{text}lr than {lr}", f"{text}--lr than {lr}", 1)

@@ -204,7 +204,9 @@ class TrainConfig:
                 and not isinstance(self.target, bool)
                 and 0 < self.target < 100
             ):
-                raise setting_error("target", self.target, "give an accuracy in percent, 0 to 100")
+                raise setting_error(
+                    "target", self.target, "give an accuracy in percent, above 0 and below 100"
+                )
             if self.validation == 0:
                 raise spoken(
                     "target= stops on held-out validation images; give validation > 0 "
