@@ -114,6 +114,7 @@ def test_two_user_models_and_a_variant_side_by_side(runs, tiny):
         ("cnn", ["nope.padding=1"], 2, "no layer 'nope'"),
         ("tests.user_lab:NoParameters", [], 1, r"has no parameters to train \(it has none\)"),
         ("tests.user_lab:frozen_linear", [], 1, r"\(none requires a gradient\)"),
+        ("tests.user_lab:IntegerScores", [], 1, "outputs int64 scores; the loss needs floating"),
         ("tests.user_lab:DictScores", [], 1, r"return it alone \(e.g. return out\['logits'\]\)"),
     ],
 )

@@ -176,3 +176,11 @@ def test_a_seed_past_32_bits_folds_into_the_libraries_range(method):
     big = project(x, method, seed=2**32 + 5)
     assert big.shape == (40, 2)
     torch.testing.assert_close(big, project(x, method, seed=5))
+
+
+def test_t_sne_runs_on_as_few_images_as_map_takes():
+    """map takes 11 images; t-SNE's PCA step asked for 50 components of 11 (outside test)."""
+    from archlab.analysis.embedding import project
+
+    x = torch.randn(11, 300, generator=torch.Generator().manual_seed(2))
+    assert project(x, "tsne", seed=0).shape == (11, 2)

@@ -82,3 +82,14 @@ class DictScores(nn.Module):
 
     def forward(self, x):
         return {"logits": self.fc(x.flatten(1))}
+
+
+class IntegerScores(nn.Module):
+    """Rounds its scores to integers: nothing for a loss to differentiate."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)).long()

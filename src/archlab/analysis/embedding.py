@@ -66,8 +66,9 @@ def _tsne(features: torch.Tensor, seed: int) -> torch.Tensor:
     from sklearn.manifold import TSNE
 
     x = features.double().numpy()
-    if x.shape[1] > 50:
-        x = PCA(50, random_state=seed).fit_transform(x)
+    components = min(50, len(x))  # PCA keeps at most as many components as images
+    if x.shape[1] > components:
+        x = PCA(components, random_state=seed).fit_transform(x)
     perplexity = min(30.0, max(1.0, (len(x) - 1) / 3))
     points = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     return torch.from_numpy(points).float()

@@ -109,6 +109,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         self.failure: Failure | None = None
         self.mismatches: list[str] = []
         self.output: Shape | None = None
+        self.output_dtype: torch.dtype | None = None  # the output's (its first tensor's)
         self.output_batch: Batch | None = None  # where the output's images are
         self.final: torch.Tensor | None = None  # the output itself, with ``keep``
         self.mixable = False  # an op or layer ran that may read across images
@@ -465,6 +466,7 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
             outs = _tensors(output, [])
             if outs:
                 self.final = outs[0].detach() if self.keep else None
+                self.output_dtype = outs[0].dtype
                 self._check_output(outs[0])
             if outs and self.failure is None and not self.mismatches and not self.keep:
                 self.failure = mixing_failure(self, model, x)  # on real values, apart

@@ -111,6 +111,7 @@ class ShapeReport(Report):
     depth: int | None = None
     output: Shape | None = None  # the model's output per sample (its first tensor)
     returns: str = "a tensor"  # what forward returned: "a tuple of 2", "a dict with keys ..."
+    output_dtype: str | None = None  # its output's dtype: "float32", "int64"
 
     @property
     def ok(self) -> bool:
@@ -322,6 +323,8 @@ def trace_shapes(
     report.layers = full if depth is None else _fold(tracer.rows, full, tracer.calls, depth)
     report.mismatches = tracer.mismatches
     report.output = tracer.output
+    if tracer.output_dtype is not None:
+        report.output_dtype = str(tracer.output_dtype).removeprefix("torch.")
     if tracer.failure is None and not tracer.mismatches:
         returned = _returned(tracer)
         if returned is not None:

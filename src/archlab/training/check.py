@@ -62,6 +62,12 @@ def check_trainable(spec: ModelSpec, model: nn.Module | None = None) -> nn.Modul
             f"make its last layer output {len(CLASSES)} (e.g. nn.Linear(..., {len(CLASSES)}))",
             1,
         )
+    if report.output_dtype is not None and not report.output_dtype.startswith(("float", "bfloat")):
+        raise ArchlabError(
+            f"{spec.label} outputs {report.output_dtype} scores; the loss needs floating-point "
+            "scores (drop the .long(), .round() or argmax at its end)",
+            1,
+        )
     if not any(p.requires_grad for p in model.parameters()):
         how = "none requires a gradient" if any(True for _ in model.parameters()) else "it has none"
         raise ArchlabError(
