@@ -214,3 +214,24 @@ def test_the_fully_randomised_model_redraws_every_parameter():
     # a vector without an initialiser keeps its trained values' scale, not their order
     g = randomised.scale.g.detach()
     assert not torch.equal(g, trained["scale.g"]) and 0.3 < float(g.mean()) < 1.7
+
+
+def test_grad_cams_default_layer_is_described_as_it_is():
+    """A branch's conv before a torch.cat was captioned 'after its norm and activation'
+    (outside test): the caption names what the block ends in and the operations after it
+    that Grad-CAM cannot hook."""
+
+    class Branches(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b1 = torch.nn.Conv2d(1, 4, 3)
+            self.b2 = torch.nn.Conv2d(1, 4, 3)
+            self.head = torch.nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.head(torch.cat([self.b1(x), self.b2(x)], 1).mean((2, 3)))
+
+    name, why = E.gradcam_layer(Branches())
+    assert name == "b2" and "(it ends in Conv2d)" in why and "torch.cat(1)" in why
+    name, why = E.gradcam_layer(archlab.create_model("cnn"))
+    assert name == "layer2.2" and why.endswith("(it ends in ReLU)")

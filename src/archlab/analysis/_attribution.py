@@ -114,13 +114,20 @@ def gradcam_layer(
         for i in range(convs[-1], len(rows))
         if rows[i].output is not None and len(rows[i].output) == 3 and rows[i].output[1:] == size
     ]
-    last = same[-1]
-    why = "the last block's output (after its norm and activation)"
-    block = _block_ending_at(rows, last)
-    if block is not None:
-        return block, why
-    layer = next(i for i in reversed(same) if not rows[i].functional)  # the conv at least
-    return rows[layer].name, why
+    chosen = same[-1]
+    name = _block_ending_at(rows, chosen)
+    if name is None:  # an operation in forward: the last layer before it (the conv at least)
+        chosen = next(i for i in reversed(same) if not rows[i].functional)
+        name = rows[chosen].name
+    # said as it is (a branch's conv is not "after its norm and activation")
+    why = (
+        "the last block's output at the last convolution's resolution (it ends in "
+        f"{rows[chosen].type})"
+    )
+    after = [rows[i].type for i in same if i > chosen and rows[i].functional]
+    if after:
+        why += f"; the {', '.join(dict.fromkeys(after))} after it in forward cannot be hooked"
+    return name, why
 
 
 def _block_ending_at(rows: Sequence, index: int) -> str | None:

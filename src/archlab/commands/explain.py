@@ -40,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--layer",
         default=None,
-        help="the layer for Grad-CAM, or last-conv (default: the last block's output, after "
-        "its norm and activation)",
+        help="the layer for Grad-CAM, or last-conv (default: the last block's output at the "
+        "last convolution's resolution, e.g. the CNN's layer2.2, after its norm and "
+        "activation)",
     )
     p.add_argument(
         "--sanity",
