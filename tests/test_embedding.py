@@ -184,3 +184,14 @@ def test_t_sne_runs_on_as_few_images_as_map_takes():
 
     x = torch.randn(11, 300, generator=torch.Generator().manual_seed(2))
     assert project(x, "tsne", seed=0).shape == (11, 2)
+
+
+def test_a_layer_refused_on_the_command_line_names_the_flag(tmp_path, capsys):
+    """map said 'layer=' on the command line (outside test)."""
+    from archlab.analysis.embedding import find_layer
+
+    rows = archlab.trace_shapes("cnn").layers
+    with pytest.raises(archlab.ArchlabError) as info:
+        find_layer(rows, "nope")
+    assert str(info.value).startswith("layer='nope': no such row")
+    assert info.value.cli_message.startswith("--layer 'nope': no such row")

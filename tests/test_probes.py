@@ -2,6 +2,8 @@
 here, pooling written out by reshaping, scikit-learn's LogisticRegression, and a model
 built so that one row is linearly separable and the row before it is not."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -127,11 +129,14 @@ def test_the_report_prints_plots_and_exports(tmp_path):
     result = P.probe_model(_Xor().eval(), _xor_set(), images=100, test_images=100, steps=20)
     report = P.Probes([result], 100, 100, 20, P.L2)
     text = str(report)
-    assert "largest jump at act ReLU" in text and "100 training images" in text
+    assert "largest jump at row 3, act ReLU (+" in text and "100 training images" in text
     assert "100 test images" in text
     d = report.to_dict()
     assert d["results"][0]["largest_jump"]["point"] == "act ReLU"
     assert d["results"][0]["test_accuracy"] == result.test_accuracy
+    # no row better than the one before it: said so, not '+0.00 points' at some row
+    flat = dataclasses.replace(result, test_accuracy=[0.5] * len(result.test_accuracy))
+    assert "no row's probe beats the row before it" in str(P.Probes([flat], 100, 100, 20, P.L2))
     fig = report.plot()
     assert fig.axes[0].get_lines()[0].get_ydata()[0] == pytest.approx(100 * result.test_accuracy[0])
     report.save(tmp_path / "p.png")

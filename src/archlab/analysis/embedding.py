@@ -151,9 +151,10 @@ def default_layer(rows, model: nn.Module) -> int:
     modules = dict(model.named_modules())
     linear = [i for i, r in enumerate(rows) if isinstance(row_module(r, modules, model), nn.Linear)]
     if not linear or linear[-1] == 0:
+        names = ", ".join(dict.fromkeys(r.name for r in rows if not r.functional))
+        said = f"{type(model).__name__} has no linear layer after another row; name one with "
         raise ArchlabError(
-            f"{type(model).__name__} has no linear layer after another row; name one with "
-            f"layer= (rows: {', '.join(dict.fromkeys(r.name for r in rows if not r.functional))})"
+            f"{said}layer= (rows: {names})", cli_message=f"{said}--layer (rows: {names})"
         )
     return linear[-1] - 1
 
@@ -164,7 +165,8 @@ def find_layer(rows, layer: str) -> int:
         if not row.functional and row.name == layer:
             return i
     names = ", ".join(dict.fromkeys(r.name for r in rows if not r.functional))
-    raise ArchlabError(f"layer={layer!r}: no such row in the trace; choose from {names}")
+    said = f"no such row in the trace; choose from {names}"
+    raise ArchlabError(f"layer={layer!r}: {said}", cli_message=f"--layer {layer!r}: {said}")
 
 
 @dataclass

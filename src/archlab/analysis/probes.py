@@ -320,10 +320,14 @@ class Probes(Report):
                 )
             )
             point, gain = r.jump
+            jump = (
+                f"largest jump at row {point}, {r.points[point]} (+{100 * gain:.2f} points)"
+                if gain > 0
+                else "no row's probe beats the row before it"
+            )
             parts.append(
-                f"{r.model}: largest jump at {r.points[point]} (+{100 * gain:.2f} points); "
-                f"last row {100 * r.test_accuracy[-1]:.2f} % against the model's own "
-                f"{100 * r.model_accuracy:.2f} %"
+                f"{r.model}: {jump}; last row {100 * r.test_accuracy[-1]:.2f} % against the "
+                f"model's own {100 * r.model_accuracy:.2f} %"
             )
         return parts
 
