@@ -208,3 +208,13 @@ def test_every_traced_layer_agrees_with_forward_hooks_on_a_real_forward(name):
             traced.setdefault(row.name, []).append(row.output)
     assert traced == seen
     assert report.ok and report.output_shape == tuple(out.shape[1:]) == (10,)
+
+
+def test_a_model_without_forward_is_named_in_its_error():
+    """The model itself failing printed 'error:  (NoFwd) raised ...' (outside test)."""
+
+    class NoForward(torch.nn.Module):
+        pass
+
+    report = archlab.trace_shapes(NoForward())
+    assert str(report.error).startswith("NoForward raised NotImplementedError: ")

@@ -54,6 +54,8 @@ def diagnosis_text(diagnosis, flags: bool = False) -> str:
         where = "in forward," if kind in ("forward", "output") else f"in forward, {kind}"
     elif diagnosis.functional:
         where = f"in {diagnosis.layer}'s forward, {diagnosis.type}"
+    elif not diagnosis.layer:  # the model itself (its own forward, or none)
+        where = diagnosis.type
     else:
         where = f"{diagnosis.layer} ({diagnosis.type})"
     tried = "".join(f" ({t})" for t in diagnosis.tried)
