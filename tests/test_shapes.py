@@ -218,3 +218,27 @@ def test_a_model_without_forward_is_named_in_its_error():
 
     report = archlab.trace_shapes(NoForward())
     assert str(report.error).startswith("NoForward raised NotImplementedError: ")
+
+
+@pytest.mark.parametrize(
+    ("forward", "said"),
+    [
+        (lambda fc, x: fc(x.flatten(1)).sum(), "in forward, sum reduces or indexes over the batch "
+         "dimension: the model's output (one number) no longer has one row per image"),
+        (lambda fc, x: fc(x.flatten(1))[0], "in forward, [0] reduces or indexes over the batch "
+         "dimension: the model's output (10 in all) no longer has one row per image"),
+    ],
+)  # fmt: skip
+def test_an_output_without_its_batch_is_said_once(forward, said):
+    """It said 'in forward, sum sum reduces ... (  in all)' (outside test)."""
+
+    class Lost(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(784, 10)
+
+        def forward(self, x):
+            return forward(self.fc, x)
+
+    report = archlab.trace_shapes(Lost())
+    assert str(report.error).startswith(said)

@@ -116,7 +116,7 @@ class BatchTracking:
                 row.name,
                 row.type,
                 row.input,
-                _words.batch_lost(row.type, whole),
+                _words.batch_lost(whole),
                 hint=_words.BATCH_LOST_HINT,
                 functional=row.functional,
                 inputs=tuple(row.inputs),

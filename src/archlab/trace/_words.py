@@ -139,10 +139,12 @@ def batch_fix_text(kind: str, per_image: int) -> str:
     return f"{change} (each image then has {per_image} features)"
 
 
-def batch_lost(kind: str, out_per_image: Shape) -> str:
+def batch_lost(whole: Shape) -> str:
+    """What an op that took the batch away did (the line's start names the op)."""
+    what = f"{fmt_shape(whole)} in all" if whole else "one number"
     return (
-        f"{kind} reduces or indexes over the batch dimension: the model's output "
-        f"({fmt_shape(out_per_image)} in all) no longer has one row per image"
+        "reduces or indexes over the batch dimension: the model's output "
+        f"({what}) no longer has one row per image"
     )
 
 
