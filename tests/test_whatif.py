@@ -37,9 +37,24 @@ def test_identity_removes_a_layer():
         ("nope.padding=1", "no layer 'nope'"),
         ("layer2.0.nonsense=1", "nonsense"),
         ("layer2.0.padding", "expected LAYER.ARGUMENT=VALUE"),
+        # a yes/no argument takes True or False (any case), nothing else: 'no' and 2 once
+        # built bias=True under a run named bias=no (outside test)
+        ("fc1.bias=no", r"fc1.bias=no: Linear's bias is True or False"),
+        ("fc1.bias=2", r"fc1.bias=2: Linear's bias is True or False"),
+        ("layer1.3.ceil_mode=yes", "MaxPool2d's ceil_mode is True or False"),
     ],
 )
 def test_bad_what_ifs_are_one_line(assignment, message):
     with pytest.raises(archlab.ArchlabError, match=message) as info:
         set_hyperparameter(archlab.create_model("cnn"), assignment)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["false", "False", "FALSE"])
+def test_a_yes_no_argument_reads_true_and_false_in_any_case(text):
+    net = set_hyperparameter(archlab.create_model("cnn"), f"fc1.bias={text}")
+    assert net.fc1.bias is None
+    by_hand = nn.Linear(2304, 600, bias=False)
+    assert sum(p.numel() for p in net.fc1.parameters()) == by_hand.weight.numel()
+    pooled = set_hyperparameter(archlab.create_model("cnn"), "layer1.3.ceil_mode=true")
+    assert pooled.layer1[3].ceil_mode is True

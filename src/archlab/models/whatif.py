@@ -125,6 +125,15 @@ def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) ->
             f"--set: {layer_name} ({type(old).__name__}) has no argument {attr!r}; "
             f"it has: {', '.join(args)}"
         )
+    if isinstance(args[attr], bool):  # bias, ceil_mode, affine, batch_first...
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):  # 'no' or 2 once built bias=True, named bias=no
+            raise ArchlabError(
+                f"--set {layer_name}.{attr}={value}: {type(old).__name__}'s {attr} is True or "
+                "False",
+                1,
+            )
     args[attr] = value
     _check_value(f"{layer_name}.{attr}={value}", type(old).__name__, attr, value)
     try:
