@@ -235,3 +235,27 @@ def test_grad_cams_default_layer_is_described_as_it_is():
     assert name == "b2" and "(it ends in Conv2d)" in why and "torch.cat(1)" in why
     name, why = E.gradcam_layer(archlab.create_model("cnn"))
     assert name == "layer2.2" and why.endswith("(it ends in ReLU)")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"image": torch.zeros(5)}, "image= is 5: give one grey image, 28×28"),
+        ({"image": torch.zeros(2, 28, 28)}, "image= is 2×28×28: give one grey image"),
+        ({"image": torch.zeros(1, 14, 14)}, "image= is 1×14×14: give one grey image"),
+        ({"image": torch.zeros(28, 28), "label": 12}, "label=12: give the image's class, 0-9"),
+    ],
+)
+def test_an_image_given_is_one_grey_image_with_a_class(runs, kwargs, said):
+    """A (2, 28, 28) stack was explained as two rows of the DNN; a wrong shape or label
+    ended in torch's own error (outside tests)."""
+    with pytest.raises(ArchlabError, match=said):
+        archlab.explain("dnn", runs=str(runs), methods="saliency", **kwargs)
+
+
+def test_activations_take_an_image_of_any_size_for_a_model_in_hand():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
+    acts = archlab.activations(net, image=torch.zeros(1, 14, 14, dtype=torch.uint8), layers=None)
+    assert acts is not None
+    with pytest.raises(ArchlabError, match="image= is 3×14×14"):
+        archlab.activations(net, image=torch.zeros(3, 14, 14, dtype=torch.uint8))

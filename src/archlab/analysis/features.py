@@ -326,7 +326,7 @@ def activations(
     from archlab.analysis._image import pick_image
 
     net, name, normalize = _model_of(model, runs)
-    image, label, index = pick_image(index, image, None, data)
+    image, label, index = pick_image(index, image, None, data, size=None)
     maps = activation_maps(net, image, normalize, layers)
     return Activations(name, image, maps, index, label)
 
