@@ -98,6 +98,33 @@ def test_a_watched_run_resumed_goes_on_recording_its_dynamics(tiny, tmp_path):
     assert any("recording the dynamics every 2 iterations" in line for line in said)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_the_final_save_waits_for_it(tiny, tmp_path, monkeypatch, signum):
+    """A SIGTERM as the last step ended lost the finished run (its save was cut short):
+    now the save finishes, the run is whole, and no further model starts (outside test)."""
+    from archlab.training.loop import Trainer
+
+    real_save = Trainer.save
+    calls = []
+
+    def save(self, payload, **kw):
+        calls.append(payload["finished"])
+        if payload["finished"]:
+            os.kill(os.getpid(), signum)  # handled at once: the flag is set mid-save
+        return real_save(self, payload, **kw)
+
+    monkeypatch.setattr(Trainer, "save", save)
+    from archlab.training.recipes import TrainSettings
+    from archlab.training.train import train_models
+
+    settings = TrainSettings(epochs=1, batch_size=50, progress=False)
+    runs = train_models(["dnn", "cnn"], runs=tmp_path, data=tiny, settings=settings, log=str)
+    assert [r.name for r in runs] == ["dnn"] and runs[0].interrupted and runs[0].finished
+    saved = C.load_checkpoint(tmp_path / "dnn" / "checkpoint.pt")
+    assert saved["finished"] and (tmp_path / "dnn" / "history.json").is_file()
+    assert not (tmp_path / "cnn").exists()
+
+
 def test_ctrl_c_saves_and_resume_finishes_the_same(tiny, tmp_path):
     def interrupt(line):
         if line.startswith("Iteration: 5,"):

@@ -192,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         if result.interrupted:
             again = resume_command(args.out, result.name)
+            if result.finished:  # the stop came as its last step ended: it was saved whole
+                echo(
+                    f"stopped; {result.name} finished and saved {result.checkpoint}",
+                    file=sys.stderr,
+                )
+                return 130
             echo(
                 f"interrupted at iteration {result.iteration:,}; saved {result.checkpoint}"
                 + (f"; continue with `{again}`" if again else ""),

@@ -68,9 +68,11 @@ def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _sigint_flag() -> Iterator[dict]:
+def stop_flag() -> Iterator[dict]:
     """Turn Ctrl-C (and SIGTERM) into a flag the loop checks between iterations, so a
-    checkpoint is written from a consistent state (never in the middle of a step)."""
+    checkpoint is written from a consistent state (never in the middle of a step). Held
+    around the final save too (``train``): a stop asked for while a finished run is being
+    written waits for the write, instead of losing the run (a second Ctrl-C stops at once)."""
     flag = {"stop": False}
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -220,8 +222,11 @@ class Trainer:
             )
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self, stop_at: int) -> bool:
-        """Train up to iteration ``stop_at``; True when stopped by Ctrl-C or SIGTERM."""
+    def run(self, stop_at: int, flag: dict | None = None) -> bool:
+        """Train up to iteration ``stop_at``; True when stopped by Ctrl-C or SIGTERM.
+
+        ``flag``: a :func:`stop_flag` the caller holds (over the save after, too).
+        Default: one held while the loop runs."""
         config, p = self.config, self.progress
         rec = self.recipe
         mode = ""
@@ -245,7 +250,8 @@ class Trainer:
             )
         loss_fn = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
         self.net.train()
-        with _sigint_flag() as flag, self._on_cuda(loss_fn), _watching(self):
+        held = contextlib.nullcontext(flag) if flag is not None else stop_flag()
+        with held as flag, self._on_cuda(loss_fn), _watching(self):
             while p.iteration < stop_at:
                 epoch = p.iteration // self.per_epoch
                 order = _epoch_order(len(self.labels), config.seed, epoch, rec.shuffle)

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from archlab.models.spec import ModelSpec
 from archlab.training.data import CLASSES, FashionMNIST, load_fashion_mnist
-from archlab.training.loop import Trainer, _Progress
+from archlab.training.loop import Trainer, _Progress, stop_flag
 from archlab.training.plan import Finished, TrainPlan, make_plan
 from archlab.training.recipes import TrainSettings, spoken
 from archlab.training.run import Run
@@ -269,26 +269,35 @@ def _train_plan(plan: TrainPlan | Finished, data, settings: TrainSettings, log) 
         trainer = Trainer(plan, data, log, settings.progress, settings.watch)
         stop = settings.max_iterations
         stop_at = trainer.total if stop is None else min(trainer.total, stop)
-        interrupted = trainer.run(stop_at)
-        finished = not interrupted and (
-            trainer.progress.iteration == trainer.total or trainer.reached_target()
-        )
-        payload = trainer.snapshot(finished)
-        failure = _learned_nothing(trainer.progress) if finished else None
-        if failure is not None:
-            _refuse_failed_run(trainer, payload, failure, settings.figures)
-        files = trainer.save(payload, figures=settings.figures)
-        if trainer.keeper is not None and trainer.keeper.entries:
-            files = [*files, trainer.keeper.dir / "index.json"]  # and the files it names
-        return Run.from_checkpoint(
-            plan.ref.folder,
-            payload,
-            plan.spec,
-            trainer.trained_model(),
-            device=str(plan.device),
-            interrupted=interrupted,
-            files=list(files),
-        )
+        with stop_flag() as flag:  # a stop asked for during the final save waits for it
+            run = _run_and_save(trainer, plan, stop_at, flag, settings)
+        if flag["stop"] and not run.interrupted:  # asked for after its last step: it was
+            run.interrupted = True  # saved whole, and no further model starts
+        return run
+
+
+def _run_and_save(trainer, plan: TrainPlan, stop_at: int, flag: dict, settings) -> Run:
+    """Train, then write the run's files and return it as a :class:`~archlab.Run`."""
+    interrupted = trainer.run(stop_at, flag)
+    finished = not interrupted and (
+        trainer.progress.iteration == trainer.total or trainer.reached_target()
+    )
+    payload = trainer.snapshot(finished)
+    failure = _learned_nothing(trainer.progress) if finished else None
+    if failure is not None:
+        _refuse_failed_run(trainer, payload, failure, settings.figures)
+    files = trainer.save(payload, figures=settings.figures)
+    if trainer.keeper is not None and trainer.keeper.entries:
+        files = [*files, trainer.keeper.dir / "index.json"]  # and the files it names
+    return Run.from_checkpoint(
+        plan.ref.folder,
+        payload,
+        plan.spec,
+        trainer.trained_model(),
+        device=str(plan.device),
+        interrupted=interrupted,
+        files=list(files),
+    )
 
 
 # a run this long has had time to learn something: judged at its end
