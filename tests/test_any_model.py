@@ -234,3 +234,13 @@ def test_the_dynamics_hint_names_the_model_as_trained(runs):
     with pytest.raises(ArchlabError, match="has no training dynamics") as info:
         archlab.dynamics([LENET], runs=runs)
     assert f"archlab train {LAB}:SmallLeNet --out {runs} --watch 50" in str(info.value)
+
+
+def test_model_at_run_opens_a_what_if_run_of_the_model(runs, tiny):
+    """MODEL@RUN of a what-if run: the model's code, the run's recorded what-ifs (it was
+    refused as another model, so a file model's what-if run could not be opened)."""
+    folder = "cnn+" + "+".join(VARIANT)
+    report = archlab.evaluate(f"cnn@{folder}", runs=runs, data=tiny)
+    assert report.accuracy == archlab.evaluate(folder, runs=runs, data=tiny).accuracy
+    run = archlab.load_run(f"cnn@{folder}", runs=runs)
+    assert run.model.layer2[0].padding == (1, 1) and list(run.overrides) == VARIANT

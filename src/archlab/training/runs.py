@@ -128,6 +128,16 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
     warning (:func:`~archlab._shell.recorded_spec_text`), never inside a command to
     paste: naming it imports the file it points at or calls the function it names."""
     recorded = recorded_spec(payload)
+    if (
+        ref.spec is not None
+        and not training
+        and not ref.spec.overrides
+        and ref.name != ref.spec.run_name
+        and (ref.spec.source, ref.spec.kwargs) == (recorded.source, recorded.kwargs)
+    ):
+        # MODEL@RUN (or --name) for a what-if run of MODEL: the same code, the what-ifs
+        # its checkpoint records (data, not code)
+        return recorded
     if ref.spec is not None and ref.spec != recorded:
         head = f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; "
         if training:
