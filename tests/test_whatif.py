@@ -42,6 +42,10 @@ def test_identity_removes_a_layer():
         ("fc1.bias=no", r"fc1.bias=no: Linear's bias is True or False"),
         ("fc1.bias=2", r"fc1.bias=2: Linear's bias is True or False"),
         ("layer1.3.ceil_mode=yes", "MaxPool2d's ceil_mode is True or False"),
+        # a layer swapped for another: one built without arguments (outside test: the
+        # message listed no arguments at all)
+        ("layer1.2=Conv2d", r"nn.Conv2d needs arguments; a layer is replaced only by one"),
+        ("layer1.2=Gelu", r"'Gelu' is no torch.nn layer"),
     ],
 )
 def test_bad_what_ifs_are_one_line(assignment, message):
@@ -58,3 +62,12 @@ def test_a_yes_no_argument_reads_true_and_false_in_any_case(text):
     assert sum(p.numel() for p in net.fc1.parameters()) == by_hand.weight.numel()
     pooled = set_hyperparameter(archlab.create_model("cnn"), "layer1.3.ceil_mode=true")
     assert pooled.layer1[3].ceil_mode is True
+
+
+def test_a_layer_swapped_for_an_activation():
+    net = set_hyperparameter(archlab.create_model("cnn"), "layer1.2=GELU")
+    assert isinstance(net.layer1[2], nn.GELU)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    gone = set_hyperparameter(archlab.create_model("cnn"), "fc1=Identity")
+    with pytest.raises(archlab.ArchlabError, match="it takes no argument archlab can change"):
+        set_hyperparameter(gone, "fc1.in_features=3136")

@@ -100,12 +100,34 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
     target, eq, value_text = assignment.partition("=")
     if eq and value_text.strip() in REMOVE:
         return remove_layer(model, target.strip())
+    if eq and target.strip() in dict(model.named_modules()) and target.strip():
+        return _swap_layer(model, target.strip(), value_text.strip(), assignment)
     layer_name, _, attr = target.strip().rpartition(".")
     if not eq or not layer_name or not attr:
         raise ArchlabError(
             f"--set {assignment!r}: expected LAYER.ARGUMENT=VALUE, e.g. layer2.0.padding=1"
         )
     return set_argument(model, layer_name, attr, _parse_value(value_text.strip()))
+
+
+def _swap_layer(model: nn.Module, layer_name: str, kind: str, assignment: str) -> nn.Module:
+    """``LAYER=GELU``: the layer replaced by a torch.nn layer built without arguments (an
+    activation: what if ReLU were GELU?)."""
+    cls = getattr(nn, kind.removeprefix("nn."), None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ArchlabError(
+            f"--set {assignment}: {kind!r} is no torch.nn layer; a layer is replaced by one "
+            "built without arguments (e.g. GELU, Tanh, Identity) or changed by "
+            "LAYER.ARGUMENT=VALUE"
+        )
+    try:
+        new = cls()
+    except TypeError:
+        raise ArchlabError(
+            f"--set {assignment}: nn.{cls.__name__} needs arguments; a layer is replaced "
+            "only by one built without any (e.g. GELU, Tanh, Identity)"
+        ) from None
+    return replace_layer(model, layer_name, new)
 
 
 def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) -> nn.Module:
@@ -121,9 +143,9 @@ def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) ->
     old = modules[layer_name]
     args = _constructor_args(old)
     if attr not in args:
+        has = f"it has: {', '.join(args)}" if args else "it takes no argument archlab can change"
         raise ArchlabError(
-            f"--set: {layer_name} ({type(old).__name__}) has no argument {attr!r}; "
-            f"it has: {', '.join(args)}"
+            f"--set: {layer_name} ({type(old).__name__}) has no argument {attr!r}; {has}"
         )
     if isinstance(args[attr], bool):  # bias, ceil_mode, affine, batch_first...
         if isinstance(value, str) and value.lower() in ("true", "false"):
