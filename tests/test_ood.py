@@ -209,3 +209,23 @@ def test_held_out_must_be_the_class_the_run_never_saw(tmp_path):
     assert "dnn records no held-out class: trained on Shirt images" in str(report)
     alone = archlab.ood([plain], sets=["flip"], held_out=6, resamples=0, data=data)
     assert "train a run with --hold-out" in str(alone)
+
+
+@pytest.mark.parametrize(
+    ("given", "code", "said"),
+    [("Shirt", None, None), ("6", None, None), ("Shrt", 2, "--held-out 'Shrt': name a class")],
+)
+def test_held_out_takes_a_class_as_train_hold_out_does(monkeypatch, capsys, given, code, said):
+    """ood --held-out Shirt was refused while train --hold-out Shirt was taken."""
+    seen = {}
+
+    def fake(models, **kw):
+        seen.update(kw)
+        raise archlab.ArchlabError("stop here", 1)
+
+    monkeypatch.setattr(O, "ood", fake)
+    result = main(["ood", "dnn", "--held-out", given, "--out", "x.png"])
+    if code is None:
+        assert seen["held_out"] == 6 and result == 1
+    else:
+        assert result == code and said in capsys.readouterr().err

@@ -50,12 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--held-out",
-        type=int,
-        choices=range(10),
         metavar="CLASS",
         default=None,
-        help="a class 0-9 the runs were trained without: its test images become the set "
-        "held-out, the rest stay in (default: none)",
+        help="a class the runs were trained without, by number 0-9 or name (6 or Shirt), "
+        "as train --hold-out takes it: its test images become the set held-out, the rest "
+        "stay in (default: the class the runs record, if any)",
     )
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead")
     runs_option(p)
@@ -72,12 +71,21 @@ def run(args: argparse.Namespace) -> int:
     from archlab.training.data import load_fashion_mnist
 
     check_figure_path(args.out)
+    held_out = None
+    if args.held_out is not None:
+        from archlab.errors import ArchlabError
+        from archlab.training.recipes import HOLD_OUT_ADVICE, held_out_class
+
+        try:
+            held_out = held_out_class(args.held_out)
+        except ArchlabError:
+            raise ArchlabError(f"--held-out {args.held_out!r}: {HOLD_OUT_ADVICE}", 2) from None
     report = ood(
         expand_run_names(args.models),
         sets=args.sets,
         images=args.images,
         resamples=args.bootstrap,
-        held_out=args.held_out,
+        held_out=held_out,
         runs=args.runs,
         data=load_fashion_mnist(args.data_dir),
     )

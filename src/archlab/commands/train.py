@@ -40,8 +40,10 @@ recipes:
 {recipes}
 
 Ctrl-C (or SIGTERM) saves a checkpoint first; --resume continues it to the same result as
-an uninterrupted run; more --epochs continue a finished run (a warm restart). A fresh
-run or a warm restart keeps the previous run's files as *.prev.*. A run of
+an uninterrupted run; --resume with more --epochs continues a finished run (a warm
+restart). Without --resume a run trains afresh (the recipe's settings, not the old run's).
+A fresh run or a warm restart keeps the previous run's files as *.prev.* (one generation:
+a second fresh run replaces them). A run of
 100 iterations or more that learned nothing (test accuracy at chance level, or a training
 loss that ended above its start) exits 1 and is kept as *.failed.*, beside the previous
 run's checkpoint.pt.
