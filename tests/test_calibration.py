@@ -137,8 +137,11 @@ def test_report_on_a_run_fits_on_the_last_training_images(dnn_run):
     assert "adaptive ECE" in str(report) and report.to_dict()["results"][0]["model"] == "dnn"
     fig = report.plot()
     assert len(fig.axes) == 2
-    with pytest.raises(archlab.ArchlabError, match="fit_images=0"):
+    with pytest.raises(archlab.ArchlabError, match="fit_images=0") as info:
         archlab.calibration(["dnn"], runs=dnn_run, data=data, fit_images=0)
+    assert info.value.cli_message.startswith("--fit-images 0: ")  # the flag, on the CLI
+    with pytest.raises(archlab.ArchlabError, match="bins=100000"):  # it ran for minutes
+        archlab.calibration(["dnn"], runs=dnn_run, data=data, bins=100_000)
 
 
 @pytest.mark.realdata

@@ -1,6 +1,7 @@
 """Defaults of calibration and ood, importable without torch (the CLI's help)."""
 
 BINS = 15  # equal-width confidence bins of the ECE (Guo et al., 2017)
+MAX_BINS = 1_000  # more hold a few of the 10,000 test images each
 FIT_IMAGES = 5_000  # the last 5,000 training images: where the temperature is fitted
 SETS = ("digits", "flip", "invert", "rotate", "noise")
 METHODS = ("msp", "energy", "maxlogit")

@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from archlab._bounds import check_int
 from archlab._report import Report
 from archlab._table import Table
-from archlab.analysis._ood_settings import BINS, FIT_IMAGES
+from archlab.analysis._ood_settings import BINS, FIT_IMAGES, MAX_BINS
 from archlab.errors import ArchlabError
 from archlab.training.run import held_out_note
 
@@ -333,8 +334,8 @@ def calibration(
     from archlab.training.predict import predict_logits
     from archlab.training.run import as_runs, shared_data
 
-    if bins < 1:
-        raise ArchlabError(f"bins={bins}: give at least 1")
+    # more bins hold a few test images each (and 100,000 of them took minutes)
+    check_int("bins", bins, 1, MAX_BINS)
     loaded = as_runs(models, runs)
     if data is None:
         from archlab.training.data import load_fashion_mnist
@@ -342,8 +343,7 @@ def calibration(
         data = load_fashion_mnist()
     data = shared_data(loaded, data)  # a held-out class: neither fitted on nor tested
     total = len(data.train_labels)
-    if not 1 <= fit_images <= total:
-        raise ArchlabError(f"fit_images={fit_images}: give 1 to {total:,}")
+    check_int("fit_images", fit_images, 1, total)
     # a run trained with validation=N never saw its last N training images: the honest
     # place to fit T; otherwise the last fit_images, which the run trained on (said)
     held = {getattr(run.config, "validation", 0) or 0 for run in loaded}

@@ -36,15 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from archlab._bounds import check_int
+    from archlab.analysis._ood_settings import MAX_BINS
     from archlab.analysis.calibration import calibration
     from archlab.commands._options import check_figure_path, show_report
-    from archlab.errors import ArchlabError
     from archlab.models.spec import expand_run_names
     from archlab.training.data import load_fashion_mnist
 
     check_figure_path(args.out)
-    if args.bins < 1:
-        raise ArchlabError(f"--bins {args.bins}: give at least 1")
+    check_int("bins", args.bins, 1, MAX_BINS)  # before the data is read
     report = calibration(
         expand_run_names(args.models),
         bins=args.bins,
