@@ -209,3 +209,21 @@ def test_field_options_without_field_are_an_error(capsys, flag):
 def test_empty_methods_is_not_all(capsys, tmp_path, command):
     assert main([command, "--methods", "", "--runs", str(tmp_path)]) == 2
     assert "--methods '': choose from saliency" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "dnn", "--out", ""],
+        ["confusion", "dnn", "--runs", ""],
+        ["data", "--data-dir", " "],
+        ["explore", "dnn", "--out", ""],
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_here(argv, capsys, tmp_path, monkeypatch):
+    """--data-dir '' copied the data into the current folder, --out '' trained into it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give a path (. for the current folder)" in err[0]
+    assert not any(tmp_path.iterdir())

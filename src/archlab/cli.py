@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help, --version, or a usage error argparse printed
             return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+        _options.refuse_empty_paths(args)
         with (
             terminate_as_interrupt(),
             _options.output_to(sys.stdout),

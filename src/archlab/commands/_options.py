@@ -229,6 +229,19 @@ def models_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+# the options that name a file or folder: an empty one ('') is refused, not read as the
+# current folder (--data-dir '' once copied the data into it, --out '' trained into it)
+PATH_OPTIONS = ("out", "runs", "data_dir")
+
+
+def refuse_empty_paths(args: argparse.Namespace) -> None:
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            flag = "--" + name.replace("_", "-")
+            raise ArchlabError(f"{flag} {value!r}: give a path (. for the current folder)")
+
+
 def runs_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runs", default="runs", help="the folder `archlab train --out` wrote (default: runs)"
