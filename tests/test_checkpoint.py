@@ -115,3 +115,12 @@ def test_damaged_fields_are_refused_at_load(tmp_path, path, value, message):
     C.save_checkpoint(payload, tmp_path / "c.pt")
     with pytest.raises(ArchlabError, match=message):
         C.load_checkpoint(tmp_path / "c.pt")
+
+
+def test_a_foreign_pickle_is_refused_without_torchs_warning(tmp_path, recwarn):
+    """A protocol-4 pickle made torch print two lines of warning before the refusal."""
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with pytest.raises(ArchlabError, match="not a readable checkpoint"):
+        C.load_checkpoint(path)
+    assert [str(w.message) for w in recwarn] == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -70,7 +71,9 @@ def load_checkpoint(path: str | os.PathLike, hint: str = "run `archlab train` fi
         raise ArchlabError(f"{path} is a folder, not a checkpoint; {hint}", 1) from None
     except OSError as exc:
         raise _unreadable(path, exc) from exc
-    with handle:
+    with handle, warnings.catch_warnings():
+        # a foreign pickle's protocol warning would print before the one-line refusal
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         try:
             payload = torch.load(handle, map_location="cpu", weights_only=True)
         except OSError as exc:  # the file, not its contents: an I/O error
