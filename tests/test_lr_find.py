@@ -113,6 +113,7 @@ def test_no_rate_is_suggested_when_the_loss_never_moved():
         ("end", math.inf),
         ("end", 1e-8),  # below the start
         ("iterations", 1),
+        ("iterations", 2),  # a sweep that short read as 'diverged at once: start lower'
         ("iterations", 10**9),
         ("batch_size", 0),
         ("seed", 10**30),

@@ -196,7 +196,7 @@ def check_lr_find_options(
             f"start={start!r}, end={end!r}: the sweep needs start < end",
             cli_message=f"--start {start} --end {end}: the sweep needs start < end",
         )
-    check_int("iterations", iterations, 2, MAX_ITERATIONS)
+    check_int("iterations", iterations, 3, MAX_ITERATIONS)  # fewer read as a divergence
     check_int("batch_size", batch_size, 1, MAX_BATCH)
     check_seed(seed)
 
