@@ -295,8 +295,10 @@ class Tracer(LazyBatch, Diagnosing, BatchTracking, TorchFunctionMode):
         if unit and not one and self._lazy:
             changed = self._materialize(args), self._materialize(kwargs)
             args, kwargs = changed
-        if unit and self._before and args and self.names.get(module) in self._before:
-            args = (self._edit_input(args[0], self._before[self.names[module]]), *args[1:])
+        # a row's name: the model itself (one layer) is named by its type, as in its row
+        named = self.names.get(module) or type(module).__name__
+        if unit and self._before and args and named in self._before:
+            args = (self._edit_input(args[0], self._before[named]), *args[1:])
             changed = args, kwargs
             one = False
         tensors = _tensors(args, []) + _tensors(kwargs, [])
