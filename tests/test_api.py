@@ -354,3 +354,16 @@ def test_the_checker_takes_what_the_functions_take():
     assert accepts("create_model", "model", torch.nn.Linear(2, 2))
     assert not accepts("attack", "eps", {"eps": 0.1})  # a dict would be read by its keys
     assert not accepts("train", "epochs", 2.0)  # an int is asked for: 2.5 would be silent
+
+
+def test_a_model_where_a_run_goes_is_one_line():
+    """A model's repr spans lines: the refusal showed all of them (outside test)."""
+    with pytest.raises(archlab.ArchlabError) as info:
+        archlab.evaluate(archlab.create_model("cnn"))
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("evaluate(): run=FashionCNN(... is a FashionCNN; give a Run")
+
+
+def test_explore_takes_at_most_the_test_sets_images():
+    with pytest.raises(archlab.ArchlabError, match="images=10001"):
+        archlab.explore(["dnn"], images=10_001, out="never-written")

@@ -179,6 +179,8 @@ def _shown(value: object) -> str:
     if isinstance(value, types.ModuleType):
         return value.__name__
     text = repr(value)
+    if "\n" in text:  # a model's repr spans lines: its first line only
+        text = text.splitlines()[0] + "..."
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -155,14 +155,16 @@ def index_arg(text: str) -> int:
     return value
 
 
-def count_arg(limit: int):
+def count_arg(limit: int, low: int = 0):
+    """An argparse type: a whole number from ``low`` to ``limit``."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = -1
-        if not 0 <= value <= limit:
-            raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0 to {limit}")
+            value = low - 1
+        if not low <= value <= limit:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number from {low} to {limit}")
         return value
 
     return parse

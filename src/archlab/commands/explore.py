@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--images",
-        type=count_arg(10000),
+        type=count_arg(10000, low=1),
         default=30,
         metavar="N",
         help="test images that flow through: right ones of every class and the runs' "

@@ -73,6 +73,7 @@ def explore(
     """
     import torch
 
+    from archlab._bounds import check_int
     from archlab.analysis.explain import check_methods
     from archlab.errors import ArchlabError
     from archlab.explorer.export import choose_images, export_run
@@ -84,8 +85,7 @@ def explore(
     from archlab.training.run import as_runs
 
     say = log or (lambda _line: None)
-    if images < 1:
-        raise ArchlabError(f"--images {images}: show at least one image")
+    check_int("images", images, 1, 10_000)  # the test set's 10,000 at most
     if not (map_images == 0 or MIN_MAP <= map_images <= 10_000):
         # under MIN_MAP the map (its 10-NN accuracy) cannot be drawn: said, not left out
         why = f"give 0 (no map) or {MIN_MAP} to 10,000, as a map needs {MIN_MAP} images"
