@@ -64,3 +64,28 @@ def test_activation_points_need_a_model_that_runs():
     broken = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(5, 2))
     with pytest.raises(archlab.ArchlabError, match="expects 5 input features but receives 2704"):
         activation_points(broken)
+
+
+def test_containers_looped_over_together_are_not_blocks():
+    """An nn.ModuleList of convs and one of norms, called in turn: neither is a block
+    whose end is a stage of the net (both were shown as blocks, norms first)."""
+
+    class Looped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = torch.nn.ModuleList(
+                [torch.nn.Conv2d(1 if i == 0 else 4, 4, 3, padding=1) for i in range(3)]
+            )
+            self.norms = torch.nn.ModuleList([torch.nn.BatchNorm2d(4) for _ in range(3)])
+            self.pools = torch.nn.ModuleList([torch.nn.MaxPool2d(2) for _ in range(2)])
+            self.head = torch.nn.Linear(4 * 7 * 7, 10)
+
+        def forward(self, x):
+            for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+                x = torch.relu(norm(conv(x)))
+                if i < 2:
+                    x = self.pools[i](x)
+            return self.head(x.flatten(1))
+
+    points = [name for name, _, _ in activation_points(Looped())]
+    assert points == ["pools.0", "pools.1", "norms.2"]

@@ -111,7 +111,11 @@ def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[s
         for n, _, _ in maps:
             if "." in n:
                 last_of_block[n.split(".")[0]] = n
-        blocks = [b for b, leaf in last_of_block.items() if leaf == _last_call(calls, b)]
+        blocks = [
+            b
+            for b, leaf in last_of_block.items()
+            if leaf == _last_call(calls, b) and _contiguous(calls, b)
+        ]
         if len(blocks) >= 2:
             return [(last_of_block[b], "output", b) for b in blocks]
         shrinks = [n for n, i, o in maps if o[1:] < i[1:] and _downsamples(modules[n])]
@@ -120,6 +124,13 @@ def activation_points(model: nn.Module, input_shape=IMAGE_SHAPE) -> list[tuple[s
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     called = [n for n, _, _ in calls if n in linears]
     return [(n, "input", f"into {n}") for n in list(dict.fromkeys(called))[1:]]
+
+
+def _contiguous(calls: list, block: str) -> bool:
+    """Whether ``block``'s calls run one after another: a block, not a container (an
+    ``nn.ModuleList`` looped over beside another one interleaves them)."""
+    at = [i for i, (n, _, _) in enumerate(calls) if n.startswith(block + ".")]
+    return at == list(range(at[0], at[-1] + 1)) if at else False
 
 
 def _last_call(calls: list, block: str) -> str | None:
