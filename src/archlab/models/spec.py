@@ -426,6 +426,21 @@ def _quick_first(name: str) -> tuple[bool, bool, str]:
     return (name != "dnn", name != "cnn", name)
 
 
+def model_at_run(text: object) -> bool:
+    """Whether ``text`` names a run as ``MODEL@RUN``: an ``@`` whose tail is a run name
+    (no ``/`` or ``:``; a path such as ``/home/a@b/net.py:Net`` is a model).
+
+    Example:
+
+        >>> model_at_run("net.py:Net@mine"), model_at_run("/home/a@b/net.py:Net")
+        (True, False)
+    """
+    if not isinstance(text, str) or "@" not in text:
+        return False
+    head, _, tail = text.rpartition("@")
+    return bool(head) and not any(c in tail for c in "/\\:")
+
+
 def expand_run_names(names: Sequence[str], overrides: Sequence[str] = ()) -> list[str | ModelSpec]:
     """Like :func:`expand_models`, but a name that is neither a spec nor a group is kept
     as the name of a run folder (``cnn+layer2.0.padding=1``) for the run loader to find.
@@ -439,7 +454,7 @@ def expand_run_names(names: Sequence[str], overrides: Sequence[str] = ()) -> lis
 
     found: list[str | ModelSpec] = []
     for name in names or ["lecture"]:
-        if isinstance(name, str) and "@" in name:  # MODEL@RUN: the run loader reads it
+        if model_at_run(name):  # MODEL@RUN: the run loader reads it
             ModelSpec.parse(name.rpartition("@")[0], overrides)  # a bad model: its error now
             if name not in found:
                 found.append(name)

@@ -23,7 +23,7 @@ from archlab._atomic import atomic_path, refuse_link, remove_stale_partials
 from archlab._exclusive import held_lock, pid_holder
 from archlab._shell import archlab_command, recorded_spec_text, shell_command
 from archlab.errors import ArchlabError, cannot_write, os_reason
-from archlab.models.spec import ModelSpec
+from archlab.models.spec import ModelSpec, model_at_run
 from archlab.training.recipes import setting_error, spoken
 
 
@@ -87,7 +87,7 @@ def find_run(
         PosixPath('runs/cnn+layer2.0.padding=1')
     """
     runs = Path(runs)
-    if isinstance(model, str) and "@" in model and name is None:
+    if model_at_run(model) and name is None:
         # MODEL@RUN: the run folder RUN of the model MODEL (a run of a user's own code
         # trained with --name or --hold-out is opened this way)
         model, _, name = model.rpartition("@")
