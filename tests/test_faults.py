@@ -373,13 +373,13 @@ CASES = [
         "dynamics-none-recorded",
         ["dynamics", "dnn", "--runs", "{runs}"],
         2,
-        "`archlab train dnn --watch --out {runs}`",
+        "`archlab train dnn --out {runs} --watch 50`",
     ),
     (
         "dynamics-name-with-shell-syntax",
         ["dynamics", "x$(touch PWNED)", "--runs", "{bad}"],
         2,
-        "`archlab train 'x$(touch PWNED)' --watch --out {bad}`",
+        "`archlab train dnn --name 'x$(touch PWNED)' --out {bad} --watch 50`",
     ),
     (
         "load-run-folder-holds-another-model",
