@@ -417,3 +417,39 @@ def test_the_fast_recipe_trains_in_bfloat16_only_where_it_is_native(
     assert training == ({torch.bfloat16} if native else {torch.float32})
     assert evaluating == {torch.float32}
     assert all(p.dtype == torch.float32 for p in run.model.parameters())
+
+
+def test_shifted_views_are_the_mean_of_each_shifted_forward_pass():
+    """shift_tta_probabilities against shifts written out here: pad with black, slice."""
+    from archlab.training.speed import shift_tta_probabilities
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    mean, std = 0.2860, 0.3530
+    padded = nn.functional.pad(images, (1, 1, 1, 1))
+    expected = 0
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            # output pixel (i, j) is input pixel (i - dy, j - dx), black outside
+            view = padded[:, 1 - dy : 29 - dy, 1 - dx : 29 - dx]
+            x = (view.float() / 255 - mean) / std
+            expected = expected + net(x.unsqueeze(1)).softmax(1)
+    got = shift_tta_probabilities(net, images, (mean, std), shift=1)
+    torch.testing.assert_close(got, expected / 9)
+
+
+def test_fast_long_reads_its_final_test_accuracy_over_shifted_views(tiny, tmp_path):
+    """The run's own (last) reading is the shifted views' accuracy (the points before it
+    read the image alone: 9 views at each would double a run's time)."""
+    from archlab.training.speed import evaluate_tta
+
+    run = archlab.train(
+        "cnn", data=tiny, runs=tmp_path, recipe="fast-long", epochs=2, batch_size=50,
+        log_every=3, **QUIET,
+    )  # fmt: skip
+    history = run.history["eval"]
+    model, norm = run.model, run.normalize
+    final = evaluate_tta(model, tiny.test_images, tiny.test_labels, norm, shift=1)[0]
+    assert history[-1]["test_accuracy"] == pytest.approx(final) == run.test_accuracy
+    assert RECIPES["fast-long"].shift_tta == 1 and RECIPES["fast"].shift_tta == 0

@@ -12,6 +12,7 @@ records a test accuracy only when it was measured on the weights it holds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -336,7 +337,7 @@ class Trainer:
         if self.average is not None:
             self.average.copy_to(self.net)
         if self.config.target is not None:
-            accuracy, test_loss = self._evaluate(self.test_images, self.test_labels)
+            accuracy, test_loss = self._evaluate(self.test_images, self.test_labels, final=True)
             p.test_accuracy = accuracy
             self.evaluated_at = p.iteration
             p.history["eval"].append(self._eval_entry(None, test_loss, accuracy))
@@ -350,12 +351,18 @@ class Trainer:
                 )
             self.log(f"{self.ref.name}: test accuracy {100 * accuracy:.2f}% (read once)")
 
-    def _evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    def _evaluate(
+        self, images: torch.Tensor, labels: torch.Tensor, final: bool = False
+    ) -> tuple[float, float]:
         """Accuracy and loss on a labelled set, as the recipe evaluates: with flip TTA
-        and the weights' EMA where it uses them."""
+        and the weights' EMA where it uses them, and at the run's ``final`` test reading
+        with its shifted views (``shift_tta``)."""
         measure = evaluate
-        if self.recipe.tta:
-            from archlab.training.speed import evaluate_tta as measure
+        if self.recipe.tta or (final and self.recipe.shift_tta):
+            from archlab.training.speed import evaluate_tta
+
+            shift = self.recipe.shift_tta if final else 0
+            measure = functools.partial(evaluate_tta, shift=shift)
         if self.average is None or self.progress.iteration == 0:
             return measure(self.net, images, labels, self.normalize)
         with self.average.swapped_in(self.net):
@@ -497,7 +504,8 @@ class Trainer:
             self._check_target(regular)
             p.eval_seconds += time.perf_counter() - started
             return
-        accuracy, test_loss = self._evaluate(self.test_images, self.test_labels)
+        final = p.iteration == self.total  # the run's own reading (shifted views, if any)
+        accuracy, test_loss = self._evaluate(self.test_images, self.test_labels, final)
         p.eval_seconds += time.perf_counter() - started
         s, c = p.interval
         train_loss = s / c if c else None
@@ -508,6 +516,8 @@ class Trainer:
             p.history["eval"].append(self._eval_entry(train_loss, test_loss, accuracy))
         shown = f"{train_loss:.4f}" if train_loss is not None else "-"
         line = f"Iteration: {p.iteration}, Loss: {shown}, Accuracy: {100 * accuracy:.2f}%"
+        if final and self.recipe.shift_tta:
+            line += f" (over {(2 * self.recipe.shift_tta + 1) ** 2} shifted views)"
         if self.bar is not None:
             self.bar.clear()
             self.log(line)

@@ -28,6 +28,9 @@ class Recipe:
     flip: bool = False  # with pad: alternating horizontal flips too (airbench's)
     label_smoothing: float = 0.0  # CrossEntropyLoss(label_smoothing=...)
     tta: bool = False  # evaluate the mean probabilities of the image and its mirror image
+    # the run's final test accuracy read over the image shifted by up to this many pixels
+    # ((2k + 1)² views; the log points before read the image alone) (0: none)
+    shift_tta: int = 0
     ema: float | None = None  # evaluate (and keep) an EMA of the weights with this decay
     # forward passes in bfloat16 autocast where the device computes bfloat16 natively
     # (archlab.training.speed.bf16_native); elsewhere float32, unchanged
@@ -97,13 +100,18 @@ RECIPES = {
         shuffle=True,
         normalize=True,
         schedule="warmup",
-        summary="the fast recipe with random 2-pixel crops, for long runs; 20 epochs unless told",
+        summary="the fast recipe with random 2-pixel crops, for long runs; the final test "
+        "accuracy over 9 shifted views; 20 epochs unless told",
         explanation="the fast recipe (batch 200, warmup to 3e-3 and linear decay, label "
         "smoothing 0.1, EMA, bfloat16 where native) with each image shifted by up to 2 "
         "pixels every epoch (black fill), for runs long enough to need it: in 5 epochs "
-        "the crops cost accuracy, in 20 they pay (the zoo's resnet: 94 % in 20 epochs); "
-        "20 epochs.",
+        "the crops cost accuracy, in 20 they pay (the zoo's resnet: 94 % in 20 epochs). "
+        "The run's final test accuracy is read as the mean probabilities of the image "
+        "shifted by -1, 0 and 1 pixel in x and y (9 views; chosen on held-out images: "
+        "94.10 → 94.74 % for resnet, seed 0); the log points before it, and the other "
+        "commands, read the image alone. 20 epochs.",
         pad=2,
+        shift_tta=1,
         label_smoothing=0.1,
         ema=0.99,
         bf16=True,

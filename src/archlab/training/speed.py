@@ -150,21 +150,60 @@ def flip_tta_probabilities(
     return (plain + mirrored) / 2
 
 
+def shift_tta_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    normalize: tuple[float, float] | None = None,
+    shift: int = 1,
+) -> torch.Tensor:
+    """Softmax probabilities ``(N, classes)`` averaged over the image shifted by every
+    (dy, dx) with ``|dy|, |dx| ≤ shift`` (``(2·shift + 1)²`` views, the border filled with
+    black as the crops of training fill it), in eval mode: test-time augmentation for a
+    net trained with random crops (``fast-long``).
+
+    Args:
+        model: the classifier.
+        images: uint8 ``(N, H, W)``.
+        normalize: the (mean, std) it was trained with, or None. Default: None.
+        shift: the largest shift in pixels. Default: 1 (9 views).
+
+    Example:
+
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+        >>> shift_tta_probabilities(net, torch.zeros(2, 28, 28, dtype=torch.uint8)).shape
+        torch.Size([2, 10])
+    """
+    n, total = len(images), 0
+    keep = torch.zeros(n, dtype=torch.bool)
+    moves = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+    for dy, dx in moves:
+        moved = crop_and_flip(images, torch.tensor([[dy, dx]]).expand(n, 2), keep)
+        total = total + predict_logits(model, moved, normalize).softmax(1)
+    return total / len(moves)
+
+
 def evaluate_tta(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
     normalize: tuple[float, float] | None = None,
+    shift: int = 0,
 ) -> tuple[float, float]:
-    """Accuracy (0–1) and mean negative log-likelihood of the flip-TTA probabilities.
+    """Accuracy (0–1) and mean negative log-likelihood of the test-time-augmented
+    probabilities: the image and its mirror image, or with ``shift`` > 0 its shifted
+    views (:func:`shift_tta_probabilities`).
 
     Args:
         model: the classifier.
         images: uint8 ``(N, H, W)``.
         labels: int64 ``(N,)``.
         normalize: the (mean, std) it was trained with, or None. Default: None.
+        shift: shifted views up to this many pixels instead of the flip. Default: 0.
     """
-    probs = flip_tta_probabilities(model, images, normalize)
+    if shift:
+        probs = shift_tta_probabilities(model, images, normalize, shift)
+    else:
+        probs = flip_tta_probabilities(model, images, normalize)
     labels = labels.to(probs.device)
     loss = nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
     return (probs.argmax(1) == labels).float().mean().item(), loss
