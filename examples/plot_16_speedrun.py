@@ -83,7 +83,12 @@ fig.suptitle("each class's mean training image and its mirror image")
 # -------------------------
 # ``fast-long`` shifts each image by up to 2 pixels every epoch (black fill): in 20
 # epochs the crops pay, in 5 they cost accuracy, because the net is still fitting the
-# images as they are.
+# images as they are. A net trained on shifted images also answers better when asked
+# about several shifts of one image: fast-long reads its final test accuracy as the mean
+# of the probabilities of the image moved by -1, 0 and 1 pixel in x and y (9 views),
+# chosen on held-out images (resnet: 94.10 → 94.74 % there). The speednet, trained
+# without shifts, got worse with the same views: the views help the net that learned
+# them.
 images = data.train_images[:6]
 fig, axes = plt.subplots(3, 6, figsize=(9, 4.8))
 for row, epoch in enumerate((None, 0, 1)):
