@@ -202,3 +202,11 @@ def test_a_captured_point_keeps_the_value_it_had_there():
         model(x)
     torch.testing.assert_close(got["c"], model.conv(x))
     assert float(got["c"].min()) < 0
+
+
+@pytest.mark.parametrize("name", ["", " ", "a:b", "a@b", "my net", "cnn+x", "dnn"])
+def test_a_name_no_command_can_take_is_refused_at_registration(name):
+    """register_model('', '') and 'a:b' were accepted, 'dnn' twice a plain ValueError."""
+    with pytest.raises(archlab.ArchlabError):
+        archlab.register_model(name, "a test model")(lambda: torch.nn.Flatten())
+    assert "" not in archlab.list_models() and "a:b" not in archlab.list_models()

@@ -96,12 +96,24 @@ def register_model(
         'tiny-example'
     """
 
+    # a name every command can take as MODEL: not blank, no path, spec or run syntax
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or name != name.strip()
+        or any(c in name for c in "/\\:@+=(), ")
+    ):
+        raise ArchlabError(
+            f"register_model(): name={name!r}: give a word a command can take as MODEL, "
+            "e.g. 'my-net' (no spaces, /, :, @, +, = or brackets)"
+        )
+
     def decorate(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         if name in _MODELS or name in GROUPS:
-            raise ValueError(f"model {name!r} is already registered (or is a group name)")
+            raise ArchlabError(f"model {name!r} is already registered (or is a group name)")
         entry = ModelCard(name, description, builder, **card)
         if entry.group not in GROUPS:
-            raise ValueError(f"model {name!r}: group must be one of {', '.join(GROUPS)}")
+            raise ArchlabError(f"model {name!r}: group must be one of {', '.join(GROUPS)}")
         _MODELS[name] = entry
         return builder
 
