@@ -244,3 +244,17 @@ def test_model_at_run_opens_a_what_if_run_of_the_model(runs, tiny):
     assert report.accuracy == archlab.evaluate(folder, runs=runs, data=tiny).accuracy
     run = archlab.load_run(f"cnn@{folder}", runs=runs)
     assert run.model.layer2[0].padding == (1, 1) and list(run.overrides) == VARIANT
+
+
+def test_model_at_run_names_its_faults_and_takes_the_file_by_any_path(tmp_path, tiny, monkeypatch):
+    """Outside tests: 'MODEL@' blamed a --name never given; the same file named by its
+    absolute path was 'another model'; a missing file was advised to be trained."""
+    monkeypatch.chdir(LAB.parent)
+    train("user_lab.py:SmallLeNet", data=tiny, runs=tmp_path, name="mine", epochs=1, **QUIET)
+    for spec in (f"{LAB}:SmallLeNet@mine", "./user_lab.py:SmallLeNet@mine"):
+        assert archlab.evaluate(spec, runs=tmp_path, data=tiny).accuracy >= 0
+    with pytest.raises(ArchlabError, match=r"SmallLeNet@: after the @ goes the run's folder"):
+        archlab.evaluate("user_lab.py:SmallLeNet@", runs=tmp_path, data=tiny)
+    with pytest.raises(ArchlabError, match=r"no file nofile.py") as info:
+        archlab.evaluate("nofile.py:SmallLeNet@mine", runs=tmp_path, data=tiny)
+    assert info.value.exit_code == 2

@@ -125,6 +125,24 @@ def test_a_stop_during_the_final_save_waits_for_it(tiny, tmp_path, monkeypatch, 
     assert not (tmp_path / "cnn").exists()
 
 
+def test_a_stop_after_the_last_steps_reading_finishes_the_run(tiny, tmp_path, monkeypatch):
+    """A SIGTERM as the last step's line was printed saved the run as unfinished, 'continue
+    with --resume' (outside test): every step done, the run finishes and says so."""
+    from archlab.training.loop import Trainer
+
+    real = Trainer._log_point
+
+    def log_point(self, regular=True):
+        real(self, regular)
+        if self.progress.iteration == self.total:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Trainer, "_log_point", log_point)
+    run = train("dnn", data=tiny, runs=tmp_path, epochs=1, batch_size=50, **QUIET)
+    assert run.finished and run.interrupted  # finished, and no further model would start
+    assert C.load_checkpoint(tmp_path / "dnn" / "checkpoint.pt")["finished"]
+
+
 def test_ctrl_c_saves_and_resume_finishes_the_same(tiny, tmp_path):
     def interrupt(line):
         if line.startswith("Iteration: 5,"):

@@ -44,8 +44,11 @@ def test_identity_removes_a_layer():
         ("layer1.3.ceil_mode=yes", "MaxPool2d's ceil_mode is True or False"),
         # a layer swapped for another: one built without arguments (outside test: the
         # message listed no arguments at all)
-        ("layer1.2=Conv2d", r"nn.Conv2d needs arguments; a layer is replaced only by one"),
-        ("layer1.2=Gelu", r"'Gelu' is no torch.nn layer"),
+        ("layer1.2=Conv2d", r"'Conv2d' is no torch.nn activation, dropout or Identity"),
+        ("layer1.2=Linear", r"nn.Linear needs arguments; a layer is replaced only by one"),
+        ("layer1.2=Gelu", r"'Gelu' is no torch.nn activation, dropout or Identity"),
+        ("layer1.2=ModuleList", r"'ModuleList' is no torch.nn activation"),  # no container
+        ("layer1.2=CrossEntropyLoss", r"'CrossEntropyLoss' is no torch.nn activation"),
     ],
 )
 def test_bad_what_ifs_are_one_line(assignment, message):

@@ -110,15 +110,20 @@ def set_hyperparameter(model: nn.Module, assignment: str) -> nn.Module:
     return set_argument(model, layer_name, attr, _parse_value(value_text.strip()))
 
 
+# the torch.nn modules a layer may be swapped for: element-wise layers that keep the
+# shape (not containers, losses or layers that need sizes)
+SWAPPABLE = ("torch.nn.modules.activation", "torch.nn.modules.dropout", "torch.nn.modules.linear")
+
+
 def _swap_layer(model: nn.Module, layer_name: str, kind: str, assignment: str) -> nn.Module:
     """``LAYER=GELU``: the layer replaced by a torch.nn layer built without arguments (an
     activation: what if ReLU were GELU?)."""
     cls = getattr(nn, kind.removeprefix("nn."), None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ in SWAPPABLE):
         raise ArchlabError(
-            f"--set {assignment}: {kind!r} is no torch.nn layer; a layer is replaced by one "
-            "built without arguments (e.g. GELU, Tanh, Identity) or changed by "
-            "LAYER.ARGUMENT=VALUE"
+            f"--set {assignment}: {kind!r} is no torch.nn activation, dropout or Identity; "
+            "a layer is replaced by one built without arguments (e.g. GELU, Tanh, Identity) "
+            "or changed by LAYER.ARGUMENT=VALUE"
         )
     try:
         new = cls()
@@ -154,7 +159,7 @@ def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) ->
             raise ArchlabError(
                 f"--set {layer_name}.{attr}={value}: {type(old).__name__}'s {attr} is True or "
                 "False",
-                1,
+                2,
             )
     args[attr] = value
     _check_value(f"{layer_name}.{attr}={value}", type(old).__name__, attr, value)

@@ -278,8 +278,8 @@ class Trainer:
                             self.net.train()
                         elif p.iteration == stop_at:
                             self._log_point(regular=False)
-                        if flag["stop"]:
-                            return True
+                        if flag["stop"] and p.iteration < self.total:
+                            return True  # (a stop after the last step: the run finishes)
                         if self.reached_target():
                             self._stop_at_target()
                             return False

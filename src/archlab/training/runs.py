@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from archlab._atomic import atomic_path, refuse_link, remove_stale_partials
@@ -62,7 +62,8 @@ def _check_name(name: str) -> str:
         raise setting_error(
             "name",
             name,
-            "a run name is one folder name without /, \\, : or @ (e.g. my-variant)",
+            "a run name is one folder name without /, \\, : or @, nor spaces at its ends "
+            "(e.g. my-variant)",
         )
     return name
 
@@ -91,7 +92,13 @@ def find_run(
         # MODEL@RUN: the run folder RUN of the model MODEL (a run of a user's own code
         # trained with --name or --hold-out is opened this way)
         model, _, name = model.rpartition("@")
-        _check_name(name)
+        try:
+            _check_name(name)
+        except ArchlabError:
+            raise ArchlabError(
+                f"{model}@{name}: after the @ goes the run's folder name, without /, \\, :, "
+                f"@ or spaces at its ends (e.g. {model}@my-variant)"
+            ) from None
     if isinstance(model, ModelSpec):
         spec = model
     elif ":" in model or _is_registered(model):
@@ -128,17 +135,17 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
     warning (:func:`~archlab._shell.recorded_spec_text`), never inside a command to
     paste: naming it imports the file it points at or calls the function it names."""
     recorded = recorded_spec(payload)
-    if (
-        ref.spec is not None
-        and not training
-        and not ref.spec.overrides
-        and ref.name != ref.spec.run_name
-        and (ref.spec.source, ref.spec.kwargs) == (recorded.source, recorded.kwargs)
-    ):
+    same_code = ref.spec is not None and _same_code(ref.spec, recorded)
+    if same_code and ref.spec.overrides == recorded.overrides:
+        return ref.spec  # as the user named it (net.py or /abs/path/net.py: one file)
+    if same_code and not training and not ref.spec.overrides and ref.name != ref.spec.run_name:
         # MODEL@RUN (or --name) for a what-if run of MODEL: the same code, the what-ifs
         # its checkpoint records (data, not code)
-        return recorded
+        return replace(ref.spec, overrides=recorded.overrides)
     if ref.spec is not None and ref.spec != recorded:
+        where = ref.spec.source.rpartition(":")[0]
+        if where.endswith(".py") and not os.path.isfile(where):
+            raise ArchlabError(f"model {ref.spec.source!r}: no file {where}", 2)
         head = f"{ref.folder} holds a run of {recorded.label}, not {ref.spec.label}; "
         if training:
             raise spoken(
@@ -168,6 +175,20 @@ def check_same_model(ref: RunRef, payload: dict, training: bool = False) -> Mode
             2,
         )
     return recorded
+
+
+def _same_code(a: ModelSpec, b: ModelSpec) -> bool:
+    """Whether two specs build the same code with the same arguments: the same text, or
+    the same file named two ways (a relative and an absolute path)."""
+    if (a.source, a.kwargs) == (b.source, b.kwargs):
+        return True
+    (fa, _, ca), (fb, _, cb) = a.source.rpartition(":"), b.source.rpartition(":")
+    if a.kwargs != b.kwargs or ca != cb or not (fa.endswith(".py") and fb.endswith(".py")):
+        return False
+    try:
+        return os.path.samefile(fa, fb)
+    except OSError:
+        return False
 
 
 def named_run(ref: RunRef) -> RunRef:
