@@ -201,7 +201,7 @@ def set_option(p: argparse.ArgumentParser) -> None:
         metavar="LAYER.ARG=VALUE",
         help="what-if: rebuild a layer with one argument changed, e.g. layer2.0.padding=1, "
         "take a layer out with LAYER=Identity, e.g. layer1.1=Identity, or swap it for a "
-        "torch.nn layer built without arguments, e.g. layer1.2=GELU (repeatable)",
+        "torch.nn activation or dropout, e.g. layer1.2=GELU (repeatable)",
     )
 
 
