@@ -145,9 +145,7 @@ def flip_tta_probabilities(
         images: uint8 ``(N, H, W)``.
         normalize: the (mean, std) it was trained with, or None. Default: None.
     """
-    plain = predict_logits(model, images, normalize).softmax(1)
-    mirrored = predict_logits(model, images.flip(-1), normalize).softmax(1)
-    return (plain + mirrored) / 2
+    return _mean_probabilities(model, images, normalize, [(0, 0, False), (0, 0, True)])
 
 
 def shift_tta_probabilities(
@@ -173,13 +171,22 @@ def shift_tta_probabilities(
         >>> shift_tta_probabilities(net, torch.zeros(2, 28, 28, dtype=torch.uint8)).shape
         torch.Size([2, 10])
     """
+    moves = range(-shift, shift + 1)
+    views = [(dy, dx, False) for dy in moves for dx in moves]
+    return _mean_probabilities(model, images, normalize, views)
+
+
+def _mean_probabilities(
+    model: nn.Module, images: torch.Tensor, normalize, views: list[tuple[int, int, bool]]
+) -> torch.Tensor:
+    """The mean softmax probabilities over ``views`` of each image: (dy, dx, mirrored),
+    made as the training's augmentation makes them (:func:`crop_and_flip`)."""
     n, total = len(images), 0
-    keep = torch.zeros(n, dtype=torch.bool)
-    moves = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
-    for dy, dx in moves:
-        moved = crop_and_flip(images, torch.tensor([[dy, dx]]).expand(n, 2), keep)
-        total = total + predict_logits(model, moved, normalize).softmax(1)
-    return total / len(moves)
+    for dy, dx, mirrored in views:
+        moves = torch.tensor([[dy, dx]]).expand(n, 2)
+        view = crop_and_flip(images, moves, torch.full((n,), mirrored, dtype=torch.bool))
+        total = total + predict_logits(model, view, normalize).softmax(1)
+    return total / len(views)
 
 
 def evaluate_tta(
