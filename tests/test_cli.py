@@ -46,7 +46,7 @@ def test_shapes_broken_chain_exits_1_with_one_line(capsys):
 
 
 def test_shapes_zero_stride_is_a_diagnosis(capsys):
-    assert main(["shapes", "cnn", "--set", "layer2.0.stride=0"]) == 1
+    assert main(["shapes", "cnn", "--set", "layer2.0.stride=0"]) == 2
     assert "stride must be a whole number ≥ 1" in capsys.readouterr().err
 
 

@@ -167,7 +167,7 @@ def test_the_lectures_dnn_on_three_channels_is_the_classic_bug(capsys):
     ],
 )
 def test_invalid_what_if_values_are_the_users_mistake(assignment, capsys):
-    assert main(["shapes", "cnn", "--set", assignment]) == 1
+    assert main(["shapes", "cnn", "--set", assignment]) == 2  # out of range: usage
     err = capsys.readouterr().err
     assert "must be a whole number" in err and "BUG" not in err
 

@@ -74,3 +74,29 @@ def test_a_layer_swapped_for_an_activation():
     gone = set_hyperparameter(archlab.create_model("cnn"), "fc1=Identity")
     with pytest.raises(archlab.ArchlabError, match="it takes no argument archlab can change"):
         set_hyperparameter(gone, "fc1.in_features=3136")
+
+
+@pytest.mark.parametrize(
+    ("assignment", "code"),
+    [
+        ("fc1.out_features=0", 2),  # out of range: usage, as --help's exit codes say
+        ("layer2.0.groups=5", 2),  # torch's constructor refuses it: the value is wrong
+    ],
+)
+def test_a_value_out_of_range_exits_2(assignment, code):
+    with pytest.raises(archlab.ArchlabError) as info:
+        set_hyperparameter(archlab.create_model("cnn"), assignment)
+    assert info.value.exit_code == code
+
+
+def test_weights_too_big_for_memory_are_the_machines_refusal(monkeypatch):
+    # outside test: 'Linear rejects it: [enforce fail at alloc_cpu.cpp:127] ...' (exit 1,
+    # as if the value were illegal)
+    def refuse(self, in_features, out_features, bias=True, device=None, dtype=None):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate")
+
+    net = archlab.create_model("cnn")
+    monkeypatch.setattr(nn.Linear, "__init__", refuse)
+    with pytest.raises(archlab.ArchlabError, match="would need more memory than") as info:
+        set_hyperparameter(net, "fc1.out_features=100000000")
+    assert info.value.exit_code == 1 and "alloc_cpu" not in str(info.value)

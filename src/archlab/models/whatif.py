@@ -65,7 +65,8 @@ _MINIMUM = {
 
 
 def _check_value(assignment: str, kind: str, attr: str, value: object) -> None:
-    """Refuse a size that no layer can have (exit 1: the what-if is the user's mistake)."""
+    """Refuse a size that no layer can have (exit 2: a value out of range, as ``--help``'s
+    exit codes say)."""
     low = _MINIMUM.get(attr)
     if low is None or (attr == "padding" and value in ("same", "valid")):
         return
@@ -77,7 +78,7 @@ def _check_value(assignment: str, kind: str, attr: str, value: object) -> None:
         raise ArchlabError(
             f"--set {assignment}: {kind}'s {attr} must be a whole number ≥ {low} (or a tuple "
             f"of them){extra}",
-            1,
+            2,
         )
 
 
@@ -138,8 +139,8 @@ def _swap_layer(model: nn.Module, layer_name: str, kind: str, assignment: str) -
 def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) -> nn.Module:
     """Rebuild ``layer_name`` with ``attr=value`` (what ``--set LAYER.ATTR=VALUE`` does).
 
-    Works in place and returns ``model``; raises :class:`ArchlabError` (exit 1) when the
-    layer's constructor refuses the value.
+    Works in place and returns ``model``; raises :class:`ArchlabError` when the layer's
+    constructor refuses the value (exit 2), or the machine cannot hold its weights (exit 1).
     """
     modules = dict(model.named_modules())
     if layer_name not in modules:
@@ -166,9 +167,15 @@ def set_argument(model: nn.Module, layer_name: str, attr: str, value: object) ->
     try:
         new = type(old)(**args)
     except Exception as exc:
-        raise ArchlabError(
-            f"--set {layer_name}.{attr}={value}: {type(old).__name__} rejects it: {exc}", 1
-        ) from exc
+        assignment = f"--set {layer_name}.{attr}={value}"
+        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+            # the value is legal, the machine cannot hold the layer's weights (exit 1)
+            raise ArchlabError(
+                f"{assignment}: {type(old).__name__}'s weights would need more memory than "
+                "this machine has; choose a smaller value",
+                1,
+            ) from exc
+        raise ArchlabError(f"{assignment}: {type(old).__name__} rejects it: {exc}", 2) from exc
     return replace_layer(model, layer_name, new)
 
 
