@@ -258,3 +258,14 @@ def test_model_at_run_names_its_faults_and_takes_the_file_by_any_path(tmp_path, 
     with pytest.raises(ArchlabError, match=r"no file nofile.py") as info:
         archlab.evaluate("nofile.py:SmallLeNet@mine", runs=tmp_path, data=tiny)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("spec", ["cnn@mine", f"{LENET}@mine"])
+def test_a_run_given_where_a_model_is_asked_for_says_which_model(spec, capsys):
+    """shapes and params read an architecture: MODEL@RUN there named the spec malformed
+    (outside test); now the line says to give the model."""
+    for command in ("shapes", "params"):
+        assert main([command, spec]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "names a trained run (MODEL@RUN)" in err and "\n" not in err
+        assert f"give '{spec.rpartition('@')[0]}'" in err

@@ -121,6 +121,8 @@ class ModelSpec:
         if ":" not in source:
             from archlab.models import is_model, list_models
 
+            if not is_model(source) and model_at_run(source):
+                raise _a_run_for_a_model(text)
             if not is_model(source):
                 raise ArchlabError(
                     f"unknown model {source!r}; registered: {', '.join(list_models())} "
@@ -131,6 +133,8 @@ class ModelSpec:
         else:
             where, _, attr = source.rpartition(":")
             if not where or not attr.isidentifier():
+                if model_at_run(text):
+                    raise _a_run_for_a_model(text)
                 raise ArchlabError(
                     f"model {text!r}: expected path/to/file.py:ClassName or "
                     "package.module:ClassName (or :function)"
@@ -424,6 +428,15 @@ def expand_models(
 
 def _quick_first(name: str) -> tuple[bool, bool, str]:
     return (name != "dnn", name != "cnn", name)
+
+
+def _a_run_for_a_model(text: str) -> ArchlabError:
+    """The one line for ``MODEL@RUN`` given where a model is asked for (``shapes``,
+    ``params``: they read the architecture, which no run changes)."""
+    model = text.rpartition("@")[0]
+    return ArchlabError(
+        f"{text!r} names a trained run (MODEL@RUN); this command takes a model: give {model!r}"
+    )
 
 
 def model_at_run(text: object) -> bool:
