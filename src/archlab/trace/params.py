@@ -21,6 +21,7 @@ from archlab.errors import ArchlabError
 from archlab.models.spec import resolve_model, user_code, what_ifs
 from archlab.trace.formulas import Shape, fmt_shape
 from archlab.trace.macs import CONVENTION
+from archlab.trace.record import claim, row_module
 
 
 @dataclass
@@ -194,8 +195,6 @@ def param_report(report, model: nn.Module, name: str | None = None) -> ParamRepo
         >>> param_report(archlab.trace_shapes(model), model).total_macs
         234752
     """
-    from archlab.trace.record import row_module
-
     if report.depth is not None:
         raise ArchlabError("param_report needs the unfolded rows: trace with depth=None")
     modules = dict(model.named_modules())
@@ -235,8 +234,7 @@ def _layer(
     bias, its MACs."""
     own = dict(module.named_parameters(recurse=False))
     weight, bias = own.get("weight"), own.get("bias")
-    every = [p for p in module.parameters(recurse=recurse) if id(p) not in counted]
-    counted.update(id(p) for p in every)
+    every = claim(module.parameters(recurse=recurse), counted)
     return LayerParams(
         name=name,
         type=type(module).__name__,

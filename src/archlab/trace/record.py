@@ -9,7 +9,7 @@ instead of hooking the model again.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +34,15 @@ def row_module(row, modules: dict[str, nn.Module], model: nn.Module) -> nn.Modul
     return found
 
 
+def claim(parameters: Iterable[nn.Parameter], claimed: set[int]) -> list[nn.Parameter]:
+    """The tensors of ``parameters`` that no earlier layer claimed, now claimed: the one
+    rule by which the rows (:func:`add_counts`) and ``params``' table count a weight
+    tied between two layers, or a module called twice: once, at its first layer."""
+    own = [p for p in parameters if id(p) not in claimed]
+    claimed.update(id(p) for p in own)
+    return own
+
+
 def add_counts(layers: Sequence, model: nn.Module) -> None:
     """Fill ``params`` and ``macs`` on every unfolded row.
 
@@ -45,13 +54,12 @@ def add_counts(layers: Sequence, model: nn.Module) -> None:
     (:func:`~archlab.trace.macs.layer_macs`), counted on every call.
     """
     modules = dict(model.named_modules())
-    seen: set[int] = set()  # the parameter tensors counted so far
+    claimed: set[int] = set()  # the parameter tensors counted so far
     for row in layers:
         module = row_module(row, modules, model)
         if module is None:
             continue
-        own = [p for p in module.parameters() if id(p) not in seen]
-        seen.update(id(p) for p in own)
+        own = claim(module.parameters(), claimed)
         if own or not any(True for _ in module.parameters()):
             row.params = sum(p.numel() for p in own)
         row.macs = layer_macs(module, row.input, row.output)
