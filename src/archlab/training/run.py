@@ -52,7 +52,9 @@ class Run(Report):
     seconds: float = 0.0  # in training steps
     eval_seconds: float = 0.0  # in test-set evaluations
     device: str = "cpu"  # where it was trained
-    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (its checkpoint is saved)
+    # the training that returned this run was stopped by Ctrl-C or SIGTERM (its checkpoint
+    # is saved); a run loaded from its folder says False: ``finished`` says whether it ended
+    interrupted: bool = False
     files: list[Path] = field(default_factory=list)  # written by the training that made it
     # the iteration of the snapshot this is (archlab.snapshots: named run@iteration, its
     # folder the run's), or None for the run itself
