@@ -79,6 +79,32 @@ axes[1, 0].set_ylabel("mirrored")
 fig.suptitle("each class's mean training image and its mirror image")
 
 # %%
+# Whitening: the first layer starts where training would take it
+# ---------------------------------------------------------------
+# A 3×3 filter on the image sees 9 pixels, and neighbouring pixels mostly agree: most of
+# a patch's variance lies along a few directions (its brightness, its slope across and
+# down), the rest is faint detail. A first layer started at random spends its first
+# epochs finding those directions. The fast recipe starts it on them: the eigenvectors of
+# the training patches' covariance, each divided by the square root of its variance, so
+# that every direction comes out equally loud, each filter also negated (a ReLU or a max
+# pool keeps one sign). airbench starts the same way. The filters go on training; the
+# conv's other filters keep their random start (``archlab.training.whiten``).
+from archlab.training.predict import to_input
+from archlab.training.whiten import whitening_filters
+
+inputs = to_input(data.train_images[:2000], data.pixel_stats())
+filters, _ = whitening_filters(inputs, torch.nn.Conv2d(1, 18, 3), 9)
+patches = torch.nn.functional.unfold(inputs.double(), 3).transpose(1, 2).reshape(-1, 9)
+variances = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)
+fig, axes = plt.subplots(1, 9, figsize=(10, 1.9))
+for k, ax in enumerate(axes):
+    ax.imshow(filters[k, 0], cmap="RdBu_r")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{100 * variances[k] / variances.sum():.1f} %", fontsize=9)
+fig.suptitle("the 9 whitening filters of 3×3 patches, with each direction's share of the variance")
+
+# %%
 # Crops, for long runs only
 # -------------------------
 # ``fast-long`` shifts each image by up to 2 pixels every epoch (black fill): in 20

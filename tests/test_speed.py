@@ -126,13 +126,14 @@ def test_warmup_rises_then_falls_linearly_to_zero():
 
 def test_the_fast_recipe_has_its_own_defaults_and_the_others_keep_theirs():
     fast = TrainSettings(recipe="fast").config("x")
-    assert (fast.epochs, fast.batch_size, fast.lr) == (6, 200, 3e-3)
+    assert (fast.epochs, fast.batch_size, fast.lr) == (4, 200, 3e-3)
     assert TrainSettings(recipe="fast-long").config("x").epochs == 20
     assert TrainSettings(recipe="fast", epochs=3).config("x").epochs == 3
     for name in ("careful", "lecture"):
         assert TrainSettings(recipe=name).config("x") == TrainConfig("x", recipe=name)
         assert RECIPES[name].pad is None and RECIPES[name].ema is None
         assert not RECIPES[name].tta and RECIPES[name].label_smoothing == 0
+        assert not RECIPES[name].whiten  # the lecture's recipes start at random
 
 
 def test_a_target_holds_out_5000_images_unless_told():

@@ -129,6 +129,11 @@ class Trainer:
         torch.set_rng_state(plan.rng)
         sample = to_input(data.test_images[:2].to(dev), self.normalize)
         net = materialize(plan.model.to(dev), sample)
+        if self.recipe.whiten and payload is None:  # a resumed run has its own weights
+            from archlab.training.whiten import SAMPLE, whiten_first_conv
+
+            first = to_input(data.train_images[:SAMPLE].to(dev), self.normalize)
+            log(whiten_first_conv(net, first))
         self.channels_last = has_conv(net) and nhwc_runs(net, sample)
         if self.channels_last:  # NHWC: measurably faster conv, pooling and BN on a CPU
             net = net.to(memory_format=torch.channels_last)
