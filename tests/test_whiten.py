@@ -93,6 +93,8 @@ class _Upsampled(nn.Module):
         # a frozen first layer is somebody's choice (pretrained filters?): kept
         (nn.Sequential(nn.Conv2d(1, 8, 3).requires_grad_(False)), "is frozen"),
         (nn.Sequential(nn.Conv2d(1, 1, 3)), "has one filter"),
+        # padding lets a kernel wider than the image run; no whole patch to measure
+        (nn.Sequential(nn.Conv2d(1, 4, 15, padding=7)), "has no whole patch in the image"),
     ],
 )
 def test_models_it_cannot_whiten_are_left_alone(net, says):
