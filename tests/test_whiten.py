@@ -58,7 +58,7 @@ def test_the_first_filters_and_their_negatives_the_rest_kept():
     assert torch.equal(w[18:], before[18:])  # the rest keep their random init
     expected, _ = whitening_filters(x, net[0], 9)
     torch.testing.assert_close(w[:9], expected.float())
-    assert "the first 18 of 0's 32 filters" in line
+    assert "whitening init: 18 of the 32 filters of 0 (Conv2d) start as the 9" in line
     # the bias centres the whitened outputs: mean 0 over the patches
     out = nn.functional.conv2d(x, w[:18], net[0].bias[:18].detach())
     assert out.mean((0, 2, 3)).abs().max() < 1e-4
@@ -74,6 +74,33 @@ def test_fewer_filters_than_directions_keep_the_loudest():
     assert (variances > 0.9).all()  # whitened: unit variance up to eps's damping
 
 
+def _frozen_bias():
+    net = nn.Sequential(nn.Conv2d(1, 8, 3))
+    net[0].bias.requires_grad_(False)
+    return net
+
+
+class _WSConv(nn.Conv2d):
+    def forward(self, x):
+        w = self.weight - self.weight.mean((1, 2, 3), keepdim=True)
+        return self._conv_forward(x, w, self.bias)
+
+
+class _Standardised(nn.Sequential):
+    def __init__(self):
+        super().__init__(_WSConv(1, 8, 3), nn.Conv2d(8, 8, 3))
+
+
+class _Noisy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3).requires_grad_(False)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return (h + torch.randn_like(h)).flatten(1)
+
+
 class _Upsampled(nn.Module):
     def __init__(self):
         super().__init__()
@@ -87,11 +114,18 @@ class _Upsampled(nn.Module):
 @pytest.mark.parametrize(
     ("net", "says"),
     [
-        (nn.Sequential(nn.Flatten(), nn.Linear(144, 10)), "no convolution reads the image"),
+        (nn.Sequential(nn.Flatten(), nn.Linear(144, 10)), "no nn.Conv2d reads the image"),
         (_Upsampled(), "does not read the image itself"),
         (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3, groups=2)), None),  # the first
         # a frozen first layer is somebody's choice (pretrained filters?): kept
         (nn.Sequential(nn.Conv2d(1, 8, 3).requires_grad_(False)), "is frozen"),
+        # a frozen bias alone keeps the conv as built (outside test: it was overwritten)
+        (_frozen_bias(), "is frozen"),
+        # a subclass may use its filters otherwise (weight standardisation): left alone,
+        # and named as what it is (outside test: the next conv was called the first)
+        (_Standardised(), "0 (_WSConv), the first nn.Conv2d, is a subclass of it"),
+        # a model that draws noise in eval mode: the probe's draws are its own
+        (_Noisy(), "is frozen"),
         (nn.Sequential(nn.Conv2d(1, 1, 3)), "has one filter"),
         # padding lets a kernel wider than the image run; no whole patch to measure
         (nn.Sequential(nn.Conv2d(1, 4, 15, padding=7)), "has no whole patch in the image"),
@@ -106,7 +140,7 @@ def test_models_it_cannot_whiten_are_left_alone(net, says):
     if says is None:  # these it can: only the first conv changes
         assert not torch.equal(net[0].weight, before["0.weight"])
         return
-    assert says in line and "starts a" in line
+    assert says in line and line.endswith("the model starts as it was built")
     for key, value in net.state_dict().items():
         assert torch.equal(value, before[key]), key
 
@@ -115,11 +149,32 @@ def test_the_fast_recipe_whitens_a_fresh_run_only(tmp_path):
     data = learnable_dataset(n_train=300, n_test=100)
     lines = []
     kw = {"data": data, "recipe": "fast", "epochs": 2, "batch_size": 50, **QUIET}
-    archlab.train("cnn", runs=tmp_path, max_iterations=7, log=lines.append, **kw)
-    assert sum("whitening init: the first 18 of layer1.0's 32 filters" in x for x in lines) == 1
+    run = archlab.train("cnn", runs=tmp_path, max_iterations=7, log=lines.append, **kw)
+    said = "cnn: whitening init: 18 of the 32 filters of layer1.0 (Conv2d) start as the 9"
+    assert next(x for x in lines if "whitening init" in x).startswith(said)
+    # after the run's first line, which names the recipe (outside test: it came before it,
+    # unnamed, under the previous model's last line)
+    first = next(k for k, x in enumerate(lines) if "recipe fast" in x)
+    assert lines[first + 1].startswith(said)
+    assert run.history["whitening"].startswith(said.removeprefix("cnn: "))  # kept with it
     lines.clear()
-    archlab.train("cnn", data=data, runs=tmp_path, resume=True, log=lines.append, **QUIET)
+    resumed = archlab.train("cnn", data=data, runs=tmp_path, resume=True, log=lines.append, **QUIET)
     assert lines and not any("whitening init" in x for x in lines)  # the checkpoint has them
+    assert resumed.history["whitening"] == run.history["whitening"]
     lines.clear()
     archlab.train("cnn", data=data, runs=tmp_path / "careful", epochs=1, log=lines.append, **QUIET)
     assert lines and not any("whitening init" in x for x in lines)  # the lecture's: at random
+
+
+def test_a_wide_kernel_sums_its_patches_in_chunks(monkeypatch):
+    """Above ONE_PASS_BYTES the covariance is summed over chunks of images (an 11×11
+    kernel held 2.4 GB at once: outside test); the filters are the one-pass ones."""
+    from archlab.training import whiten
+
+    x = _images(n=40, size=16)
+    conv = nn.Conv2d(1, 8, 5)
+    whole, whole_mean = whitening_filters(x, conv, 4)
+    monkeypatch.setattr(whiten, "ONE_PASS_BYTES", 16 * 16 * 25 * 8 * 3)  # 3 images a chunk
+    chunked, chunked_mean = whitening_filters(x, conv, 4)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(chunked_mean, whole_mean)

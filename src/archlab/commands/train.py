@@ -50,6 +50,18 @@ run's checkpoint.pt.
 """
 
 
+def _default(setting: str, value: object) -> str:
+    """``(default: 5; fast: 4, fast-long: 20)``: the value and the recipes' own."""
+    from archlab.training.recipes import RECIPES
+
+    own = [
+        f"{r.name}: {dict(r.defaults)[setting]:g}"
+        for r in RECIPES.values()
+        if setting in dict(r.defaults)
+    ]
+    return f"(default: {value:g}{'; ' if own else ''}{', '.join(own)})"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from archlab.commands._options import data_dir_option, device_option, set_option
     from archlab.training.recipes import MAX_SEED, RECIPES
@@ -66,11 +78,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recipe",
         choices=list(RECIPES),
         default=None,
-        help="careful (default), lecture, onecycle or fast; see above",
+        help=f"{', '.join(RECIPES)} (default: careful); see above",
     )
-    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: 5)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per step (default: 100)")
-    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: 0.001)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help=f"passes over the data {_default('epochs', 5)}"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"images per step {_default('batch_size', 100)}",
+    )
+    p.add_argument(
+        "--lr", type=float, default=None, help=f"Adam's learning rate {_default('lr', 0.001)}"
+    )
     p.add_argument(
         "--validation",
         type=int,

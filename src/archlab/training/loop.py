@@ -129,11 +129,13 @@ class Trainer:
         torch.set_rng_state(plan.rng)
         sample = to_input(data.test_images[:2].to(dev), self.normalize)
         net = materialize(plan.model.to(dev), sample)
-        if self.recipe.whiten and payload is None:  # a resumed run has its own weights
+        # the fast recipe's start, said after the run's first line (a resume has its weights)
+        self.whitening: str | None = None
+        if self.recipe.whiten and payload is None:
             from archlab.training.whiten import SAMPLE, whiten_first_conv
 
             first = to_input(data.train_images[:SAMPLE].to(dev), self.normalize)
-            log(whiten_first_conv(net, first))
+            self.whitening = whiten_first_conv(net, first)
         self.channels_last = has_conv(net) and nhwc_runs(net, sample)
         if self.channels_last:  # NHWC: measurably faster conv, pooling and BN on a CPU
             net = net.to(memory_format=torch.channels_last)
@@ -171,6 +173,8 @@ class Trainer:
         self.check_labels = data.train_labels[kept:].to(dev)
         self.progress = _Progress(history={"model": self.ref.name, "config": asdict(config)})
         self.progress.history.update(train=[], eval=[])
+        if self.whitening is not None:  # kept with the run: which conv started whitened
+            self.progress.history["whitening"] = self.whitening
         self.show_bar = sys.stderr.isatty() if progress is None else progress
         self.bar = None
         # whether the folder's earlier files are kept aside already (as *.prev.*): a
@@ -244,6 +248,9 @@ class Trainer:
             f"of batch {config.batch_size}, Adam lr {config.lr:g}, "
             f"seed {config.seed}, on {self.dev}{mode}"
         )
+        if self.whitening is not None:
+            self.log(f"{self.ref.name}: {self.whitening}")
+            self.whitening = None  # said once, however often run() is called
         if config.target is not None:
             n, sure = len(self.check_labels), config.target_confidence
             self.log(f"{self.ref.name}: {describe(n, config.target, sure)}")

@@ -32,12 +32,18 @@ EPS = 5e-4
 # the run's random state is untouched, so its batches and dropout stay as without whitening)
 SAMPLE = 2_000
 
+# above this, the patches are summed over chunks of images rather than held at once
+ONE_PASS_BYTES = 256 * 2**20
+
 
 def first_convolution(
     model: nn.Module, sample: torch.Tensor
 ) -> tuple[nn.Conv2d, torch.Tensor] | None:
-    """The first ``nn.Conv2d`` the input reaches in one forward pass of ``sample`` (eval
-    mode, no gradients), with the tensor it read; None when the model calls none."""
+    """The first ``nn.Conv2d`` (or subclass) the input reaches in one forward pass of
+    ``sample`` (eval mode, no gradients), with the tensor it read; None when the model
+    calls none. The pass draws from a forked random state: a model that draws random
+    numbers in eval mode (noise layers, MC dropout) leaves the run's random state as it was.
+    """
     from archlab._modes import in_mode
 
     found: list[tuple[nn.Conv2d, torch.Tensor]] = []
@@ -46,9 +52,10 @@ def first_convolution(
         if not found:
             found.append((module, inputs[0].detach()))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) is nn.Conv2d]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    devices = [sample.device] if sample.device.type == "cuda" else []
     try:
-        with in_mode(model), torch.no_grad():
+        with torch.random.fork_rng(devices), in_mode(model), torch.no_grad():
             model(sample)
     finally:
         for handle in handles:
@@ -73,15 +80,33 @@ def whitening_filters(
         the patches' covariance with eigenvalue ``λ``, largest ``λ`` first; and the mean
         patch ``(C·kh·kw,)``. Computed in float64 on the CPU.
     """
-    x = patches_from.detach().to("cpu", torch.float64)
-    cols = nn.functional.unfold(x, conv.kernel_size, dilation=conv.dilation)  # (N, d, L)
-    if cols.shape[-1] == 0:
-        raise ValueError("the images hold no whole patch of the kernel")
-    # one pass in float64: 2,000 images of 28×28 and a 3×3 kernel are 1.35 M patches, 97 MB
-    patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-    mean = patches.mean(0)
-    centred = patches - mean
-    covariance = centred.T @ centred / len(centred)
+
+    def patches_of(images: torch.Tensor) -> torch.Tensor:
+        x = images.detach().to("cpu", torch.float64)
+        cols = nn.functional.unfold(x, conv.kernel_size, dilation=conv.dilation)  # (n, d, L)
+        if cols.shape[-1] == 0:
+            raise ValueError("the images hold no whole patch of the kernel")
+        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+    d = conv.weight[0].numel()
+    n, _, h, w = patches_from.shape
+    if n * h * w * d * 8 <= ONE_PASS_BYTES:
+        # one pass in float64 (2,000 images of 28×28, a 3×3 kernel: 1.35 M patches, 97 MB)
+        patches = patches_of(patches_from)
+        mean = patches.mean(0)
+        centred = patches - mean
+        covariance = centred.T @ centred / len(centred)
+    else:  # a wide kernel: the sums over chunks of images, a bounded memory
+        total, outer, seen = torch.zeros(d, dtype=torch.float64), 0, 0
+        for chunk in patches_from.split(max(1, ONE_PASS_BYTES // (h * w * d * 8))):
+            patches = patches_of(chunk)
+            total, outer, seen = (
+                total + patches.sum(0),
+                outer + patches.T @ patches,
+                seen + len(patches),
+            )
+        mean = total / seen
+        covariance = outer / seen - torch.outer(mean, mean)
     values, vectors = torch.linalg.eigh(covariance)  # ascending
     order = values.argsort(descending=True)[:count]
     filters = vectors[:, order].T / (values[order].clamp_min(0) + eps).sqrt()[:, None]
@@ -95,8 +120,10 @@ def whiten_first_conv(model: nn.Module, inputs: torch.Tensor, eps: float = EPS) 
     line for the run's log.
 
     The conv must read the model's input itself (no layer before it changes the image),
-    be ungrouped and trainable (a frozen one is kept: pretrained filters, say); otherwise
-    nothing changes and the line says why. A conv with ``k``
+    be a plain ``nn.Conv2d`` (a subclass may use its filters otherwise), ungrouped and
+    wholly trainable (a frozen weight or bias is kept: pretrained filters, say); otherwise
+    nothing changes and the line says why. The patches are taken at stride 1 without
+    padding, whatever the conv's stride and padding. A conv with ``k``
     filters gets ``min(k // 2, C·kh·kw)`` whitening filters and as many negated, in its
     first filters; any left keep their random initialisation. A bias, where there is
     one, centres the whitened patches (``−w · mean``).
@@ -111,37 +138,45 @@ def whiten_first_conv(model: nn.Module, inputs: torch.Tensor, eps: float = EPS) 
 
         >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten())
         >>> line = whiten_first_conv(net, torch.rand(8, 1, 6, 6))
-        >>> line.split(":")[0], "the 2 whitening directions of its 3×3 patches" in line
-        ('whitening init', True)
+        >>> line.startswith("whitening init: all 4 filters of 0 (Conv2d) start as the 2 ")
+        True
     """
+    kept = "; the model starts as it was built"
     first = first_convolution(model, inputs[:2])
     if first is None:
-        return "whitening init: no convolution reads the image; the model starts at random"
+        return "whitening init: no nn.Conv2d reads the image" + kept
     conv, read = first
     name = next(n for n, m in model.named_modules() if m is conv)
+    layer = f"{name or 'the model'} ({type(conv).__name__})"
+    if type(conv) is not nn.Conv2d:  # weight standardisation and the like use the filters
+        return f"whitening init: {layer}, the first nn.Conv2d, is a subclass of it" + kept
     if conv.groups != 1:
-        return f"whitening init: {name} is a grouped convolution; the model starts at random"
-    if not conv.weight.requires_grad:  # frozen on purpose (pretrained filters?): kept
-        return f"whitening init: {name} is frozen; the model starts as it was built"
+        return f"whitening init: {layer}, the first nn.Conv2d, is grouped" + kept
+    if not all(p.requires_grad for p in conv.parameters()):  # pretrained filters, say
+        return f"whitening init: {layer}, the first nn.Conv2d, is frozen" + kept
     if read.shape != inputs[:2].shape or not torch.equal(read, inputs[:2]):
         return (
-            f"whitening init: {name}, the first convolution, does not read the image itself "
-            "(a layer before it changes it); the model starts at random"
+            f"whitening init: {layer}, the first nn.Conv2d the input reaches, does not read "
+            "the image itself (a layer or function before it changes it)" + kept
         )
     d = conv.weight[0].numel()
     count = min(conv.out_channels // 2, d)
     if count == 0:
-        return f"whitening init: {name} has one filter; the model starts at random"
+        return f"whitening init: {layer} has one filter" + kept
     try:
         filters, mean = whitening_filters(inputs, conv, count, eps)
     except (ValueError, RuntimeError):  # a kernel wider than the image: no whole patch
-        return f"whitening init: {name} has no whole patch in the image; the model starts at random"
+        return f"whitening init: {layer} has no whole patch in the image" + kept
     weight = torch.cat([filters, -filters]).to(conv.weight.dtype)
     conv.weight[: 2 * count].copy_(weight)
     if conv.bias is not None:
         conv.bias[: 2 * count].copy_(-(weight.reshape(2 * count, -1).double() @ mean).float())
+    share = (
+        f"all {2 * count} filters of {layer} start"
+        if 2 * count == conv.out_channels
+        else f"{2 * count} of the {conv.out_channels} filters of {layer} start"
+    )
     return (
-        f"whitening init: the first {2 * count} of {name}'s {conv.out_channels} filters are "
-        f"the {count} whitening directions of its {'×'.join(map(str, conv.kernel_size))} "
-        "patches and their negatives"
+        f"whitening init: {share} as the {count} whitening directions of its "
+        f"{'×'.join(map(str, conv.kernel_size))} patches and their negatives"
     )
