@@ -50,10 +50,13 @@ run's checkpoint.pt.
 """
 
 
-def _default(setting: str, value: object) -> str:
-    """``(default: 5; fast: 4, fast-long: 20)``: the value and the recipes' own."""
-    from archlab.training.recipes import RECIPES
+def _default(setting: str) -> str:
+    """``(default: 5; fast: 4, fast-long: 20)``: TrainConfig's value and the recipes' own."""
+    from dataclasses import fields
 
+    from archlab.training.recipes import RECIPES, TrainConfig
+
+    value = next(f.default for f in fields(TrainConfig) if f.name == setting)
     own = [
         f"{r.name}: {dict(r.defaults)[setting]:g}"
         for r in RECIPES.values()
@@ -81,17 +84,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"{', '.join(RECIPES)} (default: careful); see above",
     )
     p.add_argument(
-        "--epochs", type=int, default=None, help=f"passes over the data {_default('epochs', 5)}"
+        "--epochs", type=int, default=None, help=f"passes over the data {_default('epochs')}"
     )
     p.add_argument(
         "--batch-size",
         type=int,
         default=None,
-        help=f"images per step {_default('batch_size', 100)}",
+        help=f"images per step {_default('batch_size')}",
     )
-    p.add_argument(
-        "--lr", type=float, default=None, help=f"Adam's learning rate {_default('lr', 0.001)}"
-    )
+    p.add_argument("--lr", type=float, default=None, help=f"Adam's learning rate {_default('lr')}")
     p.add_argument(
         "--validation",
         type=int,

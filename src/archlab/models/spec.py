@@ -121,9 +121,9 @@ class ModelSpec:
         if ":" not in source:
             from archlab.models import is_model, list_models
 
-            if not is_model(source) and model_at_run(source):
-                raise _a_run_for_a_model(text)
             if not is_model(source):
+                if model_at_run(source):
+                    raise _a_run_for_a_model(text)
                 raise ArchlabError(
                     f"unknown model {source!r}; registered: {', '.join(list_models())} "
                     "(or give path/to/file.py:Class, package.module:Class)"
